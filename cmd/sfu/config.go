@@ -1,0 +1,86 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"go.uber.org/zap/zapcore"
+)
+
+// config is the node's configuration, from flags, else SFU_* environment variables, else defaults.
+type config struct {
+	Addr         string
+	UDPAddr      string
+	UDPPortRange string
+	PublicIPs    []string
+	ICEIPs       []string
+	ICEServers   []string
+	Secret       string
+	LogLevel     zapcore.Level
+}
+
+// envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
+func envName(flagName string) string {
+	return "SFU_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseConfig(args []string) (config, error) {
+	var c config
+	var publicIPs, iceIPs, iceServers, level string
+	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
+	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
+	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
+	fs.StringVar(&c.UDPPortRange, "udp-port-range", "", `UDP port range, one port per connection, e.g. "50000-60000" (with -udp "")`)
+	fs.StringVar(&publicIPs, "public-ip", "", "comma-separated public addresses to advertise (1:1 NAT)")
+	fs.StringVar(&iceIPs, "ice-ip", "", "comma-separated local addresses to gather candidates on (default: all)")
+	fs.StringVar(&iceServers, "ice-servers", "", "comma-separated STUN/TURN URLs given to clients")
+	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; empty runs in dev mode with a random secret and /token")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
+			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && !set[f.Name] && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
+	if err := c.LogLevel.Set(level); err != nil {
+		return c, fmt.Errorf("log level: %w", err)
+	}
+	if c.UDPAddr == "" && c.UDPPortRange != "" {
+		if _, _, err := sfu.ParsePortRange(c.UDPPortRange); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/edge-sfu/sfu/signaling"
+	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"go.uber.org/zap/zapcore"
+)
+
+const testSecret = "test-secret-0123456789"
+
+// startTestNode runs a node on loopback with a free HTTP port and a free media port.
+func startTestNode(t *testing.T) *node {
+	t.Helper()
+	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
+		Secret: testSecret, LogLevel: zapcore.WarnLevel})
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return n
+}
+
+func (n *node) baseURL() string { return "http://" + n.addr.String() }
+
+func token(t *testing.T, room, identity string, publish, subscribe bool) string {
+	t.Helper()
+	tok, err := signaling.MintToken([]byte(testSecret), signaling.Claims{Room: room, Identity: identity,
+		Name: "Name of " + identity, Publish: publish, Subscribe: subscribe}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// testClient is a Pion participant that counts what it receives, per publisher and kind.
+type testClient struct {
+	*client.Client
+	events chan client.Message
+
+	mu       sync.Mutex
+	received map[string]*recvStats // key: publisher id + "/" + kind
+}
+
+type recvStats struct {
+	packets atomic.Int64
+	ended   atomic.Bool
+}
+
+var loopbackAPI = sync.OnceValues(func() (*webrtc.API, error) {
+	return client.NewAPI([]net.IP{net.IPv4(127, 0, 0, 1)})
+})
+
+func joinClient(t *testing.T, ctx context.Context, n *node, room, identity string) *testClient {
+	t.Helper()
+	api, err := loopbackAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
+	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), token(t, room, identity, true, true), client.Options{
+		API:    api,
+		Events: tc.events,
+		OnTrack: func(pid string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			st := tc.stats(pid, track.Kind().String())
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := track.Read(buf); err != nil {
+					st.ended.Store(true)
+					return
+				}
+				st.packets.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("%s: join: %v", identity, err)
+	}
+	tc.Client = c
+	t.Cleanup(c.Close)
+	return tc
+}
+
+func (tc *testClient) stats(pid, kind string) *recvStats {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	k := pid + "/" + kind
+	if tc.received[k] == nil {
+		tc.received[k] = &recvStats{}
+	}
+	return tc.received[k]
+}
+
+// publishSynthetic publishes a VP8 and an Opus track fed with generated frames until ctx ends.
+func publishSynthetic(t *testing.T, ctx context.Context, tc *testClient, wg *sync.WaitGroup) {
+	t.Helper()
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video-"+tc.ID(), tc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio-"+tc.ID(), tc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tc.Publish(pctx, video, audio); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		var buf []byte
+		for i := uint32(0); ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			key := i%30 == 0
+			size := 2500
+			if key {
+				size = 12000
+			}
+			buf = synth.VP8Frame(buf, size, key, 640, 360, synth.Stamp{Seq: i, Sent: time.Now()})
+			if err := video.WriteSample(media.Sample{Data: buf, Duration: time.Second / 30}); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var buf []byte
+		for i := uint32(0); ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			buf = synth.OpusFrame(buf, 80, synth.Stamp{Seq: i, Sent: time.Now()})
+			if err := audio.WriteSample(media.Sample{Data: buf, Duration: 20 * time.Millisecond}); err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// eventually polls cond every 50 ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func describe(tc *testClient) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	s := ""
+	for k, v := range tc.received {
+		s += fmt.Sprintf("%s=%d(ended=%v) ", k, v.packets.Load(), v.ended.Load())
+	}
+	return s
+}

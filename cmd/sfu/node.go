@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// node is a running server: the SFU, its HTTP surface and the listener.
+type node struct {
+	log      *zap.Logger
+	sfu      *sfu.SFU
+	sig      *signaling.Server
+	http     *http.Server
+	addr     net.Addr
+	serveErr chan error
+}
+
+// startNode opens the sockets and starts serving.
+func startNode(cfg config) (*node, error) {
+	logCfg := zap.NewProductionConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(cfg.LogLevel)
+	logCfg.Sampling = nil
+	log, err := logCfg.Build()
+	if err != nil {
+		return nil, fmt.Errorf("logger: %w", err)
+	}
+
+	secret, dev := []byte(cfg.Secret), cfg.Secret == ""
+	if dev {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("dev mode: no secret configured, so a random one is used and GET /token mints tokens for anyone")
+	}
+
+	netCfg := sfu.NetConfig{UDPAddr: cfg.UDPAddr, PublicIPs: cfg.PublicIPs, ICEIPs: cfg.ICEIPs}
+	if cfg.UDPAddr == "" && cfg.UDPPortRange != "" {
+		if netCfg.PortMin, netCfg.PortMax, err = sfu.ParsePortRange(cfg.UDPPortRange); err != nil {
+			return nil, err
+		}
+	}
+	var ice []webrtc.ICEServer
+	if len(cfg.ICEServers) > 0 {
+		ice = []webrtc.ICEServer{{URLs: cfg.ICEServers}}
+	}
+	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu")})
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector())
+	sig := signaling.NewServer(s, signaling.Config{Secret: secret, Dev: dev, Logger: log.Named("signaling"),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1),
+		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.serveErr <- err
+		}
+		close(n.serveErr)
+	}()
+	log.Info("serving", zap.Stringer("addr", n.addr), zap.String("udp", cfg.UDPAddr), zap.Bool("dev", dev))
+	return n, nil
+}
+
+// shutdown stops taking connections, says goodbye to every participant, closes their connections and waits.
+func (n *node) shutdown(ctx context.Context) error {
+	n.log.Info("shutting down")
+	errHTTP := n.http.Shutdown(ctx)
+	errSig := n.sig.Shutdown(ctx)
+	errSFU := n.sfu.Close()
+	for range n.serveErr { // wait for the serving goroutine
+	}
+	_ = n.log.Sync()
+	return errors.Join(errHTTP, errSig, errSFU)
+}

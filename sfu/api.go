@@ -1,0 +1,215 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// NetConfig says where media flows: the UDP sockets the SFU listens on and the addresses it advertises.
+type NetConfig struct {
+	// UDPAddr, when set, carries all media over one UDP socket (ICE UDP mux), e.g. ":7882" for every interface
+	// or "127.0.0.1:0" for one address and a free port.
+	UDPAddr string
+	// PortMin and PortMax give a range of UDP ports, one per peer connection, when UDPAddr is empty.
+	PortMin, PortMax uint16
+	// PublicIPs are advertised instead of the local addresses (1:1 NAT, e.g. a cloud VM's public address).
+	PublicIPs []string
+	// ICEIPs restricts the local addresses candidates are gathered on; empty means every interface.
+	ICEIPs []string
+}
+
+// ParsePortRange reads "MIN-MAX".
+func ParsePortRange(s string) (uint16, uint16, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("port range %q: want MIN-MAX", s)
+	}
+	min, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	max, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if err1 != nil || err2 != nil || min == 0 || max < min {
+		return 0, 0, fmt.Errorf("port range %q: want MIN-MAX with 0 < MIN <= MAX <= 65535", s)
+	}
+	return uint16(min), uint16(max), nil
+}
+
+// newAPI builds the Pion API shared by every peer connection of the node: codecs, header extensions, interceptors
+// (NACK both ways, RTCP reports, TWCC feedback to publishers) and the ICE network settings. The returned closer
+// releases the UDP sockets.
+func newAPI(cfg NetConfig, lf logging.LoggerFactory) (*webrtc.API, func() error, error) {
+	me := &webrtc.MediaEngine{}
+	if err := registerCodecs(me); err != nil {
+		return nil, nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, nil, fmt.Errorf("nack interceptors: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, fmt.Errorf("rtcp report interceptors: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, nil, fmt.Errorf("twcc interceptor: %w", err)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if len(cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	ipFilter, loopback, err := ipFilter(cfg.ICEIPs)
+	if err != nil {
+		return nil, nil, err
+	}
+	se.SetIncludeLoopbackCandidate(loopback)
+	if ipFilter != nil {
+		se.SetIPFilter(ipFilter)
+	}
+
+	closer := func() error { return nil }
+	switch {
+	case cfg.UDPAddr != "":
+		mux, err := udpMux(cfg.UDPAddr, ipFilter, loopback, lf)
+		if err != nil {
+			return nil, nil, err
+		}
+		se.SetICEUDPMux(mux)
+		closer = mux.Close
+	case cfg.PortMin != 0:
+		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
+			return nil, nil, fmt.Errorf("udp port range: %w", err)
+		}
+	}
+
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api, closer, nil
+}
+
+// udpMux opens the single media socket. A host in addr binds that address only; no host binds every interface.
+func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.LoggerFactory) (ice.UDPMux, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("udp address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("udp address %q: bad port", addr)
+	}
+	if host != "" {
+		ip := net.ParseIP(host)
+		if ip == nil || ip.IsUnspecified() {
+			return nil, fmt.Errorf("udp address %q: host must be an IP address", addr)
+		}
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		return webrtc.NewICEUDPMux(lf.NewLogger("ice"), conn), nil
+	}
+	opts := []ice.UDPMuxFromPortOption{
+		ice.UDPMuxFromPortWithLogger(lf.NewLogger("ice")),
+		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+	}
+	if filter != nil {
+		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(filter))
+	}
+	if loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp port %d: %w", port, err)
+	}
+	return mux, nil
+}
+
+// ipFilter turns a list of addresses into a gathering filter. Loopback candidates are offered when the list is
+// empty (a browser on the same machine can then connect) or names a loopback address.
+func ipFilter(ips []string) (func(net.IP) bool, bool, error) {
+	if len(ips) == 0 {
+		return nil, true, nil
+	}
+	allowed := make([]net.IP, 0, len(ips))
+	loopback := false
+	for _, s := range ips {
+		ip := net.ParseIP(strings.TrimSpace(s))
+		if ip == nil {
+			return nil, false, fmt.Errorf("ice ip %q is not an IP address", s)
+		}
+		loopback = loopback || ip.IsLoopback()
+		allowed = append(allowed, ip)
+	}
+	return func(ip net.IP) bool {
+		for _, a := range allowed {
+			if a.Equal(ip) {
+				return true
+			}
+		}
+		return false
+	}, loopback, nil
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+// registerCodecs offers what browsers publish and the SFU can forward without transcoding: Opus, VP8 and
+// constrained-baseline H.264, each video codec with RTX for retransmissions.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	type codec struct {
+		params webrtc.RTPCodecParameters
+		kind   webrtc.RTPCodecType
+	}
+	codecs := []codec{
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+			PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
+			PayloadType:        96}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"},
+			PayloadType:        97}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+				RTCPFeedback: videoFeedback},
+			PayloadType: 102}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=102"},
+			PayloadType:        103}, webrtc.RTPCodecTypeVideo},
+	}
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c.params, c.kind); err != nil {
+			return fmt.Errorf("register %s: %w", c.params.MimeType, err)
+		}
+	}
+	exts := []struct {
+		uri  string
+		kind webrtc.RTPCodecType
+	}{
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
+		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},
+		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
+	}
+	for _, e := range exts {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {
+			return fmt.Errorf("register header extension %s: %w", e.uri, err)
+		}
+	}
+	return nil
+}
+
+var errClosed = errors.New("closed")

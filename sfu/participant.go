@@ -1,0 +1,330 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// maxHeldCandidates bounds the candidates held for a connection that has no remote description yet.
+const maxHeldCandidates = 64
+
+// Participant is one person in a room: a publish connection whose tracks become Receivers, and a subscribe
+// connection that carries a DownTrack for each track of the others.
+type Participant struct {
+	info ParticipantInfo // ID, Identity, Name and rights never change; Tracks is unused here
+	room *Room
+	peer Peer
+	log  *zap.Logger
+
+	pub, sub *webrtc.PeerConnection
+
+	mu        sync.Mutex
+	closed    bool
+	published []*Receiver                 // this participant's tracks, in publish order
+	downs     map[*Receiver]*subscription // other participants' tracks this one receives
+	held      [2][]webrtc.ICECandidateInit
+
+	negMu          sync.Mutex // serialises subscribe-side offers
+	awaitingAnswer bool
+	renegotiate    bool
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup // the goroutines this participant starts
+}
+
+type subscription struct {
+	down   *DownTrack
+	sender *webrtc.RTPSender
+}
+
+func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
+	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{}}
+	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
+	var err error
+	if p.pub, err = api.NewPeerConnection(cfg); err != nil {
+		return nil, fmt.Errorf("publish connection: %w", err)
+	}
+	if p.sub, err = api.NewPeerConnection(cfg); err != nil {
+		_ = p.pub.Close()
+		return nil, fmt.Errorf("subscribe connection: %w", err)
+	}
+	for kind, pc := range map[PC]*webrtc.PeerConnection{PublishPC: p.pub, SubscribePC: p.sub} {
+		kind := kind
+		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if c != nil {
+				p.peer.SendCandidate(kind, c.ToJSON())
+			}
+		})
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateFailed {
+				p.log.Info("media connection failed", zap.Stringer("pc", kind))
+				go p.fail() // not on Pion's callback goroutine: closing waits for Pion
+			}
+		})
+	}
+	p.pub.OnTrack(p.onTrack)
+	return p, nil
+}
+
+// Info describes the participant and its tracks.
+func (p *Participant) Info() ParticipantInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.infoLocked()
+}
+
+func (p *Participant) infoLocked() ParticipantInfo {
+	info := p.info
+	info.Tracks = make([]TrackInfo, 0, len(p.published))
+	for _, r := range p.published {
+		info.Tracks = append(info.Tracks, r.Info())
+	}
+	return info
+}
+
+// ID is the participant's id in its room.
+func (p *Participant) ID() string { return p.info.ID }
+
+// HandleOffer applies the client's offer for its publish connection and returns the SFU's answer.
+func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error) {
+	if !p.info.CanPublish {
+		return webrtc.SessionDescription{}, fmt.Errorf("token does not allow publishing: %w", ErrForbidden)
+	}
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
+	}
+	p.applyHeld(PublishPC)
+	answer, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
+	}
+	if err := p.pub.SetLocalDescription(answer); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
+	}
+	return answer, nil
+}
+
+// HandleAnswer applies the client's answer to the SFU's last subscribe offer.
+func (p *Participant) HandleAnswer(sdp string) error {
+	p.negMu.Lock()
+	if !p.awaitingAnswer {
+		p.negMu.Unlock()
+		return fmt.Errorf("subscribe answer with no offer pending: %w", ErrOutOfOrder)
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		p.negMu.Unlock()
+		return fmt.Errorf("subscribe answer: %w: %w", ErrBadSDP, err)
+	}
+	p.awaitingAnswer = false
+	again := p.renegotiate
+	p.renegotiate = false
+	p.negMu.Unlock()
+	p.applyHeld(SubscribePC)
+	if again {
+		p.negotiate()
+	}
+	return nil
+}
+
+// AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description.
+func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
+	if c.Candidate == "" {
+		return nil // end of candidates
+	}
+	pc := p.pc(which)
+	p.mu.Lock()
+	if pc.RemoteDescription() == nil {
+		defer p.mu.Unlock()
+		if len(p.held[which]) >= maxHeldCandidates {
+			return fmt.Errorf("more than %d candidates before the %s description: %w", maxHeldCandidates, which, ErrBadRequest)
+		}
+		p.held[which] = append(p.held[which], c)
+		return nil
+	}
+	p.mu.Unlock()
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%s candidate: %w: %w", which, ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (p *Participant) applyHeld(which PC) {
+	p.mu.Lock()
+	held := p.held[which]
+	p.held[which] = nil
+	p.mu.Unlock()
+	for _, c := range held {
+		if err := p.pc(which).AddICECandidate(c); err != nil {
+			p.log.Debug("held candidate refused", zap.Stringer("pc", which), zap.Error(err))
+		}
+	}
+}
+
+func (p *Participant) pc(which PC) *webrtc.PeerConnection {
+	if which == PublishPC {
+		return p.pub
+	}
+	return p.sub
+}
+
+// SetMuted records that one of the participant's tracks is muted or not and tells the room.
+func (p *Participant) SetMuted(trackID string, muted bool) error {
+	p.mu.Lock()
+	var r *Receiver
+	for _, x := range p.published {
+		if x.id == trackID {
+			r = x
+		}
+	}
+	p.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("no published track %q: %w", trackID, ErrBadRequest)
+	}
+	if r.muted.Swap(muted) != muted {
+		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: r.Info()})
+	}
+	return nil
+}
+
+// onTrack runs on a goroutine Pion starts for each track the publisher sends: it forwards the track until it
+// ends, then unpublishes it.
+func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.wg.Add(2) // this goroutine and the RTCP reader
+	p.mu.Unlock()
+	defer p.wg.Done()
+
+	r := newReceiver(track.ID(), track.Kind(), track.Codec(), uint32(track.SSRC()), p.pub)
+	if !p.room.publish(p, r) {
+		p.wg.Done()
+		return
+	}
+	go func() { // the publisher's RTCP must be read for the interceptors to see its sender reports
+		defer p.wg.Done()
+		for {
+			if _, _, err := rr.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	err := r.forward(func(b []byte) (int, error) {
+		n, _, err := track.Read(b)
+		return n, err
+	})
+	if err != nil {
+		p.log.Debug("track ended", zap.String("track", r.id), zap.Error(err))
+	}
+	p.room.unpublish(p, r)
+}
+
+// subscribe adds a DownTrack of r, published by publisherID, to this participant's subscribe connection.
+func (p *Participant) subscribe(r *Receiver, publisherID string) {
+	d := newDownTrack(r, publisherID, p)
+	p.mu.Lock()
+	if p.closed || p.downs[r] != nil {
+		p.mu.Unlock()
+		return
+	}
+	sender, err := p.sub.AddTrack(d)
+	if err != nil {
+		p.mu.Unlock()
+		p.log.Warn("cannot add track", zap.String("track", r.id), zap.Error(err))
+		return
+	}
+	if !r.addDownTrack(d) { // unpublished meanwhile
+		_ = p.sub.RemoveTrack(sender)
+		p.mu.Unlock()
+		return
+	}
+	p.downs[r] = &subscription{down: d, sender: sender}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		d.readRTCP(sender)
+	}()
+	p.negotiate()
+}
+
+// unsubscribe removes r's DownTrack from this participant.
+func (p *Participant) unsubscribe(r *Receiver) {
+	p.mu.Lock()
+	s := p.downs[r]
+	delete(p.downs, r)
+	closed := p.closed
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	r.removeDownTrack(s.down)
+	if closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(s.sender); err != nil {
+		p.log.Debug("remove track", zap.Error(err))
+	}
+	p.negotiate()
+}
+
+// negotiate sends a new subscribe offer, or marks one to send once the client answers the pending one.
+func (p *Participant) negotiate() {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.awaitingAnswer {
+		p.renegotiate = true
+		return
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	offer, err := p.sub.CreateOffer(nil)
+	if err == nil {
+		err = p.sub.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.log.Warn("subscribe offer", zap.Error(err))
+		return
+	}
+	p.awaitingAnswer = true
+	p.peer.SendDescription(SubscribePC, offer)
+}
+
+// fail ends a participant whose media connection failed.
+func (p *Participant) fail() {
+	p.peer.End("failed")
+	p.Close()
+}
+
+// Close takes the participant out of its room and releases everything it holds. It is safe to call more than
+// once and from any goroutine but the participant's own.
+func (p *Participant) Close() {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		downs := p.downs
+		p.downs = map[*Receiver]*subscription{}
+		p.mu.Unlock()
+
+		p.room.leave(p)
+		for r, s := range downs {
+			r.removeDownTrack(s.down)
+		}
+		if err := p.pub.Close(); err != nil {
+			p.log.Debug("close publish connection", zap.Error(err))
+		}
+		if err := p.sub.Close(); err != nil {
+			p.log.Debug("close subscribe connection", zap.Error(err))
+		}
+		p.wg.Wait()
+	})
+}

@@ -1,0 +1,84 @@
+package sfu
+
+import (
+	"errors"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// PC names one of a participant's two peer connections.
+type PC int
+
+const (
+	// PublishPC carries the participant's own tracks to the SFU; the participant offers.
+	PublishPC PC = iota
+	// SubscribePC carries other participants' tracks to the participant; the SFU offers.
+	SubscribePC
+)
+
+func (p PC) String() string {
+	if p == PublishPC {
+		return "publish"
+	}
+	return "subscribe"
+}
+
+// Peer is a participant's signaling connection as the SFU sees it. Its methods queue a message and return at once;
+// they never call back into the SFU.
+type Peer interface {
+	SendDescription(pc PC, sd webrtc.SessionDescription)
+	SendCandidate(pc PC, c webrtc.ICECandidateInit)
+	SendEvent(ev Event)
+	// End tells the client why the SFU ends its session ("replaced", "failed", "shutdown") and closes the
+	// connection.
+	End(reason string)
+}
+
+// EventKind says what happened in a room.
+type EventKind int
+
+// Room events, sent to every other participant of the room (EventJoined only to the one who joined).
+const (
+	EventJoined EventKind = iota
+	EventParticipantJoined
+	EventParticipantLeft
+	EventTrackPublished
+	EventTrackUnpublished
+	EventTrackMuted
+)
+
+// Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
+// Room and Participants only for EventJoined.
+type Event struct {
+	Kind          EventKind
+	Room          string
+	Participant   ParticipantInfo
+	Participants  []ParticipantInfo
+	ParticipantID string
+	Track         TrackInfo
+}
+
+// ParticipantInfo describes a participant to the others.
+type ParticipantInfo struct {
+	ID           string
+	Identity     string
+	Name         string
+	CanPublish   bool
+	CanSubscribe bool
+	Tracks       []TrackInfo
+}
+
+// TrackInfo describes a published track.
+type TrackInfo struct {
+	ID    string
+	Kind  string // "audio" or "video"
+	Muted bool
+}
+
+// Errors the signaling layer maps to protocol error codes.
+var (
+	ErrBadSDP     = errors.New("bad sdp")
+	ErrOutOfOrder = errors.New("out of order")
+	ErrForbidden  = errors.New("forbidden")
+	ErrBadRequest = errors.New("bad request")
+)

@@ -1,0 +1,211 @@
+// Package sfu forwards media between the participants of a room: a Receiver per published track reads the
+// publisher's packets and hands them to a DownTrack per subscriber, which rewrites them for that subscriber.
+package sfu
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// Config configures a node's SFU.
+type Config struct {
+	Net        NetConfig
+	ICEServers []webrtc.ICEServer // sent to clients and used by the SFU's own connections
+	Logger     *zap.Logger
+}
+
+// SFU holds the rooms of one node.
+type SFU struct {
+	api        *webrtc.API
+	closeNet   func() error
+	iceServers []webrtc.ICEServer
+	log        *zap.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+
+	tracksPublished atomic.Uint64
+	retired         receiverStats // counters of tracks that have ended
+}
+
+// ErrShutdown is returned by Join once the SFU is closing.
+var ErrShutdown = errors.New("sfu is shutting down")
+
+// New opens the node's media sockets.
+func New(cfg Config) (*SFU, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	api, closeNet, err := newAPI(cfg.Net, pionLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return &SFU{api: api, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{}}, nil
+}
+
+// ICEServers are the STUN/TURN servers clients should use.
+func (s *SFU) ICEServers() []webrtc.ICEServer { return s.iceServers }
+
+// JoinRequest is what a verified token says about the participant.
+type JoinRequest struct {
+	Room         string
+	Identity     string
+	Name         string
+	CanPublish   bool
+	CanSubscribe bool
+}
+
+// Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
+// peer) is EventJoined; a participant with the same identity already in the room is ended with "replaced".
+func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
+	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
+		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe}
+	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
+	p, err := newParticipant(s.api, info, nil, peer, s.iceServers, log)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = p.pub.Close()
+		_ = p.sub.Close()
+		return nil, ErrShutdown
+	}
+	rm := s.rooms[req.Room]
+	if rm == nil {
+		rm = newRoom(req.Room, s)
+		s.rooms[req.Room] = rm
+		log.Info("room opened")
+	}
+	p.room = rm
+	tracks, replaced := rm.join(p)
+	s.mu.Unlock()
+	log.Info("participant joined")
+
+	if replaced != nil {
+		replaced.peer.End("replaced")
+		replaced.Close()
+	}
+	for _, t := range tracks {
+		p.subscribe(t.r, t.publisherID)
+	}
+	return p, nil
+}
+
+// removeRoom forgets rm if it is still empty.
+func (s *SFU) removeRoom(rm *Room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if len(rm.participants) == 0 && s.rooms[rm.name] == rm {
+		delete(s.rooms, rm.name)
+		s.log.Info("room closed", zap.String("room", rm.name))
+	}
+}
+
+// Close ends every participant's session with "shutdown" and releases the media sockets.
+func (s *SFU) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var ps []*Participant
+	for _, rm := range s.rooms {
+		ps = append(ps, rm.snapshot()...)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.peer.End("shutdown")
+			p.Close()
+		}()
+	}
+	wg.Wait()
+	if err := s.closeNet(); err != nil {
+		return fmt.Errorf("close media sockets: %w", err)
+	}
+	return nil
+}
+
+// retire adds an ended track's counters to the node's totals.
+func (s *SFU) retire(r *Receiver) {
+	s.retired.add(&r.stats)
+}
+
+func (t *receiverStats) add(o *receiverStats) {
+	t.packetsIn.Add(o.packetsIn.Load())
+	t.bytesIn.Add(o.bytesIn.Load())
+	t.packetsOut.Add(o.packetsOut.Load())
+	t.bytesOut.Add(o.bytesOut.Load())
+	t.nacks.Add(o.nacks.Load())
+	t.plis.Add(o.plis.Load())
+}
+
+// Stats are the node's figures for /metrics.
+type Stats struct {
+	Rooms, Participants, Tracks int
+	TracksPublished             uint64
+	PacketsIn, BytesIn          uint64
+	PacketsOut, BytesOut        uint64
+	NACKs, PLIs                 uint64
+}
+
+// Stats counts rooms, participants and tracks now, and packets since the node started.
+func (s *SFU) Stats() Stats {
+	var total receiverStats
+	total.add(&s.retired)
+	st := Stats{TracksPublished: s.tracksPublished.Load()}
+	s.mu.Lock()
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, rm := range s.rooms {
+		rooms = append(rooms, rm)
+	}
+	s.mu.Unlock()
+	st.Rooms = len(rooms)
+	for _, rm := range rooms {
+		for _, p := range rm.snapshot() {
+			st.Participants++
+			p.mu.Lock()
+			for _, r := range p.published {
+				st.Tracks++
+				total.add(&r.stats)
+			}
+			p.mu.Unlock()
+		}
+	}
+	st.PacketsIn, st.BytesIn = total.packetsIn.Load(), total.bytesIn.Load()
+	st.PacketsOut, st.BytesOut = total.packetsOut.Load(), total.bytesOut.Load()
+	st.NACKs, st.PLIs = total.nacks.Load(), total.plis.Load()
+	return st
+}
+
+func newID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return prefix + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+// pionLogger sends Pion's own warnings and errors to zap.
+func pionLogger(log *zap.Logger) logging.LoggerFactory {
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelWarn
+	if w := zap.NewStdLog(log.Named("pion")).Writer(); w != nil {
+		lf.Writer = w
+	}
+	return lf
+}

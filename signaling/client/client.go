@@ -1,0 +1,389 @@
+// Package client is a Go participant of the signaling protocol (signaling/PROTOCOL.md): it joins a room over the
+// WebSocket, publishes local tracks and receives the others'. Tests and the load-test harness use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Message is any server message, decoded loosely.
+type Message struct {
+	Type          string                   `json:"type"`
+	Room          string                   `json:"room,omitempty"`
+	You           *Participant             `json:"you,omitempty"`
+	Participants  []Participant            `json:"participants,omitempty"`
+	Participant   *Participant             `json:"participant,omitempty"`
+	ParticipantID string                   `json:"participant_id,omitempty"`
+	Track         *Track                   `json:"track,omitempty"`
+	PC            string                   `json:"pc,omitempty"`
+	SDP           string                   `json:"sdp,omitempty"`
+	Candidate     *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Code          string                   `json:"code,omitempty"`
+	Message       string                   `json:"message,omitempty"`
+	Ref           string                   `json:"ref,omitempty"`
+	Reason        string                   `json:"reason,omitempty"`
+	ID            *uint64                  `json:"id,omitempty"`
+}
+
+// Participant is a participant as the server describes it.
+type Participant struct {
+	ID       string  `json:"id"`
+	Identity string  `json:"identity"`
+	Name     string  `json:"name"`
+	Tracks   []Track `json:"tracks"`
+}
+
+// Track is a published track as the server describes it.
+type Track struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Muted bool   `json:"muted"`
+}
+
+// Options configure a client.
+type Options struct {
+	// API builds the peer connections; nil uses NewAPI(nil).
+	API *webrtc.API
+	// OnTrack is called, on its own goroutine, for each remote track; participantID is the publisher.
+	OnTrack func(participantID string, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
+	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
+	// not block: a full channel drops the message.
+	Events chan<- Message
+}
+
+// NewAPI returns a Pion API with the default codecs and interceptors that gathers candidates only on the given
+// local addresses (all when none), loopback included.
+func NewAPI(ips []net.IP) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, fmt.Errorf("interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if len(ips) > 0 {
+		se.SetIPFilter(func(ip net.IP) bool {
+			for _, a := range ips {
+				if a.Equal(ip) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// Client is one joined participant.
+type Client struct {
+	ws   *websocket.Conn
+	opts Options
+
+	// Joined is the server's joined message.
+	Joined Message
+	// Pub and Sub are the publish and subscribe connections.
+	Pub, Sub *webrtc.PeerConnection
+
+	wmu sync.Mutex // serialises WebSocket writes
+
+	mu        sync.Mutex
+	held      map[string][]webrtc.ICECandidateInit
+	answerCh  chan string
+	errs      []Message
+	closeOnce sync.Once
+	done      chan struct{}
+	readErr   error
+}
+
+// Dial opens the WebSocket at wsURL (ws://host/ws), joins with token and waits for the joined message.
+func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, error) {
+	if opts.API == nil {
+		api, err := NewAPI(nil)
+		if err != nil {
+			return nil, err
+		}
+		opts.API = api
+	}
+	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, wsURL, http.Header{})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", wsURL, err)
+	}
+	_ = resp.Body.Close()
+	c := &Client{ws: ws, opts: opts, held: map[string][]webrtc.ICECandidateInit{},
+		answerCh: make(chan string, 1), done: make(chan struct{})}
+	if err := c.send(map[string]string{"type": "join", "token": token}); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = ws.SetReadDeadline(deadline)
+	}
+	var m Message
+	if err := ws.ReadJSON(&m); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("read joined: %w", err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	if m.Type != "joined" {
+		ws.Close()
+		if m.Type == "error" {
+			return nil, fmt.Errorf("join refused: %s: %s", m.Code, m.Message)
+		}
+		return nil, fmt.Errorf("join: got %q, want joined", m.Type)
+	}
+	c.Joined = m
+	if err := c.newPCs(); err != nil {
+		ws.Close()
+		return nil, err
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Client) newPCs() error {
+	var err error
+	if c.Pub, err = c.opts.API.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return fmt.Errorf("publish connection: %w", err)
+	}
+	if c.Sub, err = c.opts.API.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		_ = c.Pub.Close()
+		return fmt.Errorf("subscribe connection: %w", err)
+	}
+	for name, pc := range map[string]*webrtc.PeerConnection{"publish": c.Pub, "subscribe": c.Sub} {
+		name := name
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				_ = c.send(map[string]any{"type": "candidate", "pc": name, "candidate": cand.ToJSON()})
+			}
+		})
+	}
+	c.Sub.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		if c.opts.OnTrack != nil {
+			c.opts.OnTrack(t.StreamID(), t, r)
+			return
+		}
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := t.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// ID is this participant's id.
+func (c *Client) ID() string { return c.Joined.You.ID }
+
+// Publish adds tracks to the publish connection and negotiates it; it returns once the answer is applied.
+func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*webrtc.RTPSender, error) {
+	senders := make([]*webrtc.RTPSender, 0, len(tracks))
+	for _, t := range tracks {
+		s, err := c.Pub.AddTrack(t)
+		if err != nil {
+			return nil, fmt.Errorf("add track: %w", err)
+		}
+		senders = append(senders, s)
+		go func() { // read RTCP so the interceptors see it
+			for {
+				if _, _, err := s.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return senders, c.NegotiatePublish(ctx)
+}
+
+// NegotiatePublish sends an offer for the publish connection and applies the answer.
+func (c *Client) NegotiatePublish(ctx context.Context) error {
+	offer, err := c.Pub.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := c.Pub.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("set local offer: %w", err)
+	}
+	if err := c.send(map[string]string{"type": "offer", "pc": "publish", "sdp": offer.SDP}); err != nil {
+		return err
+	}
+	select {
+	case sdp := <-c.answerCh:
+		if err := c.Pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+			return fmt.Errorf("set answer: %w", err)
+		}
+		c.applyHeld("publish")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the publish answer: %w (errors so far: %v)", ctx.Err(), c.Errors())
+	case <-c.done:
+		return fmt.Errorf("connection closed while publishing: %w", c.readErr)
+	}
+}
+
+// Send sends any message; tests use it for malformed input.
+func (c *Client) Send(v any) error { return c.send(v) }
+
+// SendRaw sends one text frame as is.
+func (c *Client) SendRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+func (c *Client) send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(b)
+}
+
+// Errors returns the error messages the server has sent.
+func (c *Client) Errors() []Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Message(nil), c.errs...)
+}
+
+// Done is closed when the WebSocket closes.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+func (c *Client) readLoop() {
+	defer c.Close()
+	for {
+		var m Message
+		if err := c.ws.ReadJSON(&m); err != nil {
+			c.readErr = err
+			return
+		}
+		switch m.Type {
+		case "answer":
+			select {
+			case c.answerCh <- m.SDP:
+			default:
+			}
+		case "offer":
+			if err := c.answerSubscribe(m.SDP); err != nil {
+				c.readErr = err
+				return
+			}
+		case "candidate":
+			if m.Candidate != nil {
+				c.addCandidate(m.PC, *m.Candidate)
+			}
+		case "pong":
+		default:
+			if m.Type == "error" {
+				c.mu.Lock()
+				c.errs = append(c.errs, m)
+				c.mu.Unlock()
+			}
+			if c.opts.Events != nil {
+				select {
+				case c.opts.Events <- m:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (c *Client) answerSubscribe(sdp string) error {
+	if err := c.Sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return fmt.Errorf("set subscribe offer: %w", err)
+	}
+	c.applyHeld("subscribe")
+	answer, err := c.Sub.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("create subscribe answer: %w", err)
+	}
+	if err := c.Sub.SetLocalDescription(answer); err != nil {
+		return fmt.Errorf("set subscribe answer: %w", err)
+	}
+	return c.send(map[string]string{"type": "answer", "pc": "subscribe", "sdp": answer.SDP})
+}
+
+func (c *Client) pc(name string) *webrtc.PeerConnection {
+	if name == "publish" {
+		return c.Pub
+	}
+	return c.Sub
+}
+
+// addCandidate adds a server candidate, holding it until its connection has a remote description.
+func (c *Client) addCandidate(name string, cand webrtc.ICECandidateInit) {
+	c.mu.Lock()
+	if c.pc(name).RemoteDescription() == nil {
+		c.held[name] = append(c.held[name], cand)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	_ = c.pc(name).AddICECandidate(cand)
+}
+
+func (c *Client) applyHeld(name string) {
+	c.mu.Lock()
+	held := c.held[name]
+	delete(c.held, name)
+	c.mu.Unlock()
+	for _, cand := range held {
+		_ = c.pc(name).AddICECandidate(cand)
+	}
+}
+
+// Leave sends leave and closes.
+func (c *Client) Leave() {
+	_ = c.send(map[string]string{"type": "leave"})
+	c.Close()
+}
+
+// Close closes the WebSocket and both connections.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() {
+		_ = c.ws.Close()
+		_ = c.Pub.Close()
+		_ = c.Sub.Close()
+		close(c.done)
+	})
+}
+
+// WaitFor reads events until one satisfies match or ctx ends.
+func WaitFor(ctx context.Context, events <-chan Message, match func(Message) bool) (Message, error) {
+	for {
+		select {
+		case m := <-events:
+			if match(m) {
+				return m, nil
+			}
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// WSURL turns an http:// base URL into the signaling WebSocket URL.
+func WSURL(base string) string {
+	base = strings.TrimSuffix(base, "/")
+	if strings.HasPrefix(base, "https://") {
+		return "wss://" + strings.TrimPrefix(base, "https://") + "/ws"
+	}
+	return "ws://" + strings.TrimPrefix(base, "http://") + "/ws"
+}

@@ -1,0 +1,189 @@
+// Package signaling is the node's HTTP surface: the signaling WebSocket, join tokens, the embedded browser client,
+// health and metrics.
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+)
+
+//go:embed web
+var webFiles embed.FS
+
+// devTokenTTL is how long a token minted by the dev-mode /token endpoint lasts.
+const devTokenTTL = 6 * time.Hour
+
+// Config configures the HTTP surface.
+type Config struct {
+	Secret  []byte       // HS256 secret for join tokens
+	Dev     bool         // serve GET /token, which mints tokens for anyone
+	Metrics http.Handler // served at /metrics; nil for none
+	Logger  *zap.Logger
+}
+
+// Server serves the signaling WebSocket and the browser client.
+type Server struct {
+	secret []byte
+	dev    bool
+	sfu    *sfu.SFU
+	log    *zap.Logger
+	mux    *http.ServeMux
+
+	upgrader websocket.Upgrader
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup // running sessions
+}
+
+// NewServer builds the handler for s.
+func NewServer(s *sfu.SFU, cfg Config) *Server {
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	srv := &Server{secret: cfg.Secret, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
+		sessions: map[*session]struct{}{},
+		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second}}
+	static, err := fs.Sub(webFiles, "web")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	srv.mux.HandleFunc("GET /{$}", srv.page(static, "index.html"))
+	srv.mux.HandleFunc("GET /room/{room}", srv.roomPage(static))
+	srv.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	srv.mux.HandleFunc("GET /ws", srv.serveWS)
+	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	if cfg.Dev {
+		srv.mux.HandleFunc("GET /token", srv.devToken)
+	}
+	if cfg.Metrics != nil {
+		srv.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	return srv
+}
+
+// ServeHTTP implements http.Handler.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	srv.mux.ServeHTTP(w, r)
+}
+
+func (srv *Server) page(static fs.FS, name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		b, err := fs.ReadFile(static, name)
+		if err != nil {
+			http.Error(w, "page missing", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(b)
+	}
+}
+
+func (srv *Server) roomPage(static fs.FS) http.HandlerFunc {
+	serve := srv.page(static, "room.html")
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !validRoom(r.PathValue("room")) {
+			http.Error(w, "room names are 1 to 128 characters", http.StatusBadRequest)
+			return
+		}
+		serve(w, r)
+	}
+}
+
+func validRoom(room string) bool {
+	return room != "" && utf8.ValidString(room) && utf8.RuneCountInString(room) <= maxRoomLen
+}
+
+// devToken mints a token for the room and name in the query: dev mode only.
+func (srv *Server) devToken(w http.ResponseWriter, r *http.Request) {
+	room := r.URL.Query().Get("room")
+	if !validRoom(room) {
+		http.Error(w, "room names are 1 to 128 characters", http.StatusBadRequest)
+		return
+	}
+	name := strings.TrimSpace(r.URL.Query().Get("name"))
+	if utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name) {
+		http.Error(w, "names are at most 64 characters", http.StatusBadRequest)
+		return
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	identity := "guest-" + hex.EncodeToString(id[:])
+	if name == "" {
+		name = identity
+	}
+	tok, err := MintToken(srv.secret, Claims{Room: room, Identity: identity, Name: name, Publish: true, Subscribe: true}, devTokenTTL)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]string{"token": tok})
+}
+
+func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	conn, err := srv.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with the HTTP error
+	}
+	s := newSession(srv, conn, srv.log.With(zap.String("remote", r.RemoteAddr)))
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		s.End("shutdown")
+		s.run()
+		return
+	}
+	srv.sessions[s] = struct{}{}
+	srv.wg.Add(1)
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+		srv.wg.Done()
+	}()
+	s.run()
+}
+
+// Shutdown tells every client the server is stopping, ends their sessions and waits for them, or for ctx.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.closed = true
+	for s := range srv.sessions {
+		s.End("shutdown")
+	}
+	srv.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		srv.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,293 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+const (
+	// hardReadLimit closes the socket: a frame this large is not a client of this protocol.
+	hardReadLimit = 1 << 20
+	pingInterval  = 10 * time.Second
+	readTimeout   = 30 * time.Second
+	writeTimeout  = 10 * time.Second
+	// sendQueue bounds the messages waiting for a slow client; a client that falls this far behind is dropped.
+	sendQueue = 256
+)
+
+// session is one client's WebSocket. Its read loop handles the client's requests in order; a writer goroutine
+// sends what the SFU and the read loop queue. It implements sfu.Peer.
+type session struct {
+	srv  *Server
+	conn *websocket.Conn
+	log  *zap.Logger
+
+	out      chan []byte
+	closing  chan struct{} // closed by End: the writer flushes, says goodbye and closes the socket
+	readDone chan struct{} // closed when the read loop returns
+	endOnce  sync.Once
+	bye      []byte
+
+	p *sfu.Participant // set by join; used only by the read loop
+}
+
+func newSession(srv *Server, conn *websocket.Conn, log *zap.Logger) *session {
+	return &session{srv: srv, conn: conn, log: log, out: make(chan []byte, sendQueue),
+		closing: make(chan struct{}), readDone: make(chan struct{})}
+}
+
+// run serves the socket until it closes, then takes the participant out of its room.
+func (s *session) run() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	s.readLoop()
+	close(s.readDone)
+	s.End("")
+	if s.p != nil {
+		s.p.Close()
+	}
+	<-writerDone
+}
+
+func (s *session) readLoop() {
+	s.conn.SetReadLimit(hardReadLimit)
+	_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
+	s.conn.SetPongHandler(func(string) error { return s.conn.SetReadDeadline(time.Now().Add(readTimeout)) })
+	buf := make([]byte, MaxMessageSize+1)
+	for {
+		kind, r, err := s.conn.NextReader()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
+				s.log.Debug("websocket read", zap.Error(err))
+			}
+			return
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case err == nil: // filled the buffer: over the limit
+			rest, _ := io.Copy(io.Discard, r)
+			s.sendError(protoErr(CodeTooLarge, "", "message is %d bytes; the limit is %d", int64(n)+rest, MaxMessageSize))
+			continue
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		default:
+			s.log.Debug("websocket read", zap.Error(err))
+			return
+		}
+		if kind != websocket.TextMessage {
+			s.sendError(protoErr(CodeBadMessage, "", "messages are JSON text frames"))
+			continue
+		}
+		if !s.handle(buf[:n]) {
+			return
+		}
+	}
+}
+
+// handle acts on one message; it reports false when the session must end.
+func (s *session) handle(data []byte) bool {
+	req, err := Decode(data)
+	if err != nil {
+		s.sendError(err)
+		return true
+	}
+	if req.Type == "ping" {
+		s.send(pongMsg{Type: "pong", ID: req.ID})
+		return true
+	}
+	if s.p == nil {
+		if req.Type != "join" {
+			s.sendError(protoErr(CodeNotJoined, req.Type, "send join first"))
+			return true
+		}
+		return s.join(req.Token)
+	}
+	switch req.Type {
+	case "join":
+		s.sendError(protoErr(CodeAlreadyJoined, req.Type, "this socket has joined already"))
+	case "offer":
+		answer, err := s.p.HandleOffer(req.SDP)
+		if err != nil {
+			s.sendError(sfuError(req.Type, err))
+			return true
+		}
+		s.send(sdpMsg{Type: "answer", PC: "publish", SDP: answer.SDP})
+	case "answer":
+		if err := s.p.HandleAnswer(req.SDP); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
+	case "candidate":
+		pc, _ := req.pc()
+		if err := s.p.AddCandidate(pc, *req.Candidate); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
+	case "mute":
+		if err := s.p.SetMuted(req.Track, *req.Muted); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
+	case "leave":
+		s.End("left")
+		return false
+	}
+	return true
+}
+
+func (s *session) join(token string) bool {
+	claims, err := VerifyToken(s.srv.secret, token)
+	if err != nil {
+		code := CodeUnauthorized
+		if errors.Is(err, ErrTokenExpired) {
+			code = CodeTokenExpired
+		}
+		s.sendError(protoErr(code, "join", "%v", err))
+		s.End("")
+		return false
+	}
+	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
+		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe}, s)
+	if err != nil {
+		s.sendError(protoErr(CodeInternal, "join", "cannot join: %v", err))
+		s.End("shutdown")
+		return false
+	}
+	s.p = p
+	s.log = s.log.With(zap.String("room", claims.Room), zap.String("participant", p.ID()))
+	return true
+}
+
+// sfuError maps an SFU error to a protocol error.
+func sfuError(ref string, err error) *ProtocolError {
+	code := CodeInternal
+	switch {
+	case errors.Is(err, sfu.ErrBadSDP):
+		code = CodeBadSDP
+	case errors.Is(err, sfu.ErrOutOfOrder):
+		code = CodeOutOfOrder
+	case errors.Is(err, sfu.ErrForbidden):
+		code = CodeForbidden
+	case errors.Is(err, sfu.ErrBadRequest):
+		code = CodeBadRequest
+	}
+	return protoErr(code, ref, "%v", err)
+}
+
+func (s *session) sendError(err error) {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		pe = protoErr(CodeInternal, "", "%v", err)
+	}
+	if pe.Code == CodeInternal {
+		s.log.Warn("request failed", zap.String("ref", pe.Ref), zap.String("error", pe.Message))
+	}
+	s.send(errorMsg{Type: "error", Code: pe.Code, Message: pe.Message, Ref: pe.Ref})
+}
+
+// send queues a message. A client whose queue is full is not keeping up; its session ends.
+func (s *session) send(msg any) {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		s.log.Error("encode message", zap.Error(err))
+		return
+	}
+	select {
+	case <-s.closing:
+		return
+	default:
+	}
+	select {
+	case s.out <- b:
+	default:
+		s.log.Warn("client too slow: send queue full")
+		s.End("")
+	}
+}
+
+// SendDescription implements sfu.Peer.
+func (s *session) SendDescription(pc sfu.PC, sd webrtc.SessionDescription) {
+	s.send(sdpMsg{Type: sd.Type.String(), PC: pc.String(), SDP: sd.SDP})
+}
+
+// SendCandidate implements sfu.Peer.
+func (s *session) SendCandidate(pc sfu.PC, c webrtc.ICECandidateInit) {
+	s.send(candidateMsg{Type: "candidate", PC: pc.String(), Candidate: c})
+}
+
+// SendEvent implements sfu.Peer.
+func (s *session) SendEvent(ev sfu.Event) {
+	if msg := eventMessage(ev, s.srv.sfu.ICEServers()); msg != nil {
+		s.send(msg)
+	}
+}
+
+// End implements sfu.Peer: the writer sends what is queued, then bye with reason (if any), then closes.
+func (s *session) End(reason string) {
+	s.endOnce.Do(func() {
+		if reason != "" {
+			s.bye, _ = json.Marshal(byeMsg{Type: "bye", Reason: reason})
+		}
+		close(s.closing)
+	})
+}
+
+func (s *session) writeLoop() {
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	defer s.conn.Close()
+	write := func(kind int, b []byte) error {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		return s.conn.WriteMessage(kind, b)
+	}
+	for {
+		select {
+		case b := <-s.out:
+			if err := write(websocket.TextMessage, b); err != nil {
+				s.End("")
+				return
+			}
+		case <-ping.C:
+			if err := write(websocket.PingMessage, nil); err != nil {
+				s.End("")
+				return
+			}
+		case <-s.closing:
+			s.flush(write)
+			return
+		}
+	}
+}
+
+// flush sends what is queued and the goodbye, closes the WebSocket cleanly and gives the client a moment to
+// answer the close before the socket goes.
+func (s *session) flush(write func(int, []byte) error) {
+	for drained := false; !drained; {
+		select {
+		case b := <-s.out:
+			if write(websocket.TextMessage, b) != nil {
+				return
+			}
+		default:
+			drained = true
+		}
+	}
+	if s.bye != nil {
+		_ = write(websocket.TextMessage, s.bye)
+	}
+	if write(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")) != nil {
+		return
+	}
+	select {
+	case <-s.readDone:
+	case <-time.After(time.Second):
+	}
+}
