@@ -61,13 +61,16 @@ func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.receiver.kind }
 func (d *DownTrack) Receiver() *Receiver { return d.receiver }
 
 // Bind is called by Pion when the subscriber's connection has negotiated the track: it picks the payload type
-// the subscriber agreed for the publisher's codec and asks the publisher for a keyframe to start on.
+// the subscriber agreed for the publisher's codec and asks the publisher for a keyframe to start on once the
+// subscriber's connection is up.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	want := d.receiver.codec
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, want.MimeType) && fmtpCompatible(c, want) {
 			d.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
-			d.receiver.RequestKeyframe()
+			if d.owner == nil || d.owner.subConnected.Load() {
+				d.receiver.RequestKeyframe()
+			} // else the request goes out when the subscriber connects: a keyframe before then would be lost
 			return c, nil
 		}
 	}

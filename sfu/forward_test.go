@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -25,12 +26,12 @@ func (w *captureWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 
 func (w *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-type nopRTCP struct{ plis int }
+type nopRTCP struct{ plis atomic.Int32 }
 
 func (n *nopRTCP) WriteRTCP(pkts []rtcp.Packet) error {
 	for _, p := range pkts {
 		if _, ok := p.(*rtcp.PictureLossIndication); ok {
-			n.plis++
+			n.plis.Add(1)
 		}
 	}
 	return nil
@@ -62,6 +63,7 @@ func vp8Packet(seq uint16, ts uint32, key bool) *rtp.Packet {
 func TestDownTrackStartsOnKeyframeAndRewrites(t *testing.T) {
 	pli := &nopRTCP{}
 	r := vp8Receiver(pli)
+	defer r.close()
 	d := newDownTrack(r, "PA_pub", nil)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 100, w)
@@ -76,8 +78,8 @@ func TestDownTrackStartsOnKeyframeAndRewrites(t *testing.T) {
 	if len(w.headers) != 0 {
 		t.Fatalf("forwarded %d inter-frame packets before any keyframe", len(w.headers))
 	}
-	if pli.plis != 1 {
-		t.Errorf("sent %d keyframe requests while waiting, want 1 (throttled)", pli.plis)
+	if got := pli.plis.Load(); got != 1 {
+		t.Errorf("sent %d keyframe requests while waiting, want 1 (throttled)", got)
 	}
 	for i := 0; i < 10; i++ {
 		r.writePacket(vp8Packet(seq, ts, i == 0), 1000)
@@ -118,7 +120,7 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 	r.RequestKeyframe()
 	r.RequestKeyframe()
 	r.pliMu.Lock()
-	sent, pending := pli.plis, r.pliPending
+	sent, pending := pli.plis.Load(), r.pliPending
 	r.pliMu.Unlock()
 	if sent != 1 || !pending {
 		t.Fatalf("after three requests: %d sent, pending %v; want 1 sent and one pending", sent, pending)

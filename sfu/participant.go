@@ -2,7 +2,9 @@ package sfu
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -19,13 +21,15 @@ type Participant struct {
 	peer Peer
 	log  *zap.Logger
 
-	pub, sub *webrtc.PeerConnection
+	pub, sub     *webrtc.PeerConnection
+	subConnected atomic.Bool // the subscribe connection is up: DownTracks can start
 
 	mu        sync.Mutex
 	closed    bool
 	published []*Receiver                 // this participant's tracks, in publish order
 	downs     map[*Receiver]*subscription // other participants' tracks this one receives
 	held      [2][]webrtc.ICECandidateInit
+	muteState map[string]bool // by track id; a client may mute a track before its first packet arrives
 
 	negMu          sync.Mutex // serialises subscribe-side offers
 	awaitingAnswer bool
@@ -41,7 +45,8 @@ type subscription struct {
 }
 
 func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
-	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{}}
+	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{},
+		muteState: map[string]bool{}}
 	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
 	var err error
 	if p.pub, err = api.NewPeerConnection(cfg); err != nil {
@@ -59,6 +64,9 @@ func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer
 			}
 		})
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if kind == SubscribePC && s == webrtc.PeerConnectionStateConnected && !p.subConnected.Swap(true) {
+				p.requestKeyframes()
+			}
 			if s == webrtc.PeerConnectionStateFailed {
 				p.log.Info("media connection failed", zap.Stringer("pc", kind))
 				go p.fail() // not on Pion's callback goroutine: closing waits for Pion
@@ -170,7 +178,11 @@ func (p *Participant) pc(which PC) *webrtc.PeerConnection {
 	return p.sub
 }
 
-// SetMuted records that one of the participant's tracks is muted or not and tells the room.
+// maxMuteStates bounds the mute states kept for tracks that have not started yet.
+const maxMuteStates = 32
+
+// SetMuted records that one of the participant's tracks is muted or not and tells the room. The track may be
+// one whose first packet has not arrived yet: the state applies when it does.
 func (p *Participant) SetMuted(trackID string, muted bool) error {
 	p.mu.Lock()
 	var r *Receiver
@@ -179,14 +191,40 @@ func (p *Participant) SetMuted(trackID string, muted bool) error {
 			r = x
 		}
 	}
-	p.mu.Unlock()
-	if r == nil {
-		return fmt.Errorf("no published track %q: %w", trackID, ErrBadRequest)
+	if r == nil && !p.offered(trackID) {
+		p.mu.Unlock()
+		return fmt.Errorf("no published track %.64q: %w", trackID, ErrBadRequest)
 	}
-	if r.muted.Swap(muted) != muted {
+	if _, known := p.muteState[trackID]; !known && len(p.muteState) >= maxMuteStates {
+		p.mu.Unlock()
+		return fmt.Errorf("mute states for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
+	}
+	p.muteState[trackID] = muted
+	p.mu.Unlock()
+	if r != nil && r.muted.Swap(muted) != muted {
 		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: r.Info()})
 	}
 	return nil
+}
+
+// offered reports whether the client's publish offer names the track (in an msid attribute).
+func (p *Participant) offered(trackID string) bool {
+	rd := p.pub.RemoteDescription()
+	if rd == nil {
+		return false
+	}
+	parsed, err := rd.Unmarshal()
+	if err != nil {
+		return false
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if v, ok := m.Attribute("msid"); ok {
+			if _, track, _ := strings.Cut(v, " "); track == trackID {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // onTrack runs on a goroutine Pion starts for each track the publisher sends: it forwards the track until it
@@ -198,10 +236,12 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 		return
 	}
 	p.wg.Add(2) // this goroutine and the RTCP reader
+	muted := p.muteState[track.ID()]
 	p.mu.Unlock()
 	defer p.wg.Done()
 
 	r := newReceiver(track.ID(), track.Kind(), track.Codec(), uint32(track.SSRC()), p.pub)
+	r.muted.Store(muted)
 	if !p.room.publish(p, r) {
 		p.wg.Done()
 		return
@@ -297,6 +337,15 @@ func (p *Participant) negotiate() {
 	}
 	p.awaitingAnswer = true
 	p.peer.SendDescription(SubscribePC, offer)
+}
+
+// requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
+func (p *Participant) requestKeyframes() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for r := range p.downs {
+		r.RequestKeyframe()
+	}
 }
 
 // fail ends a participant whose media connection failed.

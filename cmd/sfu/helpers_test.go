@@ -39,7 +39,7 @@ func startTestNode(t *testing.T) *node {
 
 func (n *node) baseURL() string { return "http://" + n.addr.String() }
 
-func token(t *testing.T, room, identity string, publish, subscribe bool) string {
+func token(t testing.TB, room, identity string, publish, subscribe bool) string {
 	t.Helper()
 	tok, err := signaling.MintToken([]byte(testSecret), signaling.Claims{Room: room, Identity: identity,
 		Name: "Name of " + identity, Publish: publish, Subscribe: subscribe}, time.Hour)
@@ -52,7 +52,8 @@ func token(t *testing.T, room, identity string, publish, subscribe bool) string 
 // testClient is a Pion participant that counts what it receives, per publisher and kind.
 type testClient struct {
 	*client.Client
-	events chan client.Message
+	events  chan client.Message
+	wantKey atomic.Bool // the SFU asked for a keyframe
 
 	mu       sync.Mutex
 	received map[string]*recvStats // key: publisher id + "/" + kind
@@ -75,8 +76,9 @@ func joinClient(t *testing.T, ctx context.Context, n *node, room, identity strin
 	}
 	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
 	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), token(t, room, identity, true, true), client.Options{
-		API:    api,
-		Events: tc.events,
+		API:               api,
+		Events:            tc.events,
+		OnKeyframeRequest: func(webrtc.TrackLocal) { tc.wantKey.Store(true) },
 		OnTrack: func(pid string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			st := tc.stats(pid, track.Kind().String())
 			buf := make([]byte, 1500)
@@ -108,7 +110,7 @@ func (tc *testClient) stats(pid, kind string) *recvStats {
 }
 
 // publishSynthetic publishes a VP8 and an Opus track fed with generated frames until ctx ends.
-func publishSynthetic(t *testing.T, ctx context.Context, tc *testClient, wg *sync.WaitGroup) {
+func publishSynthetic(t testing.TB, ctx context.Context, tc *testClient, wg *sync.WaitGroup) {
 	t.Helper()
 	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video-"+tc.ID(), tc.ID())
 	if err != nil {
@@ -135,7 +137,7 @@ func publishSynthetic(t *testing.T, ctx context.Context, tc *testClient, wg *syn
 				return
 			case <-tick.C:
 			}
-			key := i%30 == 0
+			key := i%90 == 0 || tc.wantKey.Swap(false) // a keyframe every 3 s, and when asked
 			size := 2500
 			if key {
 				size = 12000

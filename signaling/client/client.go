@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -57,6 +58,8 @@ type Options struct {
 	API *webrtc.API
 	// OnTrack is called, on its own goroutine, for each remote track; participantID is the publisher.
 	OnTrack func(participantID string, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
+	// OnKeyframeRequest is called when the SFU asks for a keyframe (PLI or FIR) on a published track.
+	OnKeyframeRequest func(track webrtc.TrackLocal)
 	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
@@ -199,15 +202,27 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 			return nil, fmt.Errorf("add track: %w", err)
 		}
 		senders = append(senders, s)
-		go func() { // read RTCP so the interceptors see it
-			for {
-				if _, _, err := s.ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
+		go c.readSenderRTCP(s, t)
 	}
 	return senders, c.NegotiatePublish(ctx)
+}
+
+// readSenderRTCP reads a published track's RTCP (the interceptors need it read) and passes keyframe requests on.
+func (c *Client) readSenderRTCP(s *webrtc.RTPSender, t webrtc.TrackLocal) {
+	for {
+		pkts, _, err := s.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				if c.opts.OnKeyframeRequest != nil {
+					c.opts.OnKeyframeRequest(t)
+				}
+			}
+		}
+	}
 }
 
 // NegotiatePublish sends an offer for the publish connection and applies the answer.
