@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func newBrowser(t *testing.T, ctx context.Context, exe string) context.Context {
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("mute-audio", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.WindowSize(1280, 800),
 		// Keep a hidden tab's timers and rendering at full speed: these pages are never on screen.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
@@ -158,6 +160,18 @@ func TestBrowsersSeeAndHearEachOther(t *testing.T) {
 			t.Fatalf("%s (state %q) never decoded the other's 1280x720 video with audio: %s", name, state, last)
 		}
 		t.Logf("%s after %v: %s", name, time.Since(start).Round(time.Millisecond), last)
+	}
+	// SFU_SCREENSHOT_DIR=dir keeps a picture of each page, to look at the meeting as a person would.
+	if dir := os.Getenv("SFU_SCREENSHOT_DIR"); dir != "" {
+		for name, tab := range tabs {
+			png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+			}
+			if err != nil {
+				t.Errorf("screenshot of %s: %v", name, err)
+			}
+		}
 	}
 	if st := n.sfu.Stats(); st.Participants != 2 || st.Tracks != 4 {
 		t.Errorf("server sees %d participants and %d tracks, want 2 and 4", st.Participants, st.Tracks)
