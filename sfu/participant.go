@@ -67,8 +67,9 @@ func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer
 			if kind == SubscribePC && s == webrtc.PeerConnectionStateConnected && !p.subConnected.Swap(true) {
 				p.requestKeyframes()
 			}
-			if s == webrtc.PeerConnectionStateFailed {
-				p.log.Info("media connection failed", zap.Stringer("pc", kind))
+			// Failed: ICE gave up. Closed while the participant is open: the client closed it (DTLS close_notify).
+			if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed && !p.isClosed() {
+				p.log.Info("media connection ended", zap.Stringer("pc", kind), zap.Stringer("state", s))
 				go p.fail() // not on Pion's callback goroutine: closing waits for Pion
 			}
 		})
@@ -346,6 +347,12 @@ func (p *Participant) requestKeyframes() {
 	for r := range p.downs {
 		r.RequestKeyframe()
 	}
+}
+
+func (p *Participant) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // fail ends a participant whose media connection failed.

@@ -107,3 +107,104 @@ func TestMeeting(t *testing.T) {
 	})
 	t.Logf("received: bob %s | carol %s", describe(b), describe(c))
 }
+
+// TestUnpublishAndDrop: a publisher that removes a track renegotiates, and the others see that track go while
+// its other track carries on; a participant whose WebSocket drops without a word is taken out of the room.
+func TestUnpublishAndDrop(t *testing.T) {
+	n := startTestNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mediaCtx, stopMedia := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	defer senders.Wait()
+	defer stopMedia()
+
+	a := joinClient(t, ctx, n, "r", "alice")
+	b := joinClient(t, ctx, n, "r", "bob")
+	publishSynthetic(t, mediaCtx, a, &senders)
+	eventually(t, 10*time.Second, "bob receives alice", func() bool { return receivesFrom(b, a.ID(), 20) })
+
+	video := a.Pub.GetSenders()[0]
+	if video.Track().Kind().String() != "video" {
+		t.Fatalf("first sender is %s, want video", video.Track().Kind())
+	}
+	videoID := video.Track().ID()
+	if err := a.Pub.RemoveTrack(video); err != nil {
+		t.Fatal(err)
+	}
+	nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ncancel()
+	if err := a.NegotiatePublish(nctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, err := client.WaitFor(wctx, b.events, func(m client.Message) bool {
+		return m.Type == "track_unpublished" && m.ParticipantID == a.ID() && m.Track != nil && m.Track.ID == videoID
+	}); err != nil {
+		t.Fatalf("bob did not see alice's video unpublished: %v", err)
+	}
+	eventually(t, 10*time.Second, "alice's video ends at bob", func() bool { return b.stats(a.ID(), "video").ended.Load() })
+	audio := b.stats(a.ID(), "audio").packets.Load()
+	eventually(t, 5*time.Second, "alice's audio still reaches bob", func() bool {
+		return b.stats(a.ID(), "audio").packets.Load() > audio+10 && !b.stats(a.ID(), "audio").ended.Load()
+	})
+	if st := n.sfu.Stats(); st.Tracks != 1 {
+		t.Errorf("server has %d tracks after the unpublish, want 1", st.Tracks)
+	}
+
+	// Alice's socket drops (no leave message): bob is told she left and her audio ends.
+	stopMedia()
+	senders.Wait()
+	a.Close()
+	wctx2, wcancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel2()
+	if _, err := client.WaitFor(wctx2, b.events, func(m client.Message) bool {
+		return m.Type == "participant_left" && m.Participant != nil && m.Participant.ID == a.ID()
+	}); err != nil {
+		t.Fatalf("bob was not told alice dropped: %v", err)
+	}
+	eventually(t, 10*time.Second, "alice's audio ends at bob", func() bool { return b.stats(a.ID(), "audio").ended.Load() })
+	if st := n.sfu.Stats(); st.Participants != 1 || st.Tracks != 0 {
+		t.Errorf("after alice dropped: %d participants and %d tracks, want 1 and 0", st.Participants, st.Tracks)
+	}
+}
+
+// TestMediaConnectionLost: a client whose peer connections end while its WebSocket stays open is told (bye,
+// reason failed) and taken out of the room, and the others are told it left.
+func TestMediaConnectionLost(t *testing.T) {
+	n := startTestNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mediaCtx, stopMedia := context.WithCancel(ctx)
+	var senders sync.WaitGroup
+	defer senders.Wait()
+	defer stopMedia()
+
+	a := joinClient(t, ctx, n, "r", "alice")
+	b := joinClient(t, ctx, n, "r", "bob")
+	publishSynthetic(t, mediaCtx, a, &senders)
+	eventually(t, 10*time.Second, "bob receives alice", func() bool { return receivesFrom(b, a.ID(), 20) })
+
+	stopMedia()
+	senders.Wait()
+	_ = a.Pub.Close()
+	_ = a.Sub.Close()
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if _, err := client.WaitFor(wctx, a.events, func(m client.Message) bool {
+		return m.Type == "bye" && m.Reason == "failed"
+	}); err != nil {
+		t.Fatalf("alice got no bye with reason failed: %v", err)
+	}
+	select {
+	case <-a.Done():
+	case <-wctx.Done():
+		t.Fatal("alice's WebSocket stayed open after bye")
+	}
+	if _, err := client.WaitFor(wctx, b.events, func(m client.Message) bool {
+		return m.Type == "participant_left" && m.Participant != nil && m.Participant.ID == a.ID()
+	}); err != nil {
+		t.Fatalf("bob was not told alice left: %v", err)
+	}
+}
