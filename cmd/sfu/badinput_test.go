@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -220,18 +219,8 @@ func TestBadInput(t *testing.T) {
 	n := startTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	mediaCtx, stopMedia := context.WithCancel(ctx)
-	var senders sync.WaitGroup
-	defer senders.Wait()
-	defer stopMedia()
-
-	a := joinClient(t, ctx, n, room, "alice")
-	b := joinClient(t, ctx, n, room, "bob")
-	publishSynthetic(t, mediaCtx, a, &senders)
-	publishSynthetic(t, mediaCtx, b, &senders)
-	eventually(t, 10*time.Second, "alice and bob receive each other's audio and video", func() bool {
-		return receivesFrom(a, b.ID(), 20) && receivesFrom(b, a.ID(), 20)
-	})
+	cs := joinPublishing(t, ctx, n, startMedia(t, ctx), room, "alice", "bob")
+	a, b := cs[0], cs[1]
 
 	m := dialRaw(t, n, "mallory")
 	step := func(what string, send func(), code, ref string) {
@@ -416,18 +405,9 @@ func TestGracefulShutdown(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mediaCtx, stopMedia := context.WithCancel(ctx)
-	var senders sync.WaitGroup
-	defer senders.Wait()
-	defer stopMedia()
-
-	a := joinClient(t, ctx, n, "closing", "alice")
-	b := joinClient(t, ctx, n, "closing", "bob")
-	publishSynthetic(t, mediaCtx, a, &senders)
-	publishSynthetic(t, mediaCtx, b, &senders)
-	eventually(t, 10*time.Second, "alice and bob receive each other's audio and video", func() bool {
-		return receivesFrom(a, b.ID(), 20) && receivesFrom(b, a.ID(), 20)
-	})
+	media := startMedia(t, ctx)
+	cs := joinPublishing(t, ctx, n, media, "closing", "alice", "bob")
+	a, b := cs[0], cs[1]
 
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
 	defer scancel()
@@ -465,8 +445,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	dcancel()
 
-	stopMedia()
-	senders.Wait()
+	media.stop()
 	a.Close()
 	b.Close()
 	eventually(t, 15*time.Second, fmt.Sprintf("goroutines return to the level before the node started (%d)", baseline), func() bool {

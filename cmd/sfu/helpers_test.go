@@ -188,3 +188,49 @@ func describe(tc *testClient) string {
 	}
 	return s
 }
+
+// mediaRun owns the goroutines that feed synthetic media into published tracks.
+type mediaRun struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startMedia returns a mediaRun that stops, at the latest, when the test ends.
+func startMedia(t *testing.T, parent context.Context) *mediaRun {
+	m := &mediaRun{}
+	m.ctx, m.cancel = context.WithCancel(parent)
+	t.Cleanup(m.stop)
+	return m
+}
+
+// publish publishes a VP8 and an Opus track from tc, fed until stop.
+func (m *mediaRun) publish(t *testing.T, tc *testClient) { publishSynthetic(t, m.ctx, tc, &m.wg) }
+
+// stop ends the feeds and waits for them.
+func (m *mediaRun) stop() {
+	m.cancel()
+	m.wg.Wait()
+}
+
+// joinPublishing joins each identity to room, publishes from each, and waits until each receives every other.
+func joinPublishing(t *testing.T, ctx context.Context, n *node, m *mediaRun, room string, identities ...string) []*testClient {
+	t.Helper()
+	var cs []*testClient
+	for _, id := range identities {
+		c := joinClient(t, ctx, n, room, id)
+		m.publish(t, c)
+		cs = append(cs, c)
+	}
+	eventually(t, 10*time.Second, "everyone receives everyone's audio and video", func() bool {
+		for _, x := range cs {
+			for _, y := range cs {
+				if x != y && !receivesFrom(x, y.ID(), 20) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return cs
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,22 +22,12 @@ func TestMeeting(t *testing.T) {
 	n := startTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mediaCtx, stopMedia := context.WithCancel(ctx)
-	var senders sync.WaitGroup
-	defer senders.Wait()
-	defer stopMedia()
-
-	a := joinClient(t, ctx, n, "standup", "alice")
-	b := joinClient(t, ctx, n, "standup", "bob")
+	media := startMedia(t, ctx)
+	cs := joinPublishing(t, ctx, n, media, "standup", "alice", "bob")
+	a, b := cs[0], cs[1]
 	if got := len(b.Joined.Participants); got != 1 || b.Joined.Participants[0].ID != a.ID() {
 		t.Fatalf("bob's joined lists %+v, want alice (%s)", b.Joined.Participants, a.ID())
 	}
-	publishSynthetic(t, mediaCtx, a, &senders)
-	publishSynthetic(t, mediaCtx, b, &senders)
-
-	eventually(t, 10*time.Second, "alice and bob receive each other's audio and video", func() bool {
-		return receivesFrom(a, b.ID(), 20) && receivesFrom(b, a.ID(), 20)
-	})
 
 	c := joinClient(t, ctx, n, "standup", "carol")
 	if got := len(c.Joined.Participants); got != 2 {
@@ -49,7 +38,7 @@ func TestMeeting(t *testing.T) {
 			t.Errorf("carol's joined shows %s with %d tracks, want 2", p.Identity, len(p.Tracks))
 		}
 	}
-	publishSynthetic(t, mediaCtx, c, &senders)
+	media.publish(t, c)
 	eventually(t, 10*time.Second, "carol receives alice and bob, and they receive carol", func() bool {
 		return receivesFrom(c, a.ID(), 20) && receivesFrom(c, b.ID(), 20) &&
 			receivesFrom(a, c.ID(), 20) && receivesFrom(b, c.ID(), 20)
@@ -89,8 +78,7 @@ func TestMeeting(t *testing.T) {
 		return b.stats(c.ID(), "video").packets.Load() > before+10
 	})
 
-	stopMedia()
-	senders.Wait()
+	media.stop()
 	b.Leave()
 	c.Leave()
 	eventually(t, 10*time.Second, "the room closes when empty", func() bool {
@@ -114,14 +102,10 @@ func TestUnpublishAndDrop(t *testing.T) {
 	n := startTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mediaCtx, stopMedia := context.WithCancel(ctx)
-	var senders sync.WaitGroup
-	defer senders.Wait()
-	defer stopMedia()
-
+	media := startMedia(t, ctx)
 	a := joinClient(t, ctx, n, "r", "alice")
 	b := joinClient(t, ctx, n, "r", "bob")
-	publishSynthetic(t, mediaCtx, a, &senders)
+	media.publish(t, a)
 	eventually(t, 10*time.Second, "bob receives alice", func() bool { return receivesFrom(b, a.ID(), 20) })
 
 	video := a.Pub.GetSenders()[0]
@@ -154,8 +138,7 @@ func TestUnpublishAndDrop(t *testing.T) {
 	}
 
 	// Alice's socket drops (no leave message): bob is told she left and her audio ends.
-	stopMedia()
-	senders.Wait()
+	media.stop()
 	a.Close()
 	wctx2, wcancel2 := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel2()
@@ -176,18 +159,13 @@ func TestMediaConnectionLost(t *testing.T) {
 	n := startTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	mediaCtx, stopMedia := context.WithCancel(ctx)
-	var senders sync.WaitGroup
-	defer senders.Wait()
-	defer stopMedia()
-
+	media := startMedia(t, ctx)
 	a := joinClient(t, ctx, n, "r", "alice")
 	b := joinClient(t, ctx, n, "r", "bob")
-	publishSynthetic(t, mediaCtx, a, &senders)
+	media.publish(t, a)
 	eventually(t, 10*time.Second, "bob receives alice", func() bool { return receivesFrom(b, a.ID(), 20) })
 
-	stopMedia()
-	senders.Wait()
+	media.stop()
 	_ = a.Pub.Close()
 	_ = a.Sub.Close()
 	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
