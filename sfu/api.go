@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -211,5 +210,3 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 	}
 	return nil
 }
-
-var errClosed = errors.New("closed")

@@ -343,8 +343,12 @@ func (p *Participant) negotiate() {
 // requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
 func (p *Participant) requestKeyframes() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	rs := make([]*Receiver, 0, len(p.downs))
 	for r := range p.downs {
+		rs = append(rs, r)
+	}
+	p.mu.Unlock()
+	for _, r := range rs {
 		r.RequestKeyframe()
 	}
 }

@@ -169,28 +169,36 @@ func (r *Receiver) RequestKeyframe() {
 		return
 	}
 	r.pliMu.Lock()
-	defer r.pliMu.Unlock()
 	if r.closed || r.pliPending {
+		r.pliMu.Unlock()
 		return
 	}
 	wait := keyframeInterval - time.Since(r.lastPLI)
-	if wait <= 0 {
-		r.sendPLILocked()
+	if wait > 0 {
+		r.pliPending = true
+		r.pliTimer = time.AfterFunc(wait, r.deferredPLI)
+		r.pliMu.Unlock()
 		return
 	}
-	r.pliPending = true
-	r.pliTimer = time.AfterFunc(wait, func() {
-		r.pliMu.Lock()
-		defer r.pliMu.Unlock()
-		r.pliPending = false
-		if !r.closed {
-			r.sendPLILocked()
-		}
-	})
+	r.lastPLI = time.Now()
+	r.pliMu.Unlock()
+	r.sendPLI()
 }
 
-func (r *Receiver) sendPLILocked() {
-	r.lastPLI = time.Now()
+func (r *Receiver) deferredPLI() {
+	r.pliMu.Lock()
+	r.pliPending = false
+	send := !r.closed
+	if send {
+		r.lastPLI = time.Now()
+	}
+	r.pliMu.Unlock()
+	if send {
+		r.sendPLI()
+	}
+}
+
+func (r *Receiver) sendPLI() {
 	r.stats.plis.Add(1)
 	// An error means the publisher's connection is closing; its read goroutine ends the track.
 	_ = r.rtcp.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: r.ssrc}})
