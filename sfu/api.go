@@ -201,6 +201,8 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 	}{
 		{sdp.SDESMidURI, webrtc.RTPCodecTypeAudio},
 		{sdp.SDESMidURI, webrtc.RTPCodecTypeVideo},
+		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},       // simulcast rid
+		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo}, // rid of retransmissions
 		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
 	}
 	for _, e := range exts {

@@ -4,31 +4,50 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
 // DownTrack is one subscriber's copy of a published track: a webrtc.TrackLocal added to the subscriber's
-// connection. It rewrites each packet for that subscriber (its SSRC, payload type, and sequence numbers and
-// timestamps that run on from wherever this subscriber's stream started) and starts video on a keyframe.
+// connection. It forwards one simulcast layer at a time, switches layers on a keyframe of the new layer, drops
+// temporal layers above its limit, and rewrites every packet (SSRC, payload type, sequence number, timestamp,
+// VP8 picture id and TL0PICIDX) so that the subscriber sees one continuous stream whatever layer it comes from.
 type DownTrack struct {
 	streamID string // the publishing participant's id: the browser groups a participant's tracks by it
 	receiver *Receiver
 	owner    *Participant // the subscriber
 
-	bound atomic.Pointer[binding]
+	bound       atomic.Pointer[binding]
+	current     atomic.Int32 // layer being forwarded; -1 before the first keyframe and while paused
+	target      atomic.Int32 // layer wanted; -1 pauses the track
+	maxTemporal atomic.Int32 // highest VP8 temporal layer forwarded
+	tileW       atomic.Int32 // the size the subscriber shows the video at; tileUnknown until it says
+	tileH       atomic.Int32
+	sent        atomic.Uint64
 
-	// Per-packet state, touched only by the receiver's read goroutine.
-	hdr      rtp.Header
-	ext      [4]rtp.Extension // room for interceptors to add header extensions without allocating
-	started  bool
-	firstSeq uint16
-	seqDelta uint16
-	tsDelta  uint32
-	sent     atomic.Uint64
+	// The munger. Packets of two layers can arrive at once during a switch, from two read goroutines.
+	mu         sync.Mutex
+	started    bool
+	lastIn     uint16 // newest input sequence number on the current layer
+	mapFrom    uint16 // first input sequence number of the mapping in force
+	seqDelta   uint16
+	tsDelta    uint32
+	picDelta   uint16
+	tl0Delta   uint8
+	lastOutSeq uint16
+	lastOutTS  uint32
+	lastOutPic uint16
+	lastOutTL0 uint8
+	lastOutAt  time.Time
+	hdr        rtp.Header
+	ext        [4]rtp.Extension // room for interceptors to add header extensions without allocating
+	buf        [1500]byte       // a private copy of a payload whose descriptor is rewritten
 }
 
 type binding struct {
@@ -37,11 +56,22 @@ type binding struct {
 	w    webrtc.TrackLocalWriter
 }
 
+// allTemporal forwards every temporal layer.
+const allTemporal = 3
+
 func newDownTrack(r *Receiver, streamID string, owner *Participant) *DownTrack {
 	d := &DownTrack{streamID: streamID, receiver: r, owner: owner}
+	d.current.Store(-1)
+	d.maxTemporal.Store(allTemporal)
+	d.tileW.Store(tileUnknown)
+	d.tileH.Store(tileUnknown)
+	if r.kind == webrtc.RTPCodecTypeVideo {
+		var sizes [maxLayers][2]int
+		d.target.Store(chooseLayer(r.ActiveLayers(), sizes, tileUnknown, tileUnknown))
+	}
 	// Start the subscriber's sequence numbers and timestamps at random values (RFC 3550 section 5.1).
-	d.seqDelta = uint16(rand.Uint32())
-	d.tsDelta = rand.Uint32()
+	d.lastOutSeq = uint16(rand.Uint32())
+	d.lastOutTS = rand.Uint32()
 	return d
 }
 
@@ -68,14 +98,47 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, want.MimeType) && fmtpCompatible(c, want) {
 			d.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
-			if d.owner == nil || d.owner.subConnected.Load() {
-				d.receiver.RequestKeyframe()
+			if d.ready() {
+				d.requestKeyframe()
 			} // else the request goes out when the subscriber connects: a keyframe before then would be lost
 			return c, nil
 		}
 	}
 	return webrtc.RTPCodecParameters{}, fmt.Errorf("subscriber does not accept %s: %w", want.MimeType, webrtc.ErrUnsupportedCodec)
 }
+
+// requestKeyframe asks the publisher for a keyframe on the layer this DownTrack forwards or is switching to.
+func (d *DownTrack) requestKeyframe() {
+	if l := d.target.Load(); l >= 0 {
+		d.receiver.RequestKeyframe(l)
+	}
+}
+
+// SetTargetLayer chooses the layer to forward; -1 pauses the track. The switch happens on that layer's next
+// keyframe, which is asked for; pausing is immediate.
+func (d *DownTrack) SetTargetLayer(l int32) {
+	if d.receiver.kind != webrtc.RTPCodecTypeVideo || d.target.Swap(l) == l {
+		return
+	}
+	if l < 0 {
+		d.current.Store(-1)
+		return
+	}
+	if l != d.current.Load() && d.ready() {
+		d.receiver.RequestKeyframe(l)
+	}
+}
+
+// ready reports whether packets written now can reach the subscriber: a keyframe asked for earlier is lost.
+func (d *DownTrack) ready() bool {
+	return d.bound.Load() != nil && (d.owner == nil || d.owner.subConnected.Load())
+}
+
+// SetMaxTemporalLayer limits the VP8 temporal layers forwarded (0: the base layer only).
+func (d *DownTrack) SetMaxTemporalLayer(t int32) { d.maxTemporal.Store(t) }
+
+// Layers reports the layer forwarded (-1: none yet, or paused) and the layer wanted.
+func (d *DownTrack) Layers() (current, target int32) { return d.current.Load(), d.target.Load() }
 
 // fmtpCompatible matches H.264 by packetization mode and profile; other codecs by name alone.
 func fmtpCompatible(a, b webrtc.RTPCodecParameters) bool {
@@ -109,26 +172,68 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// writeRTP rewrites pkt for this subscriber and sends it; it reports whether the packet went out. key says the
-// packet starts a keyframe. Called only from the receiver's read goroutine.
-func (d *DownTrack) writeRTP(pkt *rtp.Packet, key bool) bool {
+// writeRTP rewrites a packet for this subscriber and sends it; it reports whether the packet went out.
+func (d *DownTrack) writeRTP(pi *packetInfo) bool {
+	l := pi.layer
+	if l != d.current.Load() && l != d.target.Load() {
+		return false // not a layer this subscriber wants
+	}
 	b := d.bound.Load()
 	if b == nil {
 		return false
 	}
-	if !d.started {
-		if d.receiver.kind == webrtc.RTPCodecTypeVideo && !key {
-			d.receiver.RequestKeyframe() // throttled; the subscriber cannot decode until one arrives
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pkt := pi.pkt
+	seq := pkt.SequenceNumber
+	switching := l != d.current.Load()
+	if switching {
+		if l != d.target.Load() {
 			return false
 		}
-		// The subscriber's stream continues from its last sequence number and timestamp.
-		d.seqDelta -= pkt.SequenceNumber
-		d.tsDelta -= pkt.Timestamp
-		d.firstSeq = pkt.SequenceNumber
-	} else if int16(pkt.SequenceNumber-d.firstSeq) < 0 {
-		return false // older than the packet this subscriber started on
+		if !pi.key {
+			d.receiver.RequestKeyframe(l) // throttled; the subscriber cannot decode this layer before one
+			return false
+		}
+	} else if int16(seq-d.mapFrom) < 0 {
+		return false // from before the mapping in force (a switch or a dropped packet): no place in the output
+	}
+	inOrder := switching || int16(seq-d.lastIn) > 0
+
+	if len(pkt.Payload) == 0 || pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
+		// Dropped (padding, or a temporal layer above the limit): later packets close the gap it leaves.
+		if !switching && inOrder {
+			d.seqDelta--
+			if pi.vp8.Start && pi.vp8.PicIDBytes > 0 {
+				d.picDelta--
+			}
+			d.lastIn, d.mapFrom = seq, seq+1
+		}
+		return false
 	}
 
+	seqDelta, tsDelta, picDelta, tl0Delta := d.seqDelta, d.tsDelta, d.picDelta, d.tl0Delta
+	if switching { // continue the subscriber's stream from its last packet
+		seqDelta = d.lastOutSeq + 1 - seq
+		tsDelta = d.lastOutTS + d.tsGap(pi.arrival) - pkt.Timestamp
+		picDelta, tl0Delta = 0, 0
+		if d.started && pi.hasVP8 {
+			picDelta = d.lastOutPic + 1 - pi.vp8.PictureID
+			tl0Delta = d.lastOutTL0 + 1 - pi.vp8.TL0PICIDX
+		}
+	}
+
+	payload := pkt.Payload
+	var outPic uint16
+	var outTL0 uint8
+	if pi.hasVP8 {
+		outPic = (pi.vp8.PictureID + picDelta) & codec.PictureIDMask(pi.vp8.PicIDBytes)
+		outTL0 = pi.vp8.TL0PICIDX + tl0Delta
+		if (picDelta != 0 && pi.vp8.PicIDBytes > 0) || (tl0Delta != 0 && pi.vp8.HasTL0) {
+			payload = d.buf[:copy(d.buf[:], payload)]
+			codec.RewriteVP8(payload, &pi.vp8, outPic, outTL0)
+		}
+	}
 	h := &d.hdr
 	*h = pkt.Header
 	h.Extension = false
@@ -137,19 +242,36 @@ func (d *DownTrack) writeRTP(pkt *rtp.Packet, key bool) bool {
 	h.PaddingSize = 0
 	h.SSRC = b.ssrc
 	h.PayloadType = b.pt
-	h.SequenceNumber += d.seqDelta
-	h.Timestamp += d.tsDelta
-	n, err := b.w.WriteRTP(h, pkt.Payload)
-	if err != nil || n == 0 {
-		if !d.started { // not connected yet: undo, and start on a later keyframe
-			d.seqDelta += pkt.SequenceNumber
-			d.tsDelta += pkt.Timestamp
-		}
-		return false
+	h.SequenceNumber = seq + seqDelta
+	h.Timestamp = pkt.Timestamp + tsDelta
+	if n, err := b.w.WriteRTP(h, payload); err != nil || n == 0 {
+		return false // not connected yet, or closing: a switch waits for a later keyframe
 	}
-	d.started = true
+	if switching {
+		d.seqDelta, d.tsDelta, d.picDelta, d.tl0Delta = seqDelta, tsDelta, picDelta, tl0Delta
+		d.mapFrom = seq
+		d.current.Store(l)
+		d.started = true
+	}
+	if inOrder {
+		d.lastIn = seq
+		d.lastOutSeq, d.lastOutTS, d.lastOutAt = h.SequenceNumber, h.Timestamp, pi.arrival
+		if pi.hasVP8 {
+			d.lastOutPic, d.lastOutTL0 = outPic, outTL0
+		}
+	}
 	d.sent.Add(1)
 	return true
+}
+
+// tsGap is the RTP time between the last packet sent and a new layer's first: the wall-clock time between
+// them, at least one tick.
+func (d *DownTrack) tsGap(now time.Time) uint32 {
+	if d.lastOutAt.IsZero() {
+		return 1
+	}
+	gap := uint32(now.Sub(d.lastOutAt).Seconds() * float64(d.receiver.codec.ClockRate))
+	return max(gap, 1)
 }
 
 // handleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are
@@ -158,7 +280,7 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 	for _, p := range pkts {
 		switch p := p.(type) {
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			d.receiver.RequestKeyframe()
+			d.requestKeyframe()
 		case *rtcp.TransportLayerNack:
 			var lost uint64
 			for _, n := range p.Nacks {

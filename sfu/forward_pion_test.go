@@ -104,24 +104,26 @@ func BenchmarkForwardPion(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = closeNet() }()
-	r := vp8Receiver(&nopRTCP{})
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.close()
 	var closers []func()
 	const subscribers = 10
 	for i := 0; i < subscribers; i++ {
 		d := newDownTrack(r, "PA_pub", nil)
+		d.SetTargetLayer(0)
 		closers = append(closers, subscriberPair(b, api, d))
 		r.addDownTrack(d)
 	}
-	pkt := vp8Packet(0, 0, true)
-	r.writePacket(pkt, 1000)
-	pkt = vp8Packet(0, 0, false)
-	pkt.Payload = pkt.Payload[:1000]
+	s := &vp8Stream{}
+	send(r, s, true)
+	pi := &packetInfo{pkt: s.frame(false)[0], arrival: time.Now()}
+	pi.pkt.Payload = append(pi.pkt.Payload, make([]byte, 500)...) // about 1000 bytes
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		pkt.SequenceNumber++
-		pkt.Timestamp += 3000
-		r.writePacket(pkt, 1000)
+		pi.pkt.SequenceNumber++
+		pi.pkt.Timestamp += 3000
+		r.writePacket(pi, 1000)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/forwarded-pkt")

@@ -3,77 +3,156 @@ package sfu
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
-// captureWriter is a webrtc.TrackLocalWriter that keeps the headers written to it.
+// captureWriter is a webrtc.TrackLocalWriter that keeps what is written to it.
 type captureWriter struct {
-	headers []rtp.Header
 	keep    bool
-	n       int
+	headers []rtp.Header
+	descs   []codec.VP8Descriptor
+	keys    []bool
 }
 
 func (w *captureWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
-	w.n++
 	if w.keep {
 		w.headers = append(w.headers, *h)
+		d, _ := codec.ParseVP8(payload)
+		w.descs = append(w.descs, d)
+		w.keys = append(w.keys, d.Start && d.Keyframe)
 	}
 	return h.MarshalSize() + len(payload), nil
 }
 
 func (w *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-type nopRTCP struct{ plis atomic.Int32 }
+// nopRTCP counts the keyframe requests sent to the publisher, by SSRC.
+type nopRTCP struct {
+	plis     atomic.Int32
+	lastSSRC atomic.Uint32
+}
 
 func (n *nopRTCP) WriteRTCP(pkts []rtcp.Packet) error {
 	for _, p := range pkts {
-		if _, ok := p.(*rtcp.PictureLossIndication); ok {
+		if pli, ok := p.(*rtcp.PictureLossIndication); ok {
 			n.plis.Add(1)
+			n.lastSSRC.Store(pli.MediaSSRC)
 		}
 	}
 	return nil
 }
 
-func vp8Receiver(w rtcpWriter) *Receiver {
-	return newReceiver("v", webrtc.RTPCodecTypeVideo,
-		webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96},
-		1234, w)
+var vp8Params = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
+
+// simulcastReceiver is a VP8 receiver with the given number of layers, layer i on SSRC 100+i.
+func simulcastReceiver(w rtcpWriter, layers int) *Receiver {
+	r := newReceiver("v", webrtc.RTPCodecTypeVideo, vp8Params, w)
+	for i := 0; i < layers; i++ {
+		r.startLayer(i, uint32(100+i))
+	}
+	return r
 }
 
 func bind(d *DownTrack, ssrc uint32, pt uint8, w webrtc.TrackLocalWriter) {
 	d.bound.Store(&binding{ssrc: ssrc, pt: pt, w: w})
 }
 
-func vp8Packet(seq uint16, ts uint32, key bool) *rtp.Packet {
-	first := byte(0x01) // inter frame
+// vp8Stream makes the packets of one simulcast layer as Chrome sends them: a 15-bit picture id, TL0PICIDX and
+// temporal layer ids in the pattern 0,2,1,2.
+type vp8Stream struct {
+	layer  int32
+	seq    uint16
+	ts     uint32
+	picID  uint16
+	tl0    uint8
+	frames int
+}
+
+// frame returns the packets of the next frame (two packets each).
+func (s *vp8Stream) frame(key bool) []*rtp.Packet {
+	tid := [4]uint8{0, 2, 1, 2}[s.frames%4]
 	if key {
-		first = 0x00
+		tid = 0
 	}
-	return &rtp.Packet{
-		Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: ts, SSRC: 1234, Marker: true},
-		Payload: append([]byte{0x10, first, 0x9d, 0x01, 0x2a}, make([]byte, 1000)...),
+	if tid == 0 {
+		s.tl0++
+	}
+	var pkts []*rtp.Packet
+	for i := 0; i < 2; i++ {
+		first := byte(0x90) // X, S
+		if i > 0 {
+			first = 0x80
+		}
+		vp8hdr := byte(0x01) // inter frame
+		if key {
+			vp8hdr = 0x00
+		}
+		payload := []byte{first, 0xe0, 0x80 | byte(s.picID>>8), byte(s.picID), s.tl0, tid << 6, vp8hdr, 0x00, 0x00, 0x9d, 0x01, 0x2a}
+		payload = append(payload, make([]byte, 500)...)
+		pkts = append(pkts, &rtp.Packet{
+			Header:  rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: s.seq, Timestamp: s.ts, SSRC: uint32(100 + s.layer), Marker: i == 1},
+			Payload: payload,
+		})
+		s.seq++
+	}
+	s.ts += 3000
+	s.picID = (s.picID + 1) & 0x7fff
+	s.frames++
+	return pkts
+}
+
+func send(r *Receiver, s *vp8Stream, key bool) {
+	for _, p := range s.frame(key) {
+		r.writePacket(&packetInfo{pkt: p, layer: s.layer, arrival: time.Now()}, len(p.Payload)+12)
+	}
+}
+
+// checkContinuous asserts the subscriber's stream has no gap: consecutive sequence numbers, one picture id per
+// frame, and timestamps that never go back.
+func checkContinuous(t *testing.T, w *captureWriter) {
+	t.Helper()
+	for i := 1; i < len(w.headers); i++ {
+		prev, h := w.headers[i-1], w.headers[i]
+		if h.SequenceNumber != prev.SequenceNumber+1 {
+			t.Fatalf("packet %d: sequence number %d after %d", i, h.SequenceNumber, prev.SequenceNumber)
+		}
+		if int32(h.Timestamp-prev.Timestamp) < 0 {
+			t.Fatalf("packet %d: timestamp went back from %d to %d", i, prev.Timestamp, h.Timestamp)
+		}
+		wantPic := w.descs[i-1].PictureID
+		if w.descs[i].Start {
+			wantPic = (wantPic + 1) & 0x7fff
+		}
+		if w.descs[i].PictureID != wantPic {
+			t.Fatalf("packet %d: picture id %d after %d (start of frame: %v)", i, w.descs[i].PictureID, w.descs[i-1].PictureID, w.descs[i].Start)
+		}
+		if h.SSRC != prev.SSRC || h.PayloadType != prev.PayloadType {
+			t.Fatalf("packet %d: ssrc/pt changed", i)
+		}
 	}
 }
 
 // A subscriber starts on a keyframe, asks for one while it waits, and sees its own SSRC and payload type with
 // sequence numbers that run on without a gap from wherever it started.
-func TestDownTrackStartsOnKeyframeAndRewrites(t *testing.T) {
+func TestDownTrackStartsOnKeyframe(t *testing.T) {
 	pli := &nopRTCP{}
-	r := vp8Receiver(pli)
+	r := simulcastReceiver(pli, 1)
 	defer r.close()
 	d := newDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 100, w)
 	r.addDownTrack(d)
 
-	seq, ts := uint16(65530), uint32(4294960000) // both wrap during the test
+	s := &vp8Stream{seq: 65530, ts: 4294960000, picID: 32760} // all wrap during the test
 	for i := 0; i < 3; i++ {
-		r.writePacket(vp8Packet(seq, ts, false), 1000)
-		seq++
-		ts += 3000
+		send(r, s, false)
 	}
 	if len(w.headers) != 0 {
 		t.Fatalf("forwarded %d inter-frame packets before any keyframe", len(w.headers))
@@ -81,71 +160,173 @@ func TestDownTrackStartsOnKeyframeAndRewrites(t *testing.T) {
 	if got := pli.plis.Load(); got != 1 {
 		t.Errorf("sent %d keyframe requests while waiting, want 1 (throttled)", got)
 	}
-	for i := 0; i < 10; i++ {
-		r.writePacket(vp8Packet(seq, ts, i == 0), 1000)
-		seq++
-		ts += 3000
+	send(r, s, true)
+	for i := 0; i < 8; i++ {
+		send(r, s, false)
 	}
-	if len(w.headers) != 10 {
-		t.Fatalf("forwarded %d packets after the keyframe, want 10", len(w.headers))
+	if len(w.headers) != 18 || !w.keys[0] {
+		t.Fatalf("forwarded %d packets after the keyframe (first a keyframe: %v), want 18", len(w.headers), len(w.keys) > 0 && w.keys[0])
 	}
-	for i, h := range w.headers {
-		if h.SSRC != 999 || h.PayloadType != 100 {
-			t.Fatalf("packet %d: ssrc %d pt %d, want 999 and 100", i, h.SSRC, h.PayloadType)
-		}
-		if i > 0 {
-			if h.SequenceNumber != w.headers[i-1].SequenceNumber+1 {
-				t.Fatalf("packet %d: sequence %d after %d", i, h.SequenceNumber, w.headers[i-1].SequenceNumber)
-			}
-			if h.Timestamp-w.headers[i-1].Timestamp != 3000 {
-				t.Fatalf("packet %d: timestamp step %d, want 3000", i, h.Timestamp-w.headers[i-1].Timestamp)
-			}
-		}
+	if w.headers[0].SSRC != 999 || w.headers[0].PayloadType != 100 {
+		t.Fatalf("ssrc %d pt %d, want 999 and 100", w.headers[0].SSRC, w.headers[0].PayloadType)
 	}
+	checkContinuous(t, w)
+
 	// A packet older than the one the subscriber started on is not forwarded.
-	r.writePacket(vp8Packet(seq-20, ts-60000, false), 1000)
-	if len(w.headers) != 10 {
+	old := s.frame(false)[0]
+	old.SequenceNumber -= 40
+	r.writePacket(&packetInfo{pkt: old, arrival: time.Now()}, 500)
+	if len(w.headers) != 18 {
 		t.Fatalf("forwarded a packet from before the start")
 	}
-	if got := r.stats.packetsOut.Load(); got != 10 {
-		t.Errorf("packets forwarded counter = %d, want 10", got)
+	if got := r.stats.packetsOut.Load(); got != 18 {
+		t.Errorf("packets forwarded counter = %d, want 18", got)
 	}
 }
 
-// Keyframe requests are throttled to one per interval but a request inside the interval is sent at its end.
+// Switching up and down: the new layer starts on its keyframe (asked for on that layer's SSRC), the old layer
+// stops at the same moment, and the subscriber's sequence numbers, picture ids and timestamps run on.
+func TestDownTrackSwitchesLayers(t *testing.T) {
+	pli := &nopRTCP{}
+	r := simulcastReceiver(pli, 3)
+	defer r.close()
+	d := newDownTrack(r, "PA_pub", nil)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.addDownTrack(d)
+	d.SetTargetLayer(0)
+
+	layers := []*vp8Stream{
+		{layer: 0, seq: 1000, ts: 50000, picID: 10},
+		{layer: 1, seq: 20000, ts: 7000000, picID: 3000},
+		{layer: 2, seq: 65000, ts: 4000000000, picID: 32700},
+	}
+	round := func(keys ...int32) {
+		for _, s := range layers {
+			key := false
+			for _, k := range keys {
+				key = key || k == s.layer
+			}
+			send(r, s, key)
+		}
+	}
+	round(0)
+	for i := 0; i < 5; i++ {
+		round()
+	}
+	if cur, _ := d.Layers(); cur != 0 {
+		t.Fatalf("current layer %d after the low keyframe, want 0", cur)
+	}
+	n := len(w.headers)
+
+	d.SetTargetLayer(2)
+	if pli.lastSSRC.Load() != 102 {
+		t.Fatalf("keyframe request went to ssrc %d, want 102 (layer 2)", pli.lastSSRC.Load())
+	}
+	round()
+	round()
+	if cur, _ := d.Layers(); cur != 0 || len(w.headers) != n+4 {
+		t.Fatalf("before layer 2's keyframe: on layer %d with %d new packets; want layer 0 going on (4)", cur, len(w.headers)-n)
+	}
+	n = len(w.headers)
+	round(2) // layer 0's frame goes out, then layer 2's keyframe
+	if cur, _ := d.Layers(); cur != 2 || len(w.headers) != n+4 || !w.keys[n+2] {
+		t.Fatalf("after layer 2's keyframe: on layer %d, %d new packets, the third a keyframe: %v; want layer 2, 4, true",
+			cur, len(w.headers)-n, len(w.keys) > n+2 && w.keys[n+2])
+	}
+	n += 2
+	for i := 0; i < 5; i++ {
+		round()
+	}
+	if got := len(w.headers) - n; got != 12 {
+		t.Fatalf("forwarded %d packets on layer 2, want 12 (layers 0 and 1 are not forwarded any more)", got)
+	}
+
+	d.SetTargetLayer(1)
+	round(1)
+	round()
+	if cur, _ := d.Layers(); cur != 1 {
+		t.Fatalf("on layer %d after layer 1's keyframe, want 1", cur)
+	}
+	checkContinuous(t, w)
+}
+
+// With temporal layers above the base dropped, only base frames go out, still without a gap.
+func TestDownTrackDropsTemporalLayers(t *testing.T) {
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.close()
+	d := newDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.addDownTrack(d)
+	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
+	send(r, s, true)
+	for i := 0; i < 3; i++ {
+		send(r, s, false)
+	}
+	d.SetMaxTemporalLayer(0)
+	for i := 0; i < 12; i++ {
+		send(r, s, false)
+	}
+	// key + 3 frames at full rate, then 12 frames of which the pattern 0,2,1,2 keeps 3.
+	if got := len(w.headers); got != 2*(4+3) {
+		t.Fatalf("forwarded %d packets, want %d", got, 2*(4+3))
+	}
+	for i, desc := range w.descs[8:] {
+		if desc.TID != 0 {
+			t.Fatalf("packet %d after the limit has temporal layer %d", 8+i, desc.TID)
+		}
+	}
+	checkContinuous(t, w)
+}
+
+// Keyframe requests are throttled to one per interval per layer but a request inside it is sent at its end.
 func TestKeyframeRequestsThrottled(t *testing.T) {
 	pli := &nopRTCP{}
-	r := vp8Receiver(pli)
-	r.RequestKeyframe()
-	r.RequestKeyframe()
-	r.RequestKeyframe()
-	r.pliMu.Lock()
-	sent, pending := pli.plis.Load(), r.pliPending
-	r.pliMu.Unlock()
-	if sent != 1 || !pending {
-		t.Fatalf("after three requests: %d sent, pending %v; want 1 sent and one pending", sent, pending)
+	r := simulcastReceiver(pli, 2)
+	defer r.close()
+	r.RequestKeyframe(0)
+	r.RequestKeyframe(0)
+	r.RequestKeyframe(0)
+	r.RequestKeyframe(1)
+	ly := &r.layers[0]
+	ly.pliMu.Lock()
+	pending := ly.pliPending
+	ly.pliMu.Unlock()
+	if sent := pli.plis.Load(); sent != 2 || !pending {
+		t.Fatalf("after three requests on layer 0 and one on layer 1: %d sent, layer 0 pending %v; want 2 sent and one pending", sent, pending)
 	}
-	r.close()
+	deadline := time.Now().Add(2 * time.Second)
+	for pli.plis.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pli.plis.Load() != 3 {
+		t.Fatal("the deferred keyframe request was never sent")
+	}
 }
 
 // BenchmarkForward measures the SFU's own per-packet work: a packet in, rewritten for each of ten subscribers.
 // The writer is a stub, so Pion's interceptors, SRTP and the socket are not counted (see BenchmarkForwardPion).
 func BenchmarkForward(b *testing.B) {
-	r := vp8Receiver(&nopRTCP{})
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.close()
 	for i := 0; i < 10; i++ {
 		d := newDownTrack(r, "PA_pub", nil)
+		d.SetTargetLayer(0)
 		bind(d, uint32(1000+i), 96, &captureWriter{})
 		r.addDownTrack(d)
 	}
-	pkt := vp8Packet(0, 0, true)
-	r.writePacket(pkt, 1000)
-	pkt = vp8Packet(0, 0, false)
+	s := &vp8Stream{}
+	send(r, s, true)
+	pkts := s.frame(false)
+	pi := &packetInfo{pkt: pkts[0], arrival: time.Now()}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		pkt.SequenceNumber++
-		pkt.Timestamp += 3000
-		r.writePacket(pkt, 1000)
+		pi.pkt.SequenceNumber++
+		pi.pkt.Timestamp += 3000
+		r.writePacket(pi, 1000)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
 }

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -29,11 +30,15 @@ type Participant struct {
 	published []*Receiver                 // this participant's tracks, in publish order
 	downs     map[*Receiver]*subscription // other participants' tracks this one receives
 	held      [2][]webrtc.ICECandidateInit
-	muteState map[string]bool // by track id; a client may mute a track before its first packet arrives
+	muteState map[string]bool      // by track id; a client may mute a track before its first packet arrives
+	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
 
 	negMu          sync.Mutex // serialises subscribe-side offers
 	awaitingAnswer bool
 	renegotiate    bool
+
+	allocPoke chan struct{}      // wakes the allocator
+	stop      context.CancelFunc // ends the allocator
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the goroutines this participant starts
@@ -46,7 +51,7 @@ type subscription struct {
 
 func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
 	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{},
-		muteState: map[string]bool{}}
+		muteState: map[string]bool{}, receiving: map[string]*Receiver{}, allocPoke: make(chan struct{}, 1)}
 	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
 	var err error
 	if p.pub, err = api.NewPeerConnection(cfg); err != nil {
@@ -75,6 +80,13 @@ func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.allocLoop(ctx)
+	}()
 	return p, nil
 }
 
@@ -228,41 +240,74 @@ func (p *Participant) offered(trackID string) bool {
 	return false
 }
 
-// onTrack runs on a goroutine Pion starts for each track the publisher sends: it forwards the track until it
-// ends, then unpublishes it.
+// onTrack runs on a goroutine Pion starts for each track, or simulcast layer of a track, that the publisher
+// sends: it forwards the layer until it ends. The first layer of a track publishes it; when its last layer ends,
+// the track is unpublished.
 func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
+	r := p.receiving[track.ID()]
+	first := r == nil
+	if first {
+		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
+		r.muted.Store(p.muteState[track.ID()])
+		p.receiving[track.ID()] = r
+	}
+	l := LayerIndex(track.RID())
+	if !r.startLayer(l, uint32(track.SSRC())) {
+		p.mu.Unlock()
+		p.log.Warn("layer sent twice", zap.String("track", track.ID()), zap.String("rid", track.RID()))
+		return
+	}
 	p.wg.Add(2) // this goroutine and the RTCP reader
-	muted := p.muteState[track.ID()]
 	p.mu.Unlock()
 	defer p.wg.Done()
 
-	r := newReceiver(track.ID(), track.Kind(), track.Codec(), uint32(track.SSRC()), p.pub)
-	r.muted.Store(muted)
-	if !p.room.publish(p, r) {
-		p.wg.Done()
-		return
-	}
 	go func() { // the publisher's RTCP must be read for the interceptors to see its sender reports
 		defer p.wg.Done()
 		for {
-			if _, _, err := rr.ReadRTCP(); err != nil {
+			var err error
+			if rid := track.RID(); rid != "" {
+				_, _, err = rr.ReadSimulcastRTCP(rid)
+			} else {
+				_, _, err = rr.ReadRTCP()
+			}
+			if err != nil {
 				return
 			}
 		}
 	}()
-	err := r.forward(func(b []byte) (int, error) {
+	if first && !p.room.publish(p, r) {
+		p.dropReceiving(r)
+		return
+	}
+	err := r.forward(l, func(b []byte) (int, error) {
 		n, _, err := track.Read(b)
 		return n, err
 	})
 	if err != nil {
-		p.log.Debug("track ended", zap.String("track", r.id), zap.Error(err))
+		p.log.Debug("layer ended", zap.String("track", r.id), zap.Int("layer", l), zap.Error(err))
 	}
-	p.room.unpublish(p, r)
+	p.mu.Lock()
+	last := !r.stopLayer(l)
+	if last && p.receiving[r.id] == r {
+		delete(p.receiving, r.id)
+	}
+	p.mu.Unlock()
+	if last {
+		p.room.unpublish(p, r)
+	}
+}
+
+func (p *Participant) dropReceiving(r *Receiver) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.receiving[r.id] == r {
+		delete(p.receiving, r.id)
+	}
 }
 
 // subscribe adds a DownTrack of r, published by publisherID, to this participant's subscribe connection.
@@ -292,6 +337,33 @@ func (p *Participant) subscribe(r *Receiver, publisherID string) {
 		d.readRTCP(sender)
 	}()
 	p.negotiate()
+	p.pokeAllocator()
+}
+
+// maxTileSide bounds the tile sizes a client may report.
+const maxTileSide = 16384
+
+// SetTileSize records the size at which the participant shows a track it receives (0 x 0: hidden), so that it
+// gets the smallest layer that fills it.
+func (p *Participant) SetTileSize(trackID string, w, h int) error {
+	if w < 0 || h < 0 || w > maxTileSide || h > maxTileSide {
+		return fmt.Errorf("tile size %dx%d out of range: %w", w, h, ErrBadRequest)
+	}
+	p.mu.Lock()
+	var d *DownTrack
+	for r, s := range p.downs {
+		if r.id == trackID {
+			d = s.down
+		}
+	}
+	p.mu.Unlock()
+	if d == nil {
+		return fmt.Errorf("not receiving a track %.64q: %w", trackID, ErrBadRequest)
+	}
+	d.tileW.Store(int32(w))
+	d.tileH.Store(int32(h))
+	p.pokeAllocator()
+	return nil
 }
 
 // unsubscribe removes r's DownTrack from this participant.
@@ -343,13 +415,13 @@ func (p *Participant) negotiate() {
 // requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
 func (p *Participant) requestKeyframes() {
 	p.mu.Lock()
-	rs := make([]*Receiver, 0, len(p.downs))
-	for r := range p.downs {
-		rs = append(rs, r)
+	ds := make([]*DownTrack, 0, len(p.downs))
+	for _, s := range p.downs {
+		ds = append(ds, s.down)
 	}
 	p.mu.Unlock()
-	for _, r := range rs {
-		r.RequestKeyframe()
+	for _, d := range ds {
+		d.requestKeyframe()
 	}
 }
 
@@ -365,6 +437,16 @@ func (p *Participant) fail() {
 	p.Close()
 }
 
+// discard releases a participant that never joined a room.
+func (p *Participant) discard() {
+	p.closeOnce.Do(func() {
+		p.stop()
+		_ = p.pub.Close()
+		_ = p.sub.Close()
+		p.wg.Wait()
+	})
+}
+
 // Close takes the participant out of its room and releases everything it holds. It is safe to call more than
 // once and from any goroutine but the participant's own.
 func (p *Participant) Close() {
@@ -375,6 +457,7 @@ func (p *Participant) Close() {
 		p.downs = map[*Receiver]*subscription{}
 		p.mu.Unlock()
 
+		p.stop()
 		p.room.leave(p)
 		for r, s := range downs {
 			r.removeDownTrack(s.down)

@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,55 +14,91 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// keyframeInterval is the shortest time between two keyframe requests (PLI) sent to a publisher for one track.
+// keyframeInterval is the shortest time between two keyframe requests (PLI) sent to a publisher for one layer.
 const keyframeInterval = 500 * time.Millisecond
+
+// maxLayers is the number of simulcast layers a track can have (rid q, h, f).
+const maxLayers = 3
 
 // rtcpWriter sends RTCP to the publisher: its *webrtc.PeerConnection.
 type rtcpWriter interface {
 	WriteRTCP(pkts []rtcp.Packet) error
 }
 
-// Receiver is one published track. It reads the publisher's RTP on its own goroutine and hands each packet to
-// every DownTrack subscribed to it. The list of DownTracks is copied on change and read without a lock, so the
-// per-packet path takes no lock and allocates nothing.
+// Receiver is one published track, with up to three simulcast layers. Each layer's RTP is read on its own
+// goroutine and handed to every DownTrack subscribed to the track; a DownTrack takes the packets of the layer it
+// forwards. The list of DownTracks is copied on change and read without a lock.
 type Receiver struct {
 	id       string
 	kind     webrtc.RTPCodecType
 	codec    webrtc.RTPCodecParameters
-	ssrc     uint32
 	keyframe codec.KeyframeFunc
+	vp8      bool
 	rtcp     rtcpWriter
 
-	mu    sync.Mutex // serialises changes to downs
-	downs atomic.Pointer[[]*DownTrack]
-	ended bool // unpublished: no new DownTracks
+	mu     sync.Mutex // serialises changes to downs and ended
+	downs  atomic.Pointer[[]*DownTrack]
+	ended  bool // unpublished: no new DownTracks
+	closed atomic.Bool
 
-	muted atomic.Bool
+	layers [maxLayers]layer
+	muted  atomic.Bool
+
+	stats receiverStats
+}
+
+// layer is one simulcast encoding of a track.
+type layer struct {
+	ssrc   atomic.Uint32
+	active atomic.Bool   // its read goroutine runs
+	bytes  atomic.Uint64 // payload bytes received, for the bitrate the allocator sees
+	width  atomic.Uint32 // from the last VP8 key frame, 0 when unknown
+	height atomic.Uint32
 
 	// Keyframe requests: at most one per keyframeInterval; one asked for inside the interval is sent at its end.
 	pliMu      sync.Mutex
 	lastPLI    time.Time
 	pliPending bool
 	pliTimer   *time.Timer
-	closed     bool
-
-	stats receiverStats
 }
 
-// receiverStats are the counters /metrics reports. The packet counters have one writer (the read goroutine).
+// receiverStats are the counters /metrics reports.
 type receiverStats struct {
 	packetsIn, bytesIn   atomic.Uint64
 	packetsOut, bytesOut atomic.Uint64
 	nacks, plis          atomic.Uint64
 }
 
-func newReceiver(id string, kind webrtc.RTPCodecType, params webrtc.RTPCodecParameters, ssrc uint32, w rtcpWriter) *Receiver {
-	r := &Receiver{id: id, kind: kind, codec: params, ssrc: ssrc, rtcp: w}
+// packetInfo is one received packet with what the receiver learnt from it, shared by every DownTrack.
+type packetInfo struct {
+	pkt     *rtp.Packet
+	layer   int32
+	key     bool // starts a keyframe (always true for audio: any packet can start it)
+	vp8     codec.VP8Descriptor
+	hasVP8  bool
+	arrival time.Time
+}
+
+func newReceiver(id string, kind webrtc.RTPCodecType, params webrtc.RTPCodecParameters, w rtcpWriter) *Receiver {
+	r := &Receiver{id: id, kind: kind, codec: params, rtcp: w}
 	if kind == webrtc.RTPCodecTypeVideo {
 		r.keyframe = codec.KeyframeDetector(params.MimeType)
+		r.vp8 = strings.EqualFold(params.MimeType, webrtc.MimeTypeVP8)
 	}
 	r.downs.Store(&[]*DownTrack{})
 	return r
+}
+
+// LayerIndex maps a simulcast RID to a layer, lowest first: q/h/f (the browser client's and LiveKit's),
+// l/m/h... is ambiguous, so only "low", "mid", "high" and "0", "1", "2" are also understood. No RID is layer 0.
+func LayerIndex(rid string) int {
+	switch strings.ToLower(rid) {
+	case "h", "mid", "1", "m":
+		return 1
+	case "f", "high", "2":
+		return 2
+	}
+	return 0
 }
 
 // ID is the published track's id (the msid track id the publisher chose).
@@ -76,11 +113,40 @@ func (r *Receiver) Codec() webrtc.RTPCodecParameters { return r.codec }
 // packetReader reads one RTP packet into b: *webrtc.TrackRemote.Read without its attributes.
 type packetReader func(b []byte) (int, error)
 
-// forward reads packets until read fails (the publisher's connection closed or the track ended) and forwards
-// each to the DownTracks.
-func (r *Receiver) forward(read packetReader) error {
+// startLayer records that a layer has started; it reports false if that layer is running already.
+func (r *Receiver) startLayer(l int, ssrc uint32) bool {
+	if l < 0 || l >= maxLayers || r.layers[l].active.Swap(true) {
+		return false
+	}
+	r.layers[l].ssrc.Store(ssrc)
+	return true
+}
+
+// stopLayer records that a layer's reading has ended; it reports whether any layer still runs.
+func (r *Receiver) stopLayer(l int) bool {
+	r.layers[l].active.Store(false)
+	for i := range r.layers {
+		if r.layers[i].active.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// ActiveLayers reports which layers are being received.
+func (r *Receiver) ActiveLayers() (active [maxLayers]bool) {
+	for i := range r.layers {
+		active[i] = r.layers[i].active.Load()
+	}
+	return active
+}
+
+// forward reads a layer's packets until read fails (the publisher's connection closed or the track ended) and
+// forwards each to the DownTracks.
+func (r *Receiver) forward(l int, read packetReader) error {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	pi := packetInfo{pkt: &pkt, layer: int32(l)}
 	for {
 		n, err := read(buf)
 		if err != nil {
@@ -92,21 +158,37 @@ func (r *Receiver) forward(read packetReader) error {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue // not RTP: ignore, as a hostile or broken publisher must not stop the track
 		}
-		r.writePacket(&pkt, n)
+		pi.arrival = time.Now()
+		r.writePacket(&pi, n)
 	}
 }
 
-// writePacket is the per-packet path: one packet in, one write per subscriber out.
-func (r *Receiver) writePacket(pkt *rtp.Packet, size int) {
+// writePacket is the per-packet path: one packet in, one write per subscriber of its layer out.
+func (r *Receiver) writePacket(pi *packetInfo, size int) {
 	r.stats.packetsIn.Add(1)
 	r.stats.bytesIn.Add(uint64(size))
-	if len(pkt.Payload) == 0 {
-		return // padding only: carries no media
+	pkt := pi.pkt
+	pi.key = r.keyframe == nil
+	pi.hasVP8 = false
+	if len(pkt.Payload) > 0 {
+		r.layers[pi.layer].bytes.Add(uint64(len(pkt.Payload)))
+		if r.vp8 {
+			d, err := codec.ParseVP8(pkt.Payload)
+			if err != nil {
+				return // malformed: no subscriber could use it
+			}
+			pi.vp8, pi.hasVP8 = d, true
+			pi.key = d.Start && d.Keyframe
+			if pi.key {
+				r.noteDimensions(pi.layer, pkt.Payload[d.Size:])
+			}
+		} else if r.keyframe != nil {
+			pi.key = r.keyframe(pkt.Payload)
+		}
 	}
-	key := r.keyframe != nil && r.keyframe(pkt.Payload)
 	var sent, bytes uint64
 	for _, d := range *r.downs.Load() {
-		if d.writeRTP(pkt, key) {
+		if d.writeRTP(pi) {
 			sent++
 			bytes += uint64(len(pkt.Payload))
 		}
@@ -115,6 +197,20 @@ func (r *Receiver) writePacket(pkt *rtp.Packet, size int) {
 		r.stats.packetsOut.Add(sent)
 		r.stats.bytesOut.Add(bytes)
 	}
+}
+
+// noteDimensions reads the picture size from a VP8 key frame's header (RFC 6386 section 9.1).
+func (r *Receiver) noteDimensions(l int32, frame []byte) {
+	if len(frame) < 10 || frame[3] != 0x9d || frame[4] != 0x01 || frame[5] != 0x2a {
+		return
+	}
+	r.layers[l].width.Store(uint32(frame[6]) | uint32(frame[7]&0x3f)<<8)
+	r.layers[l].height.Store(uint32(frame[8]) | uint32(frame[9]&0x3f)<<8)
+}
+
+// LayerSize is the last picture size seen on a layer, or zeros.
+func (r *Receiver) LayerSize(l int) (width, height int) {
+	return int(r.layers[l].width.Load()), int(r.layers[l].height.Load())
 }
 
 // addDownTrack subscribes d to this track; it reports false once the track is unpublished.
@@ -132,7 +228,7 @@ func (r *Receiver) addDownTrack(d *DownTrack) bool {
 	return true
 }
 
-// removeDownTrack unsubscribes d; the read goroutine stops writing to it before its next packet.
+// removeDownTrack unsubscribes d; the read goroutines stop writing to it before their next packet.
 func (r *Receiver) removeDownTrack(d *DownTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -162,54 +258,60 @@ func (r *Receiver) Info() TrackInfo {
 	return TrackInfo{ID: r.id, Kind: r.kind.String(), Muted: r.muted.Load()}
 }
 
-// RequestKeyframe asks the publisher for a keyframe (PLI), at most once per keyframeInterval. A request inside
-// the interval is not lost: one PLI goes out when the interval ends.
-func (r *Receiver) RequestKeyframe() {
-	if r.kind != webrtc.RTPCodecTypeVideo {
+// RequestKeyframe asks the publisher for a keyframe (PLI) on layer l, at most once per keyframeInterval. A
+// request inside the interval is not lost: one PLI goes out when the interval ends.
+func (r *Receiver) RequestKeyframe(l int32) {
+	if r.kind != webrtc.RTPCodecTypeVideo || l < 0 || l >= maxLayers || r.closed.Load() {
 		return
 	}
-	r.pliMu.Lock()
-	if r.closed || r.pliPending {
-		r.pliMu.Unlock()
+	ly := &r.layers[l]
+	ly.pliMu.Lock()
+	if ly.pliPending {
+		ly.pliMu.Unlock()
 		return
 	}
-	wait := keyframeInterval - time.Since(r.lastPLI)
+	wait := keyframeInterval - time.Since(ly.lastPLI)
 	if wait > 0 {
-		r.pliPending = true
-		r.pliTimer = time.AfterFunc(wait, r.deferredPLI)
-		r.pliMu.Unlock()
+		ly.pliPending = true
+		ly.pliTimer = time.AfterFunc(wait, func() { r.deferredPLI(l) })
+		ly.pliMu.Unlock()
 		return
 	}
-	r.lastPLI = time.Now()
-	r.pliMu.Unlock()
-	r.sendPLI()
+	ly.lastPLI = time.Now()
+	ly.pliMu.Unlock()
+	r.sendPLI(l)
 }
 
-func (r *Receiver) deferredPLI() {
-	r.pliMu.Lock()
-	r.pliPending = false
-	send := !r.closed
-	if send {
-		r.lastPLI = time.Now()
-	}
-	r.pliMu.Unlock()
-	if send {
-		r.sendPLI()
+func (r *Receiver) deferredPLI(l int32) {
+	ly := &r.layers[l]
+	ly.pliMu.Lock()
+	ly.pliPending = false
+	ly.lastPLI = time.Now()
+	ly.pliMu.Unlock()
+	if !r.closed.Load() {
+		r.sendPLI(l)
 	}
 }
 
-func (r *Receiver) sendPLI() {
+func (r *Receiver) sendPLI(l int32) {
+	ssrc := r.layers[l].ssrc.Load()
+	if ssrc == 0 {
+		return
+	}
 	r.stats.plis.Add(1)
 	// An error means the publisher's connection is closing; its read goroutine ends the track.
-	_ = r.rtcp.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: r.ssrc}})
+	_ = r.rtcp.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
 
-// close stops pending keyframe requests. The read goroutine ends when the publisher's connection closes.
+// close stops pending keyframe requests. The read goroutines end when the publisher's connection closes.
 func (r *Receiver) close() {
-	r.pliMu.Lock()
-	defer r.pliMu.Unlock()
-	r.closed = true
-	if r.pliTimer != nil {
-		r.pliTimer.Stop()
+	r.closed.Store(true)
+	for i := range r.layers {
+		ly := &r.layers[i]
+		ly.pliMu.Lock()
+		if ly.pliTimer != nil {
+			ly.pliTimer.Stop()
+		}
+		ly.pliMu.Unlock()
 	}
 }

@@ -79,8 +79,7 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		_ = p.pub.Close()
-		_ = p.sub.Close()
+		p.discard()
 		return nil, ErrShutdown
 	}
 	rm := s.rooms[req.Room]

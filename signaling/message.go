@@ -37,6 +37,8 @@ type Request struct {
 	Track     string                   `json:"track,omitempty"`
 	Muted     *bool                    `json:"muted,omitempty"`
 	ID        *uint64                  `json:"id,omitempty"`
+	Width     *int                     `json:"width,omitempty"`
+	Height    *int                     `json:"height,omitempty"`
 }
 
 // ProtocolError is sent to the client as an error message.
@@ -89,6 +91,13 @@ func Decode(data []byte) (Request, error) {
 	case "mute":
 		if r.Track == "" || r.Muted == nil {
 			return bad("mute needs track and muted")
+		}
+	case "subscription":
+		if r.Track == "" || r.Width == nil || r.Height == nil {
+			return bad("subscription needs track, width and height")
+		}
+		if *r.Width < 0 || *r.Height < 0 || *r.Width > 16384 || *r.Height > 16384 {
+			return bad("width and height must be 0 to 16384")
 		}
 	case "ping", "leave":
 	case "":

@@ -96,6 +96,112 @@ func (s pageStats) String() string {
 	return out
 }
 
+// maxVideo is the largest video the page decodes.
+func (s pageStats) maxVideo() (v struct{ FrameWidth, FrameHeight, FramesDecoded int }) {
+	for _, x := range s.Video {
+		if x.FramesDecoded > 0 && x.FrameWidth*x.FrameHeight > v.FrameWidth*v.FrameHeight {
+			v.FrameWidth, v.FrameHeight, v.FramesDecoded = x.FrameWidth, x.FrameHeight, x.FramesDecoded
+		}
+	}
+	return v
+}
+
+func (s pageStats) audioPackets() (n int) {
+	for _, a := range s.Audio {
+		n += a.PacketsReceived
+	}
+	return n
+}
+
+// startDevNode runs a node in dev mode (the page mints its own token) on loopback.
+func startDevNode(t *testing.T) *node {
+	t.Helper()
+	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
+		LogLevel: zapcore.WarnLevel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.shutdown(ctx)
+	})
+	return n
+}
+
+// openPage starts a browser on the page.
+func openPage(t *testing.T, ctx context.Context, exe, u string) context.Context {
+	t.Helper()
+	tab := newBrowser(t, ctx, exe)
+	if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
+		t.Fatalf("open %s: %v", u, err)
+	}
+	return tab
+}
+
+// waitStats polls the page's statistics until ok holds, and says how long that took.
+func waitStats(t *testing.T, tab context.Context, name string, timeout time.Duration, what string, ok func(pageStats) bool) (pageStats, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		st, state, err := getStats(tab)
+		if err != nil {
+			t.Fatalf("%s: stats: %v", name, err)
+		}
+		if ok(st) {
+			return st, time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s (state %q) after %v: want %s, have %s", name, state, timeout, what, st)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// setTileSize shows the page's (only) remote video at w x h CSS pixels, as a person resizing it would.
+func setTileSize(t *testing.T, tab context.Context, w, h int) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const v = document.querySelector('.tile:not(.local) video');
+		if (!v) return false;
+		v.style.cssText = 'position:fixed;left:0;top:0;z-index:10;object-fit:contain;width:%dpx;height:%dpx';
+		return true; })()`, w, h)
+	found, err := chromedp.Run(tab, chromedp.Evaluate[bool](js))
+	if err != nil || !found {
+		t.Fatalf("resize the remote tile: found %v, %v", found, err)
+	}
+}
+
+// TestBrowserSimulcast: a browser publishes 1080p in three simulcast layers; a watcher whose tile is 1080p
+// decodes 1920x1080, and once its tile shrinks to 320x180 it gets a layer of at most 480x270.
+func TestBrowserSimulcast(t *testing.T) {
+	exe := chromiumPath(t)
+	n := startDevNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+
+	openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Pub&res=1080")
+	watcher := openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Watcher&publish=0")
+	waitStats(t, watcher, "watcher", 60*time.Second, "any video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+
+	small := func(st pageStats) bool {
+		v := st.maxVideo()
+		return v.FrameWidth > 0 && v.FrameWidth <= 480 && v.FrameHeight <= 270
+	}
+	setTileSize(t, watcher, 320, 180)
+	st, took := waitStats(t, watcher, "watcher", 30*time.Second, "at most 480x270 for a 320x180 tile", small)
+	t.Logf("small layer after the tile shrank: %v (%s)", took.Round(time.Millisecond), st)
+
+	setTileSize(t, watcher, 1920, 1080)
+	st, took = waitStats(t, watcher, "watcher", 60*time.Second, "1920x1080 video", func(st pageStats) bool {
+		return st.maxVideo().FrameWidth >= 1920 && st.maxVideo().FrameHeight >= 1080
+	})
+	t.Logf("1080p after the tile grew: %v (%s)", took.Round(time.Millisecond), st)
+
+	setTileSize(t, watcher, 320, 180)
+	st, took = waitStats(t, watcher, "watcher", 30*time.Second, "at most 480x270 once the tile shrinks again", small)
+	t.Logf("small layer again: %v (%s)", took.Round(time.Millisecond), st)
+}
+
 func getStats(ctx context.Context) (pageStats, string, error) {
 	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.sfu ? String(window.sfu.state) : 'no hook'`))
 	if err != nil {
@@ -110,56 +216,20 @@ func getStats(ctx context.Context) (pageStats, string, error) {
 // receives its audio through the SFU.
 func TestBrowsersSeeAndHearEachOther(t *testing.T) {
 	exe := chromiumPath(t)
-	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
-		LogLevel: zapcore.WarnLevel}) // no secret: dev mode, the page mints its own token
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = n.shutdown(ctx)
-	})
+	n := startDevNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
 	room := "browser-test"
 	tabs := map[string]context.Context{}
 	for _, name := range []string{"Ann", "Ben"} {
-		tab := newBrowser(t, ctx, exe)
-		u := fmt.Sprintf("%s/room/%s?name=%s&res=720", n.baseURL(), room, url.QueryEscape(name))
-		if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
-			t.Fatalf("%s: open %s: %v", name, u, err)
-		}
-		tabs[name] = tab
+		tabs[name] = openPage(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=%s&res=720&simulcast=0", n.baseURL(), room, url.QueryEscape(name)))
 	}
-
-	start := time.Now()
 	for name, tab := range tabs {
-		var last pageStats
-		var state string
-		ok := false
-		for time.Since(start) < 90*time.Second && !ok {
-			last, state, err = getStats(tab)
-			if err != nil {
-				t.Fatalf("%s: stats: %v", name, err)
-			}
-			video, audio := false, false
-			for _, v := range last.Video {
-				video = video || (v.FrameWidth >= 1280 && v.FrameHeight >= 720 && v.FramesDecoded > 0)
-			}
-			for _, a := range last.Audio {
-				audio = audio || a.PacketsReceived > 0
-			}
-			ok = video && audio
-			if !ok {
-				time.Sleep(250 * time.Millisecond)
-			}
-		}
-		if !ok {
-			t.Fatalf("%s (state %q) never decoded the other's 1280x720 video with audio: %s", name, state, last)
-		}
-		t.Logf("%s after %v: %s", name, time.Since(start).Round(time.Millisecond), last)
+		st, took := waitStats(t, tab, name, 90*time.Second, "the other's 1280x720 video with audio", func(st pageStats) bool {
+			return st.maxVideo().FrameWidth >= 1280 && st.maxVideo().FrameHeight >= 720 && st.audioPackets() > 0
+		})
+		t.Logf("%s after %v: %s", name, took.Round(time.Millisecond), st)
 	}
 	// SFU_SCREENSHOT_DIR=dir keeps a picture of each page, to look at the meeting as a person would.
 	if dir := os.Getenv("SFU_SCREENSHOT_DIR"); dir != "" {

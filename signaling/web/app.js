@@ -13,6 +13,7 @@ const OPEN_TIMEOUT_MS = 10000;
 const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 10000;
 const MAX_ERROR_TOASTS = 4;
+const TILE_REPORT_DELAY_MS = 200; // tile size reports wait for resizing to settle
 
 const VIDEO_SIZES = {
   '720': { width: 1280, height: 720 },
@@ -20,7 +21,7 @@ const VIDEO_SIZES = {
 };
 
 // ---------------------------------------------------------------------------------------------------------
-// Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080
+// Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
 // ---------------------------------------------------------------------------------------------------------
 
 function readConfig() {
@@ -47,6 +48,9 @@ function readConfig() {
     name,
     token: params.get('token') || '',
     res: params.get('res') === '720' ? '720' : '1080',
+    simulcast: params.get('simulcast') !== '0',
+    publish: params.get('publish') !== '0',
+    codec: (params.get('codec') || 'vp8').toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8',
   };
 }
 
@@ -316,6 +320,7 @@ function capitalize(s) {
 // startMedia asks for camera and microphone, falling back to the microphone alone (then the camera alone).
 // It resolves to null when nothing can be captured: the page then joins as a viewer.
 async function startMedia() {
+  if (!config.publish) return null; // ?publish=0: watch only
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) {
     showBanner('media', 'Camera and microphone are not available on this page (an https:// address is needed). ' +
@@ -416,6 +421,7 @@ function addParticipant(info) {
     p.tile.el.dataset.participantId = p.id;
     app.participants.set(p.id, p);
     $('grid').append(p.tile.el);
+    watchTileSize(p);
   }
   const name = info.name || info.identity || p.name || info.id;
   if (name !== p.name) {
@@ -430,9 +436,51 @@ function addParticipant(info) {
   return p;
 }
 
+// Tile sizes: the SFU sends each remote video at the smallest simulcast layer that fills its tile, so the page
+// tells it the size (in device pixels) at which it shows each video, and 0x0 when the tile is hidden.
+const tileObserver = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const p = app.participants.get(entry.target.closest('.tile')?.dataset.participantId);
+    if (p) scheduleTileReport(p);
+  }
+});
+
+function watchTileSize(p) {
+  p.reported = new Map(); // published video track id -> "WxH" last sent
+  tileObserver.observe(p.tile.video);
+}
+
+function scheduleTileReport(p) {
+  clearTimeout(p.tileTimer);
+  p.tileTimer = setTimeout(() => reportTileSize(p), TILE_REPORT_DELAY_MS);
+}
+
+function reportTileSize(p) {
+  const session = app.session;
+  if (!session || session.ended || !app.participants.has(p.id)) return;
+  const rect = p.tile.video.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const hidden = document.hidden || rect.width === 0 || rect.height === 0;
+  const width = hidden ? 0 : Math.min(16384, Math.round(rect.width * dpr));
+  const height = hidden ? 0 : Math.min(16384, Math.round(rect.height * dpr));
+  for (const [trackId, track] of p.media) {
+    if (track.kind !== 'video') continue;
+    const size = `${width}x${height}`;
+    if (p.reported.get(trackId) === size) continue;
+    p.reported.set(trackId, size);
+    session.send({ type: 'subscription', track: trackId, width, height });
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  for (const p of app.participants.values()) scheduleTileReport(p);
+});
+
 function removeParticipant(id) {
   const p = app.participants.get(id);
   if (!p) return;
+  tileObserver.unobserve(p.tile.video);
+  clearTimeout(p.tileTimer);
   p.tile.video.srcObject = null;
   p.tile.el.remove();
   app.participants.delete(id);
@@ -463,6 +511,10 @@ function attachRemoteTrack(p, publishedId, track) {
   if (!p.tracks.has(publishedId)) p.tracks.set(publishedId, { kind: track.kind, muted: false });
   renderParticipant(p);
   reloadTile(p.tile, p.stream);
+  if (track.kind === 'video') {
+    p.reported.delete(publishedId);
+    scheduleTileReport(p);
+  }
 }
 
 function detachRemoteTrack(p, publishedId) {
@@ -825,9 +877,16 @@ class Session {
     const pc = this.createPC('publish');
     pc.onnegotiationneeded = () => this.negotiatePublish();
     for (const track of tracks) {
-      if (track.kind === 'video') track.contentHint = 'detail';
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video') preferResolution(transceiver.sender);
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (track.kind === 'video') {
+        track.contentHint = 'detail';
+        if (config.simulcast) init.sendEncodings = simulcastEncodings();
+      }
+      const transceiver = pc.addTransceiver(track, init);
+      if (track.kind === 'video') {
+        preferCodec(transceiver, config.codec);
+        preferResolution(transceiver.sender);
+      }
     }
   }
 
@@ -931,6 +990,35 @@ class Session {
       if (this.ended) return;
       await addCandidate(pc, cand);
     }
+  }
+}
+
+// simulcastEncodings: three layers for the SFU to choose from per subscriber (rid q, h, f: a quarter, half and
+// full size). VP8 carries three temporal layers in each so that the SFU can also lower the frame rate.
+function simulcastEncodings() {
+  const layers = [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 2_500_000 },
+  ];
+  if (config.codec === 'video/VP8') {
+    for (const l of layers) l.scalabilityMode = 'L1T3';
+  }
+  return layers;
+}
+
+// preferCodec puts the chosen video codec first in the offer, when the browser lets the page choose.
+function preferCodec(transceiver, mimeType) {
+  if (!transceiver.setCodecPreferences || !window.RTCRtpSender || !RTCRtpSender.getCapabilities) return;
+  const caps = RTCRtpSender.getCapabilities('video');
+  if (!caps) return;
+  const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mimeType.toLowerCase());
+  if (wanted.length === 0) return;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== mimeType.toLowerCase());
+  try {
+    transceiver.setCodecPreferences([...wanted, ...rest]);
+  } catch (err) {
+    console.error('sfu: cannot prefer', mimeType, err);
   }
 }
 
