@@ -1,17 +1,121 @@
 package sfu
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 )
 
-// allocInterval is how often a subscriber's layers are chosen again without a trigger.
-const allocInterval = 250 * time.Millisecond
+// The allocator shares a subscriber's bandwidth estimate across the videos it receives. It runs every
+// allocInterval and when poked (a subscription, a tile size change). It lowers layers as soon as the estimate no
+// longer covers them; it raises them only with what the estimate has held for upHold, and, since the estimate
+// of a sender cannot rise far above what it sends, it probes: when the estimate has not fallen for upHold it
+// lets one video go one step above what the budget allows, and if the estimate then falls it backs off
+// (doubling the wait, up to maxProbeBackoff) before the next probe.
+const (
+	allocInterval   = 250 * time.Millisecond
+	upHold          = 3 * time.Second
+	minProbeBackoff = 3 * time.Second
+	maxProbeBackoff = 60 * time.Second
+	audioDefaultBps = 50_000
+)
 
 // tileUnknown marks a track whose tile size the subscriber has not said: it gets the largest layer.
 const tileUnknown = -1
+
+// nominalBps is what a layer is assumed to cost before it has been measured: the browser client's encodings.
+var nominalBps = [maxLayers]float64{150_000, 500_000, 2_500_000}
+
+// temporalShare is the part of a layer's bitrate carried by temporal layers up to 0, 1 and 2 (VP8 L1T3), used
+// until measured.
+var temporalShare = [3]float64{0.5, 0.75, 1}
+
+// option is a layer with a temporal-layer limit.
+type option struct{ layer, temporal int32 }
+
+// above reports whether o is a better picture than p: a higher layer, or more temporal layers of the same one.
+func (o option) above(p option) bool {
+	return o.layer > p.layer || o.layer == p.layer && o.temporal > p.temporal
+}
+
+// demand is one video of a subscriber as the allocator sees it.
+type demand struct {
+	priority int      // 0 screen share, 1 active speaker, 2 others
+	area     int      // tile area in pixels; larger first within a priority
+	options  []option // best first; the last is the cheapest
+	costs    []float64
+	current  option // what it has now; layer -1 if nothing yet
+}
+
+// allocate picks one option per demand, in priority order. An option at or below a video's current one must fit
+// budgetDown (the estimate now); one above it must fit budgetUp (what the estimate has held). probe lets the
+// first video that could go higher take one step above what budgetUp allows. A video that cannot fit even its
+// cheapest option gets that option anyway: a slow picture beats none. It returns the picks (index into options)
+// and the index of the probing demand, or -1.
+func allocate(ds []demand, budgetDown, budgetUp float64, probe bool) ([]int, int) {
+	order := make([]int, len(ds))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := cmp.Compare(ds[a].priority, ds[b].priority); c != 0 {
+			return c
+		}
+		return cmp.Compare(ds[b].area, ds[a].area)
+	})
+	picks := make([]int, len(ds))
+	probed := -1
+	for _, i := range order {
+		d := ds[i]
+		pick := len(d.options) - 1
+		for k, o := range d.options {
+			budget := budgetDown
+			if o.above(d.current) {
+				budget = budgetUp
+			}
+			if d.costs[k] <= budget {
+				pick = k
+				break
+			}
+		}
+		if probe && probed < 0 && pick > 0 && d.current.layer >= 0 && !d.options[pick].above(d.current) {
+			// Fits no better than now: one step up, if the step is the option just above the current one.
+			cur := slices.Index(d.options, d.current)
+			if cur > 0 && pick == cur {
+				pick, probed = cur-1, i
+			}
+		}
+		picks[i] = pick
+		budgetDown -= d.costs[pick]
+		budgetUp -= d.costs[pick]
+	}
+	return picks, probed
+}
+
+// options lists the choices for a video whose tile asks for at most layer top: best first, dropping temporal
+// layers before a spatial layer, over the layers being received.
+func videoOptions(r *Receiver, top int32, active [maxLayers]bool) ([]option, []float64) {
+	rates := r.layerRates()
+	var opts []option
+	var costs []float64
+	for l := top; l >= 0; l-- {
+		if !active[l] {
+			continue
+		}
+		for t := int32(2); t >= 0; t-- {
+			cost := rates[l][t]
+			if cost <= 0 {
+				cost = nominalBps[l] * temporalShare[t]
+			}
+			opts = append(opts, option{l, t})
+			costs = append(costs, cost)
+		}
+	}
+	return opts, costs
+}
 
 // chooseLayer picks the simulcast layer for a tile of w x h pixels: the smallest layer that covers the tile, or
 // the largest there is when none does. Hidden tiles (0 x 0) get -1: nothing. Layers whose size is unknown count
@@ -60,24 +164,135 @@ func guessSize(sizes [maxLayers][2]int, l int32) (int, int) {
 	return 1920 >> (maxLayers - 1 - l), 1080 >> (maxLayers - 1 - l) // nothing known: assume 1080p at the top
 }
 
+// allocState is what the allocator remembers between runs; only the allocator goroutine touches it.
+type allocState struct {
+	history      []estSample // estimates of the last upHold
+	lastDrop     time.Time   // when the estimate last fell
+	nextProbe    time.Time
+	probeBackoff time.Duration
+	probing      bool
+	probeAt      time.Time
+}
+
+type estSample struct {
+	at  time.Time
+	bps float64
+}
+
+// observe records an estimate and returns the lowest of the last upHold.
+func (s *allocState) observe(now time.Time, bps float64) float64 {
+	if n := len(s.history); n > 0 && bps < s.history[n-1].bps*0.97 {
+		s.lastDrop = now
+	}
+	s.history = append(s.history, estSample{now, bps})
+	i := 0
+	for i < len(s.history)-1 && now.Sub(s.history[i].at) > upHold {
+		i++
+	}
+	s.history = s.history[i:]
+	low := bps
+	for _, e := range s.history {
+		low = min(low, e.bps)
+	}
+	return low
+}
+
+// estimate is the subscriber's bandwidth estimate in bits per second; 0 before the connection has one.
+func (p *Participant) estimate() float64 {
+	if e := p.bwe.Load(); e != nil {
+		return float64((*e).GetTargetBitrate())
+	}
+	return 0
+}
+
 // allocate chooses the layer of each video this participant receives.
-func (p *Participant) allocate() {
+func (p *Participant) allocate(now time.Time) {
 	p.mu.Lock()
 	downs := make([]*DownTrack, 0, len(p.downs))
 	for _, s := range p.downs {
 		downs = append(downs, s.down)
 	}
 	p.mu.Unlock()
+
+	est := p.estimate()
+	if est <= 0 {
+		est = bweInitial
+	}
+	held := p.alloc.observe(now, est)
+	speaker := p.room.loudest()
+
+	audio := 0.0
+	var ds []demand
+	var videos []*DownTrack
 	for _, d := range downs {
 		r := d.receiver
 		if r.kind != webrtc.RTPCodecTypeVideo {
+			if rate := r.layerRates()[0][2]; rate > 0 {
+				audio += rate
+			} else {
+				audio += audioDefaultBps
+			}
 			continue
 		}
 		var sizes [maxLayers][2]int
 		for l := 0; l < maxLayers; l++ {
 			sizes[l][0], sizes[l][1] = r.LayerSize(l)
 		}
-		d.SetTargetLayer(chooseLayer(r.ActiveLayers(), sizes, int(d.tileW.Load()), int(d.tileH.Load())))
+		active := r.ActiveLayers()
+		w, h := int(d.tileW.Load()), int(d.tileH.Load())
+		top := chooseLayer(active, sizes, w, h)
+		if top >= 0 && r.Source() == SourceScreen { // text must stay readable: at least the middle layer
+			top = max(top, min(chooseLayer(active, sizes, tileUnknown, tileUnknown), 1))
+		}
+		if top < 0 {
+			d.SetTargetLayer(-1)
+			continue
+		}
+		opts, costs := videoOptions(r, top, active)
+		if len(opts) == 0 {
+			continue
+		}
+		cur, _ := d.Layers()
+		dm := demand{priority: 2, area: max(w, 0) * max(h, 0), options: opts, costs: costs,
+			current: option{cur, d.maxTemporal.Load()}}
+		if d.target.Load() != cur { // a switch is pending: count what was asked for
+			dm.current.layer = d.target.Load()
+		}
+		if dm.current.temporal > 2 {
+			dm.current.temporal = 2
+		}
+		switch {
+		case r.Source() == SourceScreen:
+			dm.priority = 0
+		case speaker != "" && d.streamID == speaker:
+			dm.priority = 1
+		}
+		ds = append(ds, dm)
+		videos = append(videos, d)
+	}
+
+	st := &p.alloc
+	canProbe := now.After(st.nextProbe) && now.Sub(st.lastDrop) > upHold && !st.probing
+	if st.probing && now.Sub(st.probeAt) > upHold {
+		st.probing = false
+		if st.lastDrop.Before(st.probeAt) { // the probe held: the next may come soon
+			st.probeBackoff = minProbeBackoff
+		}
+	}
+	if st.probing && st.lastDrop.After(st.probeAt) { // the estimate fell after the probe: back off
+		st.probing = false
+		st.probeBackoff = min(max(st.probeBackoff*2, minProbeBackoff), maxProbeBackoff)
+		st.nextProbe = now.Add(st.probeBackoff)
+	}
+	picks, probed := allocate(ds, est-audio, held-audio, canProbe)
+	if probed >= 0 {
+		st.probing, st.probeAt = true, now
+		st.nextProbe = now.Add(max(st.probeBackoff, minProbeBackoff))
+	}
+	for i, d := range videos {
+		o := ds[i].options[picks[i]]
+		d.SetMaxTemporalLayer(o.temporal)
+		d.SetTargetLayer(o.layer)
 	}
 }
 
@@ -92,7 +307,7 @@ func (p *Participant) allocLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.allocPoke:
 		}
-		p.allocate()
+		p.allocate(time.Now())
 	}
 }
 

@@ -9,6 +9,10 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -41,22 +45,39 @@ func ParsePortRange(s string) (uint16, uint16, error) {
 	return uint16(min), uint16(max), nil
 }
 
-// newAPI builds the Pion API shared by every peer connection of the node: codecs, header extensions, interceptors
-// (NACK both ways, RTCP reports, TWCC feedback to publishers) and the ICE network settings. The returned closer
-// releases the UDP sockets.
-func newAPI(cfg NetConfig, lf logging.LoggerFactory) (*webrtc.API, func() error, error) {
+// Bandwidth estimation bounds for a subscriber's connection. The estimate starts high enough for the top layer
+// of one 1080p publisher, so an unconstrained subscriber sees 1080p at once, and falls within a second on a link
+// that cannot carry it.
+const (
+	bweInitial = 3_000_000
+	bweMin     = 100_000
+	bweMax     = 50_000_000
+)
+
+// mediaAPIs builds the Pion APIs of a node: one shared by publish connections, and one per subscribe connection,
+// whose bandwidth estimator belongs to that subscriber.
+type mediaAPIs struct {
+	me  *webrtc.MediaEngine
+	se  webrtc.SettingEngine
+	pub *webrtc.API
+	lf  logging.LoggerFactory
+}
+
+// newAPIs sets up codecs, header extensions and the ICE network settings. Publish connections get NACK
+// generation, RTCP reports and TWCC feedback to the publisher. The returned closer releases the UDP sockets.
+func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, nil, err
 	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, ir); err != nil {
+	pubIR := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, pubIR); err != nil {
 		return nil, nil, fmt.Errorf("nack interceptors: %w", err)
 	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+	if err := webrtc.ConfigureRTCPReports(pubIR); err != nil {
 		return nil, nil, fmt.Errorf("rtcp report interceptors: %w", err)
 	}
-	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+	if err := webrtc.ConfigureTWCCSender(me, pubIR); err != nil { // also registers the transport-cc extension
 		return nil, nil, fmt.Errorf("twcc interceptor: %w", err)
 	}
 
@@ -90,8 +111,40 @@ func newAPI(cfg NetConfig, lf logging.LoggerFactory) (*webrtc.API, func() error,
 		}
 	}
 
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	return api, closer, nil
+	a := &mediaAPIs{me: me, se: se, lf: lf}
+	a.pub = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
+	return a, closer, nil
+}
+
+// subscribeAPI builds the API of one subscribe connection: NACK responses, RTCP reports, transport-wide
+// sequence numbers on every packet, and a send-side bandwidth estimator (Pion's gcc fed by the subscriber's TWCC
+// feedback) handed to onBWE. Packets are not paced: the SFU forwards each one as it arrives.
+func (a *mediaAPIs) subscribeAPI(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+	ir := &interceptor.Registry{}
+	responder, err := nack.NewResponderInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("nack responder: %w", err)
+	}
+	ir.Add(responder)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, fmt.Errorf("rtcp report interceptors: %w", err)
+	}
+	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
+			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()), gcc.WithLoggerFactory(a.lf))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	bwe.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { onBWE(e) })
+	ir.Add(bwe)
+	// Added last, so it runs first on the way out: the estimator needs each packet's transport-wide number.
+	twccExt, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc header extension: %w", err)
+	}
+	ir.Add(twccExt)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(a.se)), nil
 }
 
 // udpMux opens the single media socket. A host in addr binds that address only; no host binds every interface.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
@@ -99,7 +100,7 @@ func subscriberPair(tb testing.TB, api *webrtc.API, d *DownTrack) (closeFn func(
 func BenchmarkForwardPion(b *testing.B) {
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
-	api, closeNet, err := newAPI(NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, lf)
+	apis, closeNet, err := newAPIs(NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, lf)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,6 +112,10 @@ func BenchmarkForwardPion(b *testing.B) {
 	for i := 0; i < subscribers; i++ {
 		d := newDownTrack(r, "PA_pub", nil)
 		d.SetTargetLayer(0)
+		api, err := apis.subscribeAPI(func(cc.BandwidthEstimator) {})
+		if err != nil {
+			b.Fatal(err)
+		}
 		closers = append(closers, subscriberPair(b, api, d))
 		r.addDownTrack(d)
 	}

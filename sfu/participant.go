@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
@@ -23,7 +25,9 @@ type Participant struct {
 	log  *zap.Logger
 
 	pub, sub     *webrtc.PeerConnection
-	subConnected atomic.Bool // the subscribe connection is up: DownTracks can start
+	subConnected atomic.Bool                           // the subscribe connection is up: DownTracks can start
+	bwe          atomic.Pointer[cc.BandwidthEstimator] // the subscribe connection's estimator
+	alloc        allocState                            // touched only by the allocator goroutine
 
 	mu        sync.Mutex
 	closed    bool
@@ -31,6 +35,7 @@ type Participant struct {
 	downs     map[*Receiver]*subscription // other participants' tracks this one receives
 	held      [2][]webrtc.ICECandidateInit
 	muteState map[string]bool      // by track id; a client may mute a track before its first packet arrives
+	sources   map[string]string    // by track id, from track_source
 	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
 
 	negMu          sync.Mutex // serialises subscribe-side offers
@@ -49,15 +54,20 @@ type subscription struct {
 	sender *webrtc.RTPSender
 }
 
-func newParticipant(api *webrtc.API, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
+func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
 	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{},
-		muteState: map[string]bool{}, receiving: map[string]*Receiver{}, allocPoke: make(chan struct{}, 1)}
+		muteState: map[string]bool{}, sources: map[string]string{}, receiving: map[string]*Receiver{}, allocPoke: make(chan struct{}, 1)}
 	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
 	var err error
-	if p.pub, err = api.NewPeerConnection(cfg); err != nil {
+	if p.pub, err = apis.pub.NewPeerConnection(cfg); err != nil {
 		return nil, fmt.Errorf("publish connection: %w", err)
 	}
-	if p.sub, err = api.NewPeerConnection(cfg); err != nil {
+	subAPI, err := apis.subscribeAPI(func(e cc.BandwidthEstimator) { p.bwe.Store(&e) })
+	if err != nil {
+		_ = p.pub.Close()
+		return nil, err
+	}
+	if p.sub, err = subAPI.NewPeerConnection(cfg); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscribe connection: %w", err)
 	}
@@ -240,6 +250,25 @@ func (p *Participant) offered(trackID string) bool {
 	return false
 }
 
+// SetSource records what a track about to be published carries.
+func (p *Participant) SetSource(trackID, source string) error {
+	switch source {
+	case SourceCamera, SourceMicrophone, SourceScreen, SourceScreenAudio:
+	default:
+		return fmt.Errorf("unknown source %.20q: %w", source, ErrBadRequest)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.receiving[trackID] != nil {
+		return fmt.Errorf("track %.64q is published already: %w", trackID, ErrOutOfOrder)
+	}
+	if _, known := p.sources[trackID]; !known && len(p.sources) >= maxMuteStates {
+		return fmt.Errorf("sources for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
+	}
+	p.sources[trackID] = source
+	return nil
+}
+
 // onTrack runs on a goroutine Pion starts for each track, or simulcast layer of a track, that the publisher
 // sends: it forwards the layer until it ends. The first layer of a track publishes it; when its last layer ends,
 // the track is unpublished.
@@ -254,6 +283,18 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	if first {
 		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
 		r.muted.Store(p.muteState[track.ID()])
+		r.source = p.sources[track.ID()]
+		if r.source == "" {
+			r.source = map[webrtc.RTPCodecType]string{webrtc.RTPCodecTypeAudio: SourceMicrophone}[track.Kind()]
+			if r.source == "" {
+				r.source = SourceCamera
+			}
+		}
+		for _, e := range rr.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI && track.Kind() == webrtc.RTPCodecTypeAudio {
+				r.audioLevelID = uint8(e.ID)
+			}
+		}
 		p.receiving[track.ID()] = r
 	}
 	l := LayerIndex(track.RID())

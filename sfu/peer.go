@@ -45,6 +45,7 @@ const (
 	EventTrackPublished
 	EventTrackUnpublished
 	EventTrackMuted
+	EventActiveSpeakers
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -56,6 +57,13 @@ type Event struct {
 	Participants  []ParticipantInfo
 	ParticipantID string
 	Track         TrackInfo
+	Speakers      []Speaker // EventActiveSpeakers, loudest first
+}
+
+// Speaker is a participant speaking now, with its loudness from 0 to 1.
+type Speaker struct {
+	ParticipantID string
+	Level         float64
 }
 
 // ParticipantInfo describes a participant to the others.
@@ -70,9 +78,10 @@ type ParticipantInfo struct {
 
 // TrackInfo describes a published track.
 type TrackInfo struct {
-	ID    string
-	Kind  string // "audio" or "video"
-	Muted bool
+	ID     string
+	Kind   string // "audio" or "video"
+	Muted  bool
+	Source string // SourceCamera, SourceMicrophone, SourceScreen, SourceScreenAudio
 }
 
 // Errors the signaling layer maps to protocol error codes.

@@ -14,6 +14,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// Track sources, as the publisher declares them.
+const (
+	SourceCamera      = "camera"
+	SourceMicrophone  = "microphone"
+	SourceScreen      = "screen"
+	SourceScreenAudio = "screen_audio"
+)
+
 // keyframeInterval is the shortest time between two keyframe requests (PLI) sent to a publisher for one layer.
 const keyframeInterval = 500 * time.Millisecond
 
@@ -43,6 +51,15 @@ type Receiver struct {
 
 	layers [maxLayers]layer
 	muted  atomic.Bool
+	source string // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
+
+	audioLevelID uint8      // RFC 6464 header extension id, 0 when not negotiated
+	level        levelMeter // audio levels, for the active speaker
+
+	rateMu    sync.Mutex
+	rateAt    time.Time
+	rateBytes [maxLayers][3]uint64
+	rates     [maxLayers][3]float64
 
 	stats receiverStats
 }
@@ -50,9 +67,9 @@ type Receiver struct {
 // layer is one simulcast encoding of a track.
 type layer struct {
 	ssrc   atomic.Uint32
-	active atomic.Bool   // its read goroutine runs
-	bytes  atomic.Uint64 // payload bytes received, for the bitrate the allocator sees
-	width  atomic.Uint32 // from the last VP8 key frame, 0 when unknown
+	active atomic.Bool      // its read goroutine runs
+	bytes  [3]atomic.Uint64 // payload bytes received by temporal layer, for the bitrates the allocator sees
+	width  atomic.Uint32    // from the last VP8 key frame, 0 when unknown
 	height atomic.Uint32
 
 	// Keyframe requests: at most one per keyframeInterval; one asked for inside the interval is sent at its end.
@@ -171,7 +188,6 @@ func (r *Receiver) writePacket(pi *packetInfo, size int) {
 	pi.key = r.keyframe == nil
 	pi.hasVP8 = false
 	if len(pkt.Payload) > 0 {
-		r.layers[pi.layer].bytes.Add(uint64(len(pkt.Payload)))
 		if r.vp8 {
 			d, err := codec.ParseVP8(pkt.Payload)
 			if err != nil {
@@ -184,6 +200,16 @@ func (r *Receiver) writePacket(pi *packetInfo, size int) {
 			}
 		} else if r.keyframe != nil {
 			pi.key = r.keyframe(pkt.Payload)
+		}
+		tid := 0
+		if pi.hasVP8 && pi.vp8.HasTID && pi.vp8.TID < 3 {
+			tid = int(pi.vp8.TID)
+		}
+		r.layers[pi.layer].bytes[tid].Add(uint64(len(pkt.Payload)))
+		if r.audioLevelID != 0 {
+			if ext := pkt.GetExtension(r.audioLevelID); len(ext) > 0 {
+				r.level.add(ext[0] & 0x7f)
+			}
 		}
 	}
 	var sent, bytes uint64
@@ -255,7 +281,67 @@ func (r *Receiver) end() ([]*DownTrack, bool) {
 
 // Info describes the track.
 func (r *Receiver) Info() TrackInfo {
-	return TrackInfo{ID: r.id, Kind: r.kind.String(), Muted: r.muted.Load()}
+	return TrackInfo{ID: r.id, Kind: r.kind.String(), Muted: r.muted.Load(), Source: r.source}
+}
+
+// Source is what the track carries.
+func (r *Receiver) Source() string { return r.source }
+
+// rateWindow is the shortest time over which layer bitrates are measured.
+const rateWindow = 500 * time.Millisecond
+
+// layerRates is the bitrate of each layer in bits per second, by temporal layer: rates[l][t] counts temporal
+// layers 0 to t. Zero until measured.
+func (r *Receiver) layerRates() [maxLayers][3]float64 {
+	r.rateMu.Lock()
+	defer r.rateMu.Unlock()
+	now := time.Now()
+	if dt := now.Sub(r.rateAt); dt >= rateWindow {
+		for l := range r.layers {
+			var cum float64
+			for t := 0; t < 3; t++ {
+				b := r.layers[l].bytes[t].Load()
+				if !r.rateAt.IsZero() {
+					cum += float64(b-r.rateBytes[l][t]) * 8 / dt.Seconds()
+					// Smooth: keyframes make single windows jumpy.
+					if r.rates[l][t] == 0 {
+						r.rates[l][t] = cum
+					} else {
+						r.rates[l][t] = 0.6*r.rates[l][t] + 0.4*cum
+					}
+				}
+				r.rateBytes[l][t] = b
+			}
+		}
+		r.rateAt = now
+	}
+	return r.rates
+}
+
+// levelMeter accumulates audio levels (RFC 6464: 0 is 0 dBov, 127 is -127 dBov) between two reads.
+type levelMeter struct {
+	sum, count, voiced atomic.Uint32
+}
+
+// voiceThreshold is the level, in -dBov, louder than which a packet counts as speech.
+const voiceThreshold = 50
+
+func (m *levelMeter) add(dBov uint8) {
+	m.sum.Add(uint32(127 - dBov))
+	m.count.Add(1)
+	if dBov < voiceThreshold {
+		m.voiced.Add(1)
+	}
+}
+
+// take returns the mean loudness (0 silent to 1 loud) and the share of voiced packets since the last take.
+func (m *levelMeter) take() (level, voiced float64) {
+	n := m.count.Swap(0)
+	sum, v := m.sum.Swap(0), m.voiced.Swap(0)
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(sum) / float64(n) / 127, float64(v) / float64(n)
 }
 
 // RequestKeyframe asks the publisher for a keyframe (PLI) on layer l, at most once per keyframeInterval. A

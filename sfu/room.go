@@ -13,6 +13,8 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*Participant
+	speakers     []Speaker          // loudest first
+	smoothed     map[string]float64 // smoothed loudness by participant id
 }
 
 func newRoom(name string, s *SFU) *Room {

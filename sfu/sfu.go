@@ -3,6 +3,7 @@
 package sfu
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -24,7 +25,7 @@ type Config struct {
 
 // SFU holds the rooms of one node.
 type SFU struct {
-	api        *webrtc.API
+	apis       *mediaAPIs
 	closeNet   func() error
 	iceServers []webrtc.ICEServer
 	log        *zap.Logger
@@ -32,6 +33,9 @@ type SFU struct {
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	closed bool
+
+	stop context.CancelFunc // ends the speaker loop
+	wg   sync.WaitGroup
 
 	tracksPublished atomic.Uint64
 	retired         receiverStats // counters of tracks that have ended
@@ -46,11 +50,19 @@ func New(cfg Config) (*SFU, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	api, closeNet, err := newAPI(cfg.Net, pionLogger(log))
+	apis, closeNet, err := newAPIs(cfg.Net, pionLogger(log))
 	if err != nil {
 		return nil, err
 	}
-	return &SFU{api: api, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{}}, nil
+	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{}}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.speakerLoop(ctx)
+	}()
+	return s, nil
 }
 
 // ICEServers are the STUN/TURN servers clients should use.
@@ -71,7 +83,7 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
 		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
-	p, err := newParticipant(s.api, info, nil, peer, s.iceServers, log)
+	p, err := newParticipant(s.apis, info, nil, peer, s.iceServers, log)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +147,8 @@ func (s *SFU) Close() error {
 		}()
 	}
 	wg.Wait()
+	s.stop()
+	s.wg.Wait()
 	if err := s.closeNet(); err != nil {
 		return fmt.Errorf("close media sockets: %w", err)
 	}

@@ -1,10 +1,11 @@
 // Browser client of the SFU meeting page (room.html).
 //
 // One WebSocket carries the signaling described in signaling/PROTOCOL.md. Two peer connections per session:
-//   publish   – we offer, the server answers; carries our camera and microphone.
+//   publish   – we offer, the server answers; carries our camera and microphone, and our screen while we share it.
 //   subscribe – the server offers, we answer; carries every remote participant's tracks.
 // A "session" is one WebSocket plus its two peer connections. When the socket is lost the session is thrown
-// away whole and a new one is started with exponential backoff, re-publishing the same local MediaStream.
+// away whole and a new one is started with exponential backoff, re-publishing the same local MediaStream (and the
+// screen share, if one is running).
 'use strict';
 
 const PING_INTERVAL_MS = 5000;
@@ -14,6 +15,15 @@ const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 10000;
 const MAX_ERROR_TOASTS = 4;
 const TILE_REPORT_DELAY_MS = 200; // tile size reports wait for resizing to settle
+const STAGE_HOLD_MS = 3000; // after silence the last speaker keeps the stage this long, so the layout does not flicker
+const STRIP_MAX_COLS = 6; // stage layout: tiles per row of the strip under the stage
+const STATS_INTERVAL_MS = 1000;
+
+const SCREEN_CONSTRAINTS = {
+  video: { frameRate: 15, width: { ideal: 1920 }, height: { ideal: 1080 } },
+  audio: false,
+};
+const SCREEN_MAX_BITRATE = 2_500_000; // one encoding, no simulcast: text must stay sharp
 
 const VIDEO_SIZES = {
   '720': { width: 1280, height: 720 },
@@ -69,8 +79,23 @@ const app = {
   mediaReady: null, // Promise<MediaStream|null>, started once per page
   localTile: null,
   localName: config.name,
+  canPublish: true, // false once the server said our token may not publish
+  screenTrack: null, // our screen share while it runs; outlives sessions like localStream
+  screenStream: null, // the MediaStream it is published in (its own, not the camera's)
+  screenStarting: null, // Promise<boolean> while the browser's screen picker is open
   participants: new Map(), // participant id -> remote participant (see addParticipant)
   goneIds: new Set(), // participants that left during this session; late tracks of theirs are ignored
+  screenSeq: 0, // numbers remote screen tiles in order of arrival: the latest one takes the stage
+  speakers: [], // the last active_speakers list
+  stageHolder: null, // participant id of the speaker on the stage, kept STAGE_HOLD_MS after silence
+  stageTimer: null,
+  trackTiles: new Map(), // received MediaStreamTrack -> the tile it is shown in (for the stats overlay)
+  statsOn: false,
+  statsTimer: null,
+  statsBusy: false,
+  statsSession: null, // the session whose counters statsPrev holds
+  statsPrev: new Map(), // stats report key -> counters at the previous refresh
+  warnedTrackSource: false,
   errorToasts: [],
 };
 
@@ -80,6 +105,9 @@ window.sfu = {
   participantId: null,
   stats: subscribeStats,
   publishStats,
+  speakers: [], // the last active_speakers list: [{participant_id, level}], loudest first
+  shareScreen, // () => Promise<boolean>: true once sharing (false: refused or failed, with a banner)
+  stopScreen, // () => Promise<boolean>: true if a share was stopped
 };
 
 const $ = (id) => document.getElementById(id);
@@ -107,7 +135,7 @@ function setState(state) {
 function updateCount() {
   const n = app.participants.size + 1;
   $('participant-count').textContent = `${n} participant${n === 1 ? '' : 's'}`;
-  $('grid').dataset.count = String(n);
+  updateLayout();
 }
 
 // showBanner shows (or replaces) the banner named key. kind: 'info' | 'warn' | 'error'.
@@ -168,6 +196,8 @@ function showErrorToast(text) {
 const ICON_PATHS = {
   mic: 'M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11h-2z',
   cam: 'M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z',
+  screen: 'M4 4h16a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1h-6v2h3v2H7v-2h3v-2H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9h14V6H5z',
+  stats: 'M4 20V11h3v9H4zm6.5 0V4h3v16h-3zM17 20v-6h3v6h-3z',
 };
 
 // icon builds a small SVG icon with a slash that CSS shows when the device is off.
@@ -192,14 +222,18 @@ function initials(name) {
   return (letters.join('') || '?').toUpperCase();
 }
 
-function createTile({ label, local }) {
+// createTile builds a tile: a participant's camera (with its sound), our self-view (local) or a remote screen
+// share (screen, silent: the participant's sound plays in their camera tile).
+function createTile({ label, local = false, screen = false }) {
   const el = document.createElement('div');
-  el.className = local ? 'tile local' : 'tile';
+  el.className = 'tile';
+  if (local) el.classList.add('local');
+  if (screen) el.classList.add('screen');
 
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
-  video.muted = !!local; // self-view never plays our own microphone
+  video.muted = local || screen; // self-view never plays our own microphone
 
   const avatar = document.createElement('div');
   avatar.className = 'avatar';
@@ -219,8 +253,12 @@ function createTile({ label, local }) {
   indicators.append(micEl, camEl);
   plate.append(nameEl, indicators);
 
-  el.append(video, avatar, plate);
-  const tile = { el, video, avatar, nameEl, micEl, camEl, reloadPending: false };
+  const statsEl = document.createElement('div');
+  statsEl.className = 'stats-overlay';
+  statsEl.setAttribute('aria-hidden', 'true');
+
+  el.append(video, avatar, plate, statsEl);
+  const tile = { el, video, avatar, nameEl, micEl, camEl, statsEl, reloadPending: false };
   setTileName(tile, label);
   setTileIndicators(tile, 'none', 'none');
   return tile;
@@ -381,6 +419,13 @@ function renderLocal() {
   camBtn.setAttribute('aria-pressed', String(cam === 'off'));
   camBtn.querySelector('.control-label').textContent = cam === 'off' ? 'Start video' : 'Stop video';
 
+  const sharing = !!app.screenTrack;
+  const screenBtn = $('btn-screen');
+  screenBtn.disabled = app.stopped || !app.canPublish || !!app.screenStarting;
+  screenBtn.setAttribute('aria-pressed', String(sharing));
+  screenBtn.querySelector('.control-label').textContent = sharing ? 'Stop sharing' : 'Share screen';
+
+  $('btn-stats').setAttribute('aria-pressed', String(app.statsOn));
   $('btn-leave').disabled = app.stopped;
 }
 
@@ -396,27 +441,111 @@ function toggleLocal(kind) {
 }
 
 function stopLocalMedia() {
+  stopScreen();
   if (!app.localStream) return;
   for (const t of app.localStream.getTracks()) t.stop();
   app.localTile.video.srcObject = null;
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Screen share
+// ---------------------------------------------------------------------------------------------------------
+
+// shareScreen asks the browser for a screen, window or tab and publishes it. It resolves to true once sharing,
+// false when the browser cannot, the user cancelled or capture failed (a banner then says why). Never rejects.
+function shareScreen() {
+  if (app.screenTrack) return Promise.resolve(true);
+  if (!app.screenStarting) {
+    app.screenStarting = startScreen().finally(() => {
+      app.screenStarting = null;
+      renderLocal();
+    });
+    renderLocal();
+  }
+  return app.screenStarting;
+}
+
+async function startScreen() {
+  if (app.stopped) return false;
+  if (!app.canPublish) {
+    showBanner('screen', 'Your token does not allow publishing: you cannot share your screen.', { kind: 'warn' });
+    return false;
+  }
+  const md = navigator.mediaDevices;
+  if (!md || !md.getDisplayMedia) {
+    showBanner('screen', 'Screen sharing is not available in this browser (or the page is not on https://).',
+      { kind: 'warn' });
+    return false;
+  }
+  let stream;
+  try {
+    stream = await md.getDisplayMedia(SCREEN_CONSTRAINTS);
+  } catch (err) {
+    console.error('sfu: getDisplayMedia failed:', err.name, err.message);
+    const name = (err && err.name) || 'Error';
+    const text = name === 'NotAllowedError'
+      ? `Screen sharing was cancelled or is not allowed (${name}).`
+      : `Could not share your screen (${name}${err && err.message ? ': ' + err.message : ''}).`;
+    showBanner('screen', text, { kind: name === 'NotAllowedError' ? 'warn' : 'error' });
+    return false;
+  }
+  const track = stream.getVideoTracks()[0];
+  for (const t of stream.getTracks()) {
+    if (t !== track) t.stop(); // we asked for no audio; drop any all the same
+  }
+  if (!track || app.stopped) {
+    if (track) track.stop(); // the page ended while the picker was open
+    else showBanner('screen', 'The browser shared no picture of the screen.', { kind: 'error' });
+    return false;
+  }
+  hideBanner('screen');
+  track.contentHint = 'detail'; // text and lines: keep the resolution, drop frames if need be
+  // The browser's own "Stop sharing" button ends the track.
+  track.addEventListener('ended', () => {
+    if (app.screenTrack === track) stopScreen();
+  });
+  app.screenTrack = track;
+  app.screenStream = new MediaStream([track]);
+  if (app.session) app.session.publishScreen();
+  renderLocal();
+  return true;
+}
+
+// stopScreen ends our screen share and takes it off the publish connection. Resolves to true if one ran.
+async function stopScreen() {
+  const track = app.screenTrack;
+  if (!track) return false;
+  app.screenTrack = null;
+  app.screenStream = null;
+  if (app.session) app.session.unpublishTrack(track);
+  track.stop();
+  renderLocal();
+  return true;
+}
+
+function toggleScreen() {
+  if (app.screenTrack) stopScreen();
+  else shareScreen();
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Remote participants
 // ---------------------------------------------------------------------------------------------------------
 
-// A remote participant: info from signaling (name, published tracks and their muted flags) plus the media
-// that arrived on the subscribe connection, all in one MediaStream played by the tile's <video>.
+// A remote participant: info from signaling (name, published tracks with their kind, source and muted flag) plus
+// the media that arrived on the subscribe connection. Its main tile plays one MediaStream with the sound and the
+// camera; each screen share gets a tile of its own (see placeMedia).
 function addParticipant(info) {
   let p = app.participants.get(info.id);
   if (!p) {
     p = {
       id: info.id,
       name: '',
-      tracks: new Map(), // published track id -> {kind, muted}
+      tracks: new Map(), // published track id -> {kind, muted, source}; source '' until the server says
       media: new Map(), // published track id -> MediaStreamTrack
-      stream: new MediaStream(),
+      stream: new MediaStream(), // what the main tile plays: audio and camera video
       tile: createTile({ label: '', local: false }),
+      screens: new Map(), // published track id of a screen share -> {tile, stream, seq}
     };
     p.tile.el.dataset.participantId = p.id;
     app.participants.set(p.id, p);
@@ -424,20 +553,118 @@ function addParticipant(info) {
     watchTileSize(p);
   }
   const name = info.name || info.identity || p.name || info.id;
-  if (name !== p.name) {
-    p.name = name;
-    setTileName(p.tile, name);
-  }
+  if (name !== p.name) setParticipantName(p, name);
   for (const t of info.tracks || []) {
-    if (t && t.id) p.tracks.set(t.id, { kind: t.kind, muted: !!t.muted });
+    if (t && t.id) setTrackInfo(p, t);
   }
-  renderParticipant(p);
+  placeMedia(p);
   updateCount();
   return p;
 }
 
+function setParticipantName(p, name) {
+  p.name = name;
+  setTileName(p.tile, name);
+  for (const screen of p.screens.values()) setTileName(screen.tile, screenLabel(p));
+}
+
+function screenLabel(p) {
+  return `${p.name} — screen`;
+}
+
+// setTrackInfo records a track object of the protocol. Servers that predate track sources send none: the
+// track then keeps what was known, and trackSource falls back to camera or microphone.
+function setTrackInfo(p, t) {
+  const known = p.tracks.get(t.id);
+  p.tracks.set(t.id, {
+    kind: t.kind || (known && known.kind) || '',
+    muted: !!t.muted,
+    source: typeof t.source === 'string' && t.source ? t.source : (known && known.source) || '',
+  });
+}
+
+// trackSource: what a published track carries. A track whose source is not known (yet) counts as camera or
+// microphone, as the protocol says for tracks published without track_source.
+function trackSource(p, publishedId, kind) {
+  const info = p.tracks.get(publishedId);
+  if (info && info.source) return info.source;
+  return (kind || (info && info.kind)) === 'audio' ? 'microphone' : 'camera';
+}
+
+// placeMedia puts each received track of p where it is shown: a screen-share video in a tile of its own, the
+// rest (camera video and all sound) in the main tile. It runs again whenever tracks or their sources change,
+// so a screen share first taken for a camera (its track_published came after the track) moves to its own tile.
+function placeMedia(p) {
+  const main = [];
+  const screens = new Map(); // published track id -> MediaStreamTrack
+  for (const [publishedId, track] of p.media) {
+    if (track.kind === 'video' && trackSource(p, publishedId, 'video') === 'screen') {
+      screens.set(publishedId, track);
+    } else {
+      main.push(track);
+    }
+  }
+  for (const publishedId of Array.from(p.screens.keys())) {
+    if (!screens.has(publishedId)) removeScreenTile(p, publishedId);
+  }
+  setStreamTracks(p.tile, p.stream, main);
+  for (const track of main) app.trackTiles.set(track, p.tile);
+  for (const [publishedId, track] of screens) {
+    const screen = p.screens.get(publishedId) || addScreenTile(p, publishedId);
+    setStreamTracks(screen.tile, screen.stream, [track]);
+    app.trackTiles.set(track, screen.tile);
+  }
+  renderParticipant(p);
+  updateLayout();
+}
+
+// setStreamTracks makes stream hold exactly tracks, and reloads the tile if that changed anything.
+function setStreamTracks(tile, stream, tracks) {
+  let changed = false;
+  for (const t of stream.getTracks()) {
+    if (!tracks.includes(t)) {
+      stream.removeTrack(t);
+      changed = true;
+    }
+  }
+  for (const t of tracks) {
+    if (!stream.getTracks().includes(t)) {
+      stream.addTrack(t);
+      changed = true;
+    }
+  }
+  if (changed) reloadTile(tile, stream);
+}
+
+function addScreenTile(p, publishedId) {
+  const tile = createTile({ label: screenLabel(p), screen: true });
+  tile.el.dataset.participantId = p.id;
+  tile.el.dataset.trackId = publishedId;
+  const screen = { tile, stream: new MediaStream(), seq: ++app.screenSeq };
+  p.screens.set(publishedId, screen);
+  p.tile.el.after(tile.el); // next to the participant's camera
+  tileObserver.observe(tile.video);
+  return screen;
+}
+
+function removeScreenTile(p, publishedId) {
+  const screen = p.screens.get(publishedId);
+  if (!screen) return;
+  p.screens.delete(publishedId);
+  tileObserver.unobserve(screen.tile.video);
+  screen.tile.video.srcObject = null;
+  screen.tile.el.remove();
+}
+
+// videoTileOf: the tile that shows the received video track publishedId of p.
+function videoTileOf(p, publishedId) {
+  const screen = p.screens.get(publishedId);
+  return screen ? screen.tile : p.tile;
+}
+
 // Tile sizes: the SFU sends each remote video at the smallest simulcast layer that fills its tile, so the page
-// tells it the size (in device pixels) at which it shows each video, and 0x0 when the tile is hidden.
+// tells it the size (in device pixels) at which it shows each video, and 0x0 when the tile is hidden. Each
+// video track is measured in its own element: the main tile for cameras, the screen tile for screen shares.
 const tileObserver = new ResizeObserver((entries) => {
   for (const entry of entries) {
     const p = app.participants.get(entry.target.closest('.tile')?.dataset.participantId);
@@ -455,16 +682,23 @@ function scheduleTileReport(p) {
   p.tileTimer = setTimeout(() => reportTileSize(p), TILE_REPORT_DELAY_MS);
 }
 
+// shownSize: the size of a video element in device pixels, 0x0 when it is not seen.
+function shownSize(video) {
+  const rect = video.getBoundingClientRect();
+  const dpr = window.devicePixelRatio || 1;
+  const hidden = document.hidden || rect.width === 0 || rect.height === 0;
+  return {
+    width: hidden ? 0 : Math.min(16384, Math.round(rect.width * dpr)),
+    height: hidden ? 0 : Math.min(16384, Math.round(rect.height * dpr)),
+  };
+}
+
 function reportTileSize(p) {
   const session = app.session;
   if (!session || session.ended || !app.participants.has(p.id)) return;
-  const rect = p.tile.video.getBoundingClientRect();
-  const dpr = window.devicePixelRatio || 1;
-  const hidden = document.hidden || rect.width === 0 || rect.height === 0;
-  const width = hidden ? 0 : Math.min(16384, Math.round(rect.width * dpr));
-  const height = hidden ? 0 : Math.min(16384, Math.round(rect.height * dpr));
   for (const [trackId, track] of p.media) {
     if (track.kind !== 'video') continue;
+    const { width, height } = shownSize(videoTileOf(p, trackId).video);
     const size = `${width}x${height}`;
     if (p.reported.get(trackId) === size) continue;
     p.reported.set(trackId, size);
@@ -481,36 +715,45 @@ function removeParticipant(id) {
   if (!p) return;
   tileObserver.unobserve(p.tile.video);
   clearTimeout(p.tileTimer);
+  for (const publishedId of Array.from(p.screens.keys())) removeScreenTile(p, publishedId);
+  for (const track of p.media.values()) app.trackTiles.delete(track);
   p.tile.video.srcObject = null;
   p.tile.el.remove();
   app.participants.delete(id);
+  if (app.stageHolder === id) releaseStage();
   updateCount();
 }
 
 function clearRemoteParticipants() {
   for (const id of Array.from(app.participants.keys())) removeParticipant(id);
   app.goneIds.clear();
+  app.trackTiles.clear();
+  setSpeakers([]);
+  releaseStage();
   hideBanner('autoplay');
 }
 
-function kindState(p, kind) {
-  const tracks = Array.from(p.tracks.values()).filter((t) => t.kind === kind);
+// sourceState: 'on', 'off' (all muted) or 'none' for the published tracks of p that carry source.
+function sourceState(p, kind, source) {
+  const tracks = Array.from(p.tracks.entries())
+    .filter(([id, t]) => t.kind === kind && trackSource(p, id, kind) === source)
+    .map(([, t]) => t);
   if (tracks.length === 0) return 'none';
   return tracks.some((t) => !t.muted) ? 'on' : 'off';
 }
 
 function renderParticipant(p) {
-  setTileIndicators(p.tile, kindState(p, 'audio'), kindState(p, 'video'));
+  setTileIndicators(p.tile, sourceState(p, 'audio', 'microphone'), sourceState(p, 'video', 'camera'));
+  for (const [publishedId, screen] of p.screens) {
+    const info = p.tracks.get(publishedId);
+    setTileIndicators(screen.tile, 'none', info && info.muted ? 'off' : 'on');
+  }
 }
 
 function attachRemoteTrack(p, publishedId, track) {
-  const old = p.media.get(publishedId);
-  if (old && old !== track) p.stream.removeTrack(old);
   p.media.set(publishedId, track);
-  if (!p.stream.getTrackById(track.id)) p.stream.addTrack(track);
-  if (!p.tracks.has(publishedId)) p.tracks.set(publishedId, { kind: track.kind, muted: false });
-  renderParticipant(p);
-  reloadTile(p.tile, p.stream);
+  if (!p.tracks.has(publishedId)) p.tracks.set(publishedId, { kind: track.kind, muted: false, source: '' });
+  placeMedia(p);
   if (track.kind === 'video') {
     p.reported.delete(publishedId);
     scheduleTileReport(p);
@@ -521,9 +764,9 @@ function detachRemoteTrack(p, publishedId) {
   const track = p.media.get(publishedId);
   if (!track) return;
   p.media.delete(publishedId);
-  const stillUsed = Array.from(p.media.values()).includes(track);
-  if (!stillUsed && p.stream.getTrackById(track.id)) p.stream.removeTrack(track);
-  reloadTile(p.tile, p.stream);
+  p.reported.delete(publishedId);
+  if (!Array.from(p.media.values()).includes(track)) app.trackTiles.delete(track);
+  placeMedia(p);
 }
 
 function detachRemoteTrackObject(p, track) {
@@ -553,6 +796,92 @@ function remoteIds(pc, ev) {
     }
   }
   return { participantId, trackId };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Active speakers and layout
+// ---------------------------------------------------------------------------------------------------------
+
+// setSpeakers applies an active_speakers list (loudest first): the speakers' tiles get an outline, the
+// loudest a stronger one, and the loudest remote speaker takes the stage. Silence (an empty list) keeps the
+// last one on the stage for STAGE_HOLD_MS.
+function setSpeakers(list) {
+  const speakers = (Array.isArray(list) ? list : [])
+    .filter((s) => s && typeof s.participant_id === 'string' && s.participant_id)
+    .map((s) => ({ participant_id: s.participant_id, level: Number(s.level) || 0 }));
+  app.speakers = speakers;
+  window.sfu.speakers = speakers;
+
+  for (const tile of allTiles()) tile.el.classList.remove('speaking', 'speaking-first');
+  speakers.forEach((s, i) => {
+    const tile = speakerTile(s.participant_id);
+    if (!tile) return;
+    tile.el.classList.add('speaking');
+    if (i === 0) tile.el.classList.add('speaking-first');
+  });
+
+  // We never put ourselves on the stage: the loudest of the others does. While only we speak, the stage stays.
+  const first = speakers.find((s) => app.participants.has(s.participant_id));
+  if (first) {
+    clearTimeout(app.stageTimer);
+    app.stageTimer = null;
+    app.stageHolder = first.participant_id;
+  } else if (speakers.length === 0 && app.stageHolder && !app.stageTimer) {
+    app.stageTimer = setTimeout(releaseStage, STAGE_HOLD_MS);
+  }
+  updateLayout();
+}
+
+function releaseStage() {
+  clearTimeout(app.stageTimer);
+  app.stageTimer = null;
+  app.stageHolder = null;
+  updateLayout();
+}
+
+// speakerTile: the camera tile of a participant id (ours included), or null.
+function speakerTile(participantId) {
+  if (participantId === window.sfu.participantId) return app.localTile;
+  const p = app.participants.get(participantId);
+  return p ? p.tile : null;
+}
+
+// allTiles: every tile on the page, ours first.
+function allTiles() {
+  const tiles = app.localTile ? [app.localTile] : [];
+  for (const p of app.participants.values()) {
+    tiles.push(p.tile);
+    for (const screen of p.screens.values()) tiles.push(screen.tile);
+  }
+  return tiles;
+}
+
+// stageTile: the tile shown large, or null for the plain grid. A remote screen share always takes the stage
+// (the latest one if there are several); otherwise the stage holder does, once there are 3 tiles or more.
+function stageTile(count) {
+  let latest = null;
+  for (const p of app.participants.values()) {
+    for (const screen of p.screens.values()) {
+      if (!latest || screen.seq > latest.seq) latest = screen;
+    }
+  }
+  if (latest) return latest.tile;
+  if (count < 3 || !app.stageHolder) return null;
+  const p = app.participants.get(app.stageHolder);
+  return p ? p.tile : null;
+}
+
+// updateLayout switches between the plain grid and the stage (one large tile, the others in a strip below).
+// Tiles are never moved in the document (that could pause their videos): CSS places them. Their new sizes
+// reach the SFU through the ResizeObserver.
+function updateLayout() {
+  const grid = $('grid');
+  const tiles = allTiles();
+  const onStage = stageTile(tiles.length);
+  grid.dataset.count = String(tiles.length);
+  grid.classList.toggle('stage', !!onStage);
+  grid.style.setProperty('--strip-cols', String(Math.max(1, Math.min(tiles.length - 1, STRIP_MAX_COLS))));
+  for (const tile of tiles) tile.el.classList.toggle('on-stage', tile === onStage);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -702,6 +1031,7 @@ class Session {
       case 'track_published': return this.onTrackPublished(msg);
       case 'track_unpublished': return this.onTrackUnpublished(msg);
       case 'track_muted': return this.onTrackMuted(msg);
+      case 'active_speakers': return setSpeakers(msg.speakers);
       default: return undefined; // unknown types are ignored
     }
   }
@@ -725,8 +1055,11 @@ class Session {
     setState('joined');
 
     this.ensureSubscribePC();
-    if (you.publish === false) {
+    app.canPublish = you.publish !== false;
+    renderLocal();
+    if (!app.canPublish) {
       showBanner('media', 'Your token does not allow publishing: you joined as a viewer.', { kind: 'info' });
+      stopScreen(); // a share started before the token said so cannot go anywhere
     } else {
       // Not awaited: the camera permission prompt may still be open, and messages must keep flowing meanwhile.
       this.startPublishing().catch((err) => {
@@ -755,8 +1088,8 @@ class Session {
     if (!msg.participant_id || !t || !t.id) return;
     const p = app.participants.get(msg.participant_id);
     if (!p) return;
-    p.tracks.set(t.id, { kind: t.kind, muted: !!t.muted });
-    renderParticipant(p);
+    setTrackInfo(p, t);
+    placeMedia(p); // its source may move an already received video to a screen tile
   }
 
   onTrackUnpublished(msg) {
@@ -772,14 +1105,20 @@ class Session {
     const t = msg.track;
     const p = msg.participant_id && app.participants.get(msg.participant_id);
     if (!p || !t || !t.id) return;
-    const known = p.tracks.get(t.id);
-    p.tracks.set(t.id, { kind: t.kind || (known && known.kind), muted: !!t.muted });
-    renderParticipant(p);
+    setTrackInfo(p, t);
+    placeMedia(p);
   }
 
   onError(msg) {
     const code = msg.code || 'error';
     const text = msg.message || '';
+    // A server that predates track_source refuses it as unknown_type. Harmless: its tracks then count as camera
+    // and microphone (screen shares included), so say it once in the console rather than in a toast per track.
+    if (code === 'unknown_type' && text.includes('track_source')) {
+      if (!app.warnedTrackSource) console.warn('sfu: the server does not know track_source:', text);
+      app.warnedTrackSource = true;
+      return;
+    }
     console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);
     showErrorToast(`${code}: ${text}`);
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
@@ -866,28 +1205,70 @@ class Session {
     }
   }
 
-  // startPublishing waits for the camera/microphone, then adds them to a new publish connection. Adding the
-  // transceivers fires negotiationneeded, which sends the offer.
+  // startPublishing waits for the camera/microphone, then adds them (and a running screen share, e.g. after a
+  // reconnect) to the publish connection. Adding the transceivers fires negotiationneeded, which sends the offer.
   async startPublishing() {
     const stream = await app.mediaReady;
-    if (this.ended || !stream) return;
-    const tracks = stream.getTracks().filter((t) => t.readyState === 'live');
-    if (tracks.length === 0) return;
-
-    const pc = this.createPC('publish');
-    pc.onnegotiationneeded = () => this.negotiatePublish();
+    if (this.ended) return;
+    const tracks = stream ? stream.getTracks().filter((t) => t.readyState === 'live') : [];
     for (const track of tracks) {
       const init = { direction: 'sendonly', streams: [stream] };
       if (track.kind === 'video') {
         track.contentHint = 'detail';
         if (config.simulcast) init.sendEncodings = simulcastEncodings();
       }
-      const transceiver = pc.addTransceiver(track, init);
-      if (track.kind === 'video') {
+      const transceiver = this.publishTrack(track, track.kind === 'video' ? 'camera' : 'microphone', init);
+      if (transceiver && track.kind === 'video') {
         preferCodec(transceiver, config.codec);
         preferResolution(transceiver.sender);
       }
     }
+    this.publishScreen();
+  }
+
+  ensurePublishPC() {
+    if (this.publishPC) return this.publishPC;
+    const pc = this.createPC('publish');
+    pc.onnegotiationneeded = () => this.negotiatePublish();
+    return pc;
+  }
+
+  // publishTrack says what the track carries, then adds it to the publish connection. Order matters: the server
+  // must have the track_source before the offer with the track, and that offer is made only once
+  // negotiationneeded fires, after this task. Returns the transceiver, or null if the track was already there.
+  publishTrack(track, source, init) {
+    const pc = this.ensurePublishPC();
+    if (pc.getSenders().some((s) => s.track === track)) return null;
+    this.send({ type: 'track_source', track: track.id, source });
+    return pc.addTransceiver(track, init);
+  }
+
+  // publishScreen adds our running screen share, if any, to the publish connection: in its own MediaStream, as one
+  // encoding (no simulcast). Before join (or once the server said we may not publish) it waits for
+  // startPublishing.
+  publishScreen() {
+    const track = app.screenTrack;
+    if (!track || track.readyState !== 'live' || !app.screenStream) return;
+    if (this.ended || !this.joined || !app.canPublish) return;
+    const init = {
+      direction: 'sendonly',
+      streams: [app.screenStream],
+      sendEncodings: [{ maxBitrate: SCREEN_MAX_BITRATE }],
+    };
+    const transceiver = this.publishTrack(track, 'screen', init);
+    if (transceiver) {
+      preferCodec(transceiver, config.codec);
+      preferResolution(transceiver.sender);
+    }
+  }
+
+  // unpublishTrack takes a track off the publish connection; removeTrack fires negotiationneeded, and the next
+  // offer no longer sends it.
+  unpublishTrack(track) {
+    const pc = usablePC(this.publishPC);
+    if (!pc || this.ended) return;
+    const sender = pc.getSenders().find((s) => s.track === track);
+    if (sender) pc.removeTrack(sender);
   }
 
   // negotiatePublish: createOffer -> setLocalDescription -> send. The answer comes back as an "answer" message.
@@ -1161,6 +1542,152 @@ function leave() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Stats overlay
+// ---------------------------------------------------------------------------------------------------------
+
+function toggleStats() {
+  app.statsOn = !app.statsOn;
+  document.body.classList.toggle('show-stats', app.statsOn);
+  clearInterval(app.statsTimer);
+  app.statsTimer = null;
+  app.statsPrev = new Map();
+  for (const tile of allTiles()) tile.statsEl.textContent = '';
+  if (app.statsOn) {
+    app.statsTimer = setInterval(refreshStats, STATS_INTERVAL_MS);
+    refreshStats();
+  }
+  renderLocal();
+}
+
+// refreshStats fills the overlays: each remote video tile from the subscribe connection's inbound-rtp report of
+// its track, our own tile from the publish connection's outbound-rtp reports.
+async function refreshStats() {
+  if (app.statsBusy) return; // a slow getStats: skip a beat rather than pile up
+  app.statsBusy = true;
+  try {
+    const session = app.session;
+    if (session !== app.statsSession) {
+      app.statsSession = session; // new connections count from zero
+      app.statsPrev = new Map();
+    }
+    const prev = app.statsPrev;
+    const next = new Map();
+    let texts = new Map(); // tile -> overlay text
+    const sub = usablePC(session && session.subscribePC);
+    if (sub) texts = inboundStatsTexts(await sub.getStats(), prev, next);
+    const pub = usablePC(session && session.publishPC);
+    if (pub) texts.set(app.localTile, outboundStatsText(await pub.getStats(), prev, next));
+    if (!app.statsOn || session !== app.session) return;
+    app.statsPrev = next;
+    for (const tile of allTiles()) tile.statsEl.textContent = texts.get(tile) || '';
+  } catch (err) {
+    console.error('sfu: stats overlay failed:', err);
+  } finally {
+    app.statsBusy = false;
+  }
+}
+
+// counterDelta remembers the counters of one report and returns how much each grew since the last refresh,
+// with the time between in seconds. Null the first time, or if a counter went back.
+function counterDelta(prev, next, key, r, fields) {
+  const cur = { timestamp: Number(r.timestamp) || 0 };
+  for (const f of fields) cur[f] = Number(r[f]) || 0;
+  next.set(key, cur);
+  const old = prev.get(key);
+  if (!old || !(cur.timestamp > old.timestamp)) return null;
+  const d = { seconds: (cur.timestamp - old.timestamp) / 1000 };
+  for (const f of fields) {
+    d[f] = cur[f] - old[f];
+    if (d[f] < 0) return null;
+  }
+  return d;
+}
+
+// fmt rounds a number for the overlay, or shows a dash when there is none yet.
+function fmt(v, unit = '') {
+  return typeof v === 'number' && Number.isFinite(v) ? `${Math.round(v)}${unit}` : '–';
+}
+
+// layerOf guesses the simulcast layer (rid) of a received video from its height.
+function layerOf(height) {
+  if (!height) return '–';
+  if (height <= 300) return 'q';
+  if (height <= 600) return 'h';
+  return 'f';
+}
+
+// roundTripMs: the current round trip time of the connection's selected candidate pair, in ms.
+function roundTripMs(report) {
+  let pair = null;
+  report.forEach((r) => {
+    if (r.type === 'transport' && r.selectedCandidatePairId) pair = report.get(r.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((r) => {
+      if (!pair && r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r;
+    });
+  }
+  return pair && typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null;
+}
+
+// inboundStatsTexts matches the inbound-rtp video reports to tiles by trackIdentifier, the id of the receiver's
+// MediaStreamTrack.
+function inboundStatsTexts(report, prev, next) {
+  const tilesByTrackId = new Map();
+  for (const [track, tile] of app.trackTiles) tilesByTrackId.set(track.id, tile);
+  const rtt = roundTripMs(report);
+  const texts = new Map();
+  report.forEach((r) => {
+    if (r.type !== 'inbound-rtp' || (r.kind || r.mediaType) !== 'video') return;
+    const tile = tilesByTrackId.get(r.trackIdentifier);
+    if (!tile) return;
+    const d = counterDelta(prev, next, `in:${r.id}`, r,
+      ['bytesReceived', 'framesDecoded', 'jitterBufferDelay', 'jitterBufferEmittedCount']);
+    const height = r.frameHeight || 0;
+    const size = r.frameWidth && height ? `${r.frameWidth}x${height}` : 'no video';
+    const fps = typeof r.framesPerSecond === 'number' ? r.framesPerSecond : d && d.framesDecoded / d.seconds;
+    const kbps = d && (d.bytesReceived * 8) / d.seconds / 1000;
+    const jitterMs = d && d.jitterBufferEmittedCount > 0
+      ? (d.jitterBufferDelay / d.jitterBufferEmittedCount) * 1000 : null;
+    const text = [
+      `${size}  ${fmt(fps, ' fps')}  layer ${layerOf(height)}`,
+      `${fmt(kbps, ' kbps')}  jitter buf ${fmt(jitterMs, ' ms')}`,
+      `lost ${fmt(r.packetsLost || 0)}  rtt ${fmt(rtt, ' ms')}`,
+    ].join('\n');
+    const before = texts.get(tile);
+    texts.set(tile, before ? `${before}\n${text}` : text);
+  });
+  return texts;
+}
+
+// outboundStatsText describes what we send: one line per simulcast layer (rid) of the camera, one for the
+// screen share, and why the encoder holds back, if it does.
+function outboundStatsText(report, prev, next) {
+  const screenId = app.screenTrack ? app.screenTrack.id : null;
+  const rows = [];
+  const limits = new Set();
+  report.forEach((r) => {
+    if (r.type !== 'outbound-rtp' || (r.kind || r.mediaType) !== 'video') return;
+    const source = r.mediaSourceId ? report.get(r.mediaSourceId) : null;
+    const screen = !!(source && screenId && source.trackIdentifier === screenId);
+    const d = counterDelta(prev, next, `out:${r.id}`, r, ['bytesSent', 'framesEncoded']);
+    const fps = typeof r.framesPerSecond === 'number' ? r.framesPerSecond : d && d.framesEncoded / d.seconds;
+    const kbps = d && (d.bytesSent * 8) / d.seconds / 1000;
+    const size = r.frameWidth && r.frameHeight ? `${r.frameWidth}x${r.frameHeight}` : 'off';
+    const label = screen ? 'screen' : r.rid || 'video';
+    const order = screen ? 9 : ({ q: 0, h: 1, f: 2 }[r.rid] ?? 3); // the camera's layers first, small to large
+    rows.push({ order, text: `${label} ${size} ${fmt(fps, 'fps')} ${fmt(kbps, ' kbps')}` });
+    if (r.qualityLimitationReason) limits.add(`${screen ? 'screen ' : ''}${r.qualityLimitationReason}`);
+  });
+  if (rows.length === 0) return '';
+  rows.sort((a, b) => a.order - b.order);
+  const lines = rows.map((row) => row.text);
+  if (limits.size > 0) lines.push(`limit: ${Array.from(limits).join(', ')}`);
+  lines.push(`rtt ${fmt(roundTripMs(report), ' ms')}`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Test hooks
 // ---------------------------------------------------------------------------------------------------------
 
@@ -1241,6 +1768,8 @@ function setupPage() {
 
   $('btn-mic').addEventListener('click', () => toggleLocal('audio'));
   $('btn-cam').addEventListener('click', () => toggleLocal('video'));
+  $('btn-screen').addEventListener('click', toggleScreen);
+  $('btn-stats').addEventListener('click', toggleStats);
   $('btn-leave').addEventListener('click', leave);
   $('rejoin').href = location.href;
   // Closing the tab: say goodbye so the others see us leave at once.
