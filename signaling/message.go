@@ -37,6 +37,7 @@ type Request struct {
 	Track     string                   `json:"track,omitempty"`
 	Muted     *bool                    `json:"muted,omitempty"`
 	ID        *uint64                  `json:"id,omitempty"`
+	Source    string                   `json:"source,omitempty"`
 	Width     *int                     `json:"width,omitempty"`
 	Height    *int                     `json:"height,omitempty"`
 }
@@ -99,6 +100,10 @@ func Decode(data []byte) (Request, error) {
 		if *r.Width < 0 || *r.Height < 0 || *r.Width > 16384 || *r.Height > 16384 {
 			return bad("width and height must be 0 to 16384")
 		}
+	case "track_source":
+		if r.Track == "" || r.Source == "" {
+			return bad("track_source needs track and source")
+		}
 	case "ping", "leave":
 	case "":
 		return Request{}, protoErr(CodeUnknownType, "", "message has no type")
@@ -130,9 +135,20 @@ type participantJSON struct {
 }
 
 type trackJSON struct {
-	ID    string `json:"id"`
-	Kind  string `json:"kind"`
-	Muted bool   `json:"muted"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Muted  bool   `json:"muted"`
+	Source string `json:"source,omitempty"`
+}
+
+type speakerJSON struct {
+	ParticipantID string  `json:"participant_id"`
+	Level         float64 `json:"level"`
+}
+
+type speakersMsg struct {
+	Type     string        `json:"type"`
+	Speakers []speakerJSON `json:"speakers"`
 }
 
 type joinedMsg struct {
@@ -191,7 +207,9 @@ func toParticipantJSON(p sfu.ParticipantInfo) participantJSON {
 	return participantJSON{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Tracks: tracks}
 }
 
-func toTrackJSON(t sfu.TrackInfo) trackJSON { return trackJSON{ID: t.ID, Kind: t.Kind, Muted: t.Muted} }
+func toTrackJSON(t sfu.TrackInfo) trackJSON {
+	return trackJSON{ID: t.ID, Kind: t.Kind, Muted: t.Muted, Source: t.Source}
+}
 
 // eventMessage turns a room event into its protocol message.
 func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
@@ -215,6 +233,12 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		return trackMsg{Type: "track_unpublished", ParticipantID: ev.ParticipantID, Track: toTrackJSON(ev.Track)}
 	case sfu.EventTrackMuted:
 		return trackMsg{Type: "track_muted", ParticipantID: ev.ParticipantID, Track: toTrackJSON(ev.Track)}
+	case sfu.EventActiveSpeakers:
+		sp := make([]speakerJSON, 0, len(ev.Speakers))
+		for _, x := range ev.Speakers {
+			sp = append(sp, speakerJSON{ParticipantID: x.ParticipantID, Level: x.Level})
+		}
+		return speakersMsg{Type: "active_speakers", Speakers: sp}
 	}
 	return nil
 }

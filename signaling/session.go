@@ -136,6 +136,10 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.SetMuted(req.Track, *req.Muted); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
+	case "track_source":
+		if err := s.p.SetSource(req.Track, req.Source); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
 	case "subscription":
 		if err := s.p.SetTileSize(req.Track, *req.Width, *req.Height); err != nil {
 			s.sendError(sfuError(req.Type, err))

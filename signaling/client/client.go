@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -35,6 +36,13 @@ type Message struct {
 	Ref           string                   `json:"ref,omitempty"`
 	Reason        string                   `json:"reason,omitempty"`
 	ID            *uint64                  `json:"id,omitempty"`
+	Speakers      []Speaker                `json:"speakers,omitempty"`
+}
+
+// Speaker is one entry of active_speakers.
+type Speaker struct {
+	ParticipantID string  `json:"participant_id"`
+	Level         float64 `json:"level"`
 }
 
 // Participant is a participant as the server describes it.
@@ -47,9 +55,10 @@ type Participant struct {
 
 // Track is a published track as the server describes it.
 type Track struct {
-	ID    string `json:"id"`
-	Kind  string `json:"kind"`
-	Muted bool   `json:"muted"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	Muted  bool   `json:"muted"`
+	Source string `json:"source"`
 }
 
 // Options configure a client.
@@ -71,6 +80,9 @@ func NewAPI(ips []net.IP) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("codecs: %w", err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("audio level extension: %w", err)
 	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
