@@ -10,14 +10,21 @@ import (
 )
 
 // The allocator shares a subscriber's bandwidth estimate across the videos it receives. It runs every
-// allocInterval and when poked (a subscription, a tile size change). It lowers layers as soon as the estimate no
-// longer covers them; it raises them only with what the estimate has held for upHold, and, since the estimate
-// of a sender cannot rise far above what it sends, it probes: when the estimate has not fallen for upHold it
-// lets one video go one step above what the budget allows, and if the estimate then falls it backs off
-// (doubling the wait, up to maxProbeBackoff) before the next probe.
+// allocInterval and when poked (a subscription, a tile size change).
+//
+// The estimate of a sender cannot rise much above what it sends (gcc caps it at 1.5 times the rate received),
+// and rises slowly when it does, so the allocator keeps a second figure: the rate it has sent for upHold without
+// the estimate falling (proven). Its budget is the larger of the two. It lowers layers as soon as the budget no
+// longer covers them, and a fall of the estimate (below dropRatio of its recent peak) forgets the proven rate, so
+// the layers come down within the next run. It raises layers only within what the estimate has held for upHold
+// (or the proven rate), and probes: when nothing has fallen for upHold, one video goes one step above what the
+// budget allows and keeps it for upHold unless the estimate falls, in which case the next probe waits twice as
+// long (up to maxProbeBackoff).
 const (
 	allocInterval   = 250 * time.Millisecond
 	upHold          = 3 * time.Second
+	dropRatio       = 0.85
+	provenHeadroom  = 1.2
 	minProbeBackoff = 3 * time.Second
 	maxProbeBackoff = 60 * time.Second
 	audioDefaultBps = 50_000
@@ -51,11 +58,11 @@ type demand struct {
 }
 
 // allocate picks one option per demand, in priority order. An option at or below a video's current one must fit
-// budgetDown (the estimate now); one above it must fit budgetUp (what the estimate has held). probe lets the
-// first video that could go higher take one step above what budgetUp allows. A video that cannot fit even its
-// cheapest option gets that option anyway: a slow picture beats none. It returns the picks (index into options)
-// and the index of the probing demand, or -1.
-func allocate(ds []demand, budgetDown, budgetUp float64, probe bool) ([]int, int) {
+// budgetDown (the budget now); one above it must fit budgetUp (what the budget has held). probe lets the first
+// video that could go higher take one step above what the budget allows; hold (an index, or -1) is a video whose
+// probe is under way: it keeps its option. A video that cannot fit even its cheapest option gets that option
+// anyway: a slow picture beats none. It returns the picks (indexes into options) and the probing demand, or -1.
+func allocate(ds []demand, budgetDown, budgetUp float64, probe bool, hold int) ([]int, int) {
 	order := make([]int, len(ds))
 	for i := range order {
 		order[i] = i
@@ -81,12 +88,12 @@ func allocate(ds []demand, budgetDown, budgetUp float64, probe bool) ([]int, int
 				break
 			}
 		}
-		if probe && probed < 0 && pick > 0 && d.current.layer >= 0 && !d.options[pick].above(d.current) {
-			// Fits no better than now: one step up, if the step is the option just above the current one.
-			cur := slices.Index(d.options, d.current)
-			if cur > 0 && pick == cur {
-				pick, probed = cur-1, i
-			}
+		cur := slices.Index(d.options, d.current)
+		switch {
+		case i == hold && cur >= 0 && pick > cur:
+			pick = cur
+		case probe && probed < 0 && cur > 0 && pick == cur:
+			pick, probed = cur-1, i // fits no better than now: one step up
 		}
 		picks[i] = pick
 		budgetDown -= d.costs[pick]
@@ -168,9 +175,13 @@ func guessSize(sizes [maxLayers][2]int, l int32) (int, int) {
 type allocState struct {
 	history      []estSample // estimates of the last upHold
 	lastDrop     time.Time   // when the estimate last fell
+	proven       float64     // a rate sent for upHold without the estimate falling
+	provenFrom   time.Time   // since when the current rate has been sent
+	sending      float64     // the rate of the last allocation
+	picks        map[*DownTrack]option
 	nextProbe    time.Time
 	probeBackoff time.Duration
-	probing      bool
+	probe        *DownTrack // the video probing now, or nil
 	probeAt      time.Time
 }
 
@@ -179,20 +190,24 @@ type estSample struct {
 	bps float64
 }
 
-// observe records an estimate and returns the lowest of the last upHold.
+// observe records an estimate and returns the lowest of the last upHold; a fall below dropRatio of the highest
+// of the last upHold is a drop, which forgets the proven rate.
 func (s *allocState) observe(now time.Time, bps float64) float64 {
-	if n := len(s.history); n > 0 && bps < s.history[n-1].bps*0.97 {
-		s.lastDrop = now
-	}
 	s.history = append(s.history, estSample{now, bps})
 	i := 0
 	for i < len(s.history)-1 && now.Sub(s.history[i].at) > upHold {
 		i++
 	}
 	s.history = s.history[i:]
-	low := bps
+	low, high := bps, bps
 	for _, e := range s.history {
-		low = min(low, e.bps)
+		low, high = min(low, e.bps), max(high, e.bps)
+	}
+	if bps < dropRatio*high && now.Sub(s.lastDrop) > time.Second {
+		s.lastDrop = now
+		s.proven = 0
+		s.history = s.history[len(s.history)-1:] // measure the next drop from here
+		low = bps
 	}
 	return low
 }
@@ -272,23 +287,46 @@ func (p *Participant) allocate(now time.Time) {
 	}
 
 	st := &p.alloc
-	canProbe := now.After(st.nextProbe) && now.Sub(st.lastDrop) > upHold && !st.probing
-	if st.probing && now.Sub(st.probeAt) > upHold {
-		st.probing = false
-		if st.lastDrop.Before(st.probeAt) { // the probe held: the next may come soon
+	// The rate sent since the last change has held for upHold without a drop: it is proven.
+	if now.Sub(st.provenFrom) >= upHold && st.lastDrop.Before(st.provenFrom) {
+		// With headroom: measured layer rates wander (keyframes), and what was sent must keep fitting.
+		st.proven = max(st.proven, st.sending*provenHeadroom)
+	}
+	hold := -1
+	if st.probe != nil {
+		switch {
+		case st.lastDrop.After(st.probeAt): // the estimate fell: back off
+			st.probe = nil
+			st.probeBackoff = min(max(st.probeBackoff*2, minProbeBackoff), maxProbeBackoff)
+			st.nextProbe = now.Add(st.probeBackoff)
+		case now.Sub(st.probeAt) > upHold: // it held
+			st.probe = nil
 			st.probeBackoff = minProbeBackoff
+		default:
+			hold = slices.Index(videos, st.probe)
 		}
 	}
-	if st.probing && st.lastDrop.After(st.probeAt) { // the estimate fell after the probe: back off
-		st.probing = false
-		st.probeBackoff = min(max(st.probeBackoff*2, minProbeBackoff), maxProbeBackoff)
-		st.nextProbe = now.Add(st.probeBackoff)
-	}
-	picks, probed := allocate(ds, est-audio, held-audio, canProbe)
+	canProbe := st.probe == nil && !now.Before(st.nextProbe) && now.Sub(st.lastDrop) > upHold
+	budgetDown, budgetUp := max(est, st.proven)-audio, max(held, st.proven)-audio
+	picks, probed := allocate(ds, budgetDown, budgetUp, canProbe, hold)
 	if probed >= 0 {
-		st.probing, st.probeAt = true, now
+		st.probe, st.probeAt = videos[probed], now
 		st.nextProbe = now.Add(max(st.probeBackoff, minProbeBackoff))
 	}
+	sending, changed := audio, len(videos) != len(st.picks)
+	next := make(map[*DownTrack]option, len(videos))
+	for i, d := range videos {
+		o := ds[i].options[picks[i]]
+		sending += ds[i].costs[picks[i]]
+		next[d] = o
+		if prev, ok := st.picks[d]; !ok || prev != o {
+			changed = true
+		}
+	}
+	if changed {
+		st.provenFrom = now
+	}
+	st.sending, st.picks = sending, next
 	for i, d := range videos {
 		o := ds[i].options[picks[i]]
 		d.SetMaxTemporalLayer(o.temporal)

@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
@@ -76,7 +78,12 @@ type Options struct {
 
 // NewAPI returns a Pion API with the default codecs and interceptors that gathers candidates only on the given
 // local addresses (all when none), loopback included.
-func NewAPI(ips []net.IP) (*webrtc.API, error) {
+func NewAPI(ips []net.IP) (*webrtc.API, error) { return newAPI(ips, nil) }
+
+// NewAPIOnConn is NewAPI with all media on one socket: tests wrap it to shape what the client receives.
+func NewAPIOnConn(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil, conn) }
+
+func newAPI(ips []net.IP, conn net.PacketConn) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("codecs: %w", err)
@@ -91,6 +98,9 @@ func NewAPI(ips []net.IP) (*webrtc.API, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if conn != nil {
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
+	}
 	if len(ips) > 0 {
 		se.SetIPFilter(func(ip net.IP) bool {
 			for _, a := range ips {
@@ -219,6 +229,106 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 	return senders, c.NegotiatePublish(ctx)
 }
 
+// SimulcastVP8 is a VP8 track published as simulcast layers, fed with frames. Pion does not put the mid and rid
+// header extensions on simulcast packets, which the receiving side needs to tell the layers apart, so the frames
+// are packetized here and the extensions added.
+type SimulcastVP8 struct {
+	Layers      []*webrtc.TrackLocalStaticRTP
+	packetizers []rtp.Packetizer
+	mid         string
+	midID       uint8
+	ridID       uint8
+}
+
+// PublishSimulcastVP8 publishes one VP8 track with a layer per rid (lowest first) and negotiates.
+func (c *Client) PublishSimulcastVP8(ctx context.Context, trackID, streamID string, rids ...string) (*SimulcastVP8, error) {
+	if len(rids) == 0 {
+		return nil, fmt.Errorf("no layers")
+	}
+	sv := &SimulcastVP8{}
+	for _, rid := range rids {
+		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, trackID, streamID,
+			webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			return nil, err
+		}
+		sv.Layers = append(sv.Layers, t)
+		sv.packetizers = append(sv.packetizers, rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true},
+			rtp.NewRandomSequencer(), 90000))
+	}
+	s, err := c.Pub.AddTrack(sv.Layers[0])
+	if err != nil {
+		return nil, fmt.Errorf("add track: %w", err)
+	}
+	for _, l := range sv.Layers[1:] {
+		if err := s.AddEncoding(l); err != nil {
+			return nil, fmt.Errorf("add encoding %s: %w", l.RID(), err)
+		}
+	}
+	for _, l := range sv.Layers {
+		go c.readLayerRTCP(s, l)
+	}
+	if err := c.NegotiatePublish(ctx); err != nil {
+		return nil, err
+	}
+	for _, e := range s.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			sv.midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			sv.ridID = uint8(e.ID)
+		}
+	}
+	for _, tr := range c.Pub.GetTransceivers() {
+		if tr.Sender() == s {
+			sv.mid = tr.Mid()
+		}
+	}
+	if sv.midID == 0 || sv.ridID == 0 || sv.mid == "" {
+		return nil, fmt.Errorf("simulcast needs the mid and rid header extensions negotiated")
+	}
+	return sv, nil
+}
+
+// WriteFrame sends one frame on a layer; samples is its duration in 90 kHz ticks. Each layer must be written
+// from one goroutine.
+func (sv *SimulcastVP8) WriteFrame(layer int, frame []byte, samples uint32) error {
+	rid := []byte(sv.Layers[layer].RID())
+	for _, p := range sv.packetizers[layer].Packetize(frame, samples) {
+		if err := p.Header.SetExtension(sv.midID, []byte(sv.mid)); err != nil {
+			return err
+		}
+		if err := p.Header.SetExtension(sv.ridID, rid); err != nil {
+			return err
+		}
+		if err := sv.Layers[layer].WriteRTP(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) readLayerRTCP(s *webrtc.RTPSender, t webrtc.TrackLocal) {
+	for {
+		pkts, _, err := s.ReadSimulcastRTCP(t.RID())
+		if err != nil {
+			return
+		}
+		c.keyframeRequests(pkts, t)
+	}
+}
+
+func (c *Client) keyframeRequests(pkts []rtcp.Packet, t webrtc.TrackLocal) {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			if c.opts.OnKeyframeRequest != nil {
+				c.opts.OnKeyframeRequest(t)
+			}
+		}
+	}
+}
+
 // readSenderRTCP reads a published track's RTCP (the interceptors need it read) and passes keyframe requests on.
 func (c *Client) readSenderRTCP(s *webrtc.RTPSender, t webrtc.TrackLocal) {
 	for {
@@ -226,14 +336,7 @@ func (c *Client) readSenderRTCP(s *webrtc.RTPSender, t webrtc.TrackLocal) {
 		if err != nil {
 			return
 		}
-		for _, p := range pkts {
-			switch p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if c.opts.OnKeyframeRequest != nil {
-					c.opts.OnKeyframeRequest(t)
-				}
-			}
-		}
+		c.keyframeRequests(pkts, t)
 	}
 }
 

@@ -16,7 +16,8 @@ const BACKOFF_MAX_MS = 10000;
 const MAX_ERROR_TOASTS = 4;
 const TILE_REPORT_DELAY_MS = 200; // tile size reports wait for resizing to settle
 const STAGE_HOLD_MS = 3000; // after silence the last speaker keeps the stage this long, so the layout does not flicker
-const STRIP_MAX_COLS = 6; // stage layout: tiles per row of the strip under the stage
+const STRIP_MAX_COLS = 6; // stage layout: tiles per row of the strip under the stage...
+const STRIP_MIN_TILE_PX = 180; // ...fewer when the page is too narrow for them to be this wide
 const STATS_INTERVAL_MS = 1000;
 
 const SCREEN_CONSTRAINTS = {
@@ -880,9 +881,13 @@ function updateLayout() {
   const onStage = stageTile(tiles.length);
   grid.dataset.count = String(tiles.length);
   grid.classList.toggle('stage', !!onStage);
-  grid.style.setProperty('--strip-cols', String(Math.max(1, Math.min(tiles.length - 1, STRIP_MAX_COLS))));
+  const fit = Math.floor(grid.clientWidth / STRIP_MIN_TILE_PX) || STRIP_MAX_COLS;
+  const cols = Math.max(1, Math.min(tiles.length - 1, STRIP_MAX_COLS, fit));
+  grid.style.setProperty('--strip-cols', String(cols));
   for (const tile of tiles) tile.el.classList.toggle('on-stage', tile === onStage);
 }
+
+window.addEventListener('resize', updateLayout);
 
 // ---------------------------------------------------------------------------------------------------------
 // Session: one WebSocket and its two peer connections
@@ -1244,8 +1249,7 @@ class Session {
   }
 
   // publishScreen adds our running screen share, if any, to the publish connection: in its own MediaStream, as one
-  // encoding (no simulcast). Before join (or once the server said we may not publish) it waits for
-  // startPublishing.
+  // encoding (no simulcast). Before joined it does nothing: startPublishing calls it again then.
   publishScreen() {
     const track = app.screenTrack;
     if (!track || track.readyState !== 'live' || !app.screenStream) return;
@@ -1665,7 +1669,7 @@ function inboundStatsTexts(report, prev, next) {
 function outboundStatsText(report, prev, next) {
   const screenId = app.screenTrack ? app.screenTrack.id : null;
   const rows = [];
-  const limits = new Set();
+  const limits = { camera: new Set(), screen: new Set() }; // qualityLimitationReason other than 'none'
   report.forEach((r) => {
     if (r.type !== 'outbound-rtp' || (r.kind || r.mediaType) !== 'video') return;
     const source = r.mediaSourceId ? report.get(r.mediaSourceId) : null;
@@ -1677,13 +1681,15 @@ function outboundStatsText(report, prev, next) {
     const label = screen ? 'screen' : r.rid || 'video';
     const order = screen ? 9 : ({ q: 0, h: 1, f: 2 }[r.rid] ?? 3); // the camera's layers first, small to large
     rows.push({ order, text: `${label} ${size} ${fmt(fps, 'fps')} ${fmt(kbps, ' kbps')}` });
-    if (r.qualityLimitationReason) limits.add(`${screen ? 'screen ' : ''}${r.qualityLimitationReason}`);
+    const reason = r.qualityLimitationReason;
+    if (reason && reason !== 'none') limits[screen ? 'screen' : 'camera'].add(reason);
   });
   if (rows.length === 0) return '';
   rows.sort((a, b) => a.order - b.order);
   const lines = rows.map((row) => row.text);
-  if (limits.size > 0) lines.push(`limit: ${Array.from(limits).join(', ')}`);
-  lines.push(`rtt ${fmt(roundTripMs(report), ' ms')}`);
+  let limit = `limit: ${Array.from(limits.camera).join('+') || 'none'}`;
+  if (limits.screen.size > 0) limit += `, screen ${Array.from(limits.screen).join('+')}`;
+  lines.push(`${limit}  rtt ${fmt(roundTripMs(report), ' ms')}`);
   return lines.join('\n');
 }
 
