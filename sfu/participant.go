@@ -42,8 +42,9 @@ type Participant struct {
 	awaitingAnswer bool
 	renegotiate    bool
 
-	allocPoke chan struct{}      // wakes the allocator
-	stop      context.CancelFunc // ends the allocator
+	allocPoke  chan struct{}      // wakes the allocator
+	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
+	stop       context.CancelFunc // ends the allocator
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the goroutines this participant starts
@@ -355,7 +356,7 @@ func (p *Participant) dropReceiving(r *Receiver) {
 func (p *Participant) subscribe(r *Receiver, publisherID string) {
 	d := newDownTrack(r, publisherID, p)
 	p.mu.Lock()
-	if p.closed || p.downs[r] != nil {
+	if p.closed || p.downs[r] != nil || p.answerMode && !p.freeTransceiver(r.kind) {
 		p.mu.Unlock()
 		return
 	}
@@ -429,6 +430,9 @@ func (p *Participant) unsubscribe(r *Receiver) {
 
 // negotiate sends a new subscribe offer, or marks one to send once the client answers the pending one.
 func (p *Participant) negotiate() {
+	if p.answerMode {
+		return // the client offers (WHEP): the SFU cannot renegotiate
+	}
 	p.negMu.Lock()
 	defer p.negMu.Unlock()
 	if p.awaitingAnswer {
@@ -481,6 +485,9 @@ func (p *Participant) fail() {
 // discard releases a participant that never joined a room.
 func (p *Participant) discard() {
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
 		p.stop()
 		_ = p.pub.Close()
 		_ = p.sub.Close()

@@ -80,30 +80,41 @@ type JoinRequest struct {
 // Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
 // peer) is EventJoined; a participant with the same identity already in the room is ended with "replaced".
 func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
-	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
-		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe}
-	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
-	p, err := newParticipant(s.apis, info, nil, peer, s.iceServers, log)
+	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.enter(p, req.Room); err != nil {
+		p.discard()
+		return nil, err
+	}
+	return p, nil
+}
 
+func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
+	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
+		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe}
+	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
+	return newParticipant(s.apis, info, nil, peer, s.iceServers, log)
+}
+
+// enter adds p to its room and subscribes it to the tracks there.
+func (s *SFU) enter(p *Participant, room string) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		p.discard()
-		return nil, ErrShutdown
+		return ErrShutdown
 	}
-	rm := s.rooms[req.Room]
+	rm := s.rooms[room]
 	if rm == nil {
-		rm = newRoom(req.Room, s)
-		s.rooms[req.Room] = rm
-		log.Info("room opened")
+		rm = newRoom(room, s)
+		s.rooms[room] = rm
+		p.log.Info("room opened")
 	}
 	p.room = rm
 	tracks, replaced := rm.join(p)
 	s.mu.Unlock()
-	log.Info("participant joined")
+	p.log.Info("participant joined")
 
 	if replaced != nil {
 		replaced.peer.End("replaced")
@@ -112,7 +123,7 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 	for _, t := range tracks {
 		p.subscribe(t.r, t.publisherID)
 	}
-	return p, nil
+	return nil
 }
 
 // removeRoom forgets rm if it is still empty.

@@ -44,10 +44,11 @@ type Server struct {
 
 	upgrader websocket.Upgrader
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	closed   bool
-	wg       sync.WaitGroup // running sessions
+	mu           sync.Mutex
+	sessions     map[*session]struct{}
+	httpSessions map[string]*httpSession // WHIP and WHEP, by participant id
+	closed       bool
+	wg           sync.WaitGroup // running sessions
 }
 
 // NewServer builds the handler for s.
@@ -57,7 +58,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 		log = zap.NewNop()
 	}
 	srv := &Server{secret: cfg.Secret, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
-		sessions: map[*session]struct{}{},
+		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second}}
 	static, err := fs.Sub(webFiles, "web")
 	if err != nil {
@@ -67,6 +68,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv.mux.HandleFunc("GET /room/{room}", srv.roomPage(static))
 	srv.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	srv.mux.HandleFunc("GET /ws", srv.serveWS)
+	srv.routeWHIP()
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

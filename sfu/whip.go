@@ -1,0 +1,79 @@
+package sfu
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// WHIP (RFC 9725) and WHEP clients send one offer over HTTP and take one answer back, with every candidate in it:
+// no trickle, no renegotiation.
+
+// gatherTimeout bounds the wait for the SFU's own candidates before an HTTP answer goes out.
+const gatherTimeout = 3 * time.Second
+
+// PublishOffer applies a WHIP client's offer to the publish connection and returns the answer with the SFU's
+// candidates in it.
+func (p *Participant) PublishOffer(sdp string) (string, error) {
+	gathered := webrtc.GatheringCompletePromise(p.pub)
+	if _, err := p.HandleOffer(sdp); err != nil {
+		return "", err
+	}
+	return p.completeAnswer(p.pub, gathered)
+}
+
+// JoinWHEP joins a watcher whose client offered the subscribe connection (WHEP): each of the offer's audio and
+// video sections carries one track of the room, the first published of its kind not yet taken. Tracks
+// published later are not added: the client would have to offer again.
+func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
+	req.CanPublish, req.CanSubscribe = false, true
+	p, err := s.newParticipant(req, peer)
+	if err != nil {
+		return nil, "", err
+	}
+	p.answerMode = true
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		p.discard()
+		return nil, "", fmt.Errorf("whep offer: %w: %w", ErrBadSDP, err)
+	}
+	if err := s.enter(p, req.Room); err != nil {
+		p.discard()
+		return nil, "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(p.sub)
+	answer, err := p.sub.CreateAnswer(nil)
+	if err == nil {
+		err = p.sub.SetLocalDescription(answer)
+	}
+	if err != nil {
+		p.Close()
+		return nil, "", fmt.Errorf("whep answer: %w: %w", ErrBadSDP, err)
+	}
+	sdp, err := p.completeAnswer(p.sub, gathered)
+	if err != nil {
+		p.Close()
+		return nil, "", err
+	}
+	return p, sdp, nil
+}
+
+// freeTransceiver reports whether the client's offer has a section of this kind with no track yet.
+func (p *Participant) freeTransceiver(kind webrtc.RTPCodecType) bool {
+	for _, t := range p.sub.GetTransceivers() {
+		if t.Kind() == kind && t.Sender() == nil && t.Mid() != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// completeAnswer waits for the connection's candidates and returns its local description.
+func (p *Participant) completeAnswer(pc *webrtc.PeerConnection, gathered <-chan struct{}) (string, error) {
+	select {
+	case <-gathered:
+	case <-time.After(gatherTimeout):
+		return "", fmt.Errorf("gathering candidates took over %v", gatherTimeout)
+	}
+	return pc.LocalDescription().SDP, nil
+}
