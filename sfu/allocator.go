@@ -179,6 +179,7 @@ type allocState struct {
 	provenFrom   time.Time   // since when the current rate has been sent
 	sending      float64     // the rate of the last allocation
 	picks        map[*DownTrack]option
+	lateSeen     map[*DownTrack]uint64 // late drops already acted on
 	nextProbe    time.Time
 	probeBackoff time.Duration
 	probe        *DownTrack // the video probing now, or nil
@@ -276,6 +277,17 @@ func (p *Participant) allocate(now time.Time) {
 		if dm.current.temporal > 2 {
 			dm.current.temporal = 2
 		}
+		if late := d.lateDrops.Load(); late != p.alloc.lateSeen[d] {
+			// Packets missed the SFU's latency budget: step this video down, and count it as a drop.
+			if p.alloc.lateSeen == nil {
+				p.alloc.lateSeen = map[*DownTrack]uint64{}
+			}
+			p.alloc.lateSeen[d] = late
+			p.alloc.lastDrop, p.alloc.proven = now, 0
+			if k := slices.Index(dm.options, dm.current); k >= 0 && k+1 < len(dm.options) {
+				dm.options, dm.costs = dm.options[k+1:], dm.costs[k+1:]
+			}
+		}
 		switch {
 		case r.Source() == SourceScreen:
 			dm.priority = 0
@@ -325,6 +337,11 @@ func (p *Participant) allocate(now time.Time) {
 	}
 	if changed {
 		st.provenFrom = now
+	}
+	for d := range st.lateSeen {
+		if _, ok := next[d]; !ok {
+			delete(st.lateSeen, d)
+		}
 	}
 	st.sending, st.picks = sending, next
 	for i, d := range videos {

@@ -211,6 +211,9 @@ func ipFilter(ips []string) (func(net.IP) bool, bool, error) {
 	}, loopback, nil
 }
 
+// playoutDelayURI names the header extension that bounds a receiver's playout delay.
+const playoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+
 var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC},
@@ -257,6 +260,7 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},       // simulcast rid
 		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo}, // rid of retransmissions
 		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
+		{playoutDelayURI, webrtc.RTPCodecTypeVideo}, // asks receivers to keep their buffers short
 	}
 	for _, e := range exts {
 		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {

@@ -30,6 +30,7 @@ type DownTrack struct {
 	tileW       atomic.Int32 // the size the subscriber shows the video at; tileUnknown until it says
 	tileH       atomic.Int32
 	sent        atomic.Uint64
+	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
 
 	// The munger. Packets of two layers can arrive at once during a switch, from two read goroutines.
 	mu         sync.Mutex
@@ -51,9 +52,10 @@ type DownTrack struct {
 }
 
 type binding struct {
-	ssrc uint32
-	pt   uint8
-	w    webrtc.TrackLocalWriter
+	ssrc      uint32
+	pt        uint8
+	playoutID uint8 // the playout-delay extension's id, 0 when the subscriber did not take it
+	w         webrtc.TrackLocalWriter
 }
 
 // allTemporal forwards every temporal layer.
@@ -97,7 +99,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	want := d.receiver.codec
 	for _, c := range ctx.CodecParameters() {
 		if strings.EqualFold(c.MimeType, want.MimeType) && fmtpCompatible(c, want) {
-			d.bound.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()})
+			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
+			for _, e := range ctx.HeaderExtensions() {
+				if e.URI == playoutDelayURI && d.receiver.kind == webrtc.RTPCodecTypeVideo {
+					b.playoutID = uint8(e.ID)
+				}
+			}
+			d.bound.Store(b)
 			if d.ready() {
 				d.requestKeyframe()
 			} // else the request goes out when the subscriber connects: a keyframe before then would be lost
@@ -244,6 +252,9 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 	h.PayloadType = b.pt
 	h.SequenceNumber = seq + seqDelta
 	h.Timestamp = pkt.Timestamp + tsDelta
+	if pi.key && b.playoutID != 0 {
+		_ = h.SetExtension(b.playoutID, d.receiver.playout[:])
+	}
 	if n, err := b.w.WriteRTP(h, payload); err != nil || n == 0 {
 		return false // not connected yet, or closing: a switch waits for a later keyframe
 	}
@@ -262,6 +273,22 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 	}
 	d.sent.Add(1)
 	return true
+}
+
+// dropLate drops a packet that would leave past the SFU's latency budget: the frame it belongs to is broken, so
+// the DownTrack waits for a keyframe (and asks for one), and the allocator sees the drop and lowers the layer.
+func (d *DownTrack) dropLate(pi *packetInfo) {
+	if pi.layer != d.current.Load() {
+		return // not a layer it forwards
+	}
+	d.lateDrops.Add(1)
+	if d.receiver.kind != webrtc.RTPCodecTypeVideo {
+		return // audio packets stand alone: the next one is fine
+	}
+	d.mu.Lock()
+	d.current.Store(-1)
+	d.mu.Unlock()
+	d.requestKeyframe()
 }
 
 // tsGap is the RTP time between the last packet sent and a new layer's first: the wall-clock time between

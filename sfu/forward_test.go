@@ -330,3 +330,53 @@ func BenchmarkForward(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
 }
+
+// A packet that has waited past the SFU's latency budget is not sent: the video waits for a keyframe (asked
+// for) and restarts there, its stream still continuous; keyframes carry the playout-delay extension.
+func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
+	pli := &nopRTCP{}
+	r := simulcastReceiver(pli, 1)
+	defer r.close()
+	r.budget = 5 * time.Millisecond
+	r.setPlayoutDelay(150 * time.Millisecond)
+	d := newDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
+	w := &captureWriter{keep: true}
+	d.bound.Store(&binding{ssrc: 999, pt: 96, playoutID: 7, w: w})
+	r.addDownTrack(d)
+
+	s := &vp8Stream{seq: 100, ts: 1000, picID: 1}
+	send(r, s, true)
+	send(r, s, false)
+	if len(w.headers) != 4 {
+		t.Fatalf("forwarded %d packets, want 4", len(w.headers))
+	}
+	if ext := w.headers[0].GetExtension(7); len(ext) != 3 || ext[1]&0x0f != 0 || ext[2] != 15 {
+		t.Fatalf("keyframe playout-delay extension %x, want min 0 max 150 ms", ext)
+	}
+	if w.headers[2].GetExtension(7) != nil {
+		t.Fatalf("an inter frame carries the playout-delay extension")
+	}
+
+	plisBefore := pli.plis.Load()
+	for _, p := range s.frame(false) { // arrived 20 ms ago: past the budget
+		r.writePacket(&packetInfo{pkt: p, arrival: time.Now().Add(-20 * time.Millisecond)}, len(p.Payload))
+	}
+	if len(w.headers) != 4 || d.lateDrops.Load() != 1 {
+		t.Fatalf("late packets: %d forwarded in all, %d late drops; want none forwarded, and one drop (the rest of the frame waits for a keyframe)", len(w.headers), d.lateDrops.Load())
+	}
+	if cur, _ := d.Layers(); cur != -1 {
+		t.Fatalf("after a late drop the video is on layer %d, want -1 (waiting for a keyframe)", cur)
+	}
+	time.Sleep(keyframeInterval + 50*time.Millisecond) // the throttled request goes out
+	if pli.plis.Load() <= plisBefore {
+		t.Fatalf("no keyframe request after the late drop")
+	}
+	send(r, s, false) // inter frame: still waiting
+	send(r, s, true)
+	send(r, s, false)
+	if len(w.headers) != 8 || !w.keys[4] {
+		t.Fatalf("after the keyframe: %d packets, restart on a keyframe %v", len(w.headers), len(w.keys) > 4 && w.keys[4])
+	}
+	checkContinuous(t, w)
+}

@@ -283,6 +283,8 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	first := r == nil
 	if first {
 		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
+		r.budget = p.room.sfu.budget
+		r.setPlayoutDelay(p.room.sfu.playout)
 		r.muted.Store(p.muteState[track.ID()])
 		r.source = p.sources[track.ID()]
 		if r.source == "" {

@@ -49,9 +49,12 @@ type Receiver struct {
 	ended  bool // unpublished: no new DownTracks
 	closed atomic.Bool
 
-	layers [maxLayers]layer
-	muted  atomic.Bool
-	source string // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
+	layers  [maxLayers]layer
+	muted   atomic.Bool
+	source  string        // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
+	budget  time.Duration // the SFU's share of the latency budget; 0: no limit
+	playout [3]byte       // playout-delay extension (0 to the latency budget) put on video keyframes
+	rotate  atomic.Uint32 // where the next fan-out starts
 
 	audioLevelID uint8      // RFC 6464 header extension id, 0 when not negotiated
 	level        levelMeter // audio levels, for the active speaker
@@ -116,6 +119,12 @@ func LayerIndex(rid string) int {
 		return 2
 	}
 	return 0
+}
+
+// setPlayoutDelay sets the playout delay receivers are asked to keep: from 0 to max (at most 40.95 s).
+func (r *Receiver) setPlayoutDelay(max time.Duration) {
+	ext := rtp.PlayoutDelayExtension{MaxDelay: uint16(min(max.Milliseconds()/10, 0xfff))}
+	_, _ = ext.MarshalTo(r.playout[:])
 }
 
 // ID is the published track's id (the msid track id the publisher chose).
@@ -212,8 +221,25 @@ func (r *Receiver) writePacket(pi *packetInfo, size int) {
 			}
 		}
 	}
+	// Fan out, starting at a different subscriber each packet so that none is always last. A packet whose SFU
+	// latency budget has run out by its turn is not sent: that subscriber restarts on a keyframe instead.
 	var sent, bytes uint64
-	for _, d := range *r.downs.Load() {
+	downs := *r.downs.Load()
+	n := len(downs)
+	start := 0
+	if n > 1 {
+		start = int(r.rotate.Add(1) % uint32(n))
+	}
+	late := false
+	for k := 0; k < n; k++ {
+		d := downs[(start+k)%n]
+		if r.budget > 0 && k&7 == 0 && !late {
+			late = time.Since(pi.arrival) > r.budget
+		}
+		if late {
+			d.dropLate(pi)
+			continue
+		}
 		if d.writeRTP(pi) {
 			sent++
 			bytes += uint64(len(pkt.Payload))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
@@ -21,12 +22,26 @@ type Config struct {
 	Net        NetConfig
 	ICEServers []webrtc.ICEServer // sent to clients and used by the SFU's own connections
 	Logger     *zap.Logger
+	// LatencyBudget is the end-to-end delay media may take (default 150 ms); receivers are asked to keep their
+	// playout delay under it.
+	LatencyBudget time.Duration
+	// SFUBudget is the SFU's share: a packet that would leave the SFU later than this after it arrived is dropped
+	// (default 5 ms; negative: no limit).
+	SFUBudget time.Duration
 }
+
+// Defaults for Config.
+const (
+	DefaultLatencyBudget = 150 * time.Millisecond
+	DefaultSFUBudget     = 5 * time.Millisecond
+)
 
 // SFU holds the rooms of one node.
 type SFU struct {
 	apis       *mediaAPIs
 	closeNet   func() error
+	budget     time.Duration // the SFU's share of the latency budget
+	playout    time.Duration // the most playout delay receivers should add
 	iceServers []webrtc.ICEServer
 	log        *zap.Logger
 
@@ -54,7 +69,17 @@ func New(cfg Config) (*SFU, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{}}
+	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
+		budget: cfg.SFUBudget, playout: cfg.LatencyBudget}
+	if s.budget == 0 {
+		s.budget = DefaultSFUBudget
+	}
+	if s.budget < 0 {
+		s.budget = 0
+	}
+	if s.playout <= 0 {
+		s.playout = DefaultLatencyBudget
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Add(1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
 	"go.uber.org/zap/zapcore"
@@ -12,14 +13,16 @@ import (
 
 // config is the node's configuration, from flags, else SFU_* environment variables, else defaults.
 type config struct {
-	Addr         string
-	UDPAddr      string
-	UDPPortRange string
-	PublicIPs    []string
-	ICEIPs       []string
-	ICEServers   []string
-	Secret       string
-	LogLevel     zapcore.Level
+	Addr          string
+	UDPAddr       string
+	UDPPortRange  string
+	PublicIPs     []string
+	ICEIPs        []string
+	ICEServers    []string
+	Secret        string
+	LogLevel      zapcore.Level
+	LatencyBudget time.Duration
+	SFUBudget     time.Duration
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -39,6 +42,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&iceServers, "ice-servers", "", "comma-separated STUN/TURN URLs given to clients")
 	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; empty runs in dev mode with a random secret and /token")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
+	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")

@@ -42,7 +42,8 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":7880" || c.UDPAddr != ":7882" || c.UDPPortRange != "" || len(c.PublicIPs) != 0 || len(c.ICEIPs) != 0 ||
-		len(c.ICEServers) != 0 || c.Secret != "" || c.LogLevel != zapcore.InfoLevel {
+		len(c.ICEServers) != 0 || c.Secret != "" || c.LogLevel != zapcore.InfoLevel ||
+		c.LatencyBudget != 150*time.Millisecond || c.SFUBudget != 5*time.Millisecond {
 		t.Errorf("defaults %+v, want addr :7880, udp :7882, log level info and nothing else", c)
 	}
 }
@@ -57,6 +58,8 @@ func TestParseConfigEnv(t *testing.T) {
 	t.Setenv("SFU_ICE_SERVERS", "stun:stun.example.org:3478,turn:turn.example.org:3478")
 	t.Setenv("SFU_SECRET", "s3cret")
 	t.Setenv("SFU_LOG_LEVEL", "debug")
+	t.Setenv("SFU_LATENCY_BUDGET", "250ms")
+	t.Setenv("SFU_SFU_LATENCY_BUDGET", "8ms")
 	c, err := parseConfig(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func TestParseConfigEnv(t *testing.T) {
 	want := config{Addr: "127.0.0.1:9000", UDPAddr: "", UDPPortRange: "50000-50100",
 		PublicIPs: []string{"203.0.113.7", "198.51.100.2"}, ICEIPs: []string{"10.0.0.5"},
 		ICEServers: []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478"},
-		Secret:     "s3cret", LogLevel: zapcore.DebugLevel}
+		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)
 	}

@@ -55,7 +55,8 @@ func startNode(cfg config) (*node, error) {
 	if len(cfg.ICEServers) > 0 {
 		ice = []webrtc.ICEServer{{URLs: cfg.ICEServers}}
 	}
-	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu")})
+	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"),
+		LatencyBudget: cfg.LatencyBudget, SFUBudget: cfg.SFUBudget})
 	if err != nil {
 		return nil, err
 	}
