@@ -344,6 +344,7 @@ func (p *Participant) allocate(now time.Time) {
 		}
 	}
 	st.sending, st.picks = sending, next
+	p.allocated.Store(uint64(sending))
 	for i, d := range videos {
 		o := ds[i].options[picks[i]]
 		d.SetMaxTemporalLayer(o.temporal)

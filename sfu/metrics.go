@@ -8,11 +8,15 @@ type collector struct {
 
 	rooms, participants, tracks                           *prometheus.Desc
 	packetsIn, bytesIn, packetsOut, bytesOut, nacks, plis *prometheus.Desc
+
+	// Per subscriber.
+	estimate, allocated, videos, sent, late *prometheus.Desc
 }
 
 // Collector is a Prometheus collector of the node's rooms, participants, tracks and forwarding counters.
 func (s *SFU) Collector() prometheus.Collector {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc("sfu_"+name, help, nil, nil) }
+	sub := []string{"room", "participant"}
 	return &collector{
 		s:            s,
 		rooms:        d("rooms", "Rooms open now."),
@@ -24,11 +28,20 @@ func (s *SFU) Collector() prometheus.Collector {
 		bytesOut:     d("bytes_forwarded_total", "RTP payload bytes forwarded to subscribers."),
 		nacks:        d("nacks_total", "Packets subscribers asked to be retransmitted (NACK)."),
 		plis:         d("plis_total", "Keyframe requests (PLI) sent to publishers."),
+		estimate:     prometheus.NewDesc("sfu_subscriber_estimate_bps", "A subscriber's bandwidth estimate (gcc).", sub, nil),
+		allocated: prometheus.NewDesc("sfu_subscriber_allocated_bps",
+			"What the allocator plans to send a subscriber.", sub, nil),
+		videos: prometheus.NewDesc("sfu_subscriber_videos", "A subscriber's videos by the layer forwarded (off: paused or waiting for a keyframe).",
+			append(sub, "layer"), nil),
+		sent: prometheus.NewDesc("sfu_subscriber_packets_sent_total", "RTP packets sent to a subscriber.", sub, nil),
+		late: prometheus.NewDesc("sfu_subscriber_late_drops_total",
+			"Packets not sent to a subscriber because they would have left past the SFU's latency budget.", sub, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rooms, c.participants, c.tracks, c.packetsIn, c.bytesIn, c.packetsOut, c.bytesOut, c.nacks, c.plis} {
+	for _, d := range []*prometheus.Desc{c.rooms, c.participants, c.tracks, c.packetsIn, c.bytesIn, c.packetsOut,
+		c.bytesOut, c.nacks, c.plis, c.estimate, c.allocated, c.videos, c.sent, c.late} {
 		ch <- d
 	}
 }
@@ -50,4 +63,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytesOut, st.BytesOut)
 	counter(c.nacks, st.NACKs)
 	counter(c.plis, st.PLIs)
+	layerNames := [...]string{"off", "q", "h", "f"}
+	for _, s := range c.s.Subscribers() {
+		ch <- prometheus.MustNewConstMetric(c.estimate, prometheus.GaugeValue, s.EstimateBps, s.Room, s.ID)
+		ch <- prometheus.MustNewConstMetric(c.allocated, prometheus.GaugeValue, s.AllocatedBps, s.Room, s.ID)
+		for i, n := range s.VideosByLayer {
+			ch <- prometheus.MustNewConstMetric(c.videos, prometheus.GaugeValue, float64(n), s.Room, s.ID, layerNames[i])
+		}
+		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.PacketsSent), s.Room, s.ID)
+		ch <- prometheus.MustNewConstMetric(c.late, prometheus.CounterValue, float64(s.LateDrops), s.Room, s.ID)
+	}
 }

@@ -28,6 +28,7 @@ type Participant struct {
 	subConnected atomic.Bool                           // the subscribe connection is up: DownTracks can start
 	bwe          atomic.Pointer[cc.BandwidthEstimator] // the subscribe connection's estimator
 	alloc        allocState                            // touched only by the allocator goroutine
+	allocated    atomic.Uint64                         // bits per second the allocator last planned to send
 
 	mu        sync.Mutex
 	closed    bool
@@ -115,6 +116,35 @@ func (p *Participant) infoLocked() ParticipantInfo {
 		info.Tracks = append(info.Tracks, r.Info())
 	}
 	return info
+}
+
+// SubscriberStats are one subscriber's figures for /metrics.
+type SubscriberStats struct {
+	Room, ID      string
+	EstimateBps   float64
+	AllocatedBps  float64
+	VideosByLayer [maxLayers + 1]int // index 0: paused or waiting for a keyframe; 1..3: layers q, h, f
+	PacketsSent   uint64
+	LateDrops     uint64
+}
+
+// subscriberStats reads this participant's figures as a subscriber.
+func (p *Participant) subscriberStats() SubscriberStats {
+	st := SubscriberStats{ID: p.info.ID, EstimateBps: p.estimate(), AllocatedBps: float64(p.allocated.Load())}
+	if p.room != nil {
+		st.Room = p.room.name
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for r, s := range p.downs {
+		st.PacketsSent += s.down.sent.Load()
+		st.LateDrops += s.down.lateDrops.Load()
+		if r.kind == webrtc.RTPCodecTypeVideo {
+			cur, _ := s.down.Layers()
+			st.VideosByLayer[cur+1]++
+		}
+	}
+	return st
 }
 
 // ID is the participant's id in its room.

@@ -214,6 +214,25 @@ type Stats struct {
 	NACKs, PLIs                 uint64
 }
 
+// Subscribers returns every participant's figures as a subscriber.
+func (s *SFU) Subscribers() []SubscriberStats {
+	s.mu.Lock()
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, rm := range s.rooms {
+		rooms = append(rooms, rm)
+	}
+	s.mu.Unlock()
+	var out []SubscriberStats
+	for _, rm := range rooms {
+		for _, p := range rm.snapshot() {
+			if p.info.CanSubscribe {
+				out = append(out, p.subscriberStats())
+			}
+		}
+	}
+	return out
+}
+
 // Stats counts rooms, participants and tracks now, and packets since the node started.
 func (s *SFU) Stats() Stats {
 	var total receiverStats

@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,4 +237,32 @@ func joinPublishing(t *testing.T, ctx context.Context, n *node, m *mediaRun, roo
 		return true
 	})
 	return cs
+}
+
+// scrape returns the node's /metrics text.
+func scrape(t *testing.T, n *node) string {
+	t.Helper()
+	resp, err := http.Get(n.baseURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %v %v", resp.Status, err)
+	}
+	return string(b)
+}
+
+// metricValue finds the value of the series named exactly (with its labels) in Prometheus text; -1 if absent.
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

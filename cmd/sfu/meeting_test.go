@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +45,23 @@ func TestMeeting(t *testing.T) {
 		return receivesFrom(c, a.ID(), 20) && receivesFrom(c, b.ID(), 20) &&
 			receivesFrom(a, c.ID(), 20) && receivesFrom(b, c.ID(), 20)
 	})
+
+	// /metrics shows each subscriber: what it is sent and on which layer.
+	metrics := scrape(t, n)
+	for _, want := range []string{
+		fmt.Sprintf(`sfu_subscriber_videos{layer="q",participant=%q,room="standup"} 2`, c.ID()),
+		"sfu_participants 3", "sfu_tracks 6",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if v := metricValue(metrics, fmt.Sprintf(`sfu_subscriber_packets_sent_total{participant=%q,room="standup"}`, c.ID())); v <= 0 {
+		t.Errorf("carol's packets sent in /metrics: %v", v)
+	}
+	if v := metricValue(metrics, fmt.Sprintf(`sfu_subscriber_estimate_bps{participant=%q,room="standup"}`, c.ID())); v <= 0 {
+		t.Errorf("carol's bandwidth estimate in /metrics: %v", v)
+	}
 
 	// A mute reaches the others.
 	video := a.Pub.GetSenders()[0].Track()
