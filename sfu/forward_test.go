@@ -9,6 +9,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // captureWriter is a webrtc.TrackLocalWriter that keeps what is written to it.
@@ -379,4 +380,37 @@ func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 		t.Fatalf("after the keyframe: %d packets, restart on a keyframe %v", len(w.headers), len(w.keys) > 4 && w.keys[4])
 	}
 	checkContinuous(t, w)
+}
+
+// BenchmarkForwardSimulcast: one packet of each of three layers in, ten subscribers (four on the top layer,
+// three on each other) out, with the latency budget check and the latency histogram on, as in the server.
+func BenchmarkForwardSimulcast(b *testing.B) {
+	r := simulcastReceiver(&nopRTCP{}, 3)
+	defer r.close()
+	r.budget = DefaultSFUBudget
+	r.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x", Buckets: prometheus.ExponentialBucketsRange(10e-6, 0.1, 25)})
+	streams := []*vp8Stream{{layer: 0}, {layer: 1}, {layer: 2}}
+	for i, layer := range []int32{2, 2, 2, 2, 1, 1, 1, 0, 0, 0} {
+		d := newDownTrack(r, "PA_pub", nil)
+		d.SetTargetLayer(layer)
+		bind(d, uint32(1000+i), 96, &captureWriter{})
+		r.addDownTrack(d)
+	}
+	var pis []*packetInfo
+	for _, s := range streams {
+		send(r, s, true)
+		pis = append(pis, &packetInfo{pkt: s.frame(false)[0], layer: s.layer})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, pi := range pis {
+			pi.pkt.SequenceNumber++
+			pi.pkt.Timestamp += 3000
+			pi.arrival = time.Now()
+			r.writePacket(pi, 1000)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*3), "ns/packet-in")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
 }

@@ -44,9 +44,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.bytesOut, c.nacks, c.plis, c.estimate, c.allocated, c.videos, c.sent, c.late} {
 		ch <- d
 	}
+	c.s.latency.Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	c.s.latency.Collect(ch)
 	st := c.s.Stats()
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))

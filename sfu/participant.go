@@ -314,6 +314,7 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	if first {
 		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
 		r.budget = p.room.sfu.budget
+		r.latency = p.room.sfu.latency
 		r.setPlayoutDelay(p.room.sfu.playout)
 		r.muted.Store(p.muteState[track.ID()])
 		r.source = p.sources[track.ID()]

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Track sources, as the publisher declares them.
@@ -51,10 +52,11 @@ type Receiver struct {
 
 	layers  [maxLayers]layer
 	muted   atomic.Bool
-	source  string        // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
-	budget  time.Duration // the SFU's share of the latency budget; 0: no limit
-	playout [3]byte       // playout-delay extension (0 to the latency budget) put on video keyframes
-	rotate  atomic.Uint32 // where the next fan-out starts
+	source  string              // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
+	budget  time.Duration       // the SFU's share of the latency budget; 0: no limit
+	playout [3]byte             // playout-delay extension (0 to the latency budget) put on video keyframes
+	rotate  atomic.Uint32       // where the next fan-out starts
+	latency prometheus.Observer // arrival to the last copy sent; nil: not measured
 
 	audioLevelID uint8      // RFC 6464 header extension id, 0 when not negotiated
 	level        levelMeter // audio levels, for the active speaker
@@ -248,6 +250,9 @@ func (r *Receiver) writePacket(pi *packetInfo, size int) {
 	if sent > 0 {
 		r.stats.packetsOut.Add(sent)
 		r.stats.bytesOut.Add(bytes)
+		if r.latency != nil {
+			r.latency.Observe(time.Since(pi.arrival).Seconds())
+		}
 	}
 }
 

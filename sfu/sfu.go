@@ -14,6 +14,7 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -52,6 +53,8 @@ type SFU struct {
 	stop context.CancelFunc // ends the speaker loop
 	wg   sync.WaitGroup
 
+	latency prometheus.Histogram // SFU-added latency: a packet's arrival to its last copy's send
+
 	tracksPublished atomic.Uint64
 	retired         receiverStats // counters of tracks that have ended
 }
@@ -80,6 +83,9 @@ func New(cfg Config) (*SFU, error) {
 	if s.playout <= 0 {
 		s.playout = DefaultLatencyBudget
 	}
+	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sfu_forward_latency_seconds",
+		Help:    "Time from a packet's arrival (decrypted) to the send of its last copy to a subscriber.",
+		Buckets: prometheus.ExponentialBucketsRange(10e-6, 0.1, 25)})
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Add(1)
@@ -213,6 +219,9 @@ type Stats struct {
 	PacketsOut, BytesOut        uint64
 	NACKs, PLIs                 uint64
 }
+
+// LatencyHistogram is the SFU-added latency: from a packet's arrival to the send of its last copy.
+func (s *SFU) LatencyHistogram() prometheus.Histogram { return s.latency }
 
 // Subscribers returns every participant's figures as a subscriber.
 func (s *SFU) Subscribers() []SubscriberStats {
