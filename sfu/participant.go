@@ -45,6 +45,7 @@ type Participant struct {
 
 	allocPoke  chan struct{}      // wakes the allocator
 	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
+	allocCtx   context.Context    // the allocator's lifetime
 	stop       context.CancelFunc // ends the allocator
 
 	closeOnce sync.Once
@@ -92,14 +93,22 @@ func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
-	ctx, stop := context.WithCancel(context.Background())
-	p.stop = stop
+	p.allocCtx, p.stop = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// startAllocator starts choosing layers; the participant must be in its room.
+func (p *Participant) startAllocator() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.allocLoop(ctx)
+		p.allocLoop(p.allocCtx)
 	}()
-	return p, nil
 }
 
 // Info describes the participant and its tracks.

@@ -151,6 +151,7 @@ func (s *SFU) enter(p *Participant, room string) error {
 		replaced.peer.End("replaced")
 		replaced.Close()
 	}
+	p.startAllocator()
 	for _, t := range tracks {
 		p.subscribe(t.r, t.publisherID)
 	}
