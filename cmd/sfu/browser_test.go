@@ -256,3 +256,39 @@ func TestBrowsersSeeAndHearEachOther(t *testing.T) {
 		t.Errorf("/metrics: %s", resp.Status)
 	}
 }
+
+// TestBrowserScreenShare: a participant shares its screen as a second video; the other page shows it in a tile
+// of its own (which it does only for a track the server announced as a screen share) and decodes both videos.
+func TestBrowserScreenShare(t *testing.T) {
+	exe := chromiumPath(t)
+	n := startDevNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	presenter := openPage(t, ctx, exe, n.baseURL()+"/room/share?name=Presenter&res=720&simulcast=0")
+	viewer := openPage(t, ctx, exe, n.baseURL()+"/room/share?name=Viewer&publish=0")
+	waitStats(t, viewer, "viewer", 60*time.Second, "the presenter's camera", func(st pageStats) bool {
+		return st.maxVideo().FramesDecoded > 0
+	})
+	started, err := chromedp.Run(presenter, chromedp.Evaluate[bool](`window.sfu.shareScreen()`, chromedp.EvalAwaitPromise))
+	if err != nil || !started {
+		t.Fatalf("shareScreen: %v, %v", started, err)
+	}
+	waitStats(t, viewer, "viewer", 60*time.Second, "two decoding videos (camera and screen)", func(st pageStats) bool {
+		decoding := 0
+		for _, v := range st.Video {
+			if v.FramesDecoded > 0 {
+				decoding++
+			}
+		}
+		return decoding >= 2
+	})
+	tiles, err := chromedp.Run(viewer, chromedp.Evaluate[int](`document.querySelectorAll('.tile.screen video').length`))
+	if err != nil || tiles != 1 {
+		t.Fatalf("screen tiles on the viewer's page: %d, %v; want 1", tiles, err)
+	}
+	// The tile is a screen tile because the server announced the track with source "screen".
+	if st := n.sfu.Stats(); st.Tracks != 3 {
+		t.Errorf("server has %d tracks after the share, want 3 (camera, microphone, screen)", st.Tracks)
+	}
+}
