@@ -181,20 +181,21 @@ func TestBrowserSimulcast(t *testing.T) {
 
 	openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Pub&res=1080")
 	watcher := openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Watcher&publish=0")
-	waitStats(t, watcher, "watcher", 60*time.Second, "any video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+	full := func(st pageStats) bool { return st.maxVideo().FrameWidth >= 1920 && st.maxVideo().FrameHeight >= 1080 }
+	_, first := waitStats(t, watcher, "watcher", 60*time.Second, "any video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+	st, took := waitStats(t, watcher, "watcher", 60*time.Second, "1920x1080 video in a 1280x800 window", full)
+	t.Logf("first video %v after the pages opened, 1080p %v later (%s)", first.Round(time.Millisecond), took.Round(time.Millisecond), st)
 
 	small := func(st pageStats) bool {
 		v := st.maxVideo()
 		return v.FrameWidth > 0 && v.FrameWidth <= 480 && v.FrameHeight <= 270
 	}
 	setTileSize(t, watcher, 320, 180)
-	st, took := waitStats(t, watcher, "watcher", 30*time.Second, "at most 480x270 for a 320x180 tile", small)
+	st, took = waitStats(t, watcher, "watcher", 30*time.Second, "at most 480x270 for a 320x180 tile", small)
 	t.Logf("small layer after the tile shrank: %v (%s)", took.Round(time.Millisecond), st)
 
 	setTileSize(t, watcher, 1920, 1080)
-	st, took = waitStats(t, watcher, "watcher", 60*time.Second, "1920x1080 video", func(st pageStats) bool {
-		return st.maxVideo().FrameWidth >= 1920 && st.maxVideo().FrameHeight >= 1080
-	})
+	st, took = waitStats(t, watcher, "watcher", 60*time.Second, "1920x1080 video", full)
 	t.Logf("1080p after the tile grew: %v (%s)", took.Round(time.Millisecond), st)
 
 	setTileSize(t, watcher, 320, 180)

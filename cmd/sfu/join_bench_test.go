@@ -81,6 +81,7 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	b.StopTimer()
 	slices.Sort(times)
+	b.Logf("join times: %v", times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(times[(len(times)*95)/100].Microseconds())/1000, "p95-ms")
 }
