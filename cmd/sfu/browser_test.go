@@ -182,9 +182,8 @@ func TestBrowserSimulcast(t *testing.T) {
 	openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Pub&res=1080")
 	watcher := openPage(t, ctx, exe, n.baseURL()+"/room/simulcast?name=Watcher&publish=0")
 	full := func(st pageStats) bool { return st.maxVideo().FrameWidth >= 1920 && st.maxVideo().FrameHeight >= 1080 }
-	_, first := waitStats(t, watcher, "watcher", 60*time.Second, "any video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
-	st, took := waitStats(t, watcher, "watcher", 60*time.Second, "1920x1080 video in a 1280x800 window", full)
-	t.Logf("first video %v after the pages opened, 1080p %v later (%s)", first.Round(time.Millisecond), took.Round(time.Millisecond), st)
+	st, took := waitStats(t, watcher, "watcher", 60*time.Second, "any video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+	t.Logf("first video %v after the pages opened (%s)", took.Round(time.Millisecond), st)
 
 	small := func(st pageStats) bool {
 		v := st.maxVideo()
