@@ -121,7 +121,9 @@ func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error,
 // feedback) handed to onBWE. Packets are not paced: the SFU forwards each one as it arrives.
 func (a *mediaAPIs) subscribeAPI(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
-	responder, err := nack.NewResponderInterceptor()
+	// 256 packets is a second of the top layer and several of the others: enough for a retransmission to be
+	// useful; the default 1024 costs a megabyte of copies per video a subscriber receives.
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(256))
 	if err != nil {
 		return nil, fmt.Errorf("nack responder: %w", err)
 	}
@@ -147,6 +149,9 @@ func (a *mediaAPIs) subscribeAPI(onBWE func(cc.BandwidthEstimator)) (*webrtc.API
 	return webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(a.se)), nil
 }
 
+// socketBuffer is the kernel buffer asked for the shared media socket.
+const socketBuffer = 8 << 20
+
 // udpMux opens the single media socket. A host in addr binds that address only; no host binds every interface.
 func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.LoggerFactory) (ice.UDPMux, error) {
 	host, portStr, err := net.SplitHostPort(addr)
@@ -166,10 +171,16 @@ func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.Log
 		if err != nil {
 			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
+		// One socket carries every participant's media: give it room for bursts (the kernel caps this at
+		// net.core.rmem_max and wmem_max).
+		_ = conn.SetReadBuffer(socketBuffer)
+		_ = conn.SetWriteBuffer(socketBuffer)
 		return webrtc.NewICEUDPMux(lf.NewLogger("ice"), conn), nil
 	}
 	opts := []ice.UDPMuxFromPortOption{
 		ice.UDPMuxFromPortWithLogger(lf.NewLogger("ice")),
+		ice.UDPMuxFromPortWithReadBufferSize(socketBuffer),
+		ice.UDPMuxFromPortWithWriteBufferSize(socketBuffer),
 		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 	}
 	if filter != nil {

@@ -23,6 +23,7 @@ type config struct {
 	LogLevel      zapcore.Level
 	LatencyBudget time.Duration
 	SFUBudget     time.Duration
+	PprofAddr     string
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -42,6 +43,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&iceServers, "ice-servers", "", "comma-separated STUN/TURN URLs given to clients")
 	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; empty runs in dev mode with a random secret and /token")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.PprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
 	fs.Usage = func() {

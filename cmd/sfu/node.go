@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
@@ -21,6 +22,7 @@ import (
 // node is a running server: the SFU, its HTTP surface and the listener.
 type node struct {
 	log      *zap.Logger
+	pprof    *http.Server // nil unless -pprof
 	sfu      *sfu.SFU
 	sig      *signaling.Server
 	http     *http.Server
@@ -79,6 +81,20 @@ func startNode(cfg config) (*node, error) {
 		}
 		close(n.serveErr)
 	}()
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		n.pprof = &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := n.pprof.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("pprof", zap.Error(err))
+			}
+		}()
+	}
 	log.Info("serving", zap.Stringer("addr", n.addr), zap.String("udp", cfg.UDPAddr), zap.Bool("dev", dev))
 	return n, nil
 }
@@ -86,6 +102,9 @@ func startNode(cfg config) (*node, error) {
 // shutdown stops taking connections, says goodbye to every participant, closes their connections and waits.
 func (n *node) shutdown(ctx context.Context) error {
 	n.log.Info("shutting down")
+	if n.pprof != nil {
+		_ = n.pprof.Close()
+	}
 	errHTTP := n.http.Shutdown(ctx)
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()

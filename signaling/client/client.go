@@ -85,8 +85,8 @@ func NewAPIOnConn(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil,
 
 func newAPI(ips []net.IP, conn net.PacketConn) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, fmt.Errorf("codecs: %w", err)
+	if err := registerCodecs(me); err != nil {
+		return nil, err
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("audio level extension: %w", err)
@@ -112,6 +112,32 @@ func newAPI(ips []net.IP, conn net.PacketConn) (*webrtc.API, error) {
 		})
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// registerCodecs offers Opus, VP8 and H.264 without RTX: Pion's NACK responder would copy each packet's rid
+// header extension into its RTX retransmissions, which a receiver then takes for a second stream of that layer.
+// Without RTX, retransmissions go on the media stream itself.
+func registerCodecs(me *webrtc.MediaEngine) error {
+	video := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"},
+		{Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
+	for _, c := range []struct {
+		p    webrtc.RTPCodecParameters
+		kind webrtc.RTPCodecType
+	}{
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000,
+			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: "transport-cc"}}},
+			PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: video}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: video},
+			PayloadType: 102}, webrtc.RTPCodecTypeVideo},
+	} {
+		if err := me.RegisterCodec(c.p, c.kind); err != nil {
+			return fmt.Errorf("register %s: %w", c.p.MimeType, err)
+		}
+	}
+	return nil
 }
 
 // Client is one joined participant.

@@ -1,0 +1,88 @@
+package loadtest
+
+import (
+	"context"
+	"math"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// startServer runs an SFU in dev mode on loopback, as `make run` does but on free ports.
+func startServer(t *testing.T) string {
+	t.Helper()
+	s, err := sfu.New(sfu.Config{Net: sfu.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), s.Collector())
+	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	hs := httptest.NewServer(sig)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = sig.Shutdown(ctx)
+		hs.Close()
+		_ = s.Close()
+	})
+	return hs.URL
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// TestSmallMeeting runs 20 users in 4 rooms (2 publishers each) for 10 s against a real server and checks that
+// the figures come from what was received: everyone joined, frames arrived, latencies are positive and finite,
+// and stability was computed from user-seconds.
+func TestSmallMeeting(t *testing.T) {
+	url := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{URL: url, Users: 20, Rooms: 4, Publishers: 2, Duration: 10 * time.Second, JoinRate: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: stability %.4f over %d user-seconds, join %v, latency %v, sfu %v, loss %.4f, freezes %d, recv %.1f Mbit/s, sfu %.2f cores %.0f MB, harness %.2f cores",
+		rep.Stability, rep.UserSeconds, rep.JoinMS, rep.LatencyMS, rep.SFULatencyMS, rep.Loss, rep.Freezes, rep.RecvMbps,
+		rep.SFUCPUCores, rep.SFURSSMB, rep.HarnessCPUCores)
+	if rep.Joined != 20 || rep.JoinFailed != 0 {
+		t.Errorf("joined %d, failed %d; want all 20", rep.Joined, rep.JoinFailed)
+	}
+	if rep.Publishers != 8 {
+		t.Errorf("publishers %d, want 8 (2 in each of 4 rooms)", rep.Publishers)
+	}
+	// Each of 20 users receives 2 publishers' video (publishers 1) for about 10 s at 30 fps.
+	if rep.FramesRecv < 20*30*5 {
+		t.Errorf("frames received %d: too few for 20 users watching for 10 s", rep.FramesRecv)
+	}
+	for name, q := range map[string]Quantiles{"join": rep.JoinMS, "latency": rep.LatencyMS, "sfu latency": rep.SFULatencyMS} {
+		if q.Count == 0 || !(q.P50 > 0) || !finite(q.P99) || q.P50 > q.P99 || q.P99 > q.Max {
+			t.Errorf("%s quantiles %+v: want samples, 0 < p50 <= p99 <= max, finite", name, q)
+		}
+	}
+	if rep.JoinMS.Count < 18 {
+		t.Errorf("join samples %d, want one per user that receives video", rep.JoinMS.Count)
+	}
+	if rep.UserSeconds < 20*8 || rep.Stability <= 0 || rep.Stability > 1 {
+		t.Errorf("stability %.4f over %d user-seconds: want a fraction of at least 160 user-seconds", rep.Stability, rep.UserSeconds)
+	}
+	if rep.Loss < 0 || rep.Loss > 0.05 || rep.PacketsRecv == 0 {
+		t.Errorf("loss %.4f of %d packets: want some packets and loss under 5 %% on loopback", rep.Loss, rep.PacketsRecv)
+	}
+	if rep.SFUCPUCores <= 0 || rep.SFURSSMB <= 0 || rep.HarnessCPUCores <= 0 {
+		t.Errorf("cpu/memory figures: sfu %.3f cores %.1f MB, harness %.3f cores; want all positive", rep.SFUCPUCores, rep.SFURSSMB, rep.HarnessCPUCores)
+	}
+	if len(rep.Timeline) < 9 {
+		t.Errorf("timeline has %d samples, want about one per second", len(rep.Timeline))
+	}
+	if rep.RecvMbps <= 0 || rep.SentMbps <= 0 {
+		t.Errorf("bitrates: received %.2f, sent %.2f Mbit/s", rep.RecvMbps, rep.SentMbps)
+	}
+}

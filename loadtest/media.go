@@ -1,0 +1,279 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// Layer is one simulcast layer of the synthetic video: its rid, picture size and bitrate at 30 fps.
+type Layer struct {
+	RID           string
+	Width, Height int
+	Bps           int
+}
+
+// DefaultLayers match the browser client's encodings.
+var DefaultLayers = []Layer{
+	{"q", 480, 270, 150_000},
+	{"h", 960, 540, 500_000},
+	{"f", 1920, 1080, 2_500_000},
+}
+
+const (
+	fps           = 30
+	keyframeEvery = 3 * fps // frames
+	keyframeScale = 4       // a keyframe is this many times an average frame
+	opusBytes     = 80      // a 20 ms Opus frame at about 32 kbit/s
+)
+
+// feeds makes the publishers' media: synthetic VP8 simulcast and Opus with a stamp (sequence number and send
+// time) in every frame, or the frames of an IVF and an Ogg file played in a loop.
+type feeds struct {
+	ivf  [][]byte // VP8 frames of the -ivf file, nil for synthetic
+	ivfD time.Duration
+	ogg  [][]byte     // Opus packets of the -ogg file, nil for synthetic
+	sent atomic.Int64 // bytes of media sent
+
+	mu      sync.Mutex
+	wantKey map[*user]*[3]atomic.Bool
+	wg      sync.WaitGroup
+}
+
+func newFeeds(ivfPath, oggPath string) (*feeds, error) {
+	f := &feeds{wantKey: map[*user]*[3]atomic.Bool{}, ivfD: time.Second / fps}
+	if ivfPath != "" {
+		frames, d, err := readIVF(ivfPath)
+		if err != nil {
+			return nil, err
+		}
+		f.ivf, f.ivfD = frames, d
+	}
+	if oggPath != "" {
+		pkts, err := readOgg(oggPath)
+		if err != nil {
+			return nil, err
+		}
+		f.ogg = pkts
+	}
+	return f, nil
+}
+
+// keyframe records that the SFU asked user u for a keyframe on a layer.
+func (f *feeds) keyframe(u *user, rid string) {
+	f.mu.Lock()
+	k := f.wantKey[u]
+	f.mu.Unlock()
+	if k == nil {
+		return
+	}
+	for i, l := range DefaultLayers {
+		if l.RID == rid || rid == "" && i == 0 {
+			k[i].Store(true)
+		}
+	}
+}
+
+// publish starts u's video and audio; the feeding goroutine stops with ctx or u's session.
+func (f *feeds) publish(ctx context.Context, u *user) error {
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "mic-"+u.identity, u.identity)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, err := u.c.Publish(pctx, audio); err != nil {
+		return err
+	}
+	keys := &[3]atomic.Bool{}
+	f.mu.Lock()
+	f.wantKey[u] = keys
+	f.mu.Unlock()
+
+	if f.ivf != nil {
+		video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "camera-"+u.identity, u.identity)
+		if err != nil {
+			return err
+		}
+		if _, err := u.c.Publish(pctx, video); err != nil {
+			return err
+		}
+		f.wg.Add(1)
+		go f.feedFile(ctx, u, video, audio)
+		return nil
+	}
+	rids := make([]string, len(DefaultLayers))
+	for i, l := range DefaultLayers {
+		rids[i] = l.RID
+	}
+	sv, err := u.c.PublishSimulcastVP8(pctx, "camera-"+u.identity, u.identity, rids...)
+	if err != nil {
+		return err
+	}
+	f.wg.Add(1)
+	go f.feedSynthetic(ctx, u, sv.WriteFrame, audio, keys)
+	return nil
+}
+
+// feedSynthetic sends 30 frames a second on every layer and 50 Opus packets a second.
+func (f *feeds) feedSynthetic(ctx context.Context, u *user, writeFrame func(int, []byte, uint32) error,
+	audio *webrtc.TrackLocalStaticSample, keys *[3]atomic.Bool) {
+	defer f.wg.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	var vbuf, abuf []byte
+	var frame, apkt uint32
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.c.Done():
+			return
+		case <-tick.C:
+		}
+		elapsed := time.Since(start)
+		for ; time.Duration(apkt)*20*time.Millisecond <= elapsed; apkt++ {
+			abuf = f.audioFrame(abuf, apkt)
+			if err := audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond}); err != nil {
+				return
+			}
+			f.sent.Add(int64(len(abuf)))
+		}
+		for ; time.Duration(frame)*time.Second/fps <= elapsed; frame++ {
+			for i, l := range DefaultLayers {
+				key := frame%keyframeEvery == 0 || keys[i].Swap(false)
+				size := l.Bps / 8 / fps
+				if key {
+					size *= keyframeScale
+				} else {
+					size = size * (keyframeEvery - keyframeScale) / (keyframeEvery - 1)
+				}
+				vbuf = synth.VP8Frame(vbuf, size, key, l.Width, l.Height, synth.Stamp{Seq: frame, Sent: time.Now()})
+				if err := writeFrame(i, vbuf, 90000/fps); err != nil {
+					return
+				}
+				f.sent.Add(int64(len(vbuf)))
+			}
+		}
+	}
+}
+
+// audioFrame is the next Opus packet: from the Ogg file, or synthetic with a stamp.
+func (f *feeds) audioFrame(buf []byte, n uint32) []byte {
+	if f.ogg != nil {
+		return f.ogg[int(n)%len(f.ogg)]
+	}
+	return synth.OpusFrame(buf, opusBytes, synth.Stamp{Seq: n, Sent: time.Now()})
+}
+
+// feedFile plays the IVF frames (one layer: files carry no simulcast) and the audio in a loop.
+func (f *feeds) feedFile(ctx context.Context, u *user, video, audio *webrtc.TrackLocalStaticSample) {
+	defer f.wg.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	var abuf []byte
+	var frame, apkt uint32
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.c.Done():
+			return
+		case <-tick.C:
+		}
+		elapsed := time.Since(start)
+		for ; time.Duration(apkt)*20*time.Millisecond <= elapsed; apkt++ {
+			abuf = f.audioFrame(abuf, apkt)
+			if err := audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond}); err != nil {
+				return
+			}
+			f.sent.Add(int64(len(abuf)))
+		}
+		for ; time.Duration(frame)*f.ivfD <= elapsed; frame++ {
+			data := f.ivf[int(frame)%len(f.ivf)]
+			if err := video.WriteSample(media.Sample{Data: data, Duration: f.ivfD}); err != nil {
+				return
+			}
+			f.sent.Add(int64(len(data)))
+		}
+	}
+}
+
+// wait waits for the feeding goroutines, which end with the run's context.
+func (f *feeds) wait() { f.wg.Wait() }
+
+// readIVF loads the VP8 frames of an IVF file and its frame duration.
+func readIVF(path string) ([][]byte, time.Duration, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ivf: %w", err)
+	}
+	defer file.Close()
+	r, hdr, err := ivfreader.NewWith(file)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ivf %s: %w", path, err)
+	}
+	if hdr.FourCC != "VP80" {
+		return nil, 0, fmt.Errorf("ivf %s: codec %q, want VP80", path, hdr.FourCC)
+	}
+	d := time.Second / fps
+	if hdr.TimebaseDenominator > 0 && hdr.TimebaseNumerator > 0 {
+		d = time.Duration(float64(time.Second) * float64(hdr.TimebaseNumerator) / float64(hdr.TimebaseDenominator))
+	}
+	var frames [][]byte
+	for len(frames) < 100_000 {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("ivf %s: %w", path, err)
+		}
+		frames = append(frames, frame)
+	}
+	if len(frames) == 0 {
+		return nil, 0, fmt.Errorf("ivf %s: no frames", path)
+	}
+	return frames, d, nil
+}
+
+// readOgg loads the Opus packets of an Ogg file (one per page segment run, as most encoders write 20 ms pages).
+func readOgg(path string) ([][]byte, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("ogg: %w", err)
+	}
+	defer file.Close()
+	r, _, err := oggreader.NewWith(file)
+	if err != nil {
+		return nil, fmt.Errorf("ogg %s: %w", path, err)
+	}
+	var pkts [][]byte
+	for len(pkts) < 1_000_000 {
+		page, _, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ogg %s: %w", path, err)
+		}
+		pkts = append(pkts, page)
+	}
+	if len(pkts) < 3 {
+		return nil, fmt.Errorf("ogg %s: no audio", path)
+	}
+	return pkts[2:], nil // the first two pages are the Opus headers
+}

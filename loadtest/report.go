@@ -1,0 +1,138 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run measured. Its JSON form is the -json output; the fields named in the design
+// (users, rooms, duration_s, stability, join_ms, latency_ms, loss, freezes, sfu_cpu_cores, sfu_rss_mb,
+// harness_cpu_cores) keep their names.
+type Report struct {
+	Scenario    string  `json:"scenario"`
+	URL         string  `json:"url"`
+	Users       int     `json:"users"`
+	Rooms       int     `json:"rooms"`
+	Publishers  int     `json:"publishers"`
+	DurationS   float64 `json:"duration_s"`
+	Partial     bool    `json:"partial"` // stopped early (Ctrl-C)
+	Joined      int     `json:"joined"`  // users that joined
+	JoinFailed  int     `json:"join_failed"`
+	Disconnects int     `json:"disconnects"` // sessions lost after joining
+
+	// Stability is the fraction of user-seconds in which the user was connected and received every stream it
+	// should have (tracks published more than a grace period ago), counted from each user's scheduled join plus
+	// the join grace.
+	Stability   float64 `json:"stability"`
+	UserSeconds int64   `json:"user_seconds"`
+
+	JoinMS    Quantiles `json:"join_ms"`    // WebSocket open to the first remote video frame
+	LatencyMS Quantiles `json:"latency_ms"` // a frame's send at the publisher to its receipt at a subscriber
+	// SFULatencyMS is the server's own view (its sfu_forward_latency_seconds histogram): a packet's arrival to
+	// the send of its last copy.
+	SFULatencyMS Quantiles `json:"sfu_latency_ms"`
+
+	Loss        float64 `json:"loss"`    // RTP packets lost / expected, over every received stream
+	Freezes     int64   `json:"freezes"` // gaps of more than FreezeGap between two frames of a received video
+	FramesRecv  int64   `json:"frames_received"`
+	PacketsRecv int64   `json:"packets_received"`
+	RecvMbps    float64 `json:"recv_mbps"` // mean received bitrate over all subscribers
+	SentMbps    float64 `json:"sent_mbps"` // mean bitrate the publishers sent
+
+	SFUCPUCores      float64 `json:"sfu_cpu_cores"` // mean, from the server's process figures
+	SFURSSMB         float64 `json:"sfu_rss_mb"`    // at the end
+	SFURSSPeakMB     float64 `json:"sfu_rss_peak_mb"`
+	HarnessCPUCores  float64 `json:"harness_cpu_cores"` // mean
+	HarnessSaturated bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
+
+	Timeline []Sample `json:"timeline"` // one sample per second
+}
+
+// Quantiles of a distribution, in milliseconds.
+type Quantiles struct {
+	P50   float64 `json:"p50"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+	Count int64   `json:"count"`
+}
+
+// Sample is one second of a run.
+type Sample struct {
+	T          float64 `json:"t"`         // seconds since the start
+	Connected  int     `json:"connected"` // users joined and connected
+	Stable     float64 `json:"stable"`    // fraction of the counted users that received everything this second
+	RecvMbps   float64 `json:"recv_mbps"`
+	LatencyP50 float64 `json:"latency_p50_ms"`
+	LatencyP99 float64 `json:"latency_p99_ms"`
+	Loss       float64 `json:"loss"`
+	Freezes    int64   `json:"freezes"` // freezes that ended this second
+	SFUCPU     float64 `json:"sfu_cpu_cores"`
+	SFURSSMB   float64 `json:"sfu_rss_mb"`
+	HarnessCPU float64 `json:"harness_cpu_cores"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteSummary prints the summary table.
+func (r *Report) WriteSummary(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	state := "complete"
+	if r.Partial {
+		state = "partial (stopped early)"
+	}
+	fmt.Fprintf(tw, "scenario\t%s, %s, %s\n", r.Scenario, state, r.URL)
+	fmt.Fprintf(tw, "users\t%d in %d rooms, %d publishers; %d joined, %d failed to join, %d disconnected\n",
+		r.Users, r.Rooms, r.Publishers, r.Joined, r.JoinFailed, r.Disconnects)
+	fmt.Fprintf(tw, "duration\t%.1f s\n", r.DurationS)
+	fmt.Fprintf(tw, "stability\t%.3f %% of %d user-seconds\n", 100*r.Stability, r.UserSeconds)
+	fmt.Fprintf(tw, "join (ms)\t%s\n", r.JoinMS)
+	fmt.Fprintf(tw, "latency (ms)\t%s  publisher send to subscriber receipt\n", r.LatencyMS)
+	fmt.Fprintf(tw, "sfu latency (ms)\t%s  the server's histogram, arrival to last copy sent\n", r.SFULatencyMS)
+	fmt.Fprintf(tw, "loss\t%.4f %% of %d packets\n", 100*r.Loss, r.PacketsRecv)
+	fmt.Fprintf(tw, "freezes\t%d (no frame for over %v) in %d frames\n", r.Freezes, FreezeGap, r.FramesRecv)
+	fmt.Fprintf(tw, "bitrate\t%.1f Mbit/s received, %.1f Mbit/s sent\n", r.RecvMbps, r.SentMbps)
+	fmt.Fprintf(tw, "sfu\t%.2f cores, %.0f MB resident (peak %.0f MB)\n", r.SFUCPUCores, r.SFURSSMB, r.SFURSSPeakMB)
+	sat := ""
+	if r.HarnessSaturated {
+		sat = "  SATURATED: the harness, not the server, may be the limit"
+	}
+	fmt.Fprintf(tw, "harness\t%.2f cores%s\n", r.HarnessCPUCores, sat)
+	_ = tw.Flush()
+}
+
+func (q Quantiles) String() string {
+	if q.Count == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (%d samples)", ms(q.P50), ms(q.P95), ms(q.P99), ms(q.Max), q.Count)
+}
+
+func ms(v float64) string {
+	if v < 10 {
+		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// progressLine is the live line printed every second.
+func progressLine(s Sample, elapsed, total time.Duration, joined, users int) string {
+	return fmt.Sprintf("\r%5.0fs/%-5.0fs joined %d/%d  connected %d  stable %5.1f%%  recv %6.1f Mbit/s  latency p50 %s p99 %s ms  sfu %.2f cores %.0f MB  harness %.2f cores ",
+		elapsed.Seconds(), total.Seconds(), joined, users, s.Connected, 100*s.Stable, s.RecvMbps,
+		ms(s.LatencyP50), ms(s.LatencyP99), s.SFUCPU, s.SFURSSMB, s.HarnessCPU)
+}

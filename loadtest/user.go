@@ -1,0 +1,212 @@
+package loadtest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edge-sfu/sfu/media/codec"
+	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/pion/webrtc/v4"
+)
+
+// FreezeGap is the longest gap between two frames of a video that is not a freeze.
+const FreezeGap = 500 * time.Millisecond
+
+// streamGrace is how long after a track is published a subscriber may take to receive it before a second
+// without its packets counts against stability.
+const streamGrace = 2 * time.Second
+
+// user is one simulated participant.
+type user struct {
+	run       *runner
+	room      string
+	identity  string
+	publisher bool
+	joinAt    time.Duration // after the start of the run
+
+	c          *client.Client
+	joined     atomic.Bool
+	gone       atomic.Bool // the session ended after joining
+	joinStart  time.Time
+	firstVideo atomic.Bool
+
+	mu      sync.Mutex
+	streams map[string]*stream // remote tracks this user should receive, by track id
+}
+
+// stream is one remote track as a subscriber receives it.
+type stream struct {
+	kind      string
+	published time.Time // when this user learnt of it
+
+	perSecond atomic.Int64 // packets since the sampler last looked
+
+	// Owned by the track's reader goroutine.
+	seq       seqTracker
+	lastFrame time.Time
+}
+
+func (u *user) streamFor(trackID, kind string) *stream {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	s := u.streams[trackID]
+	if s == nil {
+		s = &stream{kind: kind, published: time.Now()}
+		u.streams[trackID] = s
+	}
+	return s
+}
+
+func (u *user) dropStream(trackID string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.streams, trackID)
+}
+
+// connected reports whether the user is in its meeting now: joined, its session alive, and its subscribe
+// connection up when it has anything to receive.
+func (u *user) connected() bool {
+	if !u.joined.Load() || u.gone.Load() {
+		return false
+	}
+	u.mu.Lock()
+	n := len(u.streams)
+	u.mu.Unlock()
+	return n == 0 || u.c.Sub.ConnectionState() == webrtc.PeerConnectionStateConnected
+}
+
+// secondGood reads and resets the per-second counters: it reports whether every stream older than the grace
+// period brought at least one packet since the last call.
+func (u *user) secondGood(now time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	good := true
+	for _, s := range u.streams {
+		if s.perSecond.Swap(0) == 0 && now.Sub(s.published) > streamGrace {
+			good = false
+		}
+	}
+	return good
+}
+
+// join connects, publishes if the user is a publisher, and runs until ctx ends or the session is lost.
+func (u *user) join(ctx context.Context) {
+	r := u.run
+	tok, err := r.token(ctx, u.room, u.identity)
+	if err != nil {
+		r.joinFailed(u, err)
+		return
+	}
+	events := make(chan client.Message, 256)
+	u.joinStart = time.Now()
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	c, err := client.Dial(dctx, r.wsURL, tok, client.Options{
+		API:     r.api,
+		Events:  events,
+		OnTrack: u.onTrack,
+		OnKeyframeRequest: func(t webrtc.TrackLocal) {
+			if u.publisher {
+				r.feeds.keyframe(u, t.RID())
+			}
+		},
+	})
+	cancel()
+	if err != nil {
+		r.joinFailed(u, err)
+		return
+	}
+	u.c = c
+	for _, p := range c.Joined.Participants {
+		for _, t := range p.Tracks {
+			u.streamFor(t.ID, t.Kind)
+		}
+	}
+	u.joined.Store(true)
+	r.joinedCount.Add(1)
+	if u.publisher {
+		if err := r.feeds.publish(ctx, u); err != nil {
+			r.log("publish %s: %v", u.identity, err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			c.Leave()
+			return
+		case <-c.Done():
+			u.gone.Store(true)
+			r.disconnects.Add(1)
+			return
+		case m := <-events:
+			u.onEvent(m)
+		}
+	}
+}
+
+func (u *user) onEvent(m client.Message) {
+	switch m.Type {
+	case "track_published":
+		if m.Track != nil {
+			u.streamFor(m.Track.ID, m.Track.Kind)
+		}
+	case "track_unpublished":
+		if m.Track != nil {
+			u.dropStream(m.Track.ID)
+		}
+	case "participant_left":
+		if m.Participant != nil {
+			for _, t := range m.Participant.Tracks {
+				u.dropStream(t.ID)
+			}
+		}
+	case "error":
+		u.run.log("%s: server error %s: %s", u.identity, m.Code, m.Message)
+	}
+}
+
+// onTrack reads one remote track until it ends, measuring what arrives.
+func (u *user) onTrack(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	r := u.run
+	s := u.streamFor(track.ID(), track.Kind().String())
+	video := track.Kind() == webrtc.RTPCodecTypeVideo
+	if video && r.cfg.TileWidth >= 0 && r.cfg.TileHeight >= 0 {
+		_ = u.c.Send(map[string]any{"type": "subscription", "track": track.ID(), "width": r.cfg.TileWidth, "height": r.cfg.TileHeight})
+	}
+	for {
+		pkt, _, err := track.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		fresh, grew := s.seq.add(pkt.SequenceNumber)
+		r.expected.Add(grew)
+		if !fresh {
+			continue
+		}
+		s.perSecond.Add(1)
+		r.packets.Add(1)
+		r.bytes.Add(int64(len(pkt.Payload) + 12))
+		payload := pkt.Payload
+		if video {
+			d, err := codec.ParseVP8(payload)
+			if err != nil || !d.Start {
+				continue
+			}
+			payload = payload[d.Size:]
+			r.frames.Add(1)
+			if !s.lastFrame.IsZero() && now.Sub(s.lastFrame) > FreezeGap {
+				r.freezes.Add(1)
+			}
+			s.lastFrame = now
+			if !u.firstVideo.Swap(true) {
+				r.join.observe(now.Sub(u.joinStart))
+			}
+		}
+		if st, ok := synth.FindStamp(payload); ok {
+			r.observeLatency(now.Sub(st.Sent))
+		}
+	}
+}
