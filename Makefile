@@ -6,7 +6,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench deps deps-go deps-browser fmt-check vet fuzz clean
+.PHONY: run test build bench loadtest deps deps-go deps-browser fmt-check vet fuzz clean
 
 run: deps-go
 	$(GO) run ./cmd/sfu $(ARGS)
@@ -23,6 +23,16 @@ fuzz: deps-go
 
 bench: deps-go
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+# The default load test: 500 users (50 rooms of 10, 2 publishers each) for 60 s against a node it starts on
+# loopback. LOADTEST_ARGS adds or overrides flags of cmd/loadtest, e.g. LOADTEST_ARGS="-users 200 -duration 30s".
+LOADTEST_ARGS ?=
+loadtest: deps-go
+	$(GO) build -o bin/sfu ./cmd/sfu
+	$(GO) build -o bin/loadtest ./cmd/loadtest
+	@bin/sfu -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 & \
+	pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
+	bin/loadtest -url http://127.0.0.1:7880 -json loadtest.json -html loadtest.html $(LOADTEST_ARGS)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -45,4 +55,4 @@ deps-browser:
 	fi
 
 clean:
-	rm -rf bin
+	rm -rf bin loadtest.json loadtest.html

@@ -48,11 +48,12 @@ type feeds struct {
 
 	mu      sync.Mutex
 	wantKey map[*user]*[3]atomic.Bool
+	paused  map[*user]*[3]atomic.Bool // layers the SFU says nobody receives
 	wg      sync.WaitGroup
 }
 
 func newFeeds(ivfPath, oggPath string) (*feeds, error) {
-	f := &feeds{wantKey: map[*user]*[3]atomic.Bool{}, ivfD: time.Second / fps}
+	f := &feeds{wantKey: map[*user]*[3]atomic.Bool{}, paused: map[*user]*[3]atomic.Bool{}, ivfD: time.Second / fps}
 	if ivfPath != "" {
 		frames, d, err := readIVF(ivfPath)
 		if err != nil {
@@ -85,6 +86,25 @@ func (f *feeds) keyframe(u *user, rid string) {
 	}
 }
 
+// layers records which layers of u's video the SFU wants; a layer that comes back starts with a keyframe.
+func (f *feeds) layers(u *user, rids []string) {
+	f.mu.Lock()
+	paused, keys := f.paused[u], f.wantKey[u]
+	f.mu.Unlock()
+	if paused == nil {
+		return
+	}
+	for i, l := range DefaultLayers {
+		on := false
+		for _, rid := range rids {
+			on = on || rid == l.RID
+		}
+		if was := paused[i].Swap(!on); was && on {
+			keys[i].Store(true)
+		}
+	}
+}
+
 // publish starts u's video and audio; the feeding goroutine stops with ctx or u's session.
 func (f *feeds) publish(ctx context.Context, u *user) error {
 	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "mic-"+u.identity, u.identity)
@@ -96,9 +116,9 @@ func (f *feeds) publish(ctx context.Context, u *user) error {
 	if _, err := u.c.Publish(pctx, audio); err != nil {
 		return err
 	}
-	keys := &[3]atomic.Bool{}
+	keys, paused := &[3]atomic.Bool{}, &[3]atomic.Bool{}
 	f.mu.Lock()
-	f.wantKey[u] = keys
+	f.wantKey[u], f.paused[u] = keys, paused
 	f.mu.Unlock()
 
 	if f.ivf != nil {
@@ -122,13 +142,13 @@ func (f *feeds) publish(ctx context.Context, u *user) error {
 		return err
 	}
 	f.wg.Add(1)
-	go f.feedSynthetic(ctx, u, sv.WriteFrame, audio, keys)
+	go f.feedSynthetic(ctx, u, sv.WriteFrame, audio, keys, paused)
 	return nil
 }
 
 // feedSynthetic sends 30 frames a second on every layer and 50 Opus packets a second.
 func (f *feeds) feedSynthetic(ctx context.Context, u *user, writeFrame func(int, []byte, uint32) error,
-	audio *webrtc.TrackLocalStaticSample, keys *[3]atomic.Bool) {
+	audio *webrtc.TrackLocalStaticSample, keys, paused *[3]atomic.Bool) {
 	defer f.wg.Done()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -153,6 +173,9 @@ func (f *feeds) feedSynthetic(ctx context.Context, u *user, writeFrame func(int,
 		}
 		for ; time.Duration(frame)*time.Second/fps <= elapsed; frame++ {
 			for i, l := range DefaultLayers {
+				if paused[i].Load() {
+					continue
+				}
 				key := frame%keyframeEvery == 0 || keys[i].Swap(false)
 				size := l.Bps / 8 / fps
 				if key {

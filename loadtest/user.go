@@ -112,6 +112,7 @@ func (u *user) join(ctx context.Context) {
 				r.feeds.keyframe(u, t.RID())
 			}
 		},
+		OnLayers: func(_ string, rids []string) { r.feeds.layers(u, rids) },
 	})
 	cancel()
 	if err != nil {

@@ -363,7 +363,9 @@ func (p *Participant) allocLoop(ctx context.Context) {
 		case <-t.C:
 		case <-p.allocPoke:
 		}
-		p.allocate(time.Now())
+		now := time.Now()
+		p.allocate(now)
+		p.dynacast(now)
 	}
 }
 

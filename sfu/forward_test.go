@@ -55,7 +55,7 @@ var vp8Params = webrtc.RTPCodecParameters{
 func simulcastReceiver(w rtcpWriter, layers int) *Receiver {
 	r := newReceiver("v", webrtc.RTPCodecTypeVideo, vp8Params, w)
 	for i := 0; i < layers; i++ {
-		r.startLayer(i, uint32(100+i))
+		r.startLayer(i, uint32(100+i), []string{"q", "h", "f"}[i])
 	}
 	return r
 }

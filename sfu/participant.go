@@ -29,6 +29,7 @@ type Participant struct {
 	bwe          atomic.Pointer[cc.BandwidthEstimator] // the subscribe connection's estimator
 	alloc        allocState                            // touched only by the allocator goroutine
 	allocated    atomic.Uint64                         // bits per second the allocator last planned to send
+	layerState   map[*Receiver]*dynacastState          // touched only by the allocator goroutine
 
 	mu        sync.Mutex
 	closed    bool
@@ -341,7 +342,7 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 		p.receiving[track.ID()] = r
 	}
 	l := LayerIndex(track.RID())
-	if !r.startLayer(l, uint32(track.SSRC())) {
+	if !r.startLayer(l, uint32(track.SSRC()), track.RID()) {
 		p.mu.Unlock()
 		p.log.Warn("layer sent twice", zap.String("track", track.ID()), zap.String("rid", track.RID()))
 		return

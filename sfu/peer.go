@@ -46,6 +46,9 @@ const (
 	EventTrackUnpublished
 	EventTrackMuted
 	EventActiveSpeakers
+	// EventLayers tells a publisher which simulcast layers of one of its tracks anyone receives: it may stop
+	// encoding the others. Only the publisher gets it.
+	EventLayers
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -58,6 +61,7 @@ type Event struct {
 	ParticipantID string
 	Track         TrackInfo
 	Speakers      []Speaker // EventActiveSpeakers, loudest first
+	Layers        []string  // EventLayers: the rids wanted, lowest first
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

@@ -51,6 +51,7 @@ type Receiver struct {
 	closed atomic.Bool
 
 	layers  [maxLayers]layer
+	rids    [maxLayers]atomic.Pointer[string] // each layer's rid, as the publisher named it
 	muted   atomic.Bool
 	source  string              // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
 	budget  time.Duration       // the SFU's share of the latency budget; 0: no limit
@@ -142,11 +143,12 @@ func (r *Receiver) Codec() webrtc.RTPCodecParameters { return r.codec }
 type packetReader func(b []byte) (int, error)
 
 // startLayer records that a layer has started; it reports false if that layer is running already.
-func (r *Receiver) startLayer(l int, ssrc uint32) bool {
+func (r *Receiver) startLayer(l int, ssrc uint32, rid string) bool {
 	if l < 0 || l >= maxLayers || r.layers[l].active.Swap(true) {
 		return false
 	}
 	r.layers[l].ssrc.Store(ssrc)
+	r.rids[l].Store(&rid)
 	return true
 }
 

@@ -146,6 +146,12 @@ type speakerJSON struct {
 	Level         float64 `json:"level"`
 }
 
+type layersMsg struct {
+	Type    string   `json:"type"`
+	TrackID string   `json:"track_id"`
+	RIDs    []string `json:"rids"`
+}
+
 type speakersMsg struct {
 	Type     string        `json:"type"`
 	Speakers []speakerJSON `json:"speakers"`
@@ -239,6 +245,12 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 			sp = append(sp, speakerJSON{ParticipantID: x.ParticipantID, Level: x.Level})
 		}
 		return speakersMsg{Type: "active_speakers", Speakers: sp}
+	case sfu.EventLayers:
+		rids := ev.Layers
+		if rids == nil {
+			rids = []string{}
+		}
+		return layersMsg{Type: "layers", TrackID: ev.Track.ID, RIDs: rids}
 	}
 	return nil
 }

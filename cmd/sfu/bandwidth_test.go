@@ -27,7 +27,7 @@ var testLayers = []struct {
 
 // publishSimulcast publishes one VP8 track in three layers of generated frames; each frame's stamp carries its
 // layer in the top byte of the sequence number. A keyframe comes every 3 s and whenever the SFU asks.
-func publishSimulcast(t *testing.T, ctx context.Context, n *node, m *mediaRun, room string) *client.Client {
+func publishSimulcast(t *testing.T, ctx context.Context, n *node, m *mediaRun, room string, onLayers func([]string)) *client.Client {
 	t.Helper()
 	api, err := loopbackAPI()
 	if err != nil {
@@ -41,6 +41,11 @@ func publishSimulcast(t *testing.T, ctx context.Context, n *node, m *mediaRun, r
 				if l.rid == tr.RID() {
 					wantKey[i].Store(true)
 				}
+			}
+		},
+		OnLayers: func(_ string, rids []string) {
+			if onLayers != nil {
+				onLayers(rids)
 			}
 		},
 	})
@@ -181,7 +186,7 @@ func TestBandwidthAdaptation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	publishSimulcast(t, ctx, n, media, "bw")
+	publishSimulcast(t, ctx, n, media, "bw", nil)
 
 	steady := func(layer int32, hold, timeout time.Duration, what string) time.Duration {
 		t.Helper()
@@ -250,4 +255,59 @@ func TestBandwidthAdaptation(t *testing.T) {
 	if down > 3*time.Second {
 		t.Errorf("took %v to step down after the limit returned; the target is 1 s", down)
 	}
+}
+
+// TestDynacast: the publisher is told to send only the layers someone receives: the low one for a small tile,
+// the top one again as soon as a tile needs it.
+func TestDynacast(t *testing.T) {
+	n := startTestNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	media := startMedia(t, ctx)
+	var mu sync.Mutex
+	var told [][]string
+	lastTold := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(told) == 0 {
+			return nil
+		}
+		return told[len(told)-1]
+	}
+	sub := joinClient(t, ctx, n, "dyn", "viewer")
+	publishSimulcast(t, ctx, n, media, "dyn", func(rids []string) {
+		mu.Lock()
+		told = append(told, rids)
+		mu.Unlock()
+	})
+	var trackID string
+	eventually(t, 10*time.Second, "the viewer receives the video", func() bool {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		for k, v := range sub.received {
+			if v.packets.Load() > 10 && len(k) > 6 && k[len(k)-6:] == "/video" {
+				trackID = "camera"
+				return true
+			}
+		}
+		return false
+	})
+	wantsTop := func() bool {
+		l := lastTold()
+		return len(l) > 0 && l[len(l)-1] == "f"
+	}
+	eventually(t, 5*time.Second, "with no tile size the viewer gets the top layer, which is wanted", wantsTop)
+	if err := sub.Send(map[string]any{"type": "subscription", "track": trackID, "width": 320, "height": 180}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the publisher is told to send only q", func() bool {
+		l := lastTold()
+		return len(l) == 1 && l[0] == "q"
+	})
+	if err := sub.Send(map[string]any{"type": "subscription", "track": trackID, "width": 1920, "height": 1080}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	eventually(t, 5*time.Second, "the publisher is told to send f again", wantsTop)
+	t.Logf("top layer requested %v after the tile grew", time.Since(start).Round(time.Millisecond))
 }

@@ -39,6 +39,8 @@ type Message struct {
 	Reason        string                   `json:"reason,omitempty"`
 	ID            *uint64                  `json:"id,omitempty"`
 	Speakers      []Speaker                `json:"speakers,omitempty"`
+	TrackID       string                   `json:"track_id,omitempty"`
+	RIDs          []string                 `json:"rids,omitempty"`
 }
 
 // Speaker is one entry of active_speakers.
@@ -71,6 +73,8 @@ type Options struct {
 	OnTrack func(participantID string, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	// OnKeyframeRequest is called when the SFU asks for a keyframe (PLI or FIR) on a published track.
 	OnKeyframeRequest func(track webrtc.TrackLocal)
+	// OnLayers is called when the SFU says which simulcast layers (rids) of a published track anyone receives.
+	OnLayers func(trackID string, rids []string)
 	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
@@ -445,6 +449,10 @@ func (c *Client) readLoop() {
 				c.addCandidate(m.PC, *m.Candidate)
 			}
 		case "pong":
+		case "layers":
+			if c.opts.OnLayers != nil {
+				c.opts.OnLayers(m.TrackID, m.RIDs)
+			}
 		default:
 			if m.Type == "error" {
 				c.mu.Lock()

@@ -1037,8 +1037,30 @@ class Session {
       case 'track_unpublished': return this.onTrackUnpublished(msg);
       case 'track_muted': return this.onTrackMuted(msg);
       case 'active_speakers': return setSpeakers(msg.speakers);
+      case 'layers': return this.onLayers(msg);
       default: return undefined; // unknown types are ignored
     }
+  }
+
+  // onLayers: the SFU says which simulcast layers of a track anyone receives; encoding the others would waste
+  // this machine's CPU and uplink, so they are paused until a later message lists them again.
+  async onLayers(msg) {
+    const pc = this.publishPC;
+    const wanted = new Set(Array.isArray(msg.rids) ? msg.rids : []);
+    if (!pc || wanted.size === 0) return;
+    const sender = pc.getSenders().find((s) => s.track && s.track.id === msg.track_id);
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const enc of params.encodings) {
+      const active = !enc.rid || wanted.has(enc.rid);
+      if (enc.active !== active) {
+        enc.active = active;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(params);
   }
 
   onJoined(msg) {
