@@ -31,7 +31,9 @@ type Report struct {
 	Stability   float64 `json:"stability"`
 	UserSeconds int64   `json:"user_seconds"`
 
-	JoinMS    Quantiles `json:"join_ms"`    // WebSocket open to the first remote video frame
+	// JoinMS is from the WebSocket's opening to the first remote video frame (for a user who joined before any
+	// video was published in its room: from the first track_published).
+	JoinMS    Quantiles `json:"join_ms"`
 	LatencyMS Quantiles `json:"latency_ms"` // a frame's send at the publisher to its receipt at a subscriber
 	// SFULatencyMS is the server's own view (its sfu_forward_latency_seconds histogram): a packet's arrival to
 	// the send of its last copy.

@@ -32,6 +32,9 @@ type user struct {
 	gone       atomic.Bool // the session ended after joining
 	joinStart  time.Time
 	firstVideo atomic.Bool
+	// videoKnown is when the user could first expect a video: its join, or a later first track_published.
+	// Join time counts from it, so that a user who joins an empty room is not charged for the wait.
+	videoKnown atomic.Int64
 
 	mu      sync.Mutex
 	streams map[string]*stream // remote tracks this user should receive, by track id
@@ -56,6 +59,9 @@ func (u *user) streamFor(trackID, kind string) *stream {
 	if s == nil {
 		s = &stream{kind: kind, published: time.Now()}
 		u.streams[trackID] = s
+		if kind == "video" {
+			u.videoKnown.CompareAndSwap(0, max(s.published.UnixNano(), u.joinStart.UnixNano()))
+		}
 	}
 	return s
 }
@@ -203,7 +209,11 @@ func (u *user) onTrack(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceive
 			}
 			s.lastFrame = now
 			if !u.firstVideo.Swap(true) {
-				r.join.observe(now.Sub(u.joinStart))
+				since := u.joinStart
+				if k := u.videoKnown.Load(); k > 0 {
+					since = time.Unix(0, k)
+				}
+				r.join.observe(now.Sub(since))
 			}
 		}
 		if st, ok := synth.FindStamp(payload); ok {
