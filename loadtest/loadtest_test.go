@@ -2,11 +2,15 @@ package loadtest
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,5 +88,56 @@ func TestSmallMeeting(t *testing.T) {
 	}
 	if rep.RecvMbps <= 0 || rep.SentMbps <= 0 {
 		t.Errorf("bitrates: received %.2f, sent %.2f Mbit/s", rep.RecvMbps, rep.SentMbps)
+	}
+}
+
+// writeIVF writes frames as a VP8 IVF file (the format ffmpeg writes with -c:v libvpx).
+func writeIVF(t *testing.T, path string, frames [][]byte) {
+	t.Helper()
+	var b []byte
+	hdr := make([]byte, 32)
+	copy(hdr, "DKIF")
+	binary.LittleEndian.PutUint16(hdr[6:], 32)
+	copy(hdr[8:], "VP80")
+	binary.LittleEndian.PutUint16(hdr[12:], 640)
+	binary.LittleEndian.PutUint16(hdr[14:], 360)
+	binary.LittleEndian.PutUint32(hdr[16:], 30) // timebase 1/30
+	binary.LittleEndian.PutUint32(hdr[20:], 1)
+	binary.LittleEndian.PutUint32(hdr[24:], uint32(len(frames)))
+	b = append(b, hdr...)
+	for i, f := range frames {
+		fh := make([]byte, 12)
+		binary.LittleEndian.PutUint32(fh, uint32(len(f)))
+		binary.LittleEndian.PutUint64(fh[4:], uint64(i))
+		b = append(b, fh...)
+		b = append(b, f...)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIVFPlayback: with -ivf the publishers play the file's frames (one layer) and subscribers receive them.
+func TestIVFPlayback(t *testing.T) {
+	var frames [][]byte
+	for i := 0; i < 60; i++ {
+		frames = append(frames, synth.VP8Frame(nil, 1500, i%30 == 0, 640, 360, synth.Stamp{Seq: uint32(i)}))
+	}
+	path := filepath.Join(t.TempDir(), "clip.ivf")
+	writeIVF(t, path, frames)
+	got, d, err := readIVF(path)
+	if err != nil || len(got) != 60 || d != time.Second/30 {
+		t.Fatalf("readIVF: %d frames every %v, %v; want 60 every 33ms", len(got), d, err)
+	}
+	url := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{URL: url, Users: 4, Rooms: 1, Publishers: 1, Duration: 4 * time.Second, IVF: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three subscribers watch the one publisher for about 4 s at 30 fps.
+	if rep.Joined != 4 || rep.FramesRecv < 3*30*2 {
+		t.Fatalf("joined %d, frames received %d; want 4 and the file's frames at every subscriber", rep.Joined, rep.FramesRecv)
 	}
 }

@@ -216,6 +216,9 @@ func (r *runner) plan() {
 // Run runs the load test until it ends or ctx is cancelled (then the report is partial).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.Defaults()
+	if cfg.Scenario == Webinar {
+		cfg.Rooms, cfg.Publishers = 1, 1
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
