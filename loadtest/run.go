@@ -182,7 +182,7 @@ func (r *runner) plan() {
 		step = c.Duration / time.Duration(c.Users)
 	}
 	for i := 0; i < c.Users; i++ {
-		u := &user{run: r, streams: map[string]*stream{}, joinAt: time.Duration(i) * step}
+		u := &user{run: r, streams: map[string]*stream{}, joinAt: time.Duration(i) * step, ready: make(chan struct{})}
 		switch c.Scenario {
 		case Webinar:
 			u.room = "webinar"

@@ -28,6 +28,7 @@ type user struct {
 	joinAt    time.Duration // after the start of the run
 
 	c          *client.Client
+	ready      chan struct{} // closed once c is set: tracks can arrive before Dial returns
 	joined     atomic.Bool
 	gone       atomic.Bool // the session ended after joining
 	joinStart  time.Time
@@ -126,6 +127,7 @@ func (u *user) join(ctx context.Context) {
 		return
 	}
 	u.c = c
+	close(u.ready)
 	for _, p := range c.Joined.Participants {
 		for _, t := range p.Tracks {
 			u.streamFor(t.ID, t.Kind)
@@ -176,6 +178,7 @@ func (u *user) onEvent(m client.Message) {
 
 // onTrack reads one remote track until it ends, measuring what arrives.
 func (u *user) onTrack(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	<-u.ready
 	r := u.run
 	s := u.streamFor(track.ID(), track.Kind().String())
 	video := track.Kind() == webrtc.RTPCodecTypeVideo

@@ -35,12 +35,9 @@ type DownTrack struct {
 	// The munger. Packets of two layers can arrive at once during a switch, from two read goroutines.
 	mu         sync.Mutex
 	started    bool
-	lastIn     uint16 // newest input sequence number on the current layer
-	mapFrom    uint16 // first input sequence number of the mapping in force
-	seqDelta   uint16
-	tsDelta    uint32
-	picDelta   uint16
-	tl0Delta   uint8
+	lastIn     uint16              // newest input sequence number on the current layer
+	maps       [mapHistory]mapping // the mapping in force (maps[head]) and those before it, for late packets
+	head, nmap int
 	lastOutSeq uint16
 	lastOutTS  uint32
 	lastOutPic uint16
@@ -49,6 +46,57 @@ type DownTrack struct {
 	hdr        rtp.Header
 	ext        [4]rtp.Extension // room for interceptors to add header extensions without allocating
 	buf        [1500]byte       // a private copy of a payload whose descriptor is rewritten
+}
+
+// mapping turns a layer's input sequence numbers from `from` on into the subscriber's: a switch or a dropped
+// packet starts a new one. Late packets (retransmissions, reordering) are rewritten with the mapping that was in
+// force at their place in the input.
+type mapping struct {
+	from     uint16
+	seqDelta uint16
+	tsDelta  uint32
+	picDelta uint16
+	tl0Delta uint8
+}
+
+// mapHistory is how many mappings are kept; mapWindow is how far behind the newest packet a late packet may be.
+const (
+	mapHistory = 16
+	mapWindow  = 4096
+)
+
+// current is the mapping in force.
+func (d *DownTrack) mapping() mapping { return d.maps[d.head] }
+
+// pushMapping starts a new mapping.
+func (d *DownTrack) pushMapping(m mapping) {
+	d.head = (d.head + 1) % mapHistory
+	d.maps[d.head] = m
+	d.nmap = min(d.nmap+1, mapHistory)
+}
+
+// lateMapping finds the mapping for a packet older than the newest: none when it is from before every mapping
+// kept, or too old to place. Distances are signed: a drop's mapping starts just after the newest packet.
+func (d *DownTrack) lateMapping(seq uint16) (mapping, bool) {
+	if back := int16(d.lastIn - seq); back <= 0 || back > mapWindow {
+		return mapping{}, false
+	}
+	for i := 0; i < d.nmap; i++ {
+		m := d.maps[(d.head-i+mapHistory)%mapHistory]
+		if int16(seq-m.from) >= 0 { // seq falls at or after this mapping's start
+			return m, true
+		}
+	}
+	return mapping{}, false
+}
+
+// slideMapping keeps the mapping in force starting within reach of the newest packet, so that the signed
+// distances above stay meaningful on a stream that goes on without a new mapping for longer than 32768 packets.
+func (d *DownTrack) slideMapping() {
+	if m := &d.maps[d.head]; int16(d.lastIn-m.from) > 2*mapWindow {
+		m.from = d.lastIn - mapWindow
+		d.nmap = 1 // the older ones cover only packets that are now too old to place
+	}
 }
 
 type binding struct {
@@ -129,7 +177,9 @@ func (d *DownTrack) SetTargetLayer(l int32) {
 		return
 	}
 	if l < 0 {
+		d.mu.Lock()
 		d.current.Store(-1)
+		d.mu.Unlock()
 		return
 	}
 	if l != d.current.Load() && d.ready() {
@@ -203,31 +253,36 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 			d.receiver.RequestKeyframe(l) // throttled; the subscriber cannot decode this layer before one
 			return false
 		}
-	} else if int16(seq-d.mapFrom) < 0 {
-		return false // from before the mapping in force (a switch or a dropped packet): no place in the output
 	}
 	inOrder := switching || int16(seq-d.lastIn) > 0
+	m := d.mapping()
+	if !inOrder {
+		var ok bool
+		if m, ok = d.lateMapping(seq); !ok {
+			return false // from before the mappings kept: no place in the output
+		}
+	}
 
 	if len(pkt.Payload) == 0 || pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
 		// Dropped (padding, or a temporal layer above the limit): later packets close the gap it leaves.
 		if !switching && inOrder {
-			d.seqDelta--
-			if pi.vp8.Start && pi.vp8.PicIDBytes > 0 {
-				d.picDelta--
+			next := m
+			next.from = seq + 1
+			next.seqDelta--
+			if pi.hasVP8 && pi.vp8.Start && pi.vp8.PicIDBytes > 0 {
+				next.picDelta--
 			}
-			d.lastIn, d.mapFrom = seq, seq+1
+			d.pushMapping(next)
+			d.lastIn = seq
 		}
 		return false
 	}
 
-	seqDelta, tsDelta, picDelta, tl0Delta := d.seqDelta, d.tsDelta, d.picDelta, d.tl0Delta
 	if switching { // continue the subscriber's stream from its last packet
-		seqDelta = d.lastOutSeq + 1 - seq
-		tsDelta = d.lastOutTS + d.tsGap(pi.arrival) - pkt.Timestamp
-		picDelta, tl0Delta = 0, 0
+		m = mapping{from: seq, seqDelta: d.lastOutSeq + 1 - seq, tsDelta: d.lastOutTS + d.tsGap(pi.arrival) - pkt.Timestamp}
 		if d.started && pi.hasVP8 {
-			picDelta = d.lastOutPic + 1 - pi.vp8.PictureID
-			tl0Delta = d.lastOutTL0 + 1 - pi.vp8.TL0PICIDX
+			m.picDelta = d.lastOutPic + 1 - pi.vp8.PictureID
+			m.tl0Delta = d.lastOutTL0 + 1 - pi.vp8.TL0PICIDX
 		}
 	}
 
@@ -235,9 +290,9 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 	var outPic uint16
 	var outTL0 uint8
 	if pi.hasVP8 {
-		outPic = (pi.vp8.PictureID + picDelta) & codec.PictureIDMask(pi.vp8.PicIDBytes)
-		outTL0 = pi.vp8.TL0PICIDX + tl0Delta
-		if (picDelta != 0 && pi.vp8.PicIDBytes > 0) || (tl0Delta != 0 && pi.vp8.HasTL0) {
+		outPic = (pi.vp8.PictureID + m.picDelta) & codec.PictureIDMask(pi.vp8.PicIDBytes)
+		outTL0 = pi.vp8.TL0PICIDX + m.tl0Delta
+		if (m.picDelta != 0 && pi.vp8.PicIDBytes > 0) || (m.tl0Delta != 0 && pi.vp8.HasTL0) {
 			payload = d.buf[:copy(d.buf[:], payload)]
 			codec.RewriteVP8(payload, &pi.vp8, outPic, outTL0)
 		}
@@ -250,8 +305,8 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 	h.PaddingSize = 0
 	h.SSRC = b.ssrc
 	h.PayloadType = b.pt
-	h.SequenceNumber = seq + seqDelta
-	h.Timestamp = pkt.Timestamp + tsDelta
+	h.SequenceNumber = seq + m.seqDelta
+	h.Timestamp = pkt.Timestamp + m.tsDelta
 	if pi.key && b.playoutID != 0 {
 		_ = h.SetExtension(b.playoutID, d.receiver.playout[:])
 	}
@@ -259,13 +314,16 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 		return false // not connected yet, or closing: a switch waits for a later keyframe
 	}
 	if switching {
-		d.seqDelta, d.tsDelta, d.picDelta, d.tl0Delta = seqDelta, tsDelta, picDelta, tl0Delta
-		d.mapFrom = seq
+		if d.target.Load() != l {
+			return true // paused or retargeted meanwhile: this packet went, the switch does not stand
+		}
+		d.pushMapping(m)
 		d.current.Store(l)
 		d.started = true
 	}
 	if inOrder {
 		d.lastIn = seq
+		d.slideMapping()
 		d.lastOutSeq, d.lastOutTS, d.lastOutAt = h.SequenceNumber, h.Timestamp, pi.arrival
 		if pi.hasVP8 {
 			d.lastOutPic, d.lastOutTL0 = outPic, outTL0
@@ -294,11 +352,12 @@ func (d *DownTrack) dropLate(pi *packetInfo) {
 // tsGap is the RTP time between the last packet sent and a new layer's first: the wall-clock time between
 // them, at least one tick.
 func (d *DownTrack) tsGap(now time.Time) uint32 {
-	if d.lastOutAt.IsZero() {
-		return 1
+	gap := now.Sub(d.lastOutAt)
+	if d.lastOutAt.IsZero() || gap <= 0 {
+		return 1 // the new layer's packet arrived before the last one sent (another read goroutine)
 	}
-	gap := uint32(now.Sub(d.lastOutAt).Seconds() * float64(d.receiver.codec.ClockRate))
-	return max(gap, 1)
+	gap = min(gap, 10*time.Second)
+	return max(uint32(gap.Seconds()*float64(d.receiver.codec.ClockRate)), 1)
 }
 
 // handleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are

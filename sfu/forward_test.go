@@ -414,3 +414,90 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*3), "ns/packet-in")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
 }
+
+// A long steady stream keeps flowing past the 16-bit wrap of its sequence numbers, twice over.
+func TestDownTrackLongStream(t *testing.T) {
+	r := newReceiver("a", webrtc.RTPCodecTypeAudio, webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111}, &nopRTCP{})
+	r.startLayer(0, 5, "")
+	d := newDownTrack(r, "PA_pub", nil)
+	w := &captureWriter{}
+	bind(d, 999, 111, w)
+	r.addDownTrack(d)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1000, Timestamp: 0, SSRC: 5}, Payload: []byte{0xf8, 1, 2}}
+	pi := &packetInfo{pkt: pkt}
+	const n = 140_000
+	for i := 0; i < n; i++ {
+		pi.arrival = time.Now()
+		r.writePacket(pi, 15)
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+	}
+	if got := d.sent.Load(); got != n {
+		t.Fatalf("forwarded %d of %d packets", got, n)
+	}
+	// A packet that comes late (reordered upstream) still has its place.
+	w.keep = true
+	last := d.lastOutSeq
+	pkt.SequenceNumber -= 3
+	r.writePacket(pi, 15)
+	if len(w.headers) != 1 || w.headers[0].SequenceNumber != last-2 {
+		t.Fatalf("late packet: %d written, sequence %v; want one at %d", len(w.headers), w.headers, last-2)
+	}
+}
+
+// A packet lost upstream and retransmitted after a temporal-layer drop is still forwarded, in its own place.
+func TestDownTrackLateAfterDrop(t *testing.T) {
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.close()
+	d := newDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
+	d.SetMaxTemporalLayer(1)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.addDownTrack(d)
+	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
+	send(r, s, true)     // seq 10, 11 (TID 0)
+	f1 := s.frame(false) // seq 12, 13: TID 2 (dropped)
+	f2 := s.frame(false) // seq 14, 15: TID 1 (forwarded)
+	f3 := s.frame(false) // seq 16, 17: TID 2 (dropped)
+	for _, p := range f1 {
+		r.writePacket(&packetInfo{pkt: p, arrival: time.Now()}, 500)
+	}
+	r.writePacket(&packetInfo{pkt: f2[1], arrival: time.Now()}, 500) // 15 arrives, 14 is lost for now
+	for _, p := range f3 {
+		r.writePacket(&packetInfo{pkt: p, arrival: time.Now()}, 500)
+	}
+	r.writePacket(&packetInfo{pkt: f2[0], arrival: time.Now()}, 500) // 14, retransmitted late
+	if len(w.headers) != 4 {
+		t.Fatalf("forwarded %d packets, want 4 (the keyframe, 15, then late 14)", len(w.headers))
+	}
+	late, prev := w.headers[3], w.headers[2]
+	if late.SequenceNumber != prev.SequenceNumber-1 {
+		t.Fatalf("late packet got sequence number %d; the packet after it has %d: want one less", late.SequenceNumber, prev.SequenceNumber)
+	}
+	if w.descs[3].PictureID != w.descs[2].PictureID {
+		t.Fatalf("late packet picture id %d, its frame's other packet %d", w.descs[3].PictureID, w.descs[2].PictureID)
+	}
+}
+
+// A padding-only packet after the start of a frame does not take a picture id.
+func TestDownTrackPaddingKeepsPictureIDs(t *testing.T) {
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.close()
+	d := newDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.addDownTrack(d)
+	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
+	send(r, s, true)
+	pad := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: s.seq, Timestamp: s.ts, SSRC: 100, Padding: true, PaddingSize: 4}}
+	s.seq++
+	r.writePacket(&packetInfo{pkt: pad, arrival: time.Now()}, 16)
+	send(r, s, false)
+	checkContinuous(t, w)
+	if len(w.headers) != 4 {
+		t.Fatalf("forwarded %d packets, want 4", len(w.headers))
+	}
+}

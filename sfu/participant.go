@@ -13,8 +13,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxHeldCandidates bounds the candidates held for a connection that has no remote description yet.
-const maxHeldCandidates = 64
+// Bounds on what a client may send: candidates held before a connection has a remote description, candidates
+// in all per connection, and tracks published at once.
+const (
+	maxHeldCandidates  = 64
+	maxCandidates      = 256
+	maxPublishedTracks = 8
+)
 
 // Participant is one person in a room: a publish connection whose tracks become Receivers, and a subscribe
 // connection that carries a DownTrack for each track of the others.
@@ -36,6 +41,7 @@ type Participant struct {
 	published []*Receiver                 // this participant's tracks, in publish order
 	downs     map[*Receiver]*subscription // other participants' tracks this one receives
 	held      [2][]webrtc.ICECandidateInit
+	added     [2]int               // remote candidates added per connection
 	muteState map[string]bool      // by track id; a client may mute a track before its first packet arrives
 	sources   map[string]string    // by track id, from track_source
 	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
@@ -216,6 +222,11 @@ func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
 		p.held[which] = append(p.held[which], c)
 		return nil
 	}
+	if p.added[which] >= maxCandidates {
+		p.mu.Unlock()
+		return fmt.Errorf("more than %d candidates for the %s connection: %w", maxCandidates, which, ErrBadRequest)
+	}
+	p.added[which]++
 	p.mu.Unlock()
 	if err := pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%s candidate: %w: %w", which, ErrBadRequest, err)
@@ -321,6 +332,11 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	}
 	r := p.receiving[track.ID()]
 	first := r == nil
+	if first && len(p.receiving) >= maxPublishedTracks {
+		p.mu.Unlock()
+		p.log.Warn("track refused: too many published", zap.String("track", track.ID()), zap.Int("limit", maxPublishedTracks))
+		return
+	}
 	if first {
 		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
 		r.budget = p.room.sfu.budget
@@ -380,6 +396,8 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	last := !r.stopLayer(l)
 	if last && p.receiving[r.id] == r {
 		delete(p.receiving, r.id)
+		delete(p.muteState, r.id)
+		delete(p.sources, r.id)
 	}
 	p.mu.Unlock()
 	if last {

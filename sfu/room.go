@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"sync"
+
+	"go.uber.org/zap"
 )
 
 // Room is a set of participants who receive each other's tracks. It exists from its first join until its last
@@ -89,7 +91,7 @@ func (rm *Room) leave(p *Participant) {
 // publish adds r to p's tracks and subscribes everyone else who may subscribe. It reports false when p has left.
 func (rm *Room) publish(p *Participant, r *Receiver) bool {
 	rm.mu.Lock()
-	if rm.participants[p.info.ID] != p {
+	if rm.participants[p.info.ID] != p || rm.trackIDTaken(p, r.id) {
 		rm.mu.Unlock()
 		return false
 	}
@@ -110,6 +112,26 @@ func (rm *Room) publish(p *Participant, r *Receiver) bool {
 		q.subscribe(r, p.info.ID)
 	}
 	return true
+}
+
+// trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by
+// id (tile sizes), so ids must be unique in a room.
+func (rm *Room) trackIDTaken(p *Participant, id string) bool {
+	for _, q := range rm.participants {
+		if q == p {
+			continue
+		}
+		q.mu.Lock()
+		for _, r := range q.published {
+			if r.id == id {
+				q.mu.Unlock()
+				p.log.Warn("track refused: its id is taken in the room", zap.String("track", id))
+				return true
+			}
+		}
+		q.mu.Unlock()
+	}
+	return false
 }
 
 // unpublish ends one of p's tracks.

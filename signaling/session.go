@@ -18,6 +18,7 @@ const (
 	hardReadLimit = 1 << 20
 	pingInterval  = 10 * time.Second
 	readTimeout   = 30 * time.Second
+	joinTimeout   = 10 * time.Second // a socket that has not joined by then is closed
 	writeTimeout  = 10 * time.Second
 	// sendQueue bounds the messages waiting for a slow client; a client that falls this far behind is dropped.
 	sendQueue = 256
@@ -62,8 +63,14 @@ func (s *session) run() {
 
 func (s *session) readLoop() {
 	s.conn.SetReadLimit(hardReadLimit)
-	_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
-	s.conn.SetPongHandler(func(string) error { return s.conn.SetReadDeadline(time.Now().Add(readTimeout)) })
+	// A socket must join within joinTimeout: until then neither messages nor pongs extend its life.
+	_ = s.conn.SetReadDeadline(time.Now().Add(joinTimeout))
+	s.conn.SetPongHandler(func(string) error {
+		if s.p == nil {
+			return nil
+		}
+		return s.conn.SetReadDeadline(time.Now().Add(readTimeout))
+	})
 	buf := make([]byte, MaxMessageSize+1)
 	for {
 		kind, r, err := s.conn.NextReader()
@@ -73,7 +80,9 @@ func (s *session) readLoop() {
 			}
 			return
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		if s.p != nil {
+			_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
+		}
 		n, err := io.ReadFull(r, buf)
 		switch {
 		case err == nil: // filled the buffer: over the limit
@@ -170,7 +179,7 @@ func (s *session) join(token string) bool {
 		return false
 	}
 	s.p = p
-	s.log = s.log.With(zap.String("room", claims.Room), zap.String("participant", p.ID()))
+	s.log.Debug("joined", zap.String("room", claims.Room), zap.String("participant", p.ID()))
 	return true
 }
 
