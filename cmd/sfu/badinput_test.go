@@ -465,3 +465,25 @@ func settledGoroutines() int {
 	}
 	return low
 }
+
+// TestUnjoinedSocketClosed: a socket that never joins is closed after the join timeout, even while it answers
+// the server's pings.
+func TestUnjoinedSocketClosed(t *testing.T) {
+	n := startTestNode(t)
+	ws, _, err := websocket.DefaultDialer.Dial(client.WSURL(n.baseURL()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	start := time.Now()
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil { // the default ping handler answers pings meanwhile
+			if time.Since(start) > 19*time.Second {
+				t.Fatalf("the unjoined socket was still open after %v", time.Since(start))
+			}
+			t.Logf("closed after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+			return
+		}
+	}
+}
