@@ -55,6 +55,7 @@ type demand struct {
 	options  []option // best first; the last is the cheapest
 	costs    []float64
 	current  option // what it has now; layer -1 if nothing yet
+	boost    bool   // its tile just grew: probe straight to the best option, whatever the budget says
 }
 
 // allocate picks one option per demand, in priority order. An option at or below a video's current one must fit
@@ -90,6 +91,8 @@ func allocate(ds []demand, budgetDown, budgetUp float64, probe bool, hold int) (
 		}
 		cur := slices.Index(d.options, d.current)
 		switch {
+		case d.boost && pick > 0 && probed < 0:
+			pick, probed = 0, i // the person made the tile bigger: try what it asks for now
 		case i == hold && cur >= 0 && pick > cur:
 			pick = cur
 		case probe && probed < 0 && cur > 0 && pick == cur:
@@ -270,7 +273,7 @@ func (p *Participant) allocate(now time.Time) {
 		}
 		cur, _ := d.Layers()
 		dm := demand{priority: 2, area: max(w, 0) * max(h, 0), options: opts, costs: costs,
-			current: option{cur, d.maxTemporal.Load()}}
+			current: option{cur, d.maxTemporal.Load()}, boost: d.tileGrew.Swap(false)}
 		if d.target.Load() != cur { // a switch is pending: count what was asked for
 			dm.current.layer = d.target.Load()
 		}

@@ -29,6 +29,7 @@ type DownTrack struct {
 	maxTemporal atomic.Int32 // highest VP8 temporal layer forwarded
 	tileW       atomic.Int32 // the size the subscriber shows the video at; tileUnknown until it says
 	tileH       atomic.Int32
+	tileGrew    atomic.Bool // the tile got bigger since the allocator last looked
 	sent        atomic.Uint64
 	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
 

@@ -463,8 +463,10 @@ func (p *Participant) SetTileSize(trackID string, w, h int) error {
 	if d == nil {
 		return fmt.Errorf("not receiving a track %.64q: %w", trackID, ErrBadRequest)
 	}
-	d.tileW.Store(int32(w))
-	d.tileH.Store(int32(h))
+	oldW, oldH := d.tileW.Swap(int32(w)), d.tileH.Swap(int32(h))
+	if int32(w)*int32(h) > max(oldW, 0)*max(oldH, 0) {
+		d.tileGrew.Store(true)
+	}
 	p.pokeAllocator()
 	return nil
 }
