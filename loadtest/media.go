@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,8 +87,9 @@ func (f *feeds) keyframe(u *user, rid string) {
 	}
 }
 
-// layers records which layers of u's video the SFU wants; a layer that comes back starts with a keyframe.
-func (f *feeds) layers(u *user, rids []string) {
+// layers records which layers of u's video the SFU wants and which it does not; a layer that comes back starts
+// with a keyframe.
+func (f *feeds) layers(u *user, rids, pausedRIDs []string) {
 	f.mu.Lock()
 	paused, keys := f.paused[u], f.wantKey[u]
 	f.mu.Unlock()
@@ -95,12 +97,13 @@ func (f *feeds) layers(u *user, rids []string) {
 		return
 	}
 	for i, l := range DefaultLayers {
-		on := false
-		for _, rid := range rids {
-			on = on || rid == l.RID
-		}
-		if was := paused[i].Swap(!on); was && on {
-			keys[i].Store(true)
+		switch {
+		case slices.Contains(rids, l.RID):
+			if paused[i].Swap(false) {
+				keys[i].Store(true)
+			}
+		case slices.Contains(pausedRIDs, l.RID):
+			paused[i].Store(true)
 		}
 	}
 }

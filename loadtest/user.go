@@ -119,7 +119,7 @@ func (u *user) join(ctx context.Context) {
 				r.feeds.keyframe(u, t.RID())
 			}
 		},
-		OnLayers: func(_ string, rids []string) { r.feeds.layers(u, rids) },
+		OnLayers: func(_ string, rids, paused []string) { r.feeds.layers(u, rids, paused) },
 	})
 	cancel()
 	if err != nil {

@@ -263,6 +263,7 @@ func (p *Participant) allocate(now time.Time) {
 		if top >= 0 && r.Source() == SourceScreen { // text must stay readable: at least the middle layer
 			top = max(top, min(chooseLayer(active, sizes, tileUnknown, tileUnknown), 1))
 		}
+		d.desired.Store(top)
 		if top < 0 {
 			d.SetTargetLayer(-1)
 			continue

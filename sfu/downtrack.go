@@ -29,7 +29,8 @@ type DownTrack struct {
 	maxTemporal atomic.Int32 // highest VP8 temporal layer forwarded
 	tileW       atomic.Int32 // the size the subscriber shows the video at; tileUnknown until it says
 	tileH       atomic.Int32
-	tileGrew    atomic.Bool // the tile got bigger since the allocator last looked
+	tileGrew    atomic.Bool  // the tile got bigger since the allocator last looked
+	desired     atomic.Int32 // the layer the tile asks for, bandwidth aside (-1: none); dynacast keeps it on
 	sent        atomic.Uint64
 	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
 
@@ -113,6 +114,7 @@ const allTemporal = 3
 func newDownTrack(r *Receiver, streamID string, owner *Participant) *DownTrack {
 	d := &DownTrack{streamID: streamID, receiver: r, owner: owner}
 	d.current.Store(-1)
+	d.desired.Store(-1)
 	d.maxTemporal.Store(allTemporal)
 	d.tileW.Store(tileUnknown)
 	d.tileH.Store(tileUnknown)

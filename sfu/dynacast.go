@@ -16,7 +16,9 @@ type dynacastState struct {
 	wantedLast [maxLayers]time.Time
 }
 
-// wantedLayers reports which layers some DownTrack of r forwards or is switching to.
+// wantedLayers reports which layers some DownTrack of r forwards, is switching to, or would take if its
+// bandwidth allowed (what its tile asks for: the publisher keeps that layer going so that the subscriber can move
+// up to it as soon as its estimate allows, without waiting for the publisher's encoder to start again).
 func (r *Receiver) wantedLayers() (want [maxLayers]bool) {
 	want[0] = true
 	for _, d := range r.DownTracks() {
@@ -24,7 +26,7 @@ func (r *Receiver) wantedLayers() (want [maxLayers]bool) {
 			continue
 		}
 		cur, tgt := d.Layers()
-		for _, l := range []int32{cur, tgt} {
+		for _, l := range []int32{cur, tgt, d.desired.Load()} {
 			if l >= 0 && l < maxLayers {
 				want[l] = true
 			}
@@ -68,15 +70,19 @@ func (p *Participant) dynacast(now time.Time) {
 			continue
 		}
 		st.told, st.toldOnce = next, true
-		var rids []string
+		var rids, paused []string
 		for l, on := range next {
-			if on {
-				if rid := r.rids[l].Load(); rid != nil {
-					rids = append(rids, *rid)
-				}
+			rid := r.rids[l].Load()
+			switch {
+			case rid == nil || !active[l]:
+				// Never received: the publisher may not have started it yet; say nothing about it.
+			case on:
+				rids = append(rids, *rid)
+			default:
+				paused = append(paused, *rid)
 			}
 		}
-		p.peer.SendEvent(Event{Kind: EventLayers, ParticipantID: p.info.ID, Track: r.Info(), Layers: rids})
+		p.peer.SendEvent(Event{Kind: EventLayers, ParticipantID: p.info.ID, Track: r.Info(), Layers: rids, Paused: paused})
 	}
 	for r := range p.layerState {
 		if !seen[r] {

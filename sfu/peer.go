@@ -62,6 +62,7 @@ type Event struct {
 	Track         TrackInfo
 	Speakers      []Speaker // EventActiveSpeakers, loudest first
 	Layers        []string  // EventLayers: the rids wanted, lowest first
+	Paused        []string  // EventLayers: the rids nobody wants
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

@@ -150,6 +150,7 @@ type layersMsg struct {
 	Type    string   `json:"type"`
 	TrackID string   `json:"track_id"`
 	RIDs    []string `json:"rids"`
+	Paused  []string `json:"paused"`
 }
 
 type speakersMsg struct {
@@ -246,11 +247,14 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		}
 		return speakersMsg{Type: "active_speakers", Speakers: sp}
 	case sfu.EventLayers:
-		rids := ev.Layers
+		rids, paused := ev.Layers, ev.Paused
 		if rids == nil {
 			rids = []string{}
 		}
-		return layersMsg{Type: "layers", TrackID: ev.Track.ID, RIDs: rids}
+		if paused == nil {
+			paused = []string{}
+		}
+		return layersMsg{Type: "layers", TrackID: ev.Track.ID, RIDs: rids, Paused: paused}
 	}
 	return nil
 }

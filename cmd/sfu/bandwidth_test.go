@@ -43,7 +43,7 @@ func publishSimulcast(t *testing.T, ctx context.Context, n *node, m *mediaRun, r
 				}
 			}
 		},
-		OnLayers: func(_ string, rids []string) {
+		OnLayers: func(_ string, rids, _ []string) {
 			if onLayers != nil {
 				onLayers(rids)
 			}

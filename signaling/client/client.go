@@ -41,6 +41,7 @@ type Message struct {
 	Speakers      []Speaker                `json:"speakers,omitempty"`
 	TrackID       string                   `json:"track_id,omitempty"`
 	RIDs          []string                 `json:"rids,omitempty"`
+	Paused        []string                 `json:"paused,omitempty"`
 }
 
 // Speaker is one entry of active_speakers.
@@ -73,8 +74,9 @@ type Options struct {
 	OnTrack func(participantID string, track *webrtc.TrackRemote, recv *webrtc.RTPReceiver)
 	// OnKeyframeRequest is called when the SFU asks for a keyframe (PLI or FIR) on a published track.
 	OnKeyframeRequest func(track webrtc.TrackLocal)
-	// OnLayers is called when the SFU says which simulcast layers (rids) of a published track anyone receives.
-	OnLayers func(trackID string, rids []string)
+	// OnLayers is called when the SFU says which simulcast layers (rids) of a published track anyone receives,
+	// and which nobody does.
+	OnLayers func(trackID string, rids, paused []string)
 	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
@@ -451,7 +453,7 @@ func (c *Client) readLoop() {
 		case "pong":
 		case "layers":
 			if c.opts.OnLayers != nil {
-				c.opts.OnLayers(m.TrackID, m.RIDs)
+				c.opts.OnLayers(m.TrackID, m.RIDs, m.Paused)
 			}
 		default:
 			if m.Type == "error" {

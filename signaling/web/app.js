@@ -1047,14 +1047,16 @@ class Session {
   async onLayers(msg) {
     const pc = this.publishPC;
     const wanted = new Set(Array.isArray(msg.rids) ? msg.rids : []);
-    if (!pc || wanted.size === 0) return;
+    const paused = new Set(Array.isArray(msg.paused) ? msg.paused : []);
+    if (!pc) return;
     const sender = pc.getSenders().find((s) => s.track && s.track.id === msg.track_id);
     if (!sender) return;
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length < 2) return;
     let changed = false;
     for (const enc of params.encodings) {
-      const active = !enc.rid || wanted.has(enc.rid);
+      if (!enc.rid || (!wanted.has(enc.rid) && !paused.has(enc.rid))) continue; // not known to the server yet
+      const active = wanted.has(enc.rid);
       if (enc.active !== active) {
         enc.active = active;
         changed = true;
