@@ -133,7 +133,7 @@ func (f *feeds) publish(ctx context.Context, u *user) error {
 			return err
 		}
 		f.wg.Add(1)
-		go f.feedFile(ctx, u, video, audio)
+		go f.feed(ctx, u, audio, f.ivfD, f.fileVideo(video))
 		return nil
 	}
 	rids := make([]string, len(DefaultLayers))
@@ -145,67 +145,14 @@ func (f *feeds) publish(ctx context.Context, u *user) error {
 		return err
 	}
 	f.wg.Add(1)
-	go f.feedSynthetic(ctx, u, sv.WriteFrame, audio, keys, paused)
+	go f.feed(ctx, u, audio, time.Second/fps, f.syntheticVideo(sv.WriteFrame, keys, paused))
 	return nil
 }
 
-// feedSynthetic sends 30 frames a second on every layer and 50 Opus packets a second.
-func (f *feeds) feedSynthetic(ctx context.Context, u *user, writeFrame func(int, []byte, uint32) error,
-	audio *webrtc.TrackLocalStaticSample, keys, paused *[3]atomic.Bool) {
-	defer f.wg.Done()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	start := time.Now()
-	var vbuf, abuf []byte
-	var frame, apkt uint32
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-u.c.Done():
-			return
-		case <-tick.C:
-		}
-		elapsed := time.Since(start)
-		for ; time.Duration(apkt)*20*time.Millisecond <= elapsed; apkt++ {
-			abuf = f.audioFrame(abuf, apkt)
-			if err := audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond}); err != nil {
-				return
-			}
-			f.sent.Add(int64(len(abuf)))
-		}
-		for ; time.Duration(frame)*time.Second/fps <= elapsed; frame++ {
-			for i, l := range DefaultLayers {
-				if paused[i].Load() {
-					continue
-				}
-				key := frame%keyframeEvery == 0 || keys[i].Swap(false)
-				size := l.Bps / 8 / fps
-				if key {
-					size *= keyframeScale
-				} else {
-					size = size * (keyframeEvery - keyframeScale) / (keyframeEvery - 1)
-				}
-				vbuf = synth.VP8Frame(vbuf, size, key, l.Width, l.Height, synth.Stamp{Seq: frame, Sent: time.Now()})
-				if err := writeFrame(i, vbuf, 90000/fps); err != nil {
-					return
-				}
-				f.sent.Add(int64(len(vbuf)))
-			}
-		}
-	}
-}
-
-// audioFrame is the next Opus packet: from the Ogg file, or synthetic with a stamp.
-func (f *feeds) audioFrame(buf []byte, n uint32) []byte {
-	if f.ogg != nil {
-		return f.ogg[int(n)%len(f.ogg)]
-	}
-	return synth.OpusFrame(buf, opusBytes, synth.Stamp{Seq: n, Sent: time.Now()})
-}
-
-// feedFile plays the IVF frames (one layer: files carry no simulcast) and the audio in a loop.
-func (f *feeds) feedFile(ctx context.Context, u *user, video, audio *webrtc.TrackLocalStaticSample) {
+// feed runs a publisher's clock: every 20 ms an Opus packet, and every frameDur a video frame written by video,
+// until ctx ends or the user's session does.
+func (f *feeds) feed(ctx context.Context, u *user, audio *webrtc.TrackLocalStaticSample, frameDur time.Duration,
+	video func(frame uint32) error) {
 	defer f.wg.Done()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -228,13 +175,57 @@ func (f *feeds) feedFile(ctx context.Context, u *user, video, audio *webrtc.Trac
 			}
 			f.sent.Add(int64(len(abuf)))
 		}
-		for ; time.Duration(frame)*f.ivfD <= elapsed; frame++ {
-			data := f.ivf[int(frame)%len(f.ivf)]
-			if err := video.WriteSample(media.Sample{Data: data, Duration: f.ivfD}); err != nil {
+		for ; time.Duration(frame)*frameDur <= elapsed; frame++ {
+			if err := video(frame); err != nil {
 				return
 			}
-			f.sent.Add(int64(len(data)))
 		}
+	}
+}
+
+// syntheticVideo writes frame n on every layer not paused: realistic sizes, a keyframe every keyframeEvery
+// frames and when asked, each stamped.
+func (f *feeds) syntheticVideo(writeFrame func(int, []byte, uint32) error, keys, paused *[3]atomic.Bool) func(uint32) error {
+	var buf []byte
+	return func(frame uint32) error {
+		for i, l := range DefaultLayers {
+			if paused[i].Load() {
+				continue
+			}
+			key := frame%keyframeEvery == 0 || keys[i].Swap(false)
+			size := l.Bps / 8 / fps
+			if key {
+				size *= keyframeScale
+			} else {
+				size = size * (keyframeEvery - keyframeScale) / (keyframeEvery - 1)
+			}
+			buf = synth.VP8Frame(buf, size, key, l.Width, l.Height, synth.Stamp{Seq: frame, Sent: time.Now()})
+			if err := writeFrame(i, buf, 90000/fps); err != nil {
+				return err
+			}
+			f.sent.Add(int64(len(buf)))
+		}
+		return nil
+	}
+}
+
+// audioFrame is the next Opus packet: from the Ogg file, or synthetic with a stamp.
+func (f *feeds) audioFrame(buf []byte, n uint32) []byte {
+	if f.ogg != nil {
+		return f.ogg[int(n)%len(f.ogg)]
+	}
+	return synth.OpusFrame(buf, opusBytes, synth.Stamp{Seq: n, Sent: time.Now()})
+}
+
+// fileVideo writes the IVF frames in a loop (one layer: files carry no simulcast).
+func (f *feeds) fileVideo(video *webrtc.TrackLocalStaticSample) func(uint32) error {
+	return func(frame uint32) error {
+		data := f.ivf[int(frame)%len(f.ivf)]
+		if err := video.WriteSample(media.Sample{Data: data, Duration: f.ivfD}); err != nil {
+			return err
+		}
+		f.sent.Add(int64(len(data)))
+		return nil
 	}
 }
 
