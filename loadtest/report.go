@@ -70,6 +70,7 @@ type Sample struct {
 	Connected  int     `json:"connected"` // users joined and connected
 	Stable     float64 `json:"stable"`    // fraction of the counted users that received everything this second
 	RecvMbps   float64 `json:"recv_mbps"`
+	SentMbps   float64 `json:"sent_mbps"` // what the publishers sent
 	LatencyP50 float64 `json:"latency_p50_ms"`
 	LatencyP99 float64 `json:"latency_p99_ms"`
 	Loss       float64 `json:"loss"`

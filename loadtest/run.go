@@ -355,6 +355,7 @@ type sampleState struct {
 	cpu            time.Duration
 	server         serverFigures
 	bytes, packets int64
+	sent           int64
 	expected       int64
 	freezes        int64
 	good, counted  int64
@@ -363,7 +364,7 @@ type sampleState struct {
 // sample measures one second.
 func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 	st := sampleState{at: now, cpu: selfCPU(), bytes: r.bytes.Load(), packets: r.packets.Load(),
-		expected: r.expected.Load(), freezes: r.freezes.Load()}
+		expected: r.expected.Load(), freezes: r.freezes.Load(), sent: r.feeds.sent.Load()}
 	dt := now.Sub(prev.at).Seconds()
 	s := Sample{T: now.Sub(r.start).Seconds()}
 	stableUsers, countedUsers := 0, 0
@@ -387,6 +388,7 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 		s.Stable = 1
 	}
 	s.RecvMbps = float64(st.bytes-prev.bytes) * 8 / dt / 1e6
+	s.SentMbps = float64(st.sent-prev.sent) * 8 / dt / 1e6
 	if exp := st.expected - prev.expected; exp > 0 {
 		s.Loss = max(0, 1-float64(st.packets-prev.packets)/float64(exp))
 	}

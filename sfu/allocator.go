@@ -28,6 +28,9 @@ const (
 	minProbeBackoff = 3 * time.Second
 	maxProbeBackoff = 60 * time.Second
 	audioDefaultBps = 50_000
+	// tileGrace is how long a new subscriber may take to say its tile size before it counts as wanting the
+	// largest layer (a client that never says, like a WHEP player, gets it then).
+	tileGrace = 2 * time.Second
 )
 
 // tileUnknown marks a track whose tile size the subscriber has not said: it gets the largest layer.
@@ -257,18 +260,24 @@ func (p *Participant) allocate(now time.Time) {
 		for l := 0; l < maxLayers; l++ {
 			sizes[l][0], sizes[l][1] = r.LayerSize(l)
 		}
-		active := r.ActiveLayers()
+		// Layers the publisher was told to pause are not chosen: nothing would come. They count as desired, so
+		// dynacast turns them back on and a later round moves up to them.
+		active, live := r.ActiveLayers(), r.liveLayers()
 		w, h := int(d.tileW.Load()), int(d.tileH.Load())
-		top := chooseLayer(active, sizes, w, h)
+		top, liveTop := chooseLayer(active, sizes, w, h), chooseLayer(live, sizes, w, h)
 		if top >= 0 && r.Source() == SourceScreen { // text must stay readable: at least the middle layer
 			top = max(top, min(chooseLayer(active, sizes, tileUnknown, tileUnknown), 1))
+			liveTop = max(liveTop, min(chooseLayer(live, sizes, tileUnknown, tileUnknown), 1))
+		}
+		if w == tileUnknown && now.Sub(d.boundAt()) < tileGrace {
+			top = liveTop // it will say its tile size soon: do not wake paused layers for it yet
 		}
 		d.desired.Store(top)
-		if top < 0 {
+		if liveTop < 0 || top < 0 {
 			d.SetTargetLayer(-1)
 			continue
 		}
-		opts, costs := videoOptions(r, top, active)
+		opts, costs := videoOptions(r, liveTop, live)
 		if len(opts) == 0 {
 			continue
 		}

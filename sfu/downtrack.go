@@ -31,6 +31,7 @@ type DownTrack struct {
 	tileH       atomic.Int32
 	tileGrew    atomic.Bool  // the tile got bigger since the allocator last looked
 	desired     atomic.Int32 // the layer the tile asks for, bandwidth aside (-1: none); dynacast keeps it on
+	boundNanos  atomic.Int64 // when the subscriber's connection took the track
 	sent        atomic.Uint64
 	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
 
@@ -157,6 +158,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 				}
 			}
 			d.bound.Store(b)
+			d.boundNanos.Store(time.Now().UnixNano())
 			if d.ready() {
 				d.requestKeyframe()
 			} // else the request goes out when the subscriber connects: a keyframe before then would be lost
@@ -165,6 +167,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	return webrtc.RTPCodecParameters{}, fmt.Errorf("subscriber does not accept %s: %w", want.MimeType, webrtc.ErrUnsupportedCodec)
 }
+
+// boundAt is when the subscriber's connection took the track (zero before).
+func (d *DownTrack) boundAt() time.Time { return time.Unix(0, d.boundNanos.Load()) }
 
 // requestKeyframe asks the publisher for a keyframe on the layer this DownTrack forwards or is switching to.
 func (d *DownTrack) requestKeyframe() {

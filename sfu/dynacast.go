@@ -17,8 +17,9 @@ type dynacastState struct {
 }
 
 // wantedLayers reports which layers some DownTrack of r forwards, is switching to, or would take if its
-// bandwidth allowed (what its tile asks for: the publisher keeps that layer going so that the subscriber can move
-// up to it as soon as its estimate allows, without waiting for the publisher's encoder to start again).
+// bandwidth allowed, with every layer below that (what its tile asks for: the publisher keeps those layers going
+// so that the subscriber can move up through them as soon as its estimate allows, without waiting for the
+// publisher's encoder to start again).
 func (r *Receiver) wantedLayers() (want [maxLayers]bool) {
 	want[0] = true
 	for _, d := range r.DownTracks() {
@@ -26,10 +27,14 @@ func (r *Receiver) wantedLayers() (want [maxLayers]bool) {
 			continue
 		}
 		cur, tgt := d.Layers()
-		for _, l := range []int32{cur, tgt, d.desired.Load()} {
+		for _, l := range []int32{cur, tgt} {
 			if l >= 0 && l < maxLayers {
 				want[l] = true
 			}
+		}
+		// Every layer up to the desired one: a subscriber held back by bandwidth climbs through them.
+		for l := int32(0); l <= d.desired.Load() && l < maxLayers; l++ {
+			want[l] = true
 		}
 	}
 	return want
@@ -65,6 +70,11 @@ func (p *Participant) dynacast(now time.Time) {
 				st.wantedLast[l] = now
 			}
 			next[l] = active[l] && (want[l] || now.Sub(st.wantedLast[l]) < layerOffDelay)
+		}
+		for l := range next {
+			if active[l] {
+				r.layers[l].paused.Store(!next[l])
+			}
 		}
 		if st.toldOnce && next == st.told {
 			continue

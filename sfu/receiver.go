@@ -74,6 +74,7 @@ type Receiver struct {
 type layer struct {
 	ssrc   atomic.Uint32
 	active atomic.Bool      // its read goroutine runs
+	paused atomic.Bool      // the publisher was told to stop sending it
 	bytes  [3]atomic.Uint64 // payload bytes received by temporal layer, for the bitrates the allocator sees
 	width  atomic.Uint32    // from the last VP8 key frame, 0 when unknown
 	height atomic.Uint32
@@ -161,6 +162,15 @@ func (r *Receiver) stopLayer(l int) bool {
 		}
 	}
 	return false
+}
+
+// liveLayers reports which layers are being received and not paused at the publisher by dynacast.
+func (r *Receiver) liveLayers() [maxLayers]bool {
+	live := r.ActiveLayers()
+	for i := range live {
+		live[i] = live[i] && !r.layers[i].paused.Load()
+	}
+	return live
 }
 
 // ActiveLayers reports which layers are being received.
