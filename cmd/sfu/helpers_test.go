@@ -24,7 +24,7 @@ import (
 const testSecret = "test-secret-0123456789"
 
 // startTestNode runs a node on loopback with a free HTTP port and a free media port.
-func startTestNode(t *testing.T) *node {
+func startTestNode(t testing.TB) *node {
 	t.Helper()
 	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
 		Secret: testSecret, LogLevel: zapcore.WarnLevel})

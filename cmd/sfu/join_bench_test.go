@@ -9,19 +9,13 @@ import (
 
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/zap/zapcore"
 )
 
 // BenchmarkJoin measures join time as a user feels it: from opening the WebSocket to the first packet of a
 // publisher's video (which starts on a keyframe), for a subscriber joining a room where one participant
 // publishes. It reports the median and 95th percentile of joins spaced 600 ms apart.
 func BenchmarkJoin(b *testing.B) {
-	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
-		Secret: testSecret, LogLevel: zapcore.WarnLevel})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = n.shutdown(context.Background()) }()
+	n := startTestNode(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -81,7 +75,6 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	b.StopTimer()
 	slices.Sort(times)
-	b.Logf("join times: %v", times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(times[(len(times)*95)/100].Microseconds())/1000, "p95-ms")
 }

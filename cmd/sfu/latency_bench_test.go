@@ -13,7 +13,6 @@ import (
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/webrtc/v4"
 	dto "github.com/prometheus/client_model/go"
-	"go.uber.org/zap/zapcore"
 )
 
 // BenchmarkSFULatency measures the latency the SFU adds under load: two publishers (VP8 at about 700 kbps and
@@ -23,12 +22,7 @@ import (
 // from a publisher's send to a subscriber's receipt (p50, p99), which adds two loopback hops, two SRTP passes and
 // the clients' own scheduling on this 2-core machine.
 func BenchmarkSFULatency(b *testing.B) {
-	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
-		Secret: testSecret, LogLevel: zapcore.ErrorLevel})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = n.shutdown(context.Background()) }()
+	n := startTestNode(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	api, err := loopbackAPI()
