@@ -6,12 +6,12 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench loadtest deps deps-go deps-browser fmt-check vet fuzz clean
+.PHONY: run test build bench loadtest deps deps-go deps-audio deps-npm deps-browser fmt-check vet fuzz clean
 
-run: deps-go
+run: deps-go deps-audio deps-npm
 	$(GO) run ./cmd/sfu $(ARGS)
 
-build: deps-go
+build: deps-go deps-audio deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
 
 test: deps fmt-check vet
@@ -21,13 +21,13 @@ test: deps fmt-check vet
 fuzz: deps-go
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling
 
-bench: deps-go
+bench: deps-go deps-audio deps-npm
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 # The default load test: 500 users (50 rooms of 10, 2 publishers each) for 60 s against a node it starts on
 # loopback. LOADTEST_ARGS adds or overrides flags of cmd/loadtest, e.g. LOADTEST_ARGS="-users 200 -duration 30s".
 LOADTEST_ARGS ?=
-loadtest: deps-go
+loadtest: deps-go deps-audio deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
 	$(GO) build -o bin/loadtest ./cmd/loadtest
 	@bin/sfu -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 & \
@@ -38,14 +38,30 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 
-vet: deps-go
+vet: deps-go deps-audio
 	$(GO) vet ./...
 
-deps: deps-go deps-browser
+deps: deps-go deps-audio deps-npm deps-browser
 
 deps-go:
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 (https://go.dev/dl)"; exit 1; }
 	$(GO) mod download
+
+# Audio: libopus (the pipeline's encoder; opusfile is needed to build its Go binding), speexdsp (a denoiser),
+# pkg-config for cgo, and espeak-ng, which the tests use to make speech.
+AUDIO_PKGS := libopus-dev libopusfile-dev libspeexdsp-dev pkg-config espeak-ng
+deps-audio:
+	@if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus opusfile speexdsp && command -v espeak-ng >/dev/null 2>&1; }; then \
+		echo "installing $(AUDIO_PKGS)"; \
+		$(APT) update -q && $(APT) install -y -q $(AUDIO_PKGS); \
+	fi
+
+# npm packages whose files the server loads at run time (RNNoise's WebAssembly build), pinned by package-lock.json.
+deps-npm:
+	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ]; then \
+		command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q nodejs npm; }; \
+		npm ci --no-audit --no-fund; \
+	fi
 
 # Debian's Chromium drives the browser end-to-end test.
 deps-browser:

@@ -45,10 +45,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.s.latency.Describe(ch)
+	c.s.processing.Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.s.latency.Collect(ch)
+	c.s.processing.Collect(ch)
 	st := c.s.Stats()
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))

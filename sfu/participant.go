@@ -46,6 +46,9 @@ type Participant struct {
 	sources   map[string]string    // by track id, from track_source
 	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
 
+	denoise       *bool  // the participant's own choice; nil: the room's default
+	denoiseEngine string // a denoiser the participant asked for by name; "": the room's chain
+
 	negMu          sync.Mutex // serialises subscribe-side offers
 	awaitingAnswer bool
 	renegotiate    bool
@@ -276,6 +279,11 @@ func (p *Participant) SetMuted(trackID string, muted bool) error {
 	}
 	p.muteState[trackID] = muted
 	p.mu.Unlock()
+	if r != nil {
+		if pipe := r.pipe.Load(); pipe != nil {
+			pipe.SetMuted(muted)
+		}
+	}
 	if r != nil && r.muted.Swap(muted) != muted {
 		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: r.Info()})
 	}
@@ -384,6 +392,14 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 	if first && !p.room.publish(p, r) {
 		p.dropReceiving(r)
 		return
+	}
+	if first && r.kind == webrtc.RTPCodecTypeAudio {
+		p.mu.Lock()
+		denoise := p.wantsDenoise()
+		p.mu.Unlock()
+		if denoise {
+			_ = p.applyDenoise(r) // a failure is logged and told to the publisher; the track is forwarded as sent
+		}
 	}
 	err := r.forward(l, func(b []byte) (int, error) {
 		n, _, err := track.Read(b)

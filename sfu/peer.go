@@ -49,6 +49,9 @@ const (
 	// EventLayers tells a publisher which simulcast layers of one of its tracks anyone receives: it may stop
 	// encoding the others. Only the publisher gets it.
 	EventLayers
+	// EventAudioProcessing tells a publisher which processors run on one of its audio tracks (none: off), or
+	// why they could not start (Error). Only the publisher gets it.
+	EventAudioProcessing
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -63,6 +66,8 @@ type Event struct {
 	Speakers      []Speaker // EventActiveSpeakers, loudest first
 	Layers        []string  // EventLayers: the rids wanted, lowest first
 	Paused        []string  // EventLayers: the rids nobody wants
+	Processors    []string  // EventAudioProcessing
+	Error         string    // EventAudioProcessing: why the processors asked for are not running
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edge-sfu/sfu/media/audio"
 	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -68,6 +69,12 @@ type Receiver struct {
 	rates     [maxLayers][3]float64
 
 	stats receiverStats
+
+	// Audio work (audio.go): the pipeline, when one runs, takes the packets it processes and emits them; audioMu
+	// keeps its writes and the reader's apart.
+	audio   *audioStage // under mu
+	pipe    atomic.Pointer[audio.Pipeline]
+	audioMu sync.Mutex
 }
 
 // layer is one simulcast encoding of a track.
@@ -101,6 +108,7 @@ type packetInfo struct {
 	vp8     codec.VP8Descriptor
 	hasVP8  bool
 	arrival time.Time
+	slack   time.Duration // added to the SFU's budget: the time audio processing may take
 }
 
 func newReceiver(id string, kind webrtc.RTPCodecType, params webrtc.RTPCodecParameters, w rtcpWriter) *Receiver {
@@ -199,6 +207,15 @@ func (r *Receiver) forward(l int, read packetReader) error {
 			continue // not RTP: ignore, as a hostile or broken publisher must not stop the track
 		}
 		pi.arrival = time.Now()
+		if pipe := r.pipe.Load(); pipe != nil {
+			if pipe.Push(buf[:n], pi.arrival) {
+				continue // the pipeline forwards it, processed
+			}
+			r.audioMu.Lock()
+			r.writePacket(&pi, n)
+			r.audioMu.Unlock()
+			continue
+		}
 		r.writePacket(&pi, n)
 	}
 }
@@ -248,7 +265,7 @@ func (r *Receiver) writePacket(pi *packetInfo, size int) {
 	for k := 0; k < n; k++ {
 		d := downs[(start+k)%n]
 		if r.budget > 0 && k&7 == 0 && !late {
-			late = time.Since(pi.arrival) > r.budget
+			late = time.Since(pi.arrival) > r.budget+pi.slack
 		}
 		if late {
 			d.dropLate(pi)
@@ -435,6 +452,7 @@ func (r *Receiver) sendPLI(l int32) {
 // close stops pending keyframe requests. The read goroutines end when the publisher's connection closes.
 func (r *Receiver) close() {
 	r.closed.Store(true)
+	r.stopAudio()
 	for i := range r.layers {
 		ly := &r.layers[i]
 		ly.pliMu.Lock()

@@ -10,8 +10,9 @@ import (
 // participant leaves. Events to participants are queued while the room's lock is held, so each participant sees
 // them in the order they happened.
 type Room struct {
-	name string
-	sfu  *SFU
+	name     string
+	sfu      *SFU
+	settings RoomSettings // from the node's configuration, fixed for the room's life
 
 	mu           sync.Mutex
 	participants map[string]*Participant
@@ -20,7 +21,11 @@ type Room struct {
 }
 
 func newRoom(name string, s *SFU) *Room {
-	return &Room{name: name, sfu: s, participants: map[string]*Participant{}}
+	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}}
+	if s.roomSettings != nil {
+		rm.settings = s.roomSettings(name)
+	}
+	return rm
 }
 
 // published pairs a track with its publisher's id.

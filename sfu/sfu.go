@@ -29,6 +29,10 @@ type Config struct {
 	// SFUBudget is the SFU's share: a packet that would leave the SFU later than this after it arrived is dropped
 	// (default 5 ms; negative: no limit).
 	SFUBudget time.Duration
+	// Audio runs the media pipeline on published audio tracks; nil: audio is only forwarded.
+	Audio *AudioConfig
+	// Rooms gives a room's settings when it is created; nil: every room has the defaults.
+	Rooms func(room string) RoomSettings
 }
 
 // Defaults for Config.
@@ -53,7 +57,11 @@ type SFU struct {
 	stop context.CancelFunc // ends the speaker loop
 	wg   sync.WaitGroup
 
-	latency prometheus.Histogram // SFU-added latency: a packet's arrival to its last copy's send
+	latency    prometheus.Histogram // SFU-added latency: a packet's arrival to its last copy's send
+	processing prometheus.Histogram // audio processing: a packet's arrival to its processed copy's send
+
+	audio        *AudioConfig
+	roomSettings func(string) RoomSettings
 
 	tracksPublished atomic.Uint64
 	retired         receiverStats // counters of tracks that have ended
@@ -73,7 +81,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
-		budget: cfg.SFUBudget, playout: cfg.LatencyBudget}
+		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms}
 	if s.budget == 0 {
 		s.budget = DefaultSFUBudget
 	}
@@ -86,6 +94,9 @@ func New(cfg Config) (*SFU, error) {
 	s.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sfu_forward_latency_seconds",
 		Help:    "Time from a packet's arrival (decrypted) to the send of its last copy to a subscriber.",
 		Buckets: prometheus.ExponentialBucketsRange(10e-6, 0.1, 25)})
+	s.processing = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sfu_audio_processing_seconds",
+		Help:    "Time from an audio packet's arrival to the send of its processed (denoised) copy.",
+		Buckets: prometheus.ExponentialBucketsRange(50e-6, 0.1, 20)})
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	s.wg.Add(1)
@@ -223,6 +234,9 @@ type Stats struct {
 
 // LatencyHistogram is the SFU-added latency: from a packet's arrival to the send of its last copy.
 func (s *SFU) LatencyHistogram() prometheus.Histogram { return s.latency }
+
+// ProcessingHistogram is the time audio processing adds, for /metrics.
+func (s *SFU) ProcessingHistogram() prometheus.Histogram { return s.processing }
 
 // Subscribers returns every participant's figures as a subscriber.
 func (s *SFU) Subscribers() []SubscriberStats {

@@ -25,6 +25,8 @@ const (
 	CodeBadSDP        = "bad_sdp"
 	CodeOutOfOrder    = "out_of_order"
 	CodeInternal      = "internal"
+	CodeE2EE          = "e2ee"        // the room is end-to-end encrypted: the server cannot process its media
+	CodeUnavailable   = "unavailable" // this server cannot run what was asked (e.g. a denoiser it lacks)
 )
 
 // Request is a client-to-server message. Which fields are set depends on Type.
@@ -40,6 +42,8 @@ type Request struct {
 	Source    string                   `json:"source,omitempty"`
 	Width     *int                     `json:"width,omitempty"`
 	Height    *int                     `json:"height,omitempty"`
+	Enabled   *bool                    `json:"enabled,omitempty"`
+	Engine    string                   `json:"engine,omitempty"`
 }
 
 // ProtocolError is sent to the client as an error message.
@@ -104,6 +108,13 @@ func Decode(data []byte) (Request, error) {
 		if r.Track == "" || r.Source == "" {
 			return bad("track_source needs track and source")
 		}
+	case "denoise":
+		if r.Enabled == nil {
+			return bad("denoise needs enabled")
+		}
+		if len(r.Engine) > 32 {
+			return bad("engine names are at most 32 bytes")
+		}
 	case "ping", "leave":
 	case "":
 		return Request{}, protoErr(CodeUnknownType, "", "message has no type")
@@ -151,6 +162,13 @@ type layersMsg struct {
 	TrackID string   `json:"track_id"`
 	RIDs    []string `json:"rids"`
 	Paused  []string `json:"paused"`
+}
+
+type audioProcessingMsg struct {
+	Type       string   `json:"type"`
+	TrackID    string   `json:"track_id"`
+	Processors []string `json:"processors"`
+	Error      string   `json:"error,omitempty"`
 }
 
 type speakersMsg struct {
@@ -255,6 +273,12 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 			paused = []string{}
 		}
 		return layersMsg{Type: "layers", TrackID: ev.Track.ID, RIDs: rids, Paused: paused}
+	case sfu.EventAudioProcessing:
+		procs := ev.Processors
+		if procs == nil {
+			procs = []string{}
+		}
+		return audioProcessingMsg{Type: "audio_processing", TrackID: ev.Track.ID, Processors: procs, Error: ev.Error}
 	}
 	return nil
 }

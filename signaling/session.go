@@ -153,6 +153,10 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.SetTileSize(req.Track, *req.Width, *req.Height); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
+	case "denoise":
+		if err := s.p.SetDenoise(*req.Enabled, req.Engine); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
 	case "leave":
 		s.End("left")
 		return false
@@ -195,6 +199,10 @@ func sfuError(ref string, err error) *ProtocolError {
 		code = CodeForbidden
 	case errors.Is(err, sfu.ErrBadRequest):
 		code = CodeBadRequest
+	case errors.Is(err, sfu.ErrE2EE):
+		code = CodeE2EE
+	case errors.Is(err, sfu.ErrUnavailable):
+		code = CodeUnavailable
 	}
 	return protoErr(code, ref, "%v", err)
 }

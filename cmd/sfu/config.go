@@ -24,6 +24,11 @@ type config struct {
 	LatencyBudget time.Duration
 	SFUBudget     time.Duration
 	PprofAddr     string
+
+	AudioProcessors    []string // the denoise chain
+	audioProcessorsSet bool     // given by the operator, not the default
+	RNNoiseDir         string
+	RoomConfig         string
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -33,7 +38,7 @@ func envName(flagName string) string {
 
 func parseConfig(args []string) (config, error) {
 	var c config
-	var publicIPs, iceIPs, iceServers, level string
+	var publicIPs, iceIPs, iceServers, level, processors string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
@@ -46,6 +51,9 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
+	fs.StringVar(&processors, "audio-processors", "rnnoise", "comma-separated processors that denoise runs on a microphone track, in order: rnnoise, speex")
+	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "node_modules/@echogarden/rnnoise-wasm", "folder of the npm package @echogarden/rnnoise-wasm (make deps installs it)")
+	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false}}}`)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
@@ -71,6 +79,8 @@ func parseConfig(args []string) (config, error) {
 		return c, envErr
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
+	c.AudioProcessors = splitList(processors)
+	c.audioProcessorsSet = set["audio-processors"] || os.Getenv(envName("audio-processors")) != ""
 	if err := c.LogLevel.Set(level); err != nil {
 		return c, fmt.Errorf("log level: %w", err)
 	}

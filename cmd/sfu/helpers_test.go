@@ -24,10 +24,14 @@ import (
 const testSecret = "test-secret-0123456789"
 
 // startTestNode runs a node on loopback with a free HTTP port and a free media port.
-func startTestNode(t testing.TB) *node {
+func startTestNode(t testing.TB, options ...func(*config)) *node {
 	t.Helper()
-	n, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
-		Secret: testSecret, LogLevel: zapcore.WarnLevel})
+	cfg := config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
+		Secret: testSecret, LogLevel: zapcore.WarnLevel}
+	for _, o := range options {
+		o(&cfg)
+	}
+	n, err := startNode(cfg)
 	if err != nil {
 		t.Fatalf("start node: %v", err)
 	}

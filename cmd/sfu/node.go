@@ -22,7 +22,8 @@ import (
 // node is a running server: the SFU, its HTTP surface and the listener.
 type node struct {
 	log      *zap.Logger
-	pprof    *http.Server // nil unless -pprof
+	pprof    *http.Server                // nil unless -pprof
+	release  func(context.Context) error // frees the audio workers' engines
 	sfu      *sfu.SFU
 	sig      *signaling.Server
 	http     *http.Server
@@ -57,9 +58,22 @@ func startNode(cfg config) (*node, error) {
 	if len(cfg.ICEServers) > 0 {
 		ice = []webrtc.ICEServer{{URLs: cfg.ICEServers}}
 	}
-	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"),
-		LatencyBudget: cfg.LatencyBudget, SFUBudget: cfg.SFUBudget})
+	rooms, err := loadRoomConfig(cfg.RoomConfig)
 	if err != nil {
+		return nil, err
+	}
+	audioCfg, releaseAudio, err := audioWorkers(context.Background(), cfg, log.Named("audio"))
+	if err != nil {
+		return nil, err
+	}
+	if err := rooms.check(audioCfg.Registry); err != nil {
+		_ = releaseAudio(context.Background())
+		return nil, err
+	}
+	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"),
+		LatencyBudget: cfg.LatencyBudget, SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings})
+	if err != nil {
+		_ = releaseAudio(context.Background())
 		return nil, err
 	}
 
@@ -71,9 +85,10 @@ func startNode(cfg config) (*node, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		_ = s.Close()
+		_ = releaseAudio(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1),
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: releaseAudio,
 		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -108,8 +123,9 @@ func (n *node) shutdown(ctx context.Context) error {
 	errHTTP := n.http.Shutdown(ctx)
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()
+	errAudio := n.release(ctx)
 	for range n.serveErr { // wait for the serving goroutine
 	}
 	_ = n.log.Sync()
-	return errors.Join(errHTTP, errSig, errSFU)
+	return errors.Join(errHTTP, errSig, errSFU, errAudio)
 }

@@ -42,6 +42,8 @@ type Message struct {
 	TrackID       string                   `json:"track_id,omitempty"`
 	RIDs          []string                 `json:"rids,omitempty"`
 	Paused        []string                 `json:"paused,omitempty"`
+	Processors    []string                 `json:"processors,omitempty"`
+	Error         string                   `json:"error,omitempty"`
 }
 
 // Speaker is one entry of active_speakers.

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/media/audio"
+	"github.com/edge-sfu/sfu/media/denoise"
+	"github.com/edge-sfu/sfu/media/opus"
+	"github.com/edge-sfu/sfu/sfu"
+)
+
+// roomConfig is the -room-config file: settings for every room, and for rooms by name.
+type roomConfig struct {
+	Default sfu.RoomSettings            `json:"default"`
+	Rooms   map[string]sfu.RoomSettings `json:"rooms"`
+}
+
+// settings returns a room's settings.
+func (rc *roomConfig) settings(room string) sfu.RoomSettings {
+	if s, ok := rc.Rooms[room]; ok {
+		return s
+	}
+	return rc.Default
+}
+
+// loadRoomConfig reads the room settings file; no file gives the defaults.
+func loadRoomConfig(path string) (*roomConfig, error) {
+	rc := &roomConfig{}
+	if path == "" {
+		return rc, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("room config: %w", err)
+	}
+	if err := json.Unmarshal(b, rc); err != nil {
+		return nil, fmt.Errorf("room config %s: %w", path, err)
+	}
+	return rc, nil
+}
+
+// check refuses settings that cannot run: processing in an encrypted room, processors this node lacks.
+func (rc *roomConfig) check(reg *audio.Registry) error {
+	all := map[string]sfu.RoomSettings{"(default)": rc.Default}
+	for name, s := range rc.Rooms {
+		all[name] = s
+	}
+	for name, s := range all {
+		if s.E2EE && s.Denoise {
+			return fmt.Errorf("room config: room %s is end-to-end encrypted, so its audio cannot be denoised", name)
+		}
+		if len(s.Processors) > 0 {
+			if err := reg.Check(s.Processors); err != nil {
+				return fmt.Errorf("room config: room %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// audioWorkers sets up the media pipeline: the processor registry with the denoisers and the Opus codecs. A
+// chain that cannot run here is an error when the operator asked for it, and a warning when it is the default.
+func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioConfig, func(context.Context) error, error) {
+	reg := audio.NewRegistry()
+	release := denoise.Register(ctx, reg, denoise.Options{RNNoiseDir: cfg.RNNoiseDir})
+	ac := &sfu.AudioConfig{
+		Registry:   reg,
+		NewDecoder: func() (audio.Decoder, error) { return opus.NewDecoder() },
+		Denoise:    cfg.AudioProcessors,
+	}
+	if opus.EncoderAvailable {
+		ac.NewEncoder = opus.NewEncoder
+	} else {
+		log.Warn("built without cgo: no Opus encoder, so audio processing (denoise) is off; audio taps still work")
+	}
+	if err := reg.Check(cfg.AudioProcessors); err != nil {
+		if cfg.audioProcessorsSet {
+			_ = release(ctx)
+			return nil, nil, err
+		}
+		if !errors.Is(err, audio.ErrUnavailable) {
+			_ = release(ctx)
+			return nil, nil, err
+		}
+		log.Warn("the default denoise chain cannot run here; denoise requests will be refused", zap.Error(err))
+	}
+	for _, name := range reg.Names() {
+		log.Info("audio processor", zap.String("name", name), zap.String("about", reg.About(name)))
+	}
+	return ac, release, nil
+}
