@@ -16,6 +16,8 @@ build: deps-go deps-audio deps-npm
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
+	@echo "a build without cgo: it runs, and refuses what needs cgo with a clear error"
+	CGO_ENABLED=0 $(GO) test -count=1 -run 'WithoutCgo' ./cmd/sfu ./media/...
 	$(MAKE) fuzz
 
 fuzz: deps-go

@@ -42,8 +42,16 @@ var (
 	// ErrE2EE refuses processing in a room whose media is end-to-end encrypted.
 	ErrE2EE = errors.New("the room is end-to-end encrypted: the server cannot process its audio")
 	// ErrUnavailable refuses what this node cannot run (no audio pipeline, no encoder, a processor not loaded).
-	ErrUnavailable = errors.New("unavailable on this server")
+	ErrUnavailable = audio.ErrUnavailable
 )
+
+// unavailable marks err as something this node cannot run, once.
+func unavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return unavailable(err)
+}
 
 // processingSlack is how much longer than the SFU's budget a processed packet may take: one 20 ms frame.
 const processingSlack = 20 * time.Millisecond
@@ -72,7 +80,7 @@ func (r *Receiver) pipeline(cfg *AudioConfig, log *zap.Logger, latency prometheu
 	}
 	dec, err := cfg.NewDecoder()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrUnavailable)
+		return nil, unavailable(err)
 	}
 	var newEnc func() (audio.Encoder, error)
 	if cfg.NewEncoder != nil {
@@ -129,10 +137,10 @@ func (r *Receiver) setProcessors(cfg *AudioConfig, names []string, log *zap.Logg
 	}
 	chain, err := cfg.Registry.Chain(names)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, ErrUnavailable)
+		return unavailable(err)
 	}
 	if err := st.pipe.SetChain(chain); err != nil {
-		return fmt.Errorf("%w: %w", err, ErrUnavailable)
+		return unavailable(err)
 	}
 	r.mu.Lock()
 	st.chain = slices.Clone(names)
@@ -203,6 +211,19 @@ func (p *Participant) SetDenoise(on bool, engine string) error {
 			return fmt.Errorf("this node has no audio pipeline: %w", ErrUnavailable)
 		case engine != "" && !slices.Contains(s.audio.Registry.Names(), engine):
 			return fmt.Errorf("unknown denoiser %.32q (known: %v): %w", engine, s.audio.Registry.Names(), ErrBadRequest)
+		}
+		chain := []string{engine}
+		if engine == "" {
+			p.mu.Lock()
+			p.denoiseEngine = ""
+			chain = p.denoiseChain()
+			p.mu.Unlock()
+		}
+		if err := s.audio.Registry.Check(chain); err != nil { // say now, not at the next publish
+			return unavailable(err)
+		}
+		if s.audio.NewEncoder == nil {
+			return fmt.Errorf("denoise needs the Opus encoder (libopus), and this server was built without cgo: %w", ErrUnavailable)
 		}
 	}
 	p.mu.Lock()

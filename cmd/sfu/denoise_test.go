@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +244,140 @@ func TestDenoiseEndToEnd(t *testing.T) {
 		t.Fatalf("sfu_audio_processing_seconds_count = %v", count)
 	}
 	t.Logf("audio processing: %.0f packets, mean %.2f ms from arrival to send", count, 1000*sum/count)
+}
+
+// publishTone publishes a microphone track of Opus packets (a 440 Hz tone) until the media run stops.
+func publishTone(t *testing.T, ctx context.Context, m *mediaRun, tc *testClient) {
+	t.Helper()
+	var frames [][]byte
+	if opus.EncoderAvailable {
+		pcm := make([]int16, 48000)
+		for i := range pcm {
+			pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/48000))
+		}
+		frames = encodeLoop(t, pcm)
+	} else {
+		frames = [][]byte{{0xfc, 0xff, 0xfe}} // a build without cgo has no encoder; any Opus-shaped bytes do
+	}
+	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+tc.ID(), tc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tc.Publish(pctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint32(0); ; i++ {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: frames[int(i)%len(frames)]}) != nil {
+				return
+			}
+		}
+	}()
+}
+
+// waitMessage waits for the first message of one of the types.
+func waitMessage(t *testing.T, ctx context.Context, tc *testClient, types ...string) client.Message {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	msg, err := client.WaitFor(wctx, tc.events, func(m client.Message) bool { return slices.Contains(types, m.Type) })
+	if err != nil {
+		t.Fatalf("waiting for %v: %v", types, err)
+	}
+	return msg
+}
+
+// TestDenoiseSettings: a room configured to denoise does so without being asked and a participant can turn it
+// off; an end-to-end encrypted room refuses denoise; an unknown engine is a bad request; a configuration that
+// asks to denoise an encrypted room does not start.
+func TestDenoiseSettings(t *testing.T) {
+	if !opus.EncoderAvailable {
+		t.Skip("this build has no cgo: no Opus encoder")
+	}
+	rc := filepath.Join(t.TempDir(), "rooms.json")
+	if err := os.WriteFile(rc, []byte(`{"rooms": {"quiet": {"denoise": true, "processors": ["speex"]}, "secret": {"e2ee": true}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startTestNode(t, rnnoiseOption(t), func(c *config) { c.RoomConfig = rc })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+
+	a := joinClient(t, ctx, n, "quiet", "alice")
+	publishTone(t, ctx, m, a)
+	if msg := waitMessage(t, ctx, a, "audio_processing", "error"); msg.Type != "audio_processing" || !slices.Equal(msg.Processors, []string{"speex"}) {
+		t.Fatalf("in a room that denoises with speex: %+v", msg)
+	}
+	if err := a.Send(map[string]any{"type": "denoise", "enabled": false}); err != nil {
+		t.Fatal(err)
+	}
+	if msg := waitMessage(t, ctx, a, "audio_processing", "error"); msg.Type != "audio_processing" || len(msg.Processors) != 0 {
+		t.Fatalf("after turning denoise off: %+v", msg)
+	}
+
+	b := joinClient(t, ctx, n, "secret", "bob")
+	if err := b.Send(map[string]any{"type": "denoise", "enabled": true}); err != nil {
+		t.Fatal(err)
+	}
+	if msg := waitMessage(t, ctx, b, "error"); msg.Code != "e2ee" || msg.Ref != "denoise" {
+		t.Fatalf("denoise in an encrypted room: %+v", msg)
+	} else {
+		t.Log(msg.Message)
+	}
+
+	if err := a.Send(map[string]any{"type": "denoise", "enabled": true, "engine": "magic"}); err != nil {
+		t.Fatal(err)
+	}
+	if msg := waitMessage(t, ctx, a, "error"); msg.Code != "bad_request" {
+		t.Fatalf("unknown engine: %+v", msg)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"rooms": {"x": {"e2ee": true, "denoise": true}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", Secret: testSecret, RoomConfig: bad}
+	if nd, err := startNode(cfg); err == nil {
+		_ = nd.shutdown(ctx)
+		t.Fatal("a node started with denoise on in an encrypted room")
+	} else {
+		t.Log(err)
+	}
+}
+
+// TestDenoiseWithoutCgo: a server built without cgo runs and forwards audio, and asking it to denoise, or for
+// speex, gets a clear "unavailable" error. make test runs it with CGO_ENABLED=0.
+func TestDenoiseWithoutCgo(t *testing.T) {
+	if opus.EncoderAvailable {
+		t.Skip("this build has cgo; make test runs this test again with CGO_ENABLED=0")
+	}
+	n := startTestNode(t, rnnoiseOption(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	a := joinClient(t, ctx, n, "nocgo", "alice")
+	b := joinClient(t, ctx, n, "nocgo", "bob")
+	publishTone(t, ctx, m, a)
+	eventually(t, 10*time.Second, "bob hears alice", func() bool { return b.stats(a.ID(), "audio").packets.Load() >= 20 })
+	for _, engine := range []string{"", denoise.NameSpeex} {
+		if err := a.Send(map[string]any{"type": "denoise", "enabled": true, "engine": engine}); err != nil {
+			t.Fatal(err)
+		}
+		msg := waitMessage(t, ctx, a, "error")
+		if msg.Code != "unavailable" || !strings.Contains(msg.Message, "cgo") {
+			t.Fatalf("denoise (engine %q) without cgo: %+v", engine, msg)
+		}
+		t.Log(msg.Message)
+	}
 }
