@@ -280,8 +280,8 @@ func (p *Pipeline) handle(it *item) {
 		return
 	}
 	p.started, p.lastSeq = true, pkt.SequenceNumber
-	n, err := p.cfg.Decoder.Decode(pkt.Payload, p.pcm[:])
-	if err != nil || n <= 0 {
+	n, err := p.decode(pkt.Payload)
+	if err != nil || n <= 0 || n > len(p.pcm) {
 		p.errors.Add(1)
 		p.pass(it)
 		return
@@ -308,6 +308,18 @@ func (p *Pipeline) handle(it *item) {
 	if it.emit {
 		p.cfg.Emit(pkt, it.arrival)
 	}
+}
+
+// decode decodes one payload. The publisher controls those bytes: a decoder that panics on them costs that
+// packet its processing, not the server.
+func (p *Pipeline) decode(payload []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("opus decoder panicked on a %d-byte packet: %v", len(payload), v)
+			p.cfg.Log.Warn("audio decode", zap.Error(err))
+		}
+	}()
+	return p.cfg.Decoder.Decode(payload, p.pcm[:])
 }
 
 // pass emits a packet unchanged, if it is the pipeline's to emit.

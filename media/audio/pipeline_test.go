@@ -359,3 +359,37 @@ func TestRegistry(t *testing.T) {
 		t.Fatal("Chain did not close the processor it made before failing")
 	}
 }
+
+// panicking is a decoder that panics, as a decoder bug on hostile input would.
+type panicking struct{}
+
+func (panicking) Decode([]byte, []int16) (int, error) { panic("index out of range") }
+
+// TestDecoderPanicCostsOnlyThePacket: a decoder that panics on a publisher's bytes leaves the packet unprocessed
+// and the pipeline running.
+func TestDecoderPanicCostsOnlyThePacket(t *testing.T) {
+	emitted := make(chan rtp.Packet, 4)
+	p := audio.NewPipeline(audio.PipelineConfig{Decoder: panicking{}, NewEncoder: func() (audio.Encoder, error) { return nil, nil },
+		Emit: func(pkt *rtp.Packet, _ time.Time) { emitted <- *pkt.Clone() }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := p.SetChain([]audio.Processor{&silencer{}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		p.Push(rtpBytes(t, uint16(i), []byte{0xfc, 1, 2, 3}), time.Now())
+		select {
+		case got := <-emitted:
+			if !bytes.Equal(got.Payload, []byte{0xfc, 1, 2, 3}) {
+				t.Fatalf("packet %d changed", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("packet %d: nothing emitted after the decoder panicked", i)
+		}
+	}
+	if st := p.Stats(); st.Errors != 2 {
+		t.Fatalf("stats %+v, want 2 errors", st)
+	}
+}
