@@ -33,6 +33,7 @@ const VIDEO_SIZES = {
 
 // ---------------------------------------------------------------------------------------------------------
 // Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
+//   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
 // ---------------------------------------------------------------------------------------------------------
 
 function readConfig() {
@@ -62,7 +63,18 @@ function readConfig() {
     simulcast: params.get('simulcast') !== '0',
     publish: params.get('publish') !== '0',
     codec: (params.get('codec') || 'vp8').toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8',
+    denoise: parseDenoiseParam(params.get('denoise')),
   };
+}
+
+// parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine
+// name the server does not know is refused by the server (bad_request), which the page then shows.
+function parseDenoiseParam(value) {
+  if (value === null) return null;
+  const v = value.trim().toLowerCase();
+  if (['0', 'off', 'false', 'no'].includes(v)) return { enabled: false, engine: '' };
+  if (['', '1', 'on', 'true', 'yes'].includes(v)) return { enabled: true, engine: '' };
+  return { enabled: true, engine: v.slice(0, 32) };
 }
 
 const config = readConfig();
@@ -98,6 +110,13 @@ const app = {
   statsPrev: new Map(), // stats report key -> counters at the previous refresh
   warnedTrackSource: false,
   errorToasts: [],
+  denoise: {
+    choice: null, // {enabled, engine}: what the user asked for (URL, last choice, button); null: the room's default
+    tracks: new Map(), // our published track id -> processors the server says run on it (this session)
+    pending: false, // a denoise request went out and no answer came yet
+    error: '', // why the server refused the last request, '' if it did not
+    refused: '', // 'e2ee' or 'unavailable': the server cannot denoise here at all; the button is then off
+  },
 };
 
 // Test hook used by the automated browser tests; keep the shape stable.
@@ -109,6 +128,10 @@ window.sfu = {
   speakers: [], // the last active_speakers list: [{participant_id, level}], loudest first
   shareScreen, // () => Promise<boolean>: true once sharing (false: refused or failed, with a banner)
   stopScreen, // () => Promise<boolean>: true if a share was stopped
+  // Server-side noise suppression as the server last confirmed it: enabled when processors is non-empty;
+  // error says why the last request was refused ('' if it was not). See setDenoiseState.
+  denoise: { enabled: false, processors: [], error: '', pending: false, requested: null, engine: '' },
+  setDenoise, // (enabled, engine?) => boolean: asks for noise suppression; true if sent now, false if at join
 };
 
 const $ = (id) => document.getElementById(id);
@@ -199,6 +222,7 @@ const ICON_PATHS = {
   cam: 'M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11l-4 4z',
   screen: 'M4 4h16a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1h-6v2h3v2H7v-2h3v-2H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9h14V6H5z',
   stats: 'M4 20V11h3v9H4zm6.5 0V4h3v16h-3zM17 20v-6h3v6h-3z',
+  denoise: 'M2 10.5h2v3H2zm4-4h2v11H6zm4-4h2v19h-2zm4 6h2v7h-2zm4-2h2v11h-2z',
 };
 
 // icon builds a small SVG icon with a slash that CSS shows when the device is off.
@@ -428,6 +452,7 @@ function renderLocal() {
 
   $('btn-stats').setAttribute('aria-pressed', String(app.statsOn));
   $('btn-leave').disabled = app.stopped;
+  renderDenoise();
 }
 
 // toggleLocal mutes or unmutes our track of the given kind and tells the others.
@@ -527,6 +552,186 @@ async function stopScreen() {
 function toggleScreen() {
   if (app.screenTrack) stopScreen();
   else shareScreen();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Noise suppression (server side)
+// ---------------------------------------------------------------------------------------------------------
+
+// The server denoises our microphone when asked with a denoise message; it answers with an audio_processing
+// message per microphone track (which processors run on it), or with an error whose ref is "denoise". The
+// user's last choice is kept in localStorage and sent again after each joined, so a reload or a reconnect keeps
+// it. ?denoise= in the address wins over the stored choice.
+
+const DENOISE_STORAGE_KEY = 'sfu.denoise';
+
+function loadDenoiseChoice() {
+  try {
+    const v = JSON.parse(localStorage.getItem(DENOISE_STORAGE_KEY) || 'null');
+    if (v && typeof v.enabled === 'boolean') {
+      return { enabled: v.enabled, engine: typeof v.engine === 'string' ? v.engine.slice(0, 32) : '' };
+    }
+  } catch (err) {
+    // storage disabled or garbage in it: no stored choice
+  }
+  return null;
+}
+
+function saveDenoiseChoice(choice) {
+  try {
+    localStorage.setItem(DENOISE_STORAGE_KEY, JSON.stringify(choice));
+  } catch (err) {
+    // storage may be disabled: the choice then lasts as long as the page
+  }
+}
+
+// setDenoise is the user's choice (the button, or the test hook): remember it and tell the server. engine
+// picks a denoiser by name ('rnnoise', 'speex'); undefined keeps the last one chosen, '' the room's default.
+// Returns true if the request went out now, false if it waits for the next joined.
+function setDenoise(enabled, engine) {
+  const last = app.denoise.choice;
+  const choice = {
+    enabled: !!enabled,
+    engine: typeof engine === 'string' ? engine.trim().toLowerCase().slice(0, 32) : (last && last.engine) || '',
+  };
+  app.denoise.choice = choice;
+  saveDenoiseChoice(choice);
+  // An address with ?denoise= would override the choice at the next reload: make it say the same.
+  const params = new URLSearchParams(location.search);
+  if (params.has('denoise')) {
+    params.set('denoise', choice.enabled ? choice.engine || '1' : '0');
+    history.replaceState(null, '', `${location.pathname}?${params}${location.hash}`);
+    if (!app.stopped) $('rejoin').href = location.href;
+  }
+  hideBanner('denoise');
+  app.denoise.refused = '';
+  const sent = sendDenoise(app.session);
+  setDenoiseState();
+  return sent;
+}
+
+// sendDenoise sends the current choice on a joined session.
+function sendDenoise(session) {
+  const choice = app.denoise.choice;
+  if (!choice || !session || session.ended || !session.joined) return false;
+  const msg = { type: 'denoise', enabled: choice.enabled };
+  if (choice.enabled && choice.engine) msg.engine = choice.engine;
+  session.send(msg);
+  app.denoise.error = '';
+  // The server answers per microphone track it has: none yet (the track is published later) means no answer
+  // until then, and none at all for "off".
+  app.denoise.pending = app.denoise.tracks.size > 0 || (choice.enabled && !!localTrack('audio') && app.canPublish);
+  return true;
+}
+
+// confirmedProcessors: the processors that run on our microphone tracks, as the server last said.
+function confirmedProcessors() {
+  const out = [];
+  for (const procs of app.denoise.tracks.values()) {
+    for (const name of procs) {
+      if (!out.includes(name)) out.push(name);
+    }
+  }
+  return out;
+}
+
+// onAudioProcessing: the server says which processors now run on one of our tracks.
+function onAudioProcessing(msg) {
+  if (typeof msg.track_id !== 'string' || !msg.track_id) return;
+  const procs = (Array.isArray(msg.processors) ? msg.processors : []).filter((x) => typeof x === 'string');
+  app.denoise.tracks.set(msg.track_id, procs);
+  app.denoise.pending = false;
+  const choice = app.denoise.choice;
+  if (msg.error) {
+    app.denoise.error = String(msg.error);
+    console.error('sfu: noise suppression refused:', msg.error);
+    showBanner('denoise', `Noise suppression is not running: ${msg.error}`, { kind: 'warn' });
+  } else if (procs.length > 0 || !choice || !choice.enabled) {
+    // What was asked for runs (or the room's default does): any earlier complaint is over.
+    app.denoise.error = '';
+    app.denoise.refused = '';
+    hideBanner('denoise');
+  }
+  setDenoiseState();
+}
+
+// onDenoiseError: the server refused a denoise request (error message with ref "denoise").
+function onDenoiseError(msg) {
+  const code = msg.code || 'error';
+  const text = msg.message || '';
+  console.error(`sfu: denoise refused (${code}): ${text}`);
+  app.denoise.pending = false;
+  app.denoise.error = text ? `${code}: ${text}` : code;
+  let notice;
+  switch (code) {
+    case 'e2ee':
+      notice = 'Noise suppression is not available: this room is end-to-end encrypted, so the server cannot ' +
+        'process its audio.';
+      app.denoise.refused = code;
+      break;
+    case 'unavailable':
+      notice = `Noise suppression is not available on this server (${text || code}).`;
+      app.denoise.refused = code;
+      break;
+    case 'bad_request':
+      notice = `Noise suppression was refused: ${text || code}.`;
+      // Most likely an engine the server does not know: the next click asks for the room's default instead.
+      if (app.denoise.choice && app.denoise.choice.engine) {
+        app.denoise.choice = { enabled: app.denoise.choice.enabled, engine: '' };
+        saveDenoiseChoice(app.denoise.choice);
+      }
+      break;
+    default:
+      notice = `Noise suppression failed (${code}${text ? ': ' + text : ''}).`;
+  }
+  showBanner('denoise', notice, { kind: 'warn' });
+  setDenoiseState();
+}
+
+// setDenoiseState publishes the state to the test hook and the button.
+function setDenoiseState() {
+  const processors = confirmedProcessors();
+  const choice = app.denoise.choice;
+  window.sfu.denoise = {
+    enabled: processors.length > 0,
+    processors,
+    error: app.denoise.error,
+    pending: app.denoise.pending,
+    requested: choice ? choice.enabled : null,
+    engine: choice ? choice.engine : '',
+  };
+  renderDenoise();
+}
+
+function renderDenoise() {
+  const btn = $('btn-denoise');
+  if (!btn) return;
+  const state = window.sfu.denoise;
+  const refused = app.denoise.refused;
+  btn.disabled = app.stopped || !app.canPublish || localTrackState('audio') === 'none' || !!refused;
+  btn.setAttribute('aria-pressed', String(state.enabled));
+  btn.dataset.pending = String(state.pending);
+  btn.dataset.error = String(!!state.error);
+  let title;
+  if (refused === 'e2ee') {
+    title = 'Noise suppression is not available: the room is end-to-end encrypted';
+  } else if (refused) {
+    title = 'Noise suppression is not available on this server';
+  } else if (state.pending) {
+    title = 'Noise suppression: waiting for the server…';
+  } else if (state.enabled) {
+    title = `Noise suppression is on (${state.processors.join(', ')}): click to turn it off`;
+  } else {
+    title = 'Noise suppression is off: click to have the server filter background noise from your microphone';
+  }
+  btn.title = title;
+}
+
+// toggleDenoise: the button asks for the opposite of what it shows (of what was asked, while waiting).
+function toggleDenoise() {
+  const state = window.sfu.denoise;
+  const on = state.pending && state.requested !== null ? state.requested : state.enabled;
+  setDenoise(!on);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1038,6 +1243,7 @@ class Session {
       case 'track_muted': return this.onTrackMuted(msg);
       case 'active_speakers': return setSpeakers(msg.speakers);
       case 'layers': return this.onLayers(msg);
+      case 'audio_processing': return onAudioProcessing(msg);
       default: return undefined; // unknown types are ignored
     }
   }
@@ -1085,6 +1291,12 @@ class Session {
 
     this.ensureSubscribePC();
     app.canPublish = you.publish !== false;
+    // A new session: the server tells again what runs on the tracks we are about to publish. Our choice goes
+    // before the tracks do, so that they start with it.
+    app.denoise.tracks = new Map();
+    app.denoise.pending = false;
+    if (app.canPublish) sendDenoise(this);
+    setDenoiseState();
     renderLocal();
     if (!app.canPublish) {
       showBanner('media', 'Your token does not allow publishing: you joined as a viewer.', { kind: 'info' });
@@ -1148,6 +1360,8 @@ class Session {
       app.warnedTrackSource = true;
       return;
     }
+    // A refused denoise request gets its own notice (and the button its state) rather than a generic toast.
+    if (msg.ref === 'denoise') return onDenoiseError(msg);
     console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);
     showErrorToast(`${code}: ${text}`);
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
@@ -1503,6 +1717,9 @@ function scheduleReconnect(notice) {
   if (app.stopped || app.reconnectTimer) return;
   clearRemoteParticipants();
   window.sfu.participantId = null;
+  app.denoise.tracks = new Map(); // nothing runs for us until the next session says so
+  app.denoise.pending = false;
+  setDenoiseState();
   setState('reconnecting');
 
   const delay = app.backoffMs;
@@ -1800,6 +2017,7 @@ function setupPage() {
   $('btn-cam').addEventListener('click', () => toggleLocal('video'));
   $('btn-screen').addEventListener('click', toggleScreen);
   $('btn-stats').addEventListener('click', toggleStats);
+  $('btn-denoise').addEventListener('click', toggleDenoise);
   $('btn-leave').addEventListener('click', leave);
   $('rejoin').href = location.href;
   // Closing the tab: say goodbye so the others see us leave at once.
@@ -1825,6 +2043,8 @@ async function showLocalMedia() {
 }
 
 function main() {
+  app.denoise.choice = config.denoise || loadDenoiseChoice();
+  setDenoiseState();
   setupPage();
   setState('connecting');
   if (!config.room) {
