@@ -35,6 +35,8 @@ type RoomSettings struct {
 	Processors []string `json:"processors,omitempty"`
 	// E2EE says the room's media is end-to-end encrypted: the server cannot decode it, so nothing is processed.
 	E2EE bool `json:"e2ee"`
+	// Language is what the room's participants speak, for captions, unless they say otherwise ("en", "yue", ...).
+	Language string `json:"language,omitempty"`
 }
 
 // Errors of audio processing requests.

@@ -46,8 +46,10 @@ type Participant struct {
 	sources   map[string]string    // by track id, from track_source
 	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
 
-	denoise       *bool  // the participant's own choice; nil: the room's default
-	denoiseEngine string // a denoiser the participant asked for by name; "": the room's chain
+	denoise       *bool    // the participant's own choice; nil: the room's default
+	denoiseEngine string   // a denoiser the participant asked for by name; "": the room's chain
+	captionLangs  []string // the languages the participant reads captions in; none: no captions
+	spoken        string   // the language the participant speaks; "": the room's
 
 	negMu          sync.Mutex // serialises subscribe-side offers
 	awaitingAnswer bool
@@ -400,6 +402,7 @@ func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver)
 		if denoise {
 			_ = p.applyDenoise(r) // a failure is logged and told to the publisher; the track is forwarded as sent
 		}
+		p.room.syncCaptions()
 	}
 	err := r.forward(l, func(b []byte) (int, error) {
 		n, _, err := track.Read(b)

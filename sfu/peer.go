@@ -3,6 +3,8 @@ package sfu
 import (
 	"errors"
 
+	"github.com/edge-sfu/sfu/captions"
+
 	"github.com/pion/webrtc/v4"
 )
 
@@ -52,6 +54,11 @@ const (
 	// EventAudioProcessing tells a publisher which processors run on one of its audio tracks (none: off), or
 	// why they could not start (Error). Only the publisher gets it.
 	EventAudioProcessing
+	// EventCaption is a caption of someone's speech, sent to the participants who read captions, with the
+	// translations each asked for.
+	EventCaption
+	// EventCaptionStatus says the captions engine stopped working (Error is why) or works again (Error "").
+	EventCaptionStatus
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -68,6 +75,7 @@ type Event struct {
 	Paused        []string  // EventLayers: the rids nobody wants
 	Processors    []string  // EventAudioProcessing
 	Error         string    // EventAudioProcessing: why the processors asked for are not running
+	Caption       *captions.Caption
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

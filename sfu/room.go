@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -13,6 +14,7 @@ type Room struct {
 	name     string
 	sfu      *SFU
 	settings RoomSettings // from the node's configuration, fixed for the room's life
+	caps     roomCaptions
 
 	mu           sync.Mutex
 	participants map[string]*Participant
@@ -22,6 +24,7 @@ type Room struct {
 
 func newRoom(name string, s *SFU) *Room {
 	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}}
+	rm.caps.origin = time.Now()
 	if s.roomSettings != nil {
 		rm.settings = s.roomSettings(name)
 	}
@@ -88,6 +91,7 @@ func (rm *Room) leave(p *Participant) {
 	for _, r := range tracks {
 		rm.endTrack(r)
 	}
+	rm.syncCaptions() // p may have been the last to read them
 	if empty {
 		rm.sfu.removeRoom(rm)
 	}

@@ -33,6 +33,10 @@ type Config struct {
 	Audio *AudioConfig
 	// Rooms gives a room's settings when it is created; nil: every room has the defaults.
 	Rooms func(room string) RoomSettings
+	// Captions transcribes microphone tracks while anyone in their room reads captions; nil: no captions.
+	Captions CaptionService
+	// CaptionLang is the language participants speak unless they or their room say otherwise (default "en").
+	CaptionLang string
 }
 
 // Defaults for Config.
@@ -61,6 +65,8 @@ type SFU struct {
 	processing prometheus.Histogram // audio processing: a packet's arrival to its processed copy's send
 
 	audio        *AudioConfig
+	captions     CaptionService
+	captionLang  string
 	roomSettings func(string) RoomSettings
 
 	tracksPublished atomic.Uint64
@@ -81,7 +87,8 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
-		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms}
+		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms,
+		captions: cfg.Captions, captionLang: cfg.CaptionLang}
 	if s.budget == 0 {
 		s.budget = DefaultSFUBudget
 	}

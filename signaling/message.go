@@ -44,6 +44,8 @@ type Request struct {
 	Height    *int                     `json:"height,omitempty"`
 	Enabled   *bool                    `json:"enabled,omitempty"`
 	Engine    string                   `json:"engine,omitempty"`
+	Languages []string                 `json:"languages,omitempty"`
+	Spoken    string                   `json:"spoken,omitempty"`
 }
 
 // ProtocolError is sent to the client as an error message.
@@ -115,6 +117,10 @@ func Decode(data []byte) (Request, error) {
 		if len(r.Engine) > 32 {
 			return bad("engine names are at most 32 bytes")
 		}
+	case "captions":
+		if r.Languages == nil {
+			return bad("captions needs languages ([] turns them off)")
+		}
 	case "ping", "leave":
 	case "":
 		return Request{}, protoErr(CodeUnknownType, "", "message has no type")
@@ -169,6 +175,24 @@ type audioProcessingMsg struct {
 	TrackID    string   `json:"track_id"`
 	Processors []string `json:"processors"`
 	Error      string   `json:"error,omitempty"`
+}
+
+type captionMsg struct {
+	Type         string            `json:"type"`
+	Participant  string            `json:"participant"`
+	Track        string            `json:"track"`
+	Lang         string            `json:"lang"`
+	Text         string            `json:"text"`
+	Final        bool              `json:"final"`
+	Start        float64           `json:"start"` // seconds since the room's transcript began
+	End          float64           `json:"end"`
+	Translations map[string]string `json:"translations"`
+}
+
+type captionsStatusMsg struct {
+	Type      string `json:"type"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
 }
 
 type speakersMsg struct {
@@ -279,6 +303,19 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 			procs = []string{}
 		}
 		return audioProcessingMsg{Type: "audio_processing", TrackID: ev.Track.ID, Processors: procs, Error: ev.Error}
+	case sfu.EventCaption:
+		c := ev.Caption
+		if c == nil {
+			return nil
+		}
+		tr := c.Translations
+		if tr == nil {
+			tr = map[string]string{}
+		}
+		return captionMsg{Type: "caption", Participant: c.ParticipantID, Track: c.TrackID, Lang: c.Lang, Text: c.Text,
+			Final: c.Final, Start: c.Start.Seconds(), End: c.End.Seconds(), Translations: tr}
+	case sfu.EventCaptionStatus:
+		return captionsStatusMsg{Type: "captions_status", Available: ev.Error == "", Reason: ev.Error}
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv.mux.HandleFunc("GET /room/{room}", srv.roomPage(static))
 	srv.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	srv.mux.HandleFunc("GET /ws", srv.serveWS)
+	srv.mux.HandleFunc("GET /transcript/{room}", srv.serveTranscript)
 	srv.routeWHIP()
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -29,6 +29,18 @@ type config struct {
 	audioProcessorsSet bool     // given by the operator, not the default
 	RNNoiseDir         string
 	RoomConfig         string
+
+	Captions        string // the recognizer: pocketsphinx, vosk, whisper, openai, off
+	captionsSet     bool
+	CaptionsURL     string
+	CaptionsKey     string
+	CaptionsModel   string
+	CaptionsLang    string
+	CaptionsGrammar string
+	Translators     []string
+	ApertiumPairs   []string
+	LibreURL        string
+	LibreKey        string
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -38,7 +50,7 @@ func envName(flagName string) string {
 
 func parseConfig(args []string) (config, error) {
 	var c config
-	var publicIPs, iceIPs, iceServers, level, processors string
+	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
@@ -54,6 +66,16 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&processors, "audio-processors", "rnnoise", "comma-separated processors that denoise runs on a microphone track, in order: rnnoise, speex")
 	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "node_modules/@echogarden/rnnoise-wasm", "folder of the npm package @echogarden/rnnoise-wasm (make deps installs it)")
 	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false}}}`)
+	fs.StringVar(&c.Captions, "captions", "pocketsphinx", "speech recognizer for live captions: pocketsphinx (built in, English), vosk, whisper (whisper.cpp server), openai (OpenAI-compatible /v1/audio/transcriptions), off")
+	fs.StringVar(&c.CaptionsURL, "captions-url", "", "the recognizer server's URL (vosk: ws://host:2700; whisper, openai: http://host:port)")
+	fs.StringVar(&c.CaptionsKey, "captions-key", "", "API key for -captions openai")
+	fs.StringVar(&c.CaptionsModel, "captions-model", "", "model name for -captions openai (default whisper-1)")
+	fs.StringVar(&c.CaptionsLang, "captions-lang", "en", "the language participants speak unless their room or they say otherwise (en, yue, zh, ja, ...)")
+	fs.StringVar(&c.CaptionsGrammar, "captions-grammar", "", "a JSGF grammar file that narrows pocketsphinx to known phrases")
+	fs.StringVar(&translators, "translators", "opencc,apertium", "comma-separated translators, tried in order: opencc (Chinese scripts), apertium (-apertium-pairs), libretranslate (-libretranslate-url)")
+	fs.StringVar(&pairs, "apertium-pairs", "eng-spa", "comma-separated Apertium language pairs to run (installed Debian apertium-* packages)")
+	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
+	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
@@ -80,6 +102,8 @@ func parseConfig(args []string) (config, error) {
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
 	c.AudioProcessors = splitList(processors)
+	c.Translators, c.ApertiumPairs = splitList(translators), splitList(pairs)
+	c.captionsSet = set["captions"] || os.Getenv(envName("captions")) != ""
 	c.audioProcessorsSet = set["audio-processors"] || os.Getenv(envName("audio-processors")) != ""
 	if err := c.LogLevel.Set(level); err != nil {
 		return c, fmt.Errorf("log level: %w", err)

@@ -70,10 +70,20 @@ func startNode(cfg config) (*node, error) {
 		_ = releaseAudio(context.Background())
 		return nil, err
 	}
-	s, err := sfu.New(sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"),
-		LatencyBudget: cfg.LatencyBudget, SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings})
+	capSvc, releaseCaptions, err := captionService(cfg, log.Named("captions"))
 	if err != nil {
 		_ = releaseAudio(context.Background())
+		return nil, err
+	}
+	release := func(ctx context.Context) error { return errors.Join(releaseCaptions(), releaseAudio(ctx)) }
+	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
+		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings, CaptionLang: cfg.CaptionsLang}
+	if capSvc != nil {
+		scfg.Captions = capSvc
+	}
+	s, err := sfu.New(scfg)
+	if err != nil {
+		_ = release(context.Background())
 		return nil, err
 	}
 
@@ -85,10 +95,10 @@ func startNode(cfg config) (*node, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		_ = s.Close()
-		_ = releaseAudio(context.Background())
+		_ = release(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: releaseAudio,
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release,
 		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/captions"
+	"github.com/edge-sfu/sfu/captions/opencc"
+	"github.com/edge-sfu/sfu/captions/pocketsphinx"
+	"github.com/edge-sfu/sfu/sfu"
+)
+
+// captionService builds the captions engine the configuration names, and its translators. "off" gives none. An
+// engine that cannot start is an error when the operator chose it, and a warning (no captions) for the default.
+func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() error, error) {
+	var closers []func() error
+	release := func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
+	var rec captions.Recognizer
+	switch cfg.Captions {
+	case "off", "":
+		return nil, release, nil
+	case "pocketsphinx":
+		pc := pocketsphinx.Config{}
+		if cfg.CaptionsGrammar != "" {
+			b, err := os.ReadFile(cfg.CaptionsGrammar)
+			if err != nil {
+				return nil, nil, fmt.Errorf("captions grammar: %w", err)
+			}
+			pc.Grammar = string(b)
+		}
+		ps, err := pocketsphinx.New(pc)
+		if err != nil {
+			if cfg.captionsSet {
+				return nil, nil, err
+			}
+			log.Warn("no captions: the default engine cannot start", zap.Error(err))
+			return nil, release, nil
+		}
+		closers = append(closers, ps.Close)
+		rec = ps
+	default:
+		return nil, nil, fmt.Errorf("unknown captions engine %q (pocketsphinx, vosk, whisper, openai, off)", cfg.Captions)
+	}
+	var trs []captions.Translator
+	for _, name := range cfg.Translators {
+		switch name {
+		case "opencc":
+			o := opencc.New()
+			closers = append(closers, o.Close)
+			trs = append(trs, o)
+		default:
+			_ = release()
+			return nil, nil, fmt.Errorf("unknown translator %q (opencc, apertium, libretranslate)", name)
+		}
+	}
+	log.Info("captions", zap.String("engine", cfg.Captions), zap.Strings("translators", cfg.Translators), zap.String("language", cfg.CaptionsLang))
+	return &captions.Service{Recognizer: rec, Translators: trs, Log: log}, release, nil
+}

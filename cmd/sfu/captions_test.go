@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/edge-sfu/sfu/captions"
+	"github.com/edge-sfu/sfu/media/audio"
+	"github.com/edge-sfu/sfu/media/audio/audiotest"
+	"github.com/edge-sfu/sfu/media/opus"
+	"github.com/edge-sfu/sfu/signaling/client"
+)
+
+// captionEvent is a caption message as a client receives it.
+type captionEvent struct {
+	Participant  string            `json:"participant"`
+	Track        string            `json:"track"`
+	Lang         string            `json:"lang"`
+	Text         string            `json:"text"`
+	Final        bool              `json:"final"`
+	Start        float64           `json:"start"`
+	End          float64           `json:"end"`
+	Translations map[string]string `json:"translations"`
+	at           time.Time
+}
+
+// captionReader is a participant that reads captions over a raw WebSocket: it asks for langs and keeps every
+// caption with the time it arrived.
+type captionReader struct {
+	mu       sync.Mutex
+	captions []captionEvent
+	status   []string
+	conn     *websocket.Conn
+	done     chan struct{}
+}
+
+func readCaptions(t *testing.T, ctx context.Context, n *node, room, identity string, langs ...string) *captionReader {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.DialContext(ctx, client.WSURL(n.baseURL()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &captionReader{conn: conn, done: make(chan struct{})}
+	t.Cleanup(func() { _ = conn.Close(); <-cr.done })
+	for _, m := range []any{
+		map[string]any{"type": "join", "token": token(t, room, identity, false, true)},
+		map[string]any{"type": "captions", "languages": langs},
+	} {
+		if err := conn.WriteJSON(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		defer close(cr.done)
+		for {
+			_, b, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			var head struct {
+				Type, Code, Message, Reason string
+				Available            bool
+			}
+			_ = json.Unmarshal(b, &head)
+			switch head.Type {
+			case "caption":
+				var c captionEvent
+				if json.Unmarshal(b, &c) == nil {
+					c.at = time.Now()
+					cr.mu.Lock()
+					cr.captions = append(cr.captions, c)
+					cr.mu.Unlock()
+				}
+			case "captions_status", "error":
+				cr.mu.Lock()
+				cr.status = append(cr.status, string(b))
+				cr.mu.Unlock()
+			}
+		}
+	}()
+	return cr
+}
+
+func (cr *captionReader) finals() []captionEvent {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	var out []captionEvent
+	for _, c := range cr.captions {
+		if c.Final {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (cr *captionReader) partials() int {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	n := 0
+	for _, c := range cr.captions {
+		if !c.Final {
+			n++
+		}
+	}
+	return n
+}
+
+// speechClip is spoken text with a second of silence before and 2 s after, as 20 ms Opus packets, and where in
+// the clip the speech ends.
+type speechClip struct {
+	frames    [][]byte
+	speechEnd time.Duration
+}
+
+func newSpeechClip(t *testing.T, text string) speechClip {
+	t.Helper()
+	speech := audiotest.Speech(t, text)
+	pcm := append(make([]int16, audio.SampleRate), speech...)
+	last := 0
+	for i, v := range pcm {
+		if v > 300 || v < -300 {
+			last = i
+		}
+	}
+	pcm = append(pcm, make([]int16, 2*audio.SampleRate)...)
+	return speechClip{frames: encodeLoop(t, pcm), speechEnd: time.Duration(last) * time.Second / audio.SampleRate}
+}
+
+// publishClip plays a clip `times` times from a new publisher and returns when each play's speech ended.
+func publishClip(t *testing.T, ctx context.Context, n *node, room, identity string, clip speechClip, times int) <-chan time.Time {
+	t.Helper()
+	tc := joinClient(t, ctx, n, room, identity)
+	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+identity, tc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tc.Publish(pctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	ends := make(chan time.Time, times)
+	go func() {
+		defer close(ends)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		i := uint32(0)
+		for play := 0; play < times; play++ {
+			var start time.Time
+			for k, f := range clip.frames {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if k == 0 {
+					start = time.Now()
+				}
+				if tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: f}) != nil {
+					return
+				}
+				i++
+			}
+			ends <- start.Add(clip.speechEnd)
+		}
+	}()
+	return ends
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// TestCaptionsEndToEnd: a publisher speaks "hello world the meeting starts now" (espeak-ng, as Opus) three
+// times; a subscriber reading English captions gets partial captions, then a final caption per utterance with a
+// word error rate of at most 40 % (PocketSphinx narrowed by a grammar, as espeak's voice is far from what its
+// model learnt). The time from the end of speech to the final caption at the subscriber is measured. The room's
+// transcript downloads as WebVTT.
+func TestCaptionsEndToEnd(t *testing.T) {
+	if !opus.EncoderAvailable {
+		t.Skip("this build has no cgo")
+	}
+	const sentence = "hello world the meeting starts now"
+	clip := newSpeechClip(t, sentence)
+	n := startTestNode(t, func(c *config) {
+		c.Captions, c.CaptionsGrammar, c.Translators = "pocketsphinx", "../../captions/pocketsphinx/testdata/meeting.jsgf", []string{"opencc"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	reader := readCaptions(t, ctx, n, "captions", "reader", "en")
+	time.Sleep(200 * time.Millisecond) // the captions request is in before the track starts
+	ends := publishClip(t, ctx, n, "captions", "speaker", clip, 3)
+
+	var endTimes []time.Time
+	for e := range ends {
+		endTimes = append(endTimes, e)
+	}
+	eventually(t, 10*time.Second, "three final captions", func() bool { return len(reader.finals()) >= 3 })
+	finals := reader.finals()
+	var delays []time.Duration
+	for i, c := range finals[:3] {
+		wer := captions.WordErrorRate(sentence, c.Text)
+		delays = append(delays, c.at.Sub(endTimes[i]))
+		t.Logf("final %d: %q (WER %.0f %%) at %.2f-%.2f s, %v after the speech ended", i, c.Text, 100*wer, c.Start, c.End, c.at.Sub(endTimes[i]).Round(time.Millisecond))
+		if wer > 0.4 {
+			t.Errorf("caption %q: word error rate %.0f %%, want at most 40 %%", c.Text, 100*wer)
+		}
+		if c.Lang != "en" || c.Track != "mic-speaker" || c.End <= c.Start {
+			t.Errorf("caption fields: %+v", c)
+		}
+	}
+	t.Logf("end of speech to final caption at the subscriber: p50 %v over %d utterances; %d partial captions", median(delays).Round(time.Millisecond), len(delays), reader.partials())
+	if reader.partials() == 0 {
+		t.Error("no partial captions while speaking")
+	}
+
+	// The transcript, with a token for the room, as WebVTT.
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.baseURL()+"/transcript/captions", nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, "captions", "reader", false, true))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	vtt := string(body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(vtt, "WEBVTT\n") || strings.Count(vtt, " --> ") < 3 || !strings.Contains(vtt, "<v Name of speaker>") {
+		t.Fatalf("transcript: %s\n%s", resp.Status, vtt)
+	}
+	t.Logf("transcript:\n%s", vtt)
+	for _, tok := range []string{"", token(t, "elsewhere", "x", true, true)} {
+		resp, err := http.Get(n.baseURL() + "/transcript/captions?token=" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("transcript with token %q: %s", tok, resp.Status)
+		}
+	}
+}

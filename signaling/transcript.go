@@ -1,0 +1,52 @@
+package signaling
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/edge-sfu/sfu/captions"
+)
+
+// serveTranscript answers GET /transcript/{room} with the room's final captions as WebVTT. The caller proves it
+// is in the room with a token for it that may subscribe (Authorization: Bearer, or ?token= for a plain link);
+// ?lang= picks a translation.
+func (srv *Server) serveTranscript(w http.ResponseWriter, r *http.Request) {
+	room := r.PathValue("room")
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		tok = r.URL.Query().Get("token")
+	}
+	claims, err := VerifyToken(srv.secret, tok)
+	if err != nil {
+		http.Error(w, "a valid token for the room is required: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
+	if claims.Room != room || !claims.Subscribe {
+		http.Error(w, "the token is not for reading this room", http.StatusForbidden)
+		return
+	}
+	lang := r.URL.Query().Get("lang")
+	if len(lang) > 16 {
+		http.Error(w, "lang is a language tag", http.StatusBadRequest)
+		return
+	}
+	cues, names, ok := srv.sfu.Transcript(room)
+	if !ok {
+		http.Error(w, "no such room on this node", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "transcript-"+sanitizeFilename(room)+".vtt"))
+	_ = captions.WriteWebVTT(w, cues, lang, func(id string) string { return names[id] })
+}
+
+func sanitizeFilename(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
