@@ -71,7 +71,7 @@ func readCaptions(t *testing.T, ctx context.Context, n *node, room, identity str
 			}
 			var head struct {
 				Type, Code, Message, Reason string
-				Available            bool
+				Available                   bool
 			}
 			_ = json.Unmarshal(b, &head)
 			switch head.Type {
