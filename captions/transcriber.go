@@ -124,7 +124,7 @@ func (r *run) frame(pcm []int16, voiced bool, now time.Time) {
 		utt, err := r.s.Recognizer.Open(ctx, r.job.Lang)
 		if err != nil {
 			cancel()
-			r.failed(fmt.Errorf("start recognizing: %w", err))
+			r.failed(fmt.Errorf("start recognizing: %w", err), now)
 			return
 		}
 		r.utt, r.cancelUtt = utt, cancel
@@ -135,7 +135,7 @@ func (r *run) frame(pcm []int16, voiced bool, now time.Time) {
 	}
 	partial, err := r.utt.Write(pcm)
 	if err != nil {
-		r.failed(fmt.Errorf("recognize: %w", err))
+		r.failed(fmt.Errorf("recognize: %w", err), now)
 		return
 	}
 	if voiced {
@@ -156,7 +156,7 @@ func (r *run) finish() {
 	end := r.lastVoice
 	r.closeUtt()
 	if err != nil {
-		r.failed(fmt.Errorf("finish recognizing: %w", err))
+		r.failed(fmt.Errorf("finish recognizing: %w", err), end)
 		return
 	}
 	if !r.available {
@@ -206,11 +206,12 @@ func (r *run) translate(text string) map[string]string {
 	return out
 }
 
-// failed drops the utterance, tells the room captions are unavailable, and waits before trying again.
-func (r *run) failed(err error) {
+// failed drops the utterance, tells the room captions are unavailable, and waits (in the track's time, from now)
+// before trying again.
+func (r *run) failed(err error, now time.Time) {
 	r.closeUtt()
 	r.backoff = min(max(2*r.backoff, time.Second), 30*time.Second)
-	r.backoffUntil = time.Now().Add(r.backoff)
+	r.backoffUntil = now.Add(r.backoff)
 	if errors.Is(err, context.Canceled) && r.ctx.Err() != nil {
 		return
 	}
