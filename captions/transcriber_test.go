@@ -37,8 +37,10 @@ func (c *counting) Write(pcm []int16) (string, error) {
 	c.samples += len(pcm)
 	return fmt.Sprintf("partial %d", c.samples/SampleRate), nil
 }
-func (c *counting) Finish() (string, error) { return fmt.Sprintf("heard %.1f s", float64(c.samples)/SampleRate), nil }
-func (c *counting) Close() error            { return nil }
+func (c *counting) Finish() (string, error) {
+	return fmt.Sprintf("heard %.1f s", float64(c.samples)/SampleRate), nil
+}
+func (c *counting) Close() error { return nil }
 
 // feed sends pcm (48 kHz) as 20 ms frames stamped from t0 on, as fast as the channel takes them.
 func feed(frames chan<- audio.Frame, pcm []int16, t0 time.Time) {
