@@ -20,8 +20,9 @@ test: deps fmt-check vet
 	CGO_ENABLED=0 $(GO) test -count=1 -run 'WithoutCgo' ./cmd/sfu ./media/...
 	$(MAKE) fuzz
 
-fuzz: deps-go
+fuzz: deps-go deps-audio
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./media/opus
 
 bench: deps-go deps-audio deps-npm
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...

@@ -56,9 +56,9 @@ func LoadRNNoise(ctx context.Context, dir string) (*RNNoise, error) {
 	for name, fn := range imports.funcs {
 		switch fn {
 		case "_emscripten_resize_heap":
-			host.NewFunctionBuilder().WithFunc(resizeHeap).Export(name)
+			host.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(resizeHeap), []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).Export(name)
 		case "__emscripten_memcpy_js":
-			host.NewFunctionBuilder().WithFunc(memcpyJS).Export(name)
+			host.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(memcpyJS), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).Export(name)
 		default:
 			_ = rt.Close(ctx)
 			return nil, fmt.Errorf("rnnoise: the module imports %s, which this loader does not provide", fn)
@@ -124,21 +124,23 @@ func mapGlue(js string) (rnnoiseExports, glueImports, error) {
 	return e, imp, nil
 }
 
-// resizeHeap is emscripten_resize_heap: grow the memory to at least size bytes; 1 on success.
-func resizeHeap(_ context.Context, m api.Module, size uint32) uint32 {
+// resizeHeap is emscripten_resize_heap(size): grow the memory to at least size bytes; 1 on success. Host
+// functions take their arguments on a stack of uint64s (no reflection, no allocation per call).
+func resizeHeap(_ context.Context, m api.Module, stack []uint64) {
+	size := api.DecodeU32(stack[0])
 	mem := m.Memory()
+	stack[0] = 1
 	if size <= mem.Size() {
-		return 1
+		return
 	}
-	pages := (size - mem.Size() + 65535) / 65536
-	if _, ok := mem.Grow(pages); !ok {
-		return 0
+	if _, ok := mem.Grow((size - mem.Size() + 65535) / 65536); !ok {
+		stack[0] = 0
 	}
-	return 1
 }
 
-// memcpyJS is _emscripten_memcpy_js: memmove within the module's memory.
-func memcpyJS(_ context.Context, m api.Module, dst, src, n uint32) {
+// memcpyJS is _emscripten_memcpy_js(dst, src, n): memmove within the module's memory.
+func memcpyJS(_ context.Context, m api.Module, stack []uint64) {
+	dst, src, n := api.DecodeU32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
 	mem := m.Memory()
 	from, ok1 := mem.Read(src, n)
 	to, ok2 := mem.Read(dst, n)
