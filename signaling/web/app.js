@@ -19,6 +19,26 @@ const STAGE_HOLD_MS = 3000; // after silence the last speaker keeps the stage th
 const STRIP_MAX_COLS = 6; // stage layout: tiles per row of the strip under the stage...
 const STRIP_MIN_TILE_PX = 180; // ...fewer when the page is too narrow for them to be this wide
 const STATS_INTERVAL_MS = 1000;
+const CAPTION_CLEAR_MS = 5000; // a final caption stays this long after the last one of its speaker...
+const CAPTION_FADE_MS = 600; // ...then fades out over this long (see .caption.fading in style.css)
+const CAPTION_STALE_MS = 10000; // a partial caption with no news for this long is cleared (the final never came)
+const CAPTION_FINALS_KEPT = 50; // final captions kept in window.sfu.captions.finals
+
+// Languages the captions picker offers; '' turns captions off. The server translates into those it can.
+const CAPTION_LANGUAGES = [
+  { tag: '', label: 'Off' },
+  { tag: 'en', label: 'English' },
+  { tag: 'zh-HK', label: 'Cantonese (Traditional, HK)' },
+  { tag: 'zh-Hant', label: 'Chinese (Traditional)' },
+  { tag: 'zh-Hans', label: 'Chinese (Simplified)' },
+  { tag: 'zh', label: 'Mandarin (Simplified)' },
+  { tag: 'es', label: 'Spanish' },
+  { tag: 'ja', label: 'Japanese' },
+  { tag: 'ko', label: 'Korean' },
+  { tag: 'fr', label: 'French' },
+];
+// A BCP 47 language tag as the server accepts it (sfu/captions.go).
+const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
 const SCREEN_CONSTRAINTS = {
   video: { frameRate: 15, width: { ideal: 1920 }, height: { ideal: 1080 } },
@@ -34,6 +54,7 @@ const VIDEO_SIZES = {
 // ---------------------------------------------------------------------------------------------------------
 // Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
+//   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
 // ---------------------------------------------------------------------------------------------------------
 
 function readConfig() {
@@ -64,7 +85,25 @@ function readConfig() {
     publish: params.get('publish') !== '0',
     codec: (params.get('codec') || 'vp8').toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8',
     denoise: parseDenoiseParam(params.get('denoise')),
+    captions: parseCaptionsParam(params.get('captions')),
+    spoken: normalizeLanguage(params.get('spoken')) || '',
   };
+}
+
+// normalizeLanguage reads a captions language: '' for off, the tag itself, or null when it is not a tag.
+function normalizeLanguage(value) {
+  if (value === null || value === undefined) return null;
+  const v = String(value).trim();
+  if (['', '0', 'off', 'none', 'false', 'no'].includes(v.toLowerCase())) return '';
+  return LANGUAGE_TAG.test(v) ? v : null;
+}
+
+// parseCaptionsParam reads ?captions=: null when absent (or not a language tag), '' for off, else the language.
+function parseCaptionsParam(value) {
+  if (value === null) return null;
+  const lang = normalizeLanguage(value);
+  if (lang === null) console.warn('sfu: ?captions= is not a language tag:', value);
+  return lang;
 }
 
 // parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine
@@ -117,6 +156,15 @@ const app = {
     error: '', // why the server refused the last request, '' if it did not
     refused: '', // 'e2ee' or 'unavailable': the server cannot denoise here at all; the button is then off
   },
+  captions: {
+    choice: null, // the language we read captions in ('' off), as the user asked (URL, last choice, picker)
+    available: true, // false while the server says its captions engine fails, or refused captions here
+    reason: '', // why captions are unavailable
+    error: '', // why the server refused the last captions request, '' if it did not
+    last: null, // the last caption received (see onCaption)
+    finals: [], // the last CAPTION_FINALS_KEPT final captions
+    strip: new Map(), // participant id -> caption line in the strip (speakers without a tile: ourselves, ...)
+  },
 };
 
 // Test hook used by the automated browser tests; keep the shape stable.
@@ -132,6 +180,12 @@ window.sfu = {
   // error says why the last request was refused ('' if it was not). See setDenoiseState.
   denoise: { enabled: false, processors: [], error: '', pending: false, requested: null, engine: '' },
   setDenoise, // (enabled, engine?) => boolean: asks for noise suppression; true if sent now, false if at join
+  // Live captions: lang is what we read ('' off); last is the last caption received ({participant, text, final,
+  // translations, shown}), finals the last 50 final ones. See setCaptionsState.
+  captions: { lang: '', spoken: '', available: true, reason: '', error: '', last: null, finals: [] },
+  setCaptions, // (lang) => boolean: reads captions in lang ('' off); true if sent now, false if at join
+  transcript, // (lang?) => Promise<string>: the room's transcript as WebVTT, fetched as the download button does
+  downloadTranscript, // () => Promise<boolean>: saves the transcript as a .vtt file; false (with a notice) if not
 };
 
 const $ = (id) => document.getElementById(id);
@@ -223,6 +277,9 @@ const ICON_PATHS = {
   screen: 'M4 4h16a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1h-6v2h3v2H7v-2h3v-2H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9h14V6H5z',
   stats: 'M4 20V11h3v9H4zm6.5 0V4h3v16h-3zM17 20v-6h3v6h-3z',
   denoise: 'M2 10.5h2v3H2zm4-4h2v11H6zm4-4h2v19h-2zm4 6h2v7h-2zm4-2h2v11h-2z',
+  captions: 'M4 5h16a1 1 0 0 1 1 1v12a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V6a1 1 0 0 1 1-1zm1 2v10h14V7H5zm2 3h4v1.5H8.5' +
+    'v1H11V14H7v-4zm6 0h4v1.5h-2.5v1H17V14h-4v-4z',
+  download: 'M11 4h2v8.17l2.59-2.58L17 11l-5 5-5-5 1.41-1.41L11 12.17V4zM5 18h14v2H5z',
 };
 
 // icon builds a small SVG icon with a slash that CSS shows when the device is off.
@@ -282,8 +339,17 @@ function createTile({ label, local = false, screen = false }) {
   statsEl.className = 'stats-overlay';
   statsEl.setAttribute('aria-hidden', 'true');
 
-  el.append(video, avatar, plate, statsEl);
-  const tile = { el, video, avatar, nameEl, micEl, camEl, statsEl, reloadPending: false };
+  // The live caption of what the participant says (see showCaption), over the bottom of the video.
+  const captionEl = document.createElement('div');
+  captionEl.className = 'caption';
+  captionEl.hidden = true;
+  const captionText = document.createElement('span');
+  captionText.className = 'caption-text';
+  captionEl.append(captionText);
+
+  el.append(video, avatar, captionEl, plate, statsEl);
+  const caption = { el: captionEl, textEl: captionText, timer: null };
+  const tile = { el, video, avatar, nameEl, micEl, camEl, statsEl, caption, reloadPending: false };
   setTileName(tile, label);
   setTileIndicators(tile, 'none', 'none');
   return tile;
@@ -453,6 +519,7 @@ function renderLocal() {
   $('btn-stats').setAttribute('aria-pressed', String(app.statsOn));
   $('btn-leave').disabled = app.stopped;
   renderDenoise();
+  renderCaptions();
 }
 
 // toggleLocal mutes or unmutes our track of the given kind and tells the others.
@@ -735,6 +802,311 @@ function toggleDenoise() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Live captions
+// ---------------------------------------------------------------------------------------------------------
+
+// The server transcribes everyone's speech for the participants that read captions: a captions message says in
+// which language we read them ([] off) and, optionally, which language we speak (?spoken=). Captions come as
+// caption messages, partial ones while an utterance goes on and a final one (with translations into our
+// language, when the server can translate) when it ends. Each shows over the speaker's tile, or in the caption
+// strip at the bottom of the stage for speakers without a tile (ourselves). As with noise suppression, the
+// user's last choice is kept in localStorage and sent again after each joined; ?captions= wins over it.
+
+const CAPTIONS_STORAGE_KEY = 'sfu.captions';
+
+function loadCaptionsChoice() {
+  try {
+    const v = JSON.parse(localStorage.getItem(CAPTIONS_STORAGE_KEY) || 'null');
+    if (v && typeof v.lang === 'string') return normalizeLanguage(v.lang);
+  } catch (err) {
+    // storage disabled or garbage in it: no stored choice
+  }
+  return null;
+}
+
+function saveCaptionsChoice(lang) {
+  try {
+    localStorage.setItem(CAPTIONS_STORAGE_KEY, JSON.stringify({ lang }));
+  } catch (err) {
+    // storage may be disabled: the choice then lasts as long as the page
+  }
+}
+
+// setCaptions is the user's choice (the picker, or the test hook): read captions in lang ('' or 'off': no
+// captions). Returns true if the request went out now, false if it waits for the next joined (or lang is not a
+// language tag).
+function setCaptions(lang) {
+  const choice = normalizeLanguage(lang);
+  if (choice === null) {
+    console.error('sfu: not a language tag for captions:', lang);
+    return false;
+  }
+  app.captions.choice = choice;
+  saveCaptionsChoice(choice);
+  // An address with ?captions= would override the choice at the next reload: make it say the same.
+  const params = new URLSearchParams(location.search);
+  if (params.has('captions')) {
+    params.set('captions', choice || 'off');
+    history.replaceState(null, '', `${location.pathname}?${params}${location.hash}`);
+    if (!app.stopped) $('rejoin').href = location.href;
+  }
+  // The server says again if captions cannot run (captions_status or an error).
+  hideBanner('captions');
+  app.captions.available = true;
+  app.captions.reason = '';
+  app.captions.error = '';
+  if (!choice) clearCaptionLines();
+  const sent = sendCaptions(app.session, true);
+  setCaptionsState();
+  return sent;
+}
+
+// sendCaptions sends the current choice on a joined session. After a join (explicit false) it is sent only if
+// there is something to say: a new session starts with captions off.
+function sendCaptions(session, explicit) {
+  const lang = app.captions.choice || '';
+  if (!session || session.ended || !session.joined) return false;
+  if (!explicit && !lang && !config.spoken) return false;
+  const msg = { type: 'captions', languages: lang ? [lang] : [] };
+  if (config.spoken) msg.spoken = config.spoken;
+  session.send(msg);
+  return true;
+}
+
+// translationIn finds the translation into lang (tags compare without regard to case).
+function translationIn(translations, lang) {
+  const want = lang.toLowerCase();
+  for (const [k, v] of Object.entries(translations)) {
+    if (k.toLowerCase() === want && v) return v;
+  }
+  return '';
+}
+
+// onCaption shows a caption message: a partial replaces the speaker's line as it comes, a final sets it (in our
+// language when the server translated it, else as spoken) and stays CAPTION_CLEAR_MS.
+function onCaption(msg) {
+  const lang = app.captions.choice;
+  if (!lang || typeof msg.text !== 'string') return; // captions were turned off: late ones are dropped
+  const participant = typeof msg.participant === 'string' ? msg.participant : '';
+  const translations = {};
+  if (msg.translations && typeof msg.translations === 'object') {
+    for (const [k, v] of Object.entries(msg.translations)) {
+      if (typeof v === 'string') translations[k] = v;
+    }
+  }
+  const final = msg.final === true;
+  const shown = (final && translationIn(translations, lang)) || msg.text;
+  const caption = {
+    participant,
+    track: typeof msg.track === 'string' ? msg.track : '',
+    lang: typeof msg.lang === 'string' ? msg.lang : '',
+    text: msg.text,
+    final,
+    start: Number(msg.start) || 0,
+    end: Number(msg.end) || 0,
+    translations,
+    shown,
+  };
+  app.captions.last = caption;
+  if (final) {
+    app.captions.finals.push(caption);
+    if (app.captions.finals.length > CAPTION_FINALS_KEPT) app.captions.finals.shift();
+  }
+  showCaption(participant, shown, final);
+  setCaptionsState();
+}
+
+// captionLine: where the captions of a participant show: the caption element of their tile, or their line in
+// the strip (made on demand) when they have no tile of their own here.
+function captionLine(participantId) {
+  const p = app.participants.get(participantId);
+  if (p) return p.tile.caption;
+  let line = app.captions.strip.get(participantId);
+  if (!line) {
+    const el = document.createElement('div');
+    el.className = 'caption caption-line';
+    el.dataset.participantId = participantId;
+    const speakerEl = document.createElement('span');
+    speakerEl.className = 'caption-speaker';
+    const textEl = document.createElement('span');
+    textEl.className = 'caption-text';
+    el.append(speakerEl, textEl);
+    $('caption-strip').append(el);
+    line = { el, textEl, speakerEl, timer: null, strip: participantId };
+    app.captions.strip.set(participantId, line);
+  }
+  line.speakerEl.textContent = participantId && participantId === window.sfu.participantId
+    ? `You (${app.localName})` : participantId || 'Someone';
+  return line;
+}
+
+function showCaption(participantId, text, final) {
+  if (!final && !text) return; // nothing heard yet: leave the last caption as it is
+  const line = captionLine(participantId);
+  clearTimeout(line.timer);
+  line.el.classList.toggle('partial', !final);
+  line.el.classList.remove('fading');
+  line.textEl.textContent = text;
+  line.el.hidden = !text;
+  line.timer = setTimeout(() => fadeCaption(line), final ? CAPTION_CLEAR_MS : CAPTION_STALE_MS);
+}
+
+function fadeCaption(line) {
+  line.el.classList.add('fading');
+  line.timer = setTimeout(() => clearCaption(line), CAPTION_FADE_MS);
+}
+
+function clearCaption(line) {
+  clearTimeout(line.timer);
+  line.timer = null;
+  line.textEl.textContent = '';
+  line.el.hidden = true;
+  line.el.classList.remove('partial', 'fading');
+  if (line.strip !== undefined) {
+    line.el.remove();
+    app.captions.strip.delete(line.strip);
+  }
+}
+
+// clearCaptionLines takes every caption off the page (captions turned off, or the session lost).
+function clearCaptionLines() {
+  for (const tile of allTiles()) clearCaption(tile.caption);
+  for (const line of Array.from(app.captions.strip.values())) clearCaption(line);
+}
+
+// onCaptionsStatus: the server's captions engine stopped working, or works again.
+function onCaptionsStatus(msg) {
+  app.captions.available = msg.available !== false;
+  app.captions.reason = app.captions.available ? '' : String(msg.reason || 'the captions engine is not working');
+  if (app.captions.available) {
+    hideBanner('captions');
+  } else {
+    console.error('sfu: captions unavailable:', app.captions.reason);
+    if (app.captions.choice) showBanner('captions', `Captions unavailable: ${app.captions.reason}`, { kind: 'warn' });
+  }
+  setCaptionsState();
+}
+
+// onCaptionsError: the server refused a captions request (error message with ref "captions").
+function onCaptionsError(msg) {
+  const code = msg.code || 'error';
+  const text = msg.message || '';
+  console.error(`sfu: captions refused (${code}): ${text}`);
+  app.captions.error = text ? `${code}: ${text}` : code;
+  let notice;
+  switch (code) {
+    case 'e2ee':
+      app.captions.available = false;
+      app.captions.reason = 'this room is end-to-end encrypted, so the server cannot transcribe its audio';
+      notice = `Captions unavailable: ${app.captions.reason}`;
+      break;
+    case 'unavailable':
+      app.captions.available = false;
+      app.captions.reason = text || 'this server has no captions engine';
+      notice = `Captions unavailable: ${app.captions.reason}`;
+      break;
+    default:
+      notice = `Captions were refused (${code}${text ? ': ' + text : ''}).`;
+  }
+  showBanner('captions', notice, { kind: 'warn' });
+  setCaptionsState();
+}
+
+// setCaptionsState publishes the state to the test hook and the picker.
+function setCaptionsState() {
+  const c = app.captions;
+  window.sfu.captions = {
+    lang: c.choice || '',
+    spoken: config.spoken,
+    available: c.available,
+    reason: c.reason,
+    error: c.error,
+    last: c.last ? { ...c.last, translations: { ...c.last.translations } } : null,
+    finals: c.finals.map((f) => ({ ...f, translations: { ...f.translations } })),
+  };
+  renderCaptions();
+}
+
+function renderCaptions() {
+  const select = $('captions-lang');
+  if (!select) return;
+  const lang = app.captions.choice || '';
+  if (!Array.from(select.options).some((o) => o.value === lang)) {
+    select.append(new Option(lang, lang)); // a language from the address that the list lacks
+  }
+  select.value = lang;
+  select.disabled = app.stopped;
+  const control = $('captions-control');
+  control.dataset.on = String(!!lang);
+  control.dataset.error = String(!!lang && (!app.captions.available || !!app.captions.error));
+  control.title = !lang ? 'Live captions are off: pick a language to read what is said'
+    : app.captions.available ? `Live captions in ${languageLabel(lang)}`
+      : `Captions unavailable: ${app.captions.reason}`;
+  $('btn-transcript').disabled = app.stopped;
+}
+
+function languageLabel(tag) {
+  const known = CAPTION_LANGUAGES.find((l) => l.tag === tag);
+  return known ? known.label : tag;
+}
+
+// transcriptToken: the token the page joined with (a fresh one in dev mode between sessions).
+async function transcriptToken() {
+  if (app.session && app.session.token) return app.session.token;
+  if (config.token) return config.token;
+  return fetchDevToken();
+}
+
+// transcript fetches the room's final captions as WebVTT, translated into lang when the server can (default:
+// the captions language; '' as spoken). Rejects with the server's reason when it refuses.
+async function transcript(lang) {
+  const want = typeof lang === 'string' ? lang : app.captions.choice || '';
+  const token = await transcriptToken();
+  const query = want ? `?lang=${encodeURIComponent(want)}` : '';
+  const res = await fetch(`/transcript/${encodeURIComponent(config.room)}${query}`, {
+    headers: { Authorization: `Bearer ${token}` },
+    cache: 'no-store',
+  });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`${res.status} ${res.statusText}${body.trim() ? ': ' + body.trim() : ''}`);
+  return body;
+}
+
+// downloadTranscript saves the transcript as transcript-<room>[-<lang>].vtt through a temporary link.
+async function downloadTranscript() {
+  const btn = $('btn-transcript');
+  btn.disabled = true;
+  try {
+    const lang = app.captions.choice || '';
+    const text = await transcript(lang);
+    const url = URL.createObjectURL(new Blob([text], { type: 'text/vtt;charset=utf-8' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `transcript-${config.room.replace(/[^A-Za-z0-9_-]/g, '_')}${lang ? '-' + lang : ''}.vtt`;
+    a.hidden = true;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    hideBanner('transcript');
+    return true;
+  } catch (err) {
+    console.error('sfu: transcript download failed:', err);
+    showBanner('transcript', `Could not download the transcript: ${err.message || err}`, { kind: 'warn' });
+    return false;
+  } finally {
+    renderCaptions();
+  }
+}
+
+function setupCaptions() {
+  const select = $('captions-lang');
+  for (const { tag, label } of CAPTION_LANGUAGES) select.append(new Option(label, tag));
+  select.addEventListener('change', () => setCaptions(select.value));
+  $('btn-transcript').addEventListener('click', downloadTranscript);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Remote participants
 // ---------------------------------------------------------------------------------------------------------
 
@@ -921,6 +1293,7 @@ function removeParticipant(id) {
   if (!p) return;
   tileObserver.unobserve(p.tile.video);
   clearTimeout(p.tileTimer);
+  clearTimeout(p.tile.caption.timer);
   for (const publishedId of Array.from(p.screens.keys())) removeScreenTile(p, publishedId);
   for (const track of p.media.values()) app.trackTiles.delete(track);
   p.tile.video.srcObject = null;
@@ -931,6 +1304,7 @@ function removeParticipant(id) {
 }
 
 function clearRemoteParticipants() {
+  clearCaptionLines();
   for (const id of Array.from(app.participants.keys())) removeParticipant(id);
   app.goneIds.clear();
   app.trackTiles.clear();
@@ -1244,6 +1618,8 @@ class Session {
       case 'active_speakers': return setSpeakers(msg.speakers);
       case 'layers': return this.onLayers(msg);
       case 'audio_processing': return onAudioProcessing(msg);
+      case 'caption': return onCaption(msg);
+      case 'captions_status': return onCaptionsStatus(msg);
       default: return undefined; // unknown types are ignored
     }
   }
@@ -1297,6 +1673,9 @@ class Session {
     app.denoise.pending = false;
     if (app.canPublish) sendDenoise(this);
     setDenoiseState();
+    // Captions too: our choice (and the language we speak) goes again on every new session.
+    sendCaptions(this, false);
+    setCaptionsState();
     renderLocal();
     if (!app.canPublish) {
       showBanner('media', 'Your token does not allow publishing: you joined as a viewer.', { kind: 'info' });
@@ -1362,6 +1741,7 @@ class Session {
     }
     // A refused denoise request gets its own notice (and the button its state) rather than a generic toast.
     if (msg.ref === 'denoise') return onDenoiseError(msg);
+    if (msg.ref === 'captions') return onCaptionsError(msg);
     console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);
     showErrorToast(`${code}: ${text}`);
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
@@ -2007,6 +2387,7 @@ function setupPage() {
   $('room-name').textContent = config.room;
   document.title = `${config.room || 'Meeting'} — SFU`;
   for (const el of document.querySelectorAll('.control-icon[data-icon]')) el.append(icon(el.dataset.icon));
+  setupCaptions(); // the picker's options before renderLocal shows the choice in it
 
   app.localTile = createTile({ label: `You (${config.name})`, local: true });
   app.localTile.el.dataset.participantId = 'local';
@@ -2045,7 +2426,9 @@ async function showLocalMedia() {
 function main() {
   app.denoise.choice = config.denoise || loadDenoiseChoice();
   setDenoiseState();
+  app.captions.choice = config.captions !== null ? config.captions : loadCaptionsChoice();
   setupPage();
+  setCaptionsState();
   setState('connecting');
   if (!config.room) {
     fail('No room name in the address: open /room/{room}.');
