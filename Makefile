@@ -6,12 +6,12 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench loadtest deps deps-go deps-audio deps-npm deps-browser fmt-check vet fuzz clean
+.PHONY: run test build bench loadtest deps deps-go deps-audio deps-captions deps-npm deps-browser fmt-check vet fuzz clean
 
-run: deps-go deps-audio deps-npm
+run: deps-go deps-audio deps-captions deps-npm
 	$(GO) run ./cmd/sfu $(ARGS)
 
-build: deps-go deps-audio deps-npm
+build: deps-go deps-audio deps-captions deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
 
 test: deps fmt-check vet
@@ -24,13 +24,13 @@ fuzz: deps-go deps-audio
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./media/opus
 
-bench: deps-go deps-audio deps-npm
+bench: deps-go deps-audio deps-captions deps-npm
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 # The default load test: 500 users (50 rooms of 10, 2 publishers each) for 60 s against a node it starts on
 # loopback. LOADTEST_ARGS adds or overrides flags of cmd/loadtest, e.g. LOADTEST_ARGS="-users 200 -duration 30s".
 LOADTEST_ARGS ?=
-loadtest: deps-go deps-audio deps-npm
+loadtest: deps-go deps-audio deps-captions deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
 	$(GO) build -o bin/loadtest ./cmd/loadtest
 	@bin/sfu -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 & \
@@ -41,10 +41,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 
-vet: deps-go deps-audio
+vet: deps-go deps-audio deps-captions
 	$(GO) vet ./...
 
-deps: deps-go deps-audio deps-npm deps-browser
+deps: deps-go deps-audio deps-captions deps-npm deps-browser
 
 deps-go:
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 (https://go.dev/dl)"; exit 1; }
@@ -57,6 +57,17 @@ deps-audio:
 	@if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists opus opusfile speexdsp && command -v espeak-ng >/dev/null 2>&1; }; then \
 		echo "installing $(AUDIO_PKGS)"; \
 		$(APT) update -q && $(APT) install -y -q $(AUDIO_PKGS); \
+	fi
+
+# Captions: PocketSphinx with its US English model (the built-in recognizer), OpenCC (Chinese scripts) and
+# Apertium with the English-Spanish pair (translators).
+CAPTION_PKGS := libpocketsphinx-dev libsphinxbase-dev pocketsphinx-en-us libopencc-dev opencc apertium apertium-eng-spa
+deps-captions:
+	@if ! { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists pocketsphinx sphinxbase opencc && \
+		[ -d /usr/share/pocketsphinx/model/en-us/en-us ] && command -v apertium >/dev/null 2>&1 && \
+		apertium -l 2>/dev/null | grep -q '^ *eng-spa$$'; }; then \
+		echo "installing $(CAPTION_PKGS)"; \
+		$(APT) update -q && $(APT) install -y -q $(CAPTION_PKGS); \
 	fi
 
 # npm packages whose files the server loads at run time (RNNoise's WebAssembly build), pinned by package-lock.json.
