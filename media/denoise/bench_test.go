@@ -226,19 +226,24 @@ func BenchmarkPipeline(b *testing.B) {
 	packets := benchPackets(b, frames)
 	e := loadRNNoise(b)
 	const queue = 8
-	for _, mode := range []string{"serial", "queued"} {
-		b.Run(mode, func(b *testing.B) {
-			inFlight := 1
-			if mode == "queued" {
-				// One slot short of the queue: the pipeline frees a packet's slot just after its Emit.
-				inFlight = queue - 1
-			}
-			benchPipeline(b, e, packets, inFlight, queue)
-		})
+	for _, den := range []struct {
+		name string
+		make func() (audio.Processor, error)
+	}{{NameSpeex, func() (audio.Processor, error) { return NewSpeex(SpeexSuppressDB) }}, {NameRNNoise, e.New}} {
+		for _, mode := range []string{"serial", "queued"} {
+			b.Run(den.name+"/"+mode, func(b *testing.B) {
+				inFlight := 1
+				if mode == "queued" {
+					// One slot short of the queue: the pipeline frees a packet's slot just after its Emit.
+					inFlight = queue - 1
+				}
+				benchPipeline(b, den.make, packets, inFlight, queue)
+			})
+		}
 	}
 }
 
-func benchPipeline(b *testing.B, e *RNNoise, packets [][]byte, inFlight, queue int) {
+func benchPipeline(b *testing.B, newProc func() (audio.Processor, error), packets [][]byte, inFlight, queue int) {
 	dec, err := opus.NewDecoder()
 	if err != nil {
 		b.Fatal(err)
@@ -251,7 +256,7 @@ func benchPipeline(b *testing.B, e *RNNoise, packets [][]byte, inFlight, queue i
 		OnError:    func(err error) { b.Error(err) },
 		Queue:      queue,
 	})
-	proc, err := e.New()
+	proc, err := newProc()
 	if err != nil {
 		b.Fatal(err)
 	}
