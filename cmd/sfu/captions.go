@@ -47,6 +47,19 @@ func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() err
 		}
 		closers = append(closers, ps.Close)
 		rec = ps
+	case "vosk", "whisper", "openai":
+		if cfg.CaptionsURL == "" {
+			return nil, nil, fmt.Errorf("-captions %s needs -captions-url", cfg.Captions)
+		}
+		hc := captions.HTTPRecognizerConfig{URL: cfg.CaptionsURL, APIKey: cfg.CaptionsKey, Model: cfg.CaptionsModel}
+		switch cfg.Captions {
+		case "vosk":
+			rec = captions.NewVosk(captions.VoskConfig{URL: cfg.CaptionsURL})
+		case "whisper":
+			rec = captions.NewWhisperCpp(hc)
+		default:
+			rec = captions.NewOpenAITranscriber(hc)
+		}
 	default:
 		return nil, nil, fmt.Errorf("unknown captions engine %q (pocketsphinx, vosk, whisper, openai, off)", cfg.Captions)
 	}
@@ -57,6 +70,16 @@ func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() err
 			o := opencc.New()
 			closers = append(closers, o.Close)
 			trs = append(trs, o)
+		case "apertium":
+			a := captions.NewApertium(captions.ApertiumConfig{Pairs: cfg.ApertiumPairs})
+			closers = append(closers, a.Close)
+			trs = append(trs, a)
+		case "libretranslate":
+			if cfg.LibreURL == "" {
+				_ = release()
+				return nil, nil, errors.New("-translators libretranslate needs -libretranslate-url")
+			}
+			trs = append(trs, captions.NewLibreTranslate(captions.LibreTranslateConfig{URL: cfg.LibreURL, APIKey: cfg.LibreKey}))
 		default:
 			_ = release()
 			return nil, nil, fmt.Errorf("unknown translator %q (opencc, apertium, libretranslate)", name)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -251,5 +253,63 @@ func TestCaptionsEndToEnd(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
 			t.Errorf("transcript with token %q: %s", tok, resp.Status)
 		}
+	}
+}
+
+// TestChineseCaptionsWithTraditionalTranslation: a room whose speakers speak Mandarin, captioned by an
+// OpenAI-compatible transcription server (here one in the test, answering in Simplified Chinese as Whisper
+// does); a reader of Traditional Chinese gets each final caption with its zh-Hant translation by OpenCC.
+func TestChineseCaptionsWithTraditionalTranslation(t *testing.T) {
+	if !opus.EncoderAvailable {
+		t.Skip("this build has no cgo")
+	}
+	var mu sync.Mutex
+	var langs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/audio/transcriptions" {
+			http.Error(w, "wrong endpoint", http.StatusNotFound)
+			return
+		}
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f, _, err := r.FormFile("file")
+		if err != nil {
+			http.Error(w, "no file", http.StatusBadRequest)
+			return
+		}
+		pcm, rate, err := audio.ReadWAV(f)
+		if err != nil || rate != 16000 || len(pcm) < 16000 {
+			http.Error(w, fmt.Sprintf("bad audio: %d samples at %d Hz: %v", len(pcm), rate, err), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		langs = append(langs, r.FormValue("language"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"text": "会议现在开始"}`)
+	}))
+	defer srv.Close()
+	clip := newSpeechClip(t, "hello world the meeting starts now")
+	n := startTestNode(t, func(c *config) {
+		c.Captions, c.CaptionsURL, c.CaptionsLang, c.Translators = "openai", srv.URL, "zh", []string{"opencc"}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reader := readCaptions(t, ctx, n, "zh-room", "reader", "zh-Hant")
+	time.Sleep(200 * time.Millisecond)
+	ends := publishClip(t, ctx, n, "zh-room", "speaker", clip, 1)
+	end := <-ends
+	eventually(t, 10*time.Second, "a final caption", func() bool { return len(reader.finals()) >= 1 })
+	c := reader.finals()[0]
+	t.Logf("caption %+v, %v after the speech ended", c, c.at.Sub(end).Round(time.Millisecond))
+	if c.Lang != "zh" || c.Text != "会议现在开始" || c.Translations["zh-Hant"] != "會議現在開始" {
+		t.Fatalf("caption %+v, want zh 会议现在开始 with zh-Hant 會議現在開始", c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(langs) == 0 || langs[0] != "zh" {
+		t.Fatalf("the server was asked for languages %q, want zh", langs)
 	}
 }
