@@ -51,10 +51,10 @@ func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() err
 		if cfg.CaptionsURL == "" {
 			return nil, nil, fmt.Errorf("-captions %s needs -captions-url", cfg.Captions)
 		}
-		hc := captions.HTTPRecognizerConfig{URL: cfg.CaptionsURL, APIKey: cfg.CaptionsKey, Model: cfg.CaptionsModel}
+		hc := captions.HTTPRecognizerConfig{URL: cfg.CaptionsURL, APIKey: cfg.CaptionsKey, Model: cfg.CaptionsModel, Timeout: cfg.CaptionsTimeout}
 		switch cfg.Captions {
 		case "vosk":
-			rec = captions.NewVosk(captions.VoskConfig{URL: cfg.CaptionsURL})
+			rec = captions.NewVosk(captions.VoskConfig{URL: cfg.CaptionsURL, Timeout: cfg.CaptionsTimeout})
 		case "whisper":
 			rec = captions.NewWhisperCpp(hc)
 		default:
@@ -71,7 +71,7 @@ func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() err
 			closers = append(closers, o.Close)
 			trs = append(trs, o)
 		case "apertium":
-			a := captions.NewApertium(captions.ApertiumConfig{Pairs: cfg.ApertiumPairs})
+			a := captions.NewApertium(captions.ApertiumConfig{Pairs: cfg.ApertiumPairs, Timeout: cfg.CaptionsTimeout})
 			closers = append(closers, a.Close)
 			trs = append(trs, a)
 		case "libretranslate":
@@ -79,12 +79,12 @@ func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() err
 				_ = release()
 				return nil, nil, errors.New("-translators libretranslate needs -libretranslate-url")
 			}
-			trs = append(trs, captions.NewLibreTranslate(captions.LibreTranslateConfig{URL: cfg.LibreURL, APIKey: cfg.LibreKey}))
+			trs = append(trs, captions.NewLibreTranslate(captions.LibreTranslateConfig{URL: cfg.LibreURL, APIKey: cfg.LibreKey, Timeout: cfg.CaptionsTimeout}))
 		default:
 			_ = release()
 			return nil, nil, fmt.Errorf("unknown translator %q (opencc, apertium, libretranslate)", name)
 		}
 	}
 	log.Info("captions", zap.String("engine", cfg.Captions), zap.Strings("translators", cfg.Translators), zap.String("language", cfg.CaptionsLang))
-	return &captions.Service{Recognizer: rec, Translators: trs, Log: log}, release, nil
+	return &captions.Service{Recognizer: rec, Translators: trs, Log: log, EngineTimeout: cfg.CaptionsTimeout}, release, nil
 }

@@ -313,3 +313,62 @@ func TestChineseCaptionsWithTraditionalTranslation(t *testing.T) {
 		t.Fatalf("the server was asked for languages %q, want zh", langs)
 	}
 }
+
+// TestCaptionsEngineDownMeetingCarriesOn: a transcription server that never answers marks captions unavailable
+// for the readers, while everyone keeps hearing the speaker: captions never hold up forwarding.
+func TestCaptionsEngineDownMeetingCarriesOn(t *testing.T) {
+	if !opus.EncoderAvailable {
+		t.Skip("this build has no cgo")
+	}
+	hung := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // answers nothing until the client gives up or the test ends
+		case <-r.Context().Done():
+		case <-hung:
+		}
+	}))
+	defer srv.Close()
+	defer close(hung)
+	clip := newSpeechClip(t, "hello world the meeting starts now")
+	n := startTestNode(t, func(c *config) {
+		c.Captions, c.CaptionsURL, c.CaptionsTimeout = "openai", srv.URL, 500*time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reader := readCaptions(t, ctx, n, "down", "reader", "en")
+	listener := joinClient(t, ctx, n, "down", "listener")
+	time.Sleep(200 * time.Millisecond)
+	ends := publishClip(t, ctx, n, "down", "speaker", clip, 2)
+	for range ends {
+	}
+	eventually(t, 10*time.Second, "captions reported unavailable", func() bool {
+		reader.mu.Lock()
+		defer reader.mu.Unlock()
+		for _, s := range reader.status {
+			if strings.Contains(s, `"available":false`) {
+				return true
+			}
+		}
+		return false
+	})
+	reader.mu.Lock()
+	t.Logf("reader was told: %s", reader.status)
+	reader.mu.Unlock()
+	sent := 2 * len(clip.frames)
+	var speaker string
+	listener.mu.Lock()
+	for k := range listener.received {
+		if strings.HasSuffix(k, "/audio") {
+			speaker = strings.TrimSuffix(k, "/audio")
+		}
+	}
+	listener.mu.Unlock()
+	got := listener.stats(speaker, "audio").packets.Load()
+	t.Logf("the listener received %d of the %d audio packets sent", got, sent)
+	if got < int64(sent)*95/100 {
+		t.Fatalf("the listener received %d of %d audio packets while captions hung", got, sent)
+	}
+	if len(reader.finals()) != 0 {
+		t.Fatalf("captions from a server that never answered: %+v", reader.finals())
+	}
+}

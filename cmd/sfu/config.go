@@ -37,6 +37,7 @@ type config struct {
 	CaptionsModel   string
 	CaptionsLang    string
 	CaptionsGrammar string
+	CaptionsTimeout time.Duration
 	Translators     []string
 	ApertiumPairs   []string
 	LibreURL        string
@@ -71,6 +72,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.CaptionsKey, "captions-key", "", "API key for -captions openai")
 	fs.StringVar(&c.CaptionsModel, "captions-model", "", "model name for -captions openai (default whisper-1)")
 	fs.StringVar(&c.CaptionsLang, "captions-lang", "en", "the language participants speak unless their room or they say otherwise (en, yue, zh, ja, ...)")
+	fs.DurationVar(&c.CaptionsTimeout, "captions-timeout", 10*time.Second, "how long a captions server may take to answer before captions are marked unavailable and retried with backoff")
 	fs.StringVar(&c.CaptionsGrammar, "captions-grammar", "", "a JSGF grammar file that narrows pocketsphinx to known phrases")
 	fs.StringVar(&translators, "translators", "opencc,apertium", "comma-separated translators, tried in order: opencc (Chinese scripts), apertium (-apertium-pairs), libretranslate (-libretranslate-url)")
 	fs.StringVar(&pairs, "apertium-pairs", "eng-spa", "comma-separated Apertium language pairs to run (installed Debian apertium-* packages)")
