@@ -81,7 +81,9 @@ type run struct {
 
 // Run captions one track until its frames end or ctx does.
 func (s *Service) Run(ctx context.Context, job Job) {
-	s.defaults()
+	cfg := *s // the defaults are filled in on a copy: Run is called for many tracks at once
+	cfg.defaults()
+	s = &cfg
 	r := &run{s: s, job: job, ctx: ctx, available: true}
 	rs := audio.NewResampler(audio.SampleRate, SampleRate)
 	vad := NewVAD()
