@@ -204,7 +204,7 @@ func (p *apertiumPair) translate(ctx context.Context, in string) (string, error)
 	tag := "[<sfu:" + strconv.FormatUint(p.seq, 10) + ">]"
 	proc.stdin.SetWriteDeadline(deadline)
 	if _, err := io.WriteString(proc.stdin, tag+in+" \x00"); err != nil {
-		return "", p.fail(proc, fmt.Errorf("writing: %w", err))
+		return "", p.writeFailed(proc, err)
 	}
 	pump := time.NewTicker(apertiumPump)
 	defer pump.Stop()
@@ -221,7 +221,7 @@ func (p *apertiumPair) translate(ctx context.Context, in string) (string, error)
 			return apertiumOutput(rec, tag), nil
 		case <-pump.C:
 			if _, err := io.WriteString(proc.stdin, " \x00"); err != nil {
-				return "", p.fail(proc, fmt.Errorf("writing: %w", err))
+				return "", p.writeFailed(proc, err)
 			}
 		case <-proc.exited:
 			return "", p.fail(proc, proc.exitError())
@@ -272,6 +272,17 @@ func (p *apertiumPair) failed(err error) error {
 	p.retryAt = time.Now().Add(p.backoff)
 	p.backoff = min(2*p.backoff, apertiumBackoffMax)
 	return fmt.Errorf("apertium %s: %w: %w", p.mode, ErrUnavailable, err)
+}
+
+// writeFailed reports a write to proc that failed: a broken pipe means it exited, and what it said on the way
+// out says more than the pipe does.
+func (p *apertiumPair) writeFailed(proc *apertiumProc, err error) error {
+	select {
+	case <-proc.exited:
+		return p.fail(proc, proc.exitError())
+	case <-time.After(200 * time.Millisecond):
+		return p.fail(proc, fmt.Errorf("writing: %w", err))
+	}
 }
 
 // fail kills proc after it failed a call.

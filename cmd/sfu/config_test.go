@@ -67,7 +67,10 @@ func TestParseConfigEnv(t *testing.T) {
 	want := config{Addr: "127.0.0.1:9000", UDPAddr: "", UDPPortRange: "50000-50100",
 		PublicIPs: []string{"203.0.113.7", "198.51.100.2"}, ICEIPs: []string{"10.0.0.5"},
 		ICEServers: []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478"},
-		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond}
+		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond,
+		AudioProcessors: []string{"speex"}, RNNoiseDir: "node_modules/@echogarden/rnnoise-wasm",
+		Captions: "pocketsphinx", CaptionsLang: "en", CaptionsTimeout: 10 * time.Second,
+		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"}}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)
 	}
