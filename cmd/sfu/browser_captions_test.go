@@ -129,7 +129,7 @@ func TestBrowserCaptions(t *testing.T) {
 	t.Logf("joined after %v: %s", took.Round(time.Millisecond), c)
 	time.Sleep(200 * time.Millisecond) // the captions request is in before the speaker's track starts
 
-	ends := publishClip(t, ctx, n, room, "speaker", clip, 2)
+	starts := publishClip(t, ctx, n, room, "speaker", clip, 2)
 	c, took = waitCaptions(t, tab, 60*time.Second, `"meeting" under the speaker's tile, and a final caption of the speaker`, func(c pageCaptions) bool {
 		return c.Speaker != "" && c.LastSpeaker == c.Speaker && strings.Contains(strings.ToLower(c.LastText), "meeting") &&
 			strings.Contains(strings.ToLower(c.TileText), "meeting") && c.TileShown && len(c.speakerFinals()) >= 1
@@ -157,7 +157,7 @@ func TestBrowserCaptions(t *testing.T) {
 	drain := time.After(30 * time.Second)
 	for done := false; !done; {
 		select {
-		case _, ok := <-ends:
+		case _, ok := <-starts:
 			done = !ok
 		case <-drain:
 			t.Fatal("the speaker's clip did not end within 30 s")

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/edge-sfu/sfu/captions"
 	"github.com/edge-sfu/sfu/media/audio"
@@ -140,45 +138,11 @@ func newSpeechClip(t *testing.T, text string) speechClip {
 	return speechClip{frames: encodeLoop(t, pcm), speechEnd: time.Duration(last) * time.Second / audio.SampleRate}
 }
 
-// publishClip plays a clip `times` times from a new publisher and returns when each play's speech ended.
+// publishClip plays a clip `times` times from a new publisher; the channel gets the time each play starts and
+// closes after the last.
 func publishClip(t *testing.T, ctx context.Context, n *node, room, identity string, clip speechClip, times int) <-chan time.Time {
 	t.Helper()
-	tc := joinClient(t, ctx, n, room, identity)
-	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+identity, tc.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := tc.Publish(pctx, tr); err != nil {
-		t.Fatal(err)
-	}
-	ends := make(chan time.Time, times)
-	go func() {
-		defer close(ends)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		i := uint32(0)
-		for play := 0; play < times; play++ {
-			var start time.Time
-			for k, f := range clip.frames {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if k == 0 {
-					start = time.Now()
-				}
-				if tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: f}) != nil {
-					return
-				}
-				i++
-			}
-			ends <- start.Add(clip.speechEnd)
-		}
-	}()
-	return ends
+	return publishOpus(t, startMedia(t, ctx), joinClient(t, ctx, n, room, identity), clip.frames, times)
 }
 
 func median(d []time.Duration) time.Duration {
@@ -205,11 +169,9 @@ func TestCaptionsEndToEnd(t *testing.T) {
 	defer cancel()
 	reader := readCaptions(t, ctx, n, "captions", "reader", "en")
 	time.Sleep(200 * time.Millisecond) // the captions request is in before the track starts
-	ends := publishClip(t, ctx, n, "captions", "speaker", clip, 3)
-
 	var endTimes []time.Time
-	for e := range ends {
-		endTimes = append(endTimes, e)
+	for start := range publishClip(t, ctx, n, "captions", "speaker", clip, 3) {
+		endTimes = append(endTimes, start.Add(clip.speechEnd))
 	}
 	eventually(t, 10*time.Second, "three final captions", func() bool { return len(reader.finals()) >= 3 })
 	finals := reader.finals()
@@ -299,8 +261,7 @@ func TestChineseCaptionsWithTraditionalTranslation(t *testing.T) {
 	defer cancel()
 	reader := readCaptions(t, ctx, n, "zh-room", "reader", "zh-Hant")
 	time.Sleep(200 * time.Millisecond)
-	ends := publishClip(t, ctx, n, "zh-room", "speaker", clip, 1)
-	end := <-ends
+	end := (<-publishClip(t, ctx, n, "zh-room", "speaker", clip, 1)).Add(clip.speechEnd)
 	eventually(t, 10*time.Second, "a final caption", func() bool { return len(reader.finals()) >= 1 })
 	c := reader.finals()[0]
 	t.Logf("caption %+v, %v after the speech ended", c, c.at.Sub(end).Round(time.Millisecond))
@@ -338,8 +299,7 @@ func TestCaptionsEngineDownMeetingCarriesOn(t *testing.T) {
 	reader := readCaptions(t, ctx, n, "down", "reader", "en")
 	listener := joinClient(t, ctx, n, "down", "listener")
 	time.Sleep(200 * time.Millisecond)
-	ends := publishClip(t, ctx, n, "down", "speaker", clip, 2)
-	for range ends {
+	for range publishClip(t, ctx, n, "down", "speaker", clip, 2) {
 	}
 	eventually(t, 10*time.Second, "captions reported unavailable", func() bool {
 		reader.mu.Lock()

@@ -102,32 +102,9 @@ func publishLoop(t *testing.T, ctx context.Context, n *node, m *mediaRun, room, 
 			t.Fatal(err)
 		}
 	}
-	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+identity, tc.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	publishOpus(t, m, tc, frames, 0)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := tc.Publish(pctx, tr); err != nil {
-		t.Fatal(err)
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for i := uint32(0); ; i++ {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-tick.C:
-			}
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: frames[int(i)%len(frames)]}
-			if err := tr.WriteRTP(pkt); err != nil {
-				return
-			}
-		}
-	}()
 	if engine != "" {
 		msg, err := client.WaitFor(pctx, tc.events, func(m client.Message) bool { return m.Type == "audio_processing" || m.Type == "error" })
 		if err != nil {
@@ -247,7 +224,7 @@ func TestDenoiseEndToEnd(t *testing.T) {
 }
 
 // publishTone publishes a microphone track of Opus packets (a 440 Hz tone) until the media run stops.
-func publishTone(t *testing.T, ctx context.Context, m *mediaRun, tc *testClient) {
+func publishTone(t *testing.T, m *mediaRun, tc *testClient) {
 	t.Helper()
 	var frames [][]byte
 	if opus.EncoderAvailable {
@@ -259,31 +236,7 @@ func publishTone(t *testing.T, ctx context.Context, m *mediaRun, tc *testClient)
 	} else {
 		frames = [][]byte{{0xfc, 0xff, 0xfe}} // a build without cgo has no encoder; any Opus-shaped bytes do
 	}
-	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "mic-"+tc.ID(), tc.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := tc.Publish(pctx, tr); err != nil {
-		t.Fatal(err)
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for i := uint32(0); ; i++ {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 960}, Payload: frames[int(i)%len(frames)]}) != nil {
-				return
-			}
-		}
-	}()
+	publishOpus(t, m, tc, frames, 0)
 }
 
 // waitMessage waits for the first message of one of the types.
@@ -315,7 +268,7 @@ func TestDenoiseSettings(t *testing.T) {
 	m := startMedia(t, ctx)
 
 	a := joinClient(t, ctx, n, "quiet", "alice")
-	publishTone(t, ctx, m, a)
+	publishTone(t, m, a)
 	if msg := waitMessage(t, ctx, a, "audio_processing", "error"); msg.Type != "audio_processing" || !slices.Equal(msg.Processors, []string{"speex"}) {
 		t.Fatalf("in a room that denoises with speex: %+v", msg)
 	}
@@ -368,7 +321,7 @@ func TestDenoiseWithoutCgo(t *testing.T) {
 	m := startMedia(t, ctx)
 	a := joinClient(t, ctx, n, "nocgo", "alice")
 	b := joinClient(t, ctx, n, "nocgo", "bob")
-	publishTone(t, ctx, m, a)
+	publishTone(t, m, a)
 	eventually(t, 10*time.Second, "bob hears alice", func() bool { return b.stats(a.ID(), "audio").packets.Load() >= 20 })
 	for _, engine := range []string{"", denoise.NameSpeex} {
 		if err := a.Send(map[string]any{"type": "denoise", "enabled": true, "engine": engine}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/zap/zapcore"
@@ -269,4 +270,47 @@ func metricValue(text, series string) float64 {
 		}
 	}
 	return -1
+}
+
+// publishOpus publishes a microphone track ("mic-" and the client's identity) from tc and sends frames, one
+// every 20 ms, plays times over (0: until m stops). The returned channel gets the time each play starts and is
+// closed after the last.
+func publishOpus(t *testing.T, m *mediaRun, tc *testClient, frames [][]byte, plays int) <-chan time.Time {
+	t.Helper()
+	tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		"mic-"+tc.Joined.You.Identity, tc.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := tc.Publish(pctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	starts := make(chan time.Time, max(plays, 1))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(starts)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		seq := uint32(0)
+		for play := 0; plays == 0 || play < plays; play++ {
+			for k, f := range frames {
+				select {
+				case <-m.ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if k == 0 && plays > 0 {
+					starts <- time.Now()
+				}
+				if tr.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(seq), Timestamp: seq * 960}, Payload: f}) != nil {
+					return
+				}
+				seq++
+			}
+		}
+	}()
+	return starts
 }
