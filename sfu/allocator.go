@@ -269,6 +269,9 @@ func (p *Participant) allocate(now time.Time) {
 			top = max(top, min(chooseLayer(active, sizes, tileUnknown, tileUnknown), 1))
 			liveTop = max(liveTop, min(chooseLayer(live, sizes, tileUnknown, tileUnknown), 1))
 		}
+		if c := r.layerCap.Load() - 1; top > c { // over the publisher's bitrate limit: not even desired
+			top = c
+		}
 		if w == tileUnknown && now.Sub(d.boundAt()) < tileGrace {
 			top = liveTop // it will say its tile size soon: do not wake paused layers for it yet
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
@@ -46,14 +47,16 @@ type Participant struct {
 	sources   map[string]string    // by track id, from track_source
 	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
 
-	denoise       *bool    // the participant's own choice; nil: the room's default
-	denoiseEngine string   // a denoiser the participant asked for by name; "": the room's chain
-	captionLangs  []string // the languages the participant reads captions in; none: no captions
-	spoken        string   // the language the participant speaks; "": the room's
+	denoise         *bool     // the participant's own choice; nil: the room's default
+	denoiseEngine   string    // a denoiser the participant asked for by name; "": the room's chain
+	captionLangs    []string  // the languages the participant reads captions in; none: no captions
+	bitrateCappedAt time.Time // when the publish bitrate limit last cut a layer; zero: not capped
+	spoken          string    // the language the participant speaks; "": the room's
 
 	negMu          sync.Mutex // serialises subscribe-side offers
 	awaitingAnswer bool
 	renegotiate    bool
+	iceRestart     bool // the next subscribe offer restarts ICE
 
 	allocPoke  chan struct{}      // wakes the allocator
 	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
@@ -173,8 +176,14 @@ func (p *Participant) ID() string { return p.info.ID }
 
 // HandleOffer applies the client's offer for its publish connection and returns the SFU's answer.
 func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error) {
-	if !p.info.CanPublish {
-		return webrtc.SessionDescription{}, fmt.Errorf("token does not allow publishing: %w", ErrForbidden)
+	p.mu.Lock()
+	canPublish := p.info.CanPublish
+	p.mu.Unlock()
+	if !canPublish {
+		return webrtc.SessionDescription{}, fmt.Errorf("publishing is not allowed: %w", ErrForbidden)
+	}
+	if err := p.checkOffer(sdp); err != nil {
+		return webrtc.SessionDescription{}, err
 	}
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
@@ -510,6 +519,20 @@ func (p *Participant) unsubscribe(r *Receiver) {
 	p.negotiate()
 }
 
+// RestartICE makes the next subscribe offer restart ICE (new credentials, new candidates), for a client whose
+// network changed; it sends it now unless an offer is awaiting its answer. The publish connection restarts when
+// the client sends an offer with new ICE credentials.
+func (p *Participant) RestartICE() error {
+	if p.answerMode {
+		return fmt.Errorf("a WHEP session cannot restart ICE this way: %w", ErrBadRequest)
+	}
+	p.negMu.Lock()
+	p.iceRestart = true
+	p.negMu.Unlock()
+	p.negotiate()
+	return nil
+}
+
 // negotiate sends a new subscribe offer, or marks one to send once the client answers the pending one.
 func (p *Participant) negotiate() {
 	if p.answerMode {
@@ -527,7 +550,12 @@ func (p *Participant) negotiate() {
 	if closed {
 		return
 	}
-	offer, err := p.sub.CreateOffer(nil)
+	var opts *webrtc.OfferOptions
+	if p.iceRestart {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+		p.iceRestart = false
+	}
+	offer, err := p.sub.CreateOffer(opts)
 	if err == nil {
 		err = p.sub.SetLocalDescription(offer)
 	}

@@ -59,6 +59,12 @@ const (
 	EventCaption
 	// EventCaptionStatus says the captions engine stopped working (Error is why) or works again (Error "").
 	EventCaptionStatus
+	// EventRoomState tells everyone the room was locked or unlocked.
+	EventRoomState
+	// EventModerated tells a participant what an administrator did to it (Action, Track, Publish, By).
+	EventModerated
+	// EventLimit tells a participant that something it sent was refused by a limit (Error).
+	EventLimit
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -76,6 +82,10 @@ type Event struct {
 	Processors    []string  // EventAudioProcessing
 	Error         string    // EventAudioProcessing: why the processors asked for are not running
 	Caption       *captions.Caption
+	Locked        bool   // EventRoomState
+	Action        string // EventModerated
+	Publish       bool   // EventModerated, set_role
+	By            string // EventModerated: the administrator's participant id
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.
@@ -86,12 +96,14 @@ type Speaker struct {
 
 // ParticipantInfo describes a participant to the others.
 type ParticipantInfo struct {
-	ID           string
-	Identity     string
-	Name         string
-	CanPublish   bool
-	CanSubscribe bool
-	Tracks       []TrackInfo
+	ID             string
+	Identity       string
+	Name           string
+	CanPublish     bool
+	CanSubscribe   bool
+	CanPublishData bool
+	Admin          bool
+	Tracks         []TrackInfo
 }
 
 // TrackInfo describes a published track.

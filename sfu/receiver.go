@@ -51,14 +51,18 @@ type Receiver struct {
 	ended  bool // unpublished: no new DownTracks
 	closed atomic.Bool
 
-	layers  [maxLayers]layer
-	rids    [maxLayers]atomic.Pointer[string] // each layer's rid, as the publisher named it
-	muted   atomic.Bool
-	source  string              // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
-	budget  time.Duration       // the SFU's share of the latency budget; 0: no limit
-	playout [3]byte             // playout-delay extension (0 to the latency budget) put on video keyframes
-	rotate  atomic.Uint32       // where the next fan-out starts
-	latency prometheus.Observer // arrival to the last copy sent; nil: not measured
+	layers [maxLayers]layer
+	rids   [maxLayers]atomic.Pointer[string] // each layer's rid, as the publisher named it
+	muted  atomic.Bool
+	// adminMuted: an administrator muted the track, or took the publisher's right away: nothing is forwarded.
+	adminMuted atomic.Bool
+	// layerCap: layers from this index up are not forwarded (the publisher is over its bitrate limit).
+	layerCap atomic.Int32
+	source   string              // SourceCamera, SourceMicrophone, SourceScreen or SourceScreenAudio
+	budget   time.Duration       // the SFU's share of the latency budget; 0: no limit
+	playout  [3]byte             // playout-delay extension (0 to the latency budget) put on video keyframes
+	rotate   atomic.Uint32       // where the next fan-out starts
+	latency  prometheus.Observer // arrival to the last copy sent; nil: not measured
 
 	audioLevelID uint8      // RFC 6464 header extension id, 0 when not negotiated
 	level        levelMeter // audio levels, for the active speaker
@@ -113,6 +117,7 @@ type packetInfo struct {
 
 func newReceiver(id string, kind webrtc.RTPCodecType, params webrtc.RTPCodecParameters, w rtcpWriter) *Receiver {
 	r := &Receiver{id: id, kind: kind, codec: params, rtcp: w}
+	r.layerCap.Store(maxLayers)
 	if kind == webrtc.RTPCodecTypeVideo {
 		r.keyframe = codec.KeyframeDetector(params.MimeType)
 		r.vp8 = strings.EqualFold(params.MimeType, webrtc.MimeTypeVP8)
@@ -175,8 +180,9 @@ func (r *Receiver) stopLayer(l int) bool {
 // liveLayers reports which layers are being received and not paused at the publisher by dynacast.
 func (r *Receiver) liveLayers() [maxLayers]bool {
 	live := r.ActiveLayers()
+	layerCap := int(r.layerCap.Load())
 	for i := range live {
-		live[i] = live[i] && !r.layers[i].paused.Load()
+		live[i] = live[i] && !r.layers[i].paused.Load() && i < layerCap
 	}
 	return live
 }
@@ -224,6 +230,9 @@ func (r *Receiver) forward(l int, read packetReader) error {
 func (r *Receiver) writePacket(pi *packetInfo, size int) {
 	r.stats.packetsIn.Add(1)
 	r.stats.bytesIn.Add(uint64(size))
+	if r.adminMuted.Load() {
+		return
+	}
 	pkt := pi.pkt
 	pi.key = r.keyframe == nil
 	pi.hasVP8 = false

@@ -18,6 +18,7 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*Participant
+	locked       bool               // only administrators may join
 	speakers     []Speaker          // loudest first
 	smoothed     map[string]float64 // smoothed loudness by participant id
 }
@@ -39,9 +40,12 @@ type published struct {
 
 // join adds p, tells it who is there and tells the others it came. It returns the tracks p should receive and
 // the participant with the same identity that p replaces, if any.
-func (rm *Room) join(p *Participant) ([]published, *Participant) {
+func (rm *Room) join(p *Participant) ([]published, *Participant, error) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	if err := rm.canJoinLocked(p); err != nil {
+		return nil, nil, err
+	}
 	var replaced *Participant
 	others := make([]ParticipantInfo, 0, len(rm.participants))
 	var tracks []published
@@ -66,7 +70,10 @@ func (rm *Room) join(p *Participant) ([]published, *Participant) {
 	if !p.info.CanSubscribe {
 		tracks = nil
 	}
-	return tracks, replaced
+	if rm.locked {
+		p.peer.SendEvent(Event{Kind: EventRoomState, Locked: true})
+	}
+	return tracks, replaced, nil
 }
 
 // removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller.

@@ -37,6 +37,13 @@ type Config struct {
 	Captions CaptionService
 	// CaptionLang is the language participants speak unless they or their room say otherwise (default "en").
 	CaptionLang string
+	// MaxParticipants bounds each room (0: no limit).
+	MaxParticipants int
+	// MaxPublishBitrate bounds what one participant may publish, in bits per second over its tracks (0: no
+	// limit): beyond it, its highest simulcast layers are not forwarded.
+	MaxPublishBitrate float64
+	// MaxConcurrentJoins bounds the joins being set up at once (0: no limit); one more gets ErrBusy.
+	MaxConcurrentJoins int
 }
 
 // Defaults for Config.
@@ -64,10 +71,14 @@ type SFU struct {
 	latency    prometheus.Histogram // SFU-added latency: a packet's arrival to its last copy's send
 	processing prometheus.Histogram // audio processing: a packet's arrival to its processed copy's send
 
-	audio        *AudioConfig
-	captions     CaptionService
-	captionLang  string
-	roomSettings func(string) RoomSettings
+	audio       *AudioConfig
+	captions    CaptionService
+	captionLang string
+
+	maxParticipants   int
+	maxPublishBitrate float64
+	joinSlots         chan struct{} // nil: no limit on concurrent joins
+	roomSettings      func(string) RoomSettings
 
 	tracksPublished atomic.Uint64
 	retired         receiverStats // counters of tracks that have ended
@@ -88,7 +99,10 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
 		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms,
-		captions: cfg.Captions, captionLang: cfg.CaptionLang}
+		captions: cfg.Captions, captionLang: cfg.CaptionLang, maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate}
+	if cfg.MaxConcurrentJoins > 0 {
+		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
+	}
 	if s.budget == 0 {
 		s.budget = DefaultSFUBudget
 	}
@@ -119,16 +133,26 @@ func (s *SFU) ICEServers() []webrtc.ICEServer { return s.iceServers }
 
 // JoinRequest is what a verified token says about the participant.
 type JoinRequest struct {
-	Room         string
-	Identity     string
-	Name         string
-	CanPublish   bool
-	CanSubscribe bool
+	Room           string
+	Identity       string
+	Name           string
+	CanPublish     bool
+	CanSubscribe   bool
+	CanPublishData bool
+	Admin          bool
 }
 
 // Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
 // peer) is EventJoined; a participant with the same identity already in the room is ended with "replaced".
 func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
+	if s.joinSlots != nil {
+		select {
+		case s.joinSlots <- struct{}{}:
+			defer func() { <-s.joinSlots }()
+		default:
+			return nil, fmt.Errorf("%w: %d joins are being set up; try again shortly", ErrBusy, cap(s.joinSlots))
+		}
+	}
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, err
@@ -142,7 +166,7 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 
 func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
-		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe}
+		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
 	return newParticipant(s.apis, info, nil, peer, s.iceServers, log)
 }
@@ -161,8 +185,15 @@ func (s *SFU) enter(p *Participant, room string) error {
 		p.log.Info("room opened")
 	}
 	p.room = rm
-	tracks, replaced := rm.join(p)
+	tracks, replaced, err := rm.join(p)
+	empty := len(rm.participants) == 0
 	s.mu.Unlock()
+	if err != nil {
+		if empty {
+			s.removeRoom(rm)
+		}
+		return err
+	}
 	p.log.Info("participant joined")
 
 	if replaced != nil {

@@ -22,6 +22,7 @@ const (
 func (s *SFU) speakerLoop(ctx context.Context) {
 	t := time.NewTicker(speakerInterval)
 	defer t.Stop()
+	var lastBitrateCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -36,6 +37,10 @@ func (s *SFU) speakerLoop(ctx context.Context) {
 		s.mu.Unlock()
 		for _, rm := range rooms {
 			rm.updateSpeakers()
+		}
+		if now := time.Now(); now.Sub(lastBitrateCheck) >= time.Second {
+			lastBitrateCheck = now
+			s.checkBitrates(rooms, now)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package signaling
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,7 +17,10 @@ type Claims struct {
 	Name      string `json:"name,omitempty"`
 	Publish   bool   `json:"publish"`
 	Subscribe bool   `json:"subscribe"`
-	Admin     bool   `json:"admin,omitempty"`
+	// PublishData allows data channels on the publish connection.
+	PublishData bool `json:"publish_data,omitempty"`
+	// Admin may mute, kick, lock and end the room, and change others' roles.
+	Admin bool `json:"admin,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -33,25 +37,80 @@ var (
 	ErrTokenExpired = errors.New("token expired")
 )
 
-// MintToken signs claims with secret, valid for ttl from now.
+// Keys are the secrets tokens may be signed with: Default for tokens without a "kid" header, the others by
+// kid. Rotating keys: add the new key with its kid, mint new tokens with it, and remove the old key once the
+// tokens signed with it have expired.
+type Keys struct {
+	Default []byte
+	ByID    map[string][]byte
+}
+
+// ParseKeys reads "kid1:secret1,kid2:secret2" (the -keys flag).
+func ParseKeys(s string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		kid, secret, ok := strings.Cut(kv, ":")
+		if !ok || kid == "" || secret == "" {
+			return nil, fmt.Errorf("key %q: want kid:secret", kv)
+		}
+		if _, dup := out[kid]; dup {
+			return nil, fmt.Errorf("key id %q given twice", kid)
+		}
+		out[kid] = []byte(secret)
+	}
+	return out, nil
+}
+
+// MintToken signs claims with secret (no key id), valid for ttl from now.
 func MintToken(secret []byte, c Claims, ttl time.Duration) (string, error) {
+	return MintTokenWithKey("", secret, c, ttl)
+}
+
+// MintTokenWithKey signs claims with the key named kid ("" for the default key).
+func MintTokenWithKey(kid string, secret []byte, c Claims, ttl time.Duration) (string, error) {
 	if err := c.validate(); err != nil {
 		return "", err
 	}
 	now := time.Now()
 	c.IssuedAt = jwt.NewNumericDate(now)
 	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	if kid != "" {
+		t.Header["kid"] = kid
+	}
+	s, err := t.SignedString(secret)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return s, nil
 }
 
-// VerifyToken checks the token's signature (HS256 only), expiry and fields.
+// VerifyToken checks a token signed with secret and no key id.
 func VerifyToken(secret []byte, token string) (*Claims, error) {
+	return Keys{Default: secret}.Verify(token)
+}
+
+// Verify checks the token's signature (HS256 only, with the key its kid names), expiry and fields.
+func (k Keys) Verify(token string) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return secret, nil },
+	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			if len(k.Default) == 0 {
+				return nil, errors.New("tokens need a key id here")
+			}
+			return k.Default, nil
+		}
+		key, ok := k.ByID[kid]
+		if !ok {
+			return nil, fmt.Errorf("unknown key id %.32q", kid)
+		}
+		return key, nil
+	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(5*time.Second))

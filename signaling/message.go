@@ -27,25 +27,33 @@ const (
 	CodeInternal      = "internal"
 	CodeE2EE          = "e2ee"        // the room is end-to-end encrypted: the server cannot process its media
 	CodeUnavailable   = "unavailable" // this server cannot run what was asked (e.g. a denoiser it lacks)
+	CodeRoomFull      = "room_full"
+	CodeRoomLocked    = "room_locked"
+	CodeBusy          = "busy"           // too many joins at once: try again shortly
+	CodeLimit         = "limit_exceeded" // tracks, bitrate
+	CodeRateLimited   = "rate_limited"   // too many messages a second
 )
 
 // Request is a client-to-server message. Which fields are set depends on Type.
 type Request struct {
-	Type      string                   `json:"type"`
-	Token     string                   `json:"token,omitempty"`
-	PC        string                   `json:"pc,omitempty"`
-	SDP       string                   `json:"sdp,omitempty"`
-	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Track     string                   `json:"track,omitempty"`
-	Muted     *bool                    `json:"muted,omitempty"`
-	ID        *uint64                  `json:"id,omitempty"`
-	Source    string                   `json:"source,omitempty"`
-	Width     *int                     `json:"width,omitempty"`
-	Height    *int                     `json:"height,omitempty"`
-	Enabled   *bool                    `json:"enabled,omitempty"`
-	Engine    string                   `json:"engine,omitempty"`
-	Languages []string                 `json:"languages,omitempty"`
-	Spoken    string                   `json:"spoken,omitempty"`
+	Type        string                   `json:"type"`
+	Token       string                   `json:"token,omitempty"`
+	PC          string                   `json:"pc,omitempty"`
+	SDP         string                   `json:"sdp,omitempty"`
+	Candidate   *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Track       string                   `json:"track,omitempty"`
+	Muted       *bool                    `json:"muted,omitempty"`
+	ID          *uint64                  `json:"id,omitempty"`
+	Source      string                   `json:"source,omitempty"`
+	Width       *int                     `json:"width,omitempty"`
+	Height      *int                     `json:"height,omitempty"`
+	Enabled     *bool                    `json:"enabled,omitempty"`
+	Engine      string                   `json:"engine,omitempty"`
+	Languages   []string                 `json:"languages,omitempty"`
+	Spoken      string                   `json:"spoken,omitempty"`
+	Action      string                   `json:"action,omitempty"`
+	Participant string                   `json:"participant,omitempty"`
+	Publish     *bool                    `json:"publish,omitempty"`
 }
 
 // ProtocolError is sent to the client as an error message.
@@ -121,7 +129,14 @@ func Decode(data []byte) (Request, error) {
 		if r.Languages == nil {
 			return bad("captions needs languages ([] turns them off)")
 		}
-	case "ping", "leave":
+	case "admin":
+		if r.Action == "" {
+			return bad("admin needs an action")
+		}
+		if len(r.Action) > 16 || len(r.Participant) > 64 {
+			return bad("admin action or participant too long")
+		}
+	case "ping", "leave", "ice_restart":
 	case "":
 		return Request{}, protoErr(CodeUnknownType, "", "message has no type")
 	default:
@@ -148,6 +163,7 @@ type participantJSON struct {
 	Name      string      `json:"name"`
 	Publish   bool        `json:"publish"`
 	Subscribe bool        `json:"subscribe"`
+	Admin     bool        `json:"admin,omitempty"`
 	Tracks    []trackJSON `json:"tracks"`
 }
 
@@ -187,6 +203,19 @@ type captionMsg struct {
 	Start        float64           `json:"start"` // seconds since the room's transcript began
 	End          float64           `json:"end"`
 	Translations map[string]string `json:"translations"`
+}
+
+type roomStateMsg struct {
+	Type   string `json:"type"`
+	Locked bool   `json:"locked"`
+}
+
+type moderationMsg struct {
+	Type    string `json:"type"`
+	Action  string `json:"action"`
+	TrackID string `json:"track_id,omitempty"`
+	Publish bool   `json:"publish"`
+	By      string `json:"by"`
 }
 
 type captionsStatusMsg struct {
@@ -253,7 +282,7 @@ func toParticipantJSON(p sfu.ParticipantInfo) participantJSON {
 	for _, t := range p.Tracks {
 		tracks = append(tracks, toTrackJSON(t))
 	}
-	return participantJSON{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Tracks: tracks}
+	return participantJSON{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Admin: p.Admin, Tracks: tracks}
 }
 
 func toTrackJSON(t sfu.TrackInfo) trackJSON {
@@ -314,6 +343,12 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		}
 		return captionMsg{Type: "caption", Participant: c.ParticipantID, Track: c.TrackID, Lang: c.Lang, Text: c.Text,
 			Final: c.Final, Start: c.Start.Seconds(), End: c.End.Seconds(), Translations: tr}
+	case sfu.EventRoomState:
+		return roomStateMsg{Type: "room_state", Locked: ev.Locked}
+	case sfu.EventModerated:
+		return moderationMsg{Type: "moderation", Action: ev.Action, TrackID: ev.Track.ID, Publish: ev.Publish, By: ev.By}
+	case sfu.EventLimit:
+		return errorMsg{Type: "error", Code: CodeLimit, Message: ev.Error}
 	case sfu.EventCaptionStatus:
 		return captionsStatusMsg{Type: "captions_status", Available: ev.Error == "", Reason: ev.Error}
 	}

@@ -37,7 +37,8 @@ type session struct {
 	endOnce  sync.Once
 	bye      []byte
 
-	p *sfu.Participant // set by join; used only by the read loop
+	p    *sfu.Participant // set by join; used only by the read loop
+	rate tokenBucket      // messages a second; used only by the read loop
 }
 
 func newSession(srv *Server, conn *websocket.Conn, log *zap.Logger) *session {
@@ -96,6 +97,12 @@ func (s *session) readLoop() {
 		}
 		if kind != websocket.TextMessage {
 			s.sendError(protoErr(CodeBadMessage, "", "messages are JSON text frames"))
+			continue
+		}
+		if !s.rate.allow(time.Now()) {
+			if s.rate.shouldTell(time.Now()) {
+				s.sendError(protoErr(CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
+			}
 			continue
 		}
 		if !s.handle(buf[:n]) {
@@ -161,6 +168,18 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.SetDenoise(*req.Enabled, req.Engine); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
+	case "admin":
+		publish := req.Publish != nil && *req.Publish
+		did, err := s.p.AdminAction(sfu.AdminRequest{Action: req.Action, Participant: req.Participant, Track: req.Track, Publish: publish})
+		if err != nil {
+			s.sendError(sfuError(req.Type, err))
+			return true
+		}
+		s.log.Info("admin action", zap.String("action", req.Action), zap.String("target", req.Participant), zap.String("done", did))
+	case "ice_restart":
+		if err := s.p.RestartICE(); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
 	case "leave":
 		s.End("left")
 		return false
@@ -180,11 +199,16 @@ func (s *session) join(token string) bool {
 		return false
 	}
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe}, s)
+		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin}, s)
 	if err != nil {
-		s.sendError(protoErr(CodeInternal, "join", "cannot join: %v", err))
-		s.End("shutdown")
-		return false
+		pe := sfuError("join", err)
+		if pe.Code == CodeInternal {
+			s.sendError(protoErr(CodeInternal, "join", "cannot join: %v", err))
+			s.End("shutdown")
+			return false
+		}
+		s.sendError(pe) // a room rule or a limit: the client may try again later on this socket
+		return true
 	}
 	s.p = p
 	s.log.Debug("joined", zap.String("room", claims.Room), zap.String("participant", p.ID()))
@@ -203,6 +227,14 @@ func sfuError(ref string, err error) *ProtocolError {
 		code = CodeForbidden
 	case errors.Is(err, sfu.ErrBadRequest):
 		code = CodeBadRequest
+	case errors.Is(err, sfu.ErrRoomFull):
+		code = CodeRoomFull
+	case errors.Is(err, sfu.ErrRoomLocked):
+		code = CodeRoomLocked
+	case errors.Is(err, sfu.ErrBusy):
+		code = CodeBusy
+	case errors.Is(err, sfu.ErrLimit):
+		code = CodeLimit
 	case errors.Is(err, sfu.ErrE2EE):
 		code = CodeE2EE
 	case errors.Is(err, sfu.ErrUnavailable):

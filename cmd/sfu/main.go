@@ -1,4 +1,5 @@
-// Command sfu runs one SFU node: `sfu` serves, `sfu token` mints a join token.
+// Command sfu runs one SFU node: `sfu` serves, `sfu token` mints a join token, `sfu audit verify` checks the
+// audit log's hash chain.
 //
 // A packet's way through the code: main → node (this package) starts sfu.New (media sockets) and
 // signaling.NewServer (HTTP and /ws). A client's join reaches signaling/session.go, which calls sfu.SFU.Join;
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +24,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		if err := auditCmd(os.Args[2:], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "sfu audit:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		if err := tokenCmd(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "sfu token:", err)
@@ -59,16 +68,19 @@ func serve(ctx context.Context, cfg config) error {
 	return n.shutdown(shutdownCtx)
 }
 
-// tokenCmd prints a join token signed with the server's secret.
-func tokenCmd(args []string, out *os.File) error {
+// tokenCmd prints a join token signed with the server's secret, or with one of its keys (-kid).
+func tokenCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sfu token", flag.ContinueOnError)
 	secret := fs.String("secret", "", "token secret (env SFU_SECRET)")
+	keys := fs.String("keys", "", "the server's keys as kid:secret,... (env SFU_KEYS); -kid picks one")
+	kid := fs.String("kid", "", "sign with this key of -keys and name it in the token's header (key rotation)")
 	room := fs.String("room", "", "room the token admits to (required)")
 	identity := fs.String("identity", "", "participant identity (required)")
 	name := fs.String("name", "", "display name (default: the identity)")
 	publish := fs.Bool("publish", false, "may publish")
 	subscribe := fs.Bool("subscribe", false, "may subscribe")
-	admin := fs.Bool("admin", false, "room administrator")
+	publishData := fs.Bool("publish-data", false, "may publish data channels")
+	admin := fs.Bool("admin", false, "room administrator: may mute, kick, lock and end the room")
 	ttl := fs.Duration("ttl", time.Hour, "validity")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,8 +88,21 @@ func tokenCmd(args []string, out *os.File) error {
 	if *secret == "" {
 		*secret = os.Getenv("SFU_SECRET")
 	}
-	if *secret == "" {
-		return errors.New("no secret: set SFU_SECRET or -secret (a dev-mode server has a random secret; use its /token page)")
+	if *keys == "" {
+		*keys = os.Getenv("SFU_KEYS")
+	}
+	key := []byte(*secret)
+	if *kid != "" {
+		byID, err := signaling.ParseKeys(*keys)
+		if err != nil {
+			return fmt.Errorf("-keys: %w", err)
+		}
+		if key = byID[*kid]; key == nil {
+			return fmt.Errorf("no key %q in -keys / SFU_KEYS", *kid)
+		}
+	}
+	if len(key) == 0 {
+		return errors.New("no secret: set SFU_SECRET or -secret, or -kid with SFU_KEYS (a dev-mode server has a random secret; use its /token page)")
 	}
 	if *room == "" || *identity == "" {
 		return errors.New("-room and -identity are required")
@@ -85,8 +110,8 @@ func tokenCmd(args []string, out *os.File) error {
 	if *ttl <= 0 {
 		return errors.New("-ttl must be positive")
 	}
-	tok, err := signaling.MintToken([]byte(*secret), signaling.Claims{Room: *room, Identity: *identity,
-		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, Admin: *admin}, *ttl)
+	tok, err := signaling.MintTokenWithKey(*kid, key, signaling.Claims{Room: *room, Identity: *identity,
+		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, PublishData: *publishData, Admin: *admin}, *ttl)
 	if err != nil {
 		return err
 	}

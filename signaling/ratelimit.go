@@ -1,0 +1,40 @@
+package signaling
+
+import "time"
+
+// Message rate per socket: a client may send MaxMessagesPerSecond on average, in bursts of up to
+// MessageBurst; messages beyond are dropped with a rate_limited error (at most one such error a second).
+const (
+	MaxMessagesPerSecond = 50
+	MessageBurst         = 100
+)
+
+// tokenBucket limits one socket's messages.
+type tokenBucket struct {
+	tokens   float64
+	last     time.Time
+	lastTold time.Time
+}
+
+// allow takes a token if there is one.
+func (b *tokenBucket) allow(now time.Time) bool {
+	if b.last.IsZero() {
+		b.tokens, b.last = MessageBurst, now
+	}
+	b.tokens = min(MessageBurst, b.tokens+now.Sub(b.last).Seconds()*MaxMessagesPerSecond)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// shouldTell reports whether to send a rate_limited error now: once a second at most.
+func (b *tokenBucket) shouldTell(now time.Time) bool {
+	if now.Sub(b.lastTold) < time.Second {
+		return false
+	}
+	b.lastTold = now
+	return true
+}
