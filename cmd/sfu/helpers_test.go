@@ -79,12 +79,18 @@ var loopbackAPI = sync.OnceValues(func() (*webrtc.API, error) {
 
 func joinClient(t *testing.T, ctx context.Context, n *node, room, identity string) *testClient {
 	t.Helper()
+	return joinClientToken(t, ctx, n, token(t, room, identity, true, true))
+}
+
+// joinClientToken joins with the given token.
+func joinClientToken(t *testing.T, ctx context.Context, n *node, tok string) *testClient {
+	t.Helper()
 	api, err := loopbackAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
-	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), token(t, room, identity, true, true), client.Options{
+	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), tok, client.Options{
 		API:               api,
 		Events:            tc.events,
 		OnKeyframeRequest: func(webrtc.TrackLocal) { tc.wantKey.Store(true) },
@@ -101,7 +107,7 @@ func joinClient(t *testing.T, ctx context.Context, n *node, room, identity strin
 		},
 	})
 	if err != nil {
-		t.Fatalf("%s: join: %v", identity, err)
+		t.Fatalf("join: %v", err)
 	}
 	tc.Client = c
 	t.Cleanup(c.Close)

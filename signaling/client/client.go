@@ -375,8 +375,19 @@ func (c *Client) readSenderRTCP(s *webrtc.RTPSender, t webrtc.TrackLocal) {
 }
 
 // NegotiatePublish sends an offer for the publish connection and applies the answer.
-func (c *Client) NegotiatePublish(ctx context.Context) error {
-	offer, err := c.Pub.CreateOffer(nil)
+func (c *Client) NegotiatePublish(ctx context.Context) error { return c.negotiatePublish(ctx, nil) }
+
+// RestartICE restarts ICE on both connections, as after a network change: a publish offer with new ICE
+// credentials, and an ice_restart request that makes the server send a subscribe offer with new ones.
+func (c *Client) RestartICE(ctx context.Context) error {
+	if err := c.negotiatePublish(ctx, &webrtc.OfferOptions{ICERestart: true}); err != nil {
+		return err
+	}
+	return c.send(map[string]string{"type": "ice_restart"})
+}
+
+func (c *Client) negotiatePublish(ctx context.Context, opts *webrtc.OfferOptions) error {
+	offer, err := c.Pub.CreateOffer(opts)
 	if err != nil {
 		return fmt.Errorf("create offer: %w", err)
 	}
