@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -29,6 +30,9 @@ type NetConfig struct {
 	PublicIPs []string
 	// ICEIPs restricts the local addresses candidates are gathered on; empty means every interface.
 	ICEIPs []string
+	// TCPAddr, when set, also takes ICE over TCP on one listener for every connection (ICE-TCP, RFC 6544), e.g.
+	// ":7881": a fallback for clients whose network blocks UDP. Candidates are passive, and rank below UDP.
+	TCPAddr string
 }
 
 // ParsePortRange reads "MIN-MAX".
@@ -83,7 +87,13 @@ func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error,
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCPAddr != "" {
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	// The SFU only listens: it does not dial TCP connections to the addresses clients name.
+	se.DisableActiveTCP(true)
 	if len(cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
@@ -96,7 +106,14 @@ func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error,
 		se.SetIPFilter(ipFilter)
 	}
 
-	closer := func() error { return nil }
+	var closers []func() error
+	closer := func() error {
+		var errs []error
+		for _, c := range closers {
+			errs = append(errs, c())
+		}
+		return errors.Join(errs...)
+	}
 	switch {
 	case cfg.UDPAddr != "":
 		mux, err := udpMux(cfg.UDPAddr, ipFilter, loopback, lf)
@@ -104,11 +121,20 @@ func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error,
 			return nil, nil, err
 		}
 		se.SetICEUDPMux(mux)
-		closer = mux.Close
+		closers = append(closers, mux.Close)
 	case cfg.PortMin != 0:
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, nil, fmt.Errorf("udp port range: %w", err)
 		}
+	}
+	if cfg.TCPAddr != "" {
+		mux, err := tcpMux(cfg.TCPAddr, lf)
+		if err != nil {
+			_ = closer()
+			return nil, nil, err
+		}
+		se.SetICETCPMux(mux)
+		closers = append(closers, mux.Close)
 	}
 
 	a := &mediaAPIs{me: me, se: se, lf: lf}
@@ -194,6 +220,25 @@ func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.Log
 		return nil, fmt.Errorf("listen udp port %d: %w", port, err)
 	}
 	return mux, nil
+}
+
+// ICE-TCP buffers: packets queued from one connection for its ICE agent, and bytes queued to one connection.
+// Writes beyond the write buffer are dropped rather than blocking: one slow TCP subscriber must not hold up the
+// forwarding of a publisher's packets to everyone else.
+const (
+	tcpReadPackets = 64
+	tcpWriteBuffer = 1 << 20
+)
+
+// tcpMux opens the ICE-TCP listener. Its closer closes the listener and every connection and waits for the
+// mux's goroutines.
+func tcpMux(addr string, lf logging.LoggerFactory) (ice.TCPMux, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %s (ICE-TCP): %w", addr, err)
+	}
+	return ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: ln, Logger: lf.NewLogger("ice-tcp"),
+		ReadBufferSize: tcpReadPackets, WriteBufferSize: tcpWriteBuffer}), nil
 }
 
 // ipFilter turns a list of addresses into a gathering filter. Loopback candidates are offered when the list is

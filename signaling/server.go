@@ -8,8 +8,12 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
 
@@ -32,6 +37,14 @@ type Config struct {
 	Dev     bool         // serve GET /token, which mints tokens for anyone
 	Metrics http.Handler // served at /metrics; nil for none
 	Logger  *zap.Logger
+
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that may open the WebSocket besides the
+	// server's own (an Origin whose host is the request's Host); "*" allows any. Requests without an Origin
+	// header (non-browser clients) are always allowed.
+	AllowedOrigins []string
+	// ICEServers, when set, returns the ICE servers of one joining participant (e.g. TURN credentials minted
+	// for its identity); its joined message carries them after the SFU's own.
+	ICEServers func(identity string) []webrtc.ICEServer
 }
 
 // Server serves the signaling WebSocket and the browser client.
@@ -42,7 +55,10 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 
-	upgrader websocket.Upgrader
+	upgrader       websocket.Upgrader
+	anyOrigin      bool                // Config.AllowedOrigins has "*"
+	origins        map[string]struct{} // normalized Config.AllowedOrigins
+	joinICEServers func(identity string) []webrtc.ICEServer
 
 	mu           sync.Mutex
 	sessions     map[*session]struct{}
@@ -59,7 +75,16 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	}
 	srv := &Server{secret: cfg.Secret, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
-		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second}}
+		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second,
+			CheckOrigin: func(*http.Request) bool { return true }}, // serveWS checks it first, with a clearer answer
+		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers}
+	for _, o := range cfg.AllowedOrigins {
+		if strings.TrimSpace(o) == "*" {
+			srv.anyOrigin = true
+		} else if n, err := NormalizeOrigin(o); err == nil {
+			srv.origins[n] = struct{}{}
+		}
+	}
 	static, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
@@ -146,6 +171,14 @@ func (srv *Server) devToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !srv.originAllowed(r) {
+		origin := r.Header.Get("Origin")
+		srv.log.Info("websocket refused: origin not allowed", zap.String("origin", origin), zap.String("host", r.Host),
+			zap.String("remote", r.RemoteAddr))
+		http.Error(w, "origin "+strconv.Quote(origin)+" may not open the signaling WebSocket of "+r.Host+
+			": the server allows its own origin and those it is configured with (allowed origins)", http.StatusForbidden)
+		return
+	}
 	conn, err := srv.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with the HTTP error
@@ -168,6 +201,60 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		srv.wg.Done()
 	}()
 	s.run()
+}
+
+// NormalizeOrigin reads an origin as browsers send it, scheme://host[:port], into its lower-case form without
+// a default port (443 for https, 80 for http).
+func NormalizeOrigin(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "", fmt.Errorf("origin %q: %w", s, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if (scheme != "http" && scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("origin %q: want scheme://host[:port], e.g. https://meet.example.org", s)
+	}
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	return scheme + "://" + host, nil
+}
+
+// originAllowed says whether r may open the WebSocket: no Origin (not a browser), the server's own origin (the
+// Origin's host is the request's Host), or a configured one.
+func (srv *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || srv.anyOrigin {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	n, err := NormalizeOrigin(origin)
+	if err != nil {
+		return false
+	}
+	_, ok := srv.origins[n]
+	return ok
+}
+
+// iceServersFor returns the ICE servers an event's message carries: the SFU's, and for joined those of the
+// joining participant (Config.ICEServers).
+func (srv *Server) iceServersFor(ev sfu.Event) []webrtc.ICEServer {
+	ice := srv.sfu.ICEServers()
+	if ev.Kind != sfu.EventJoined || srv.joinICEServers == nil {
+		return ice
+	}
+	return append(slices.Clone(ice), srv.joinICEServers(ev.Participant.Identity)...)
 }
 
 // Shutdown tells every client the server is stopping, ends their sessions and waits for them, or for ctx.

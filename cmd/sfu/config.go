@@ -1,13 +1,16 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -24,6 +27,19 @@ type config struct {
 	LatencyBudget time.Duration
 	SFUBudget     time.Duration
 	PprofAddr     string
+
+	TLSCert        string   // PEM certificate chain: with TLSKey, HTTP and the WebSocket are served over TLS
+	TLSKey         string   // PEM private key
+	AllowedOrigins []string // browser origins that may open the WebSocket besides the node's own; "*" for any
+	TCPAddr        string   // ICE-TCP listener (fallback for networks that block UDP); empty for none
+
+	TURNAddr       string        // built-in TURN server's UDP address; empty for none
+	TURNRealm      string        // its realm
+	TURNPublicIP   string        // the relay address it advertises; default the first -public-ip
+	TURNPortRange  string        // relay ports, MIN-MAX; empty for any
+	TURNSecret     string        // TURN REST API secret; default derived from the token secret
+	TURNURLs       []string      // TURN URLs of another server (coturn) that clients get minted credentials for
+	TURNCredential time.Duration // lifetime of minted TURN credentials
 
 	AudioProcessors    []string // the denoise chain
 	audioProcessorsSet bool     // given by the operator, not the default
@@ -51,7 +67,7 @@ func envName(flagName string) string {
 
 func parseConfig(args []string) (config, error) {
 	var c config
-	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs string
+	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs, origins, turnURLs string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
@@ -61,6 +77,17 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&iceServers, "ice-servers", "", "comma-separated STUN/TURN URLs given to clients")
 	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; empty runs in dev mode with a random secret and /token")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: with -tls-key, serve HTTPS and wss:// on -addr; reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
+	fs.StringVar(&origins, "allowed-origins", "", `comma-separated browser origins, e.g. "https://meet.example.org", that may open the signaling WebSocket besides the node's own; "*" allows any`)
+	fs.StringVar(&c.TCPAddr, "tcp", ":7881", `ICE-TCP address for clients whose network blocks UDP (UDP stays preferred), e.g. ":7881"; empty disables`)
+	fs.StringVar(&c.TURNAddr, "turn", "", `run a TURN server on this UDP address, e.g. ":3478", and give each participant short-lived credentials for it; empty: off`)
+	fs.StringVar(&c.TURNRealm, "turn-realm", "edge-sfu", "the TURN server's realm")
+	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", "", "the address the TURN server advertises for itself and its relays (default: the first -public-ip, else the -turn host, else 127.0.0.1)")
+	fs.StringVar(&c.TURNPortRange, "turn-relay-port-range", "", `UDP ports the TURN server relays on, e.g. "40000-49999" (default: any free port)`)
+	fs.StringVar(&c.TURNSecret, "turn-secret", "", "TURN REST API shared secret for minted credentials (default: derived from -secret); set it to coturn's static-auth-secret with -turn-urls")
+	fs.StringVar(&turnURLs, "turn-urls", "", `comma-separated URLs of an external TURN server using the TURN REST API (coturn use-auth-secret), e.g. "turn:turn.example.org:3478?transport=udp"; clients get minted credentials for them`)
+	fs.DurationVar(&c.TURNCredential, "turn-ttl", 12*time.Hour, "how long a participant's minted TURN credentials last (a relayed call longer than this loses its relay)")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
@@ -104,6 +131,7 @@ func parseConfig(args []string) (config, error) {
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
 	c.AudioProcessors = splitList(processors)
+	c.AllowedOrigins, c.TURNURLs = splitList(origins), splitList(turnURLs)
 	c.Translators, c.ApertiumPairs = splitList(translators), splitList(pairs)
 	c.captionsSet = set["captions"] || os.Getenv(envName("captions")) != ""
 	c.audioProcessorsSet = set["audio-processors"] || os.Getenv(envName("audio-processors")) != ""
@@ -115,7 +143,55 @@ func parseConfig(args []string) (config, error) {
 			return c, err
 		}
 	}
+	if err := c.checkSecurity(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkSecurity validates the TLS, origin, ICE-TCP and TURN settings.
+func (c *config) checkSecurity() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("-tls-cert and -tls-key go together: give both (HTTPS) or neither (HTTP)")
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if _, err := signaling.NormalizeOrigin(o); err != nil {
+			return fmt.Errorf("-allowed-origins: %w", err)
+		}
+	}
+	if c.TCPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.TCPAddr); err != nil {
+			return fmt.Errorf("-tcp %q: %w", c.TCPAddr, err)
+		}
+	}
+	if c.TURNAddr != "" {
+		if _, _, err := net.SplitHostPort(c.TURNAddr); err != nil {
+			return fmt.Errorf("-turn %q: %w", c.TURNAddr, err)
+		}
+	}
+	if c.TURNPublicIP != "" && net.ParseIP(c.TURNPublicIP) == nil {
+		return fmt.Errorf("-turn-public-ip %q is not an IP address", c.TURNPublicIP)
+	}
+	if c.TURNPortRange != "" {
+		if _, _, err := sfu.ParsePortRange(c.TURNPortRange); err != nil {
+			return fmt.Errorf("-turn-relay-port-range: %w", err)
+		}
+	}
+	for _, u := range c.TURNURLs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			return fmt.Errorf("-turn-urls: %q is not a turn: or turns: URL", u)
+		}
+	}
+	if len(c.TURNURLs) > 0 && c.TURNSecret == "" {
+		return errors.New("-turn-urls needs -turn-secret: the external TURN server's static-auth-secret")
+	}
+	if (c.TURNAddr != "" || len(c.TURNURLs) > 0) && c.TURNCredential <= 0 {
+		return errors.New("-turn-ttl must be positive")
+	}
+	return nil
 }
 
 func splitList(s string) []string {

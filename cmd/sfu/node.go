@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,9 @@ type node struct {
 	sig      *signaling.Server
 	http     *http.Server
 	addr     net.Addr
+	tls      bool        // HTTPS and wss://
+	turn     *turnServer // nil unless -turn
+	turnMint *turnMinter // nil unless -turn or -turn-urls
 	serveErr chan error
 }
 
@@ -48,7 +52,17 @@ func startNode(cfg config) (*node, error) {
 		log.Warn("dev mode: no secret configured, so a random one is used and GET /token mints tokens for anyone")
 	}
 
-	netCfg := sfu.NetConfig{UDPAddr: cfg.UDPAddr, PublicIPs: cfg.PublicIPs, ICEIPs: cfg.ICEIPs}
+	var certs *certFiles
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("-tls-cert and -tls-key go together")
+		}
+		if certs, err = loadCertFiles(cfg.TLSCert, cfg.TLSKey, log.Named("tls")); err != nil {
+			return nil, err
+		}
+	}
+
+	netCfg := sfu.NetConfig{UDPAddr: cfg.UDPAddr, PublicIPs: cfg.PublicIPs, ICEIPs: cfg.ICEIPs, TCPAddr: cfg.TCPAddr}
 	if cfg.UDPAddr == "" && cfg.UDPPortRange != "" {
 		if netCfg.PortMin, netCfg.PortMax, err = sfu.ParsePortRange(cfg.UDPPortRange); err != nil {
 			return nil, err
@@ -87,19 +101,53 @@ func startNode(cfg config) (*node, error) {
 		return nil, err
 	}
 
+	var turnSrv *turnServer
+	var mint *turnMinter
+	if cfg.TURNAddr != "" || len(cfg.TURNURLs) > 0 {
+		mint = &turnMinter{secret: turnSecret(cfg, secret), urls: cfg.TURNURLs, ttl: cfg.TURNCredential, now: time.Now}
+		if mint.ttl <= 0 {
+			mint.ttl = 12 * time.Hour
+		}
+	}
+	if cfg.TURNAddr != "" {
+		if turnSrv, err = startTURN(cfg, mint.secret, log.Named("turn")); err != nil {
+			_ = s.Close()
+			_ = release(context.Background())
+			return nil, err
+		}
+		mint.urls = append([]string{turnSrv.url}, mint.urls...)
+	}
+	closeTURN := func() {
+		if turnSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = turnSrv.close(ctx)
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector())
-	sig := signaling.NewServer(s, signaling.Config{Secret: secret, Dev: dev, Logger: log.Named("signaling"),
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	sigCfg := signaling.Config{Secret: secret, Dev: dev, Logger: log.Named("signaling"),
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), AllowedOrigins: cfg.AllowedOrigins}
+	if mint != nil {
+		sigCfg.ICEServers = mint.iceServers
+	}
+	sig := signaling.NewServer(s, sigCfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		closeTURN()
 		_ = s.Close()
 		_ = release(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
 	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release,
+		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
+	if certs != nil {
+		n.http.TLSConfig = certs.tlsConfig()
+		ln = tls.NewListener(ln, n.http.TLSConfig)
+	}
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.serveErr <- err
@@ -120,7 +168,8 @@ func startNode(cfg config) (*node, error) {
 			}
 		}()
 	}
-	log.Info("serving", zap.Stringer("addr", n.addr), zap.String("udp", cfg.UDPAddr), zap.Bool("dev", dev))
+	log.Info("serving", zap.Stringer("addr", n.addr), zap.Bool("tls", n.tls), zap.String("udp", cfg.UDPAddr),
+		zap.String("tcp", cfg.TCPAddr), zap.Bool("turn", turnSrv != nil), zap.Bool("dev", dev))
 	return n, nil
 }
 
@@ -134,8 +183,12 @@ func (n *node) shutdown(ctx context.Context) error {
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()
 	errAudio := n.release(ctx)
+	var errTURN error
+	if n.turn != nil { // after the SFU, whose connections may have been relayed through it
+		errTURN = n.turn.close(ctx)
+	}
 	for range n.serveErr { // wait for the serving goroutine
 	}
 	_ = n.log.Sync()
-	return errors.Join(errHTTP, errSig, errSFU, errAudio)
+	return errors.Join(errHTTP, errSig, errSFU, errAudio, errTURN)
 }
