@@ -118,12 +118,18 @@ func (rm *Room) participant(id string) *Participant {
 	return rm.participants[id]
 }
 
+// maxMediaSections bounds an offer's m-lines of any kind and direction: each costs a transceiver.
+const maxMediaSections = 32
+
 // checkOffer refuses a publish offer that asks for more than the participant may: data channels without the
 // right, or more tracks than the limit.
 func (p *Participant) checkOffer(offer string) error {
 	var parsed sdp.SessionDescription
 	if err := parsed.UnmarshalString(offer); err != nil {
 		return fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
+	}
+	if n := len(parsed.MediaDescriptions); n > maxMediaSections {
+		return fmt.Errorf("the offer has %d media sections; at most %d are taken: %w", n, maxMediaSections, ErrLimit)
 	}
 	sending := 0
 	for _, m := range parsed.MediaDescriptions {
@@ -133,10 +139,16 @@ func (p *Participant) checkOffer(offer string) error {
 				return fmt.Errorf("token does not allow publishing data: %w", ErrForbidden)
 			}
 		case "audio", "video":
-			if _, recvonly := m.Attribute("recvonly"); recvonly || m.MediaName.Port.Value == 0 {
-				continue
+			// Count as Pion answers: the first direction attribute decides (sendrecv when there is none), and a
+			// port of 0 does not make a line go away.
+			dir := "sendrecv"
+			for _, a := range m.Attributes {
+				if a.Key == "sendrecv" || a.Key == "sendonly" || a.Key == "recvonly" || a.Key == "inactive" {
+					dir = a.Key
+					break
+				}
 			}
-			if _, inactive := m.Attribute("inactive"); !inactive {
+			if dir != "recvonly" && dir != "inactive" {
 				sending++
 			}
 		}
