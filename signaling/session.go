@@ -286,7 +286,7 @@ func (s *session) SendCandidate(pc sfu.PC, c webrtc.ICECandidateInit) {
 
 // SendEvent implements sfu.Peer.
 func (s *session) SendEvent(ev sfu.Event) {
-	if msg := eventMessage(ev, s.srv.sfu.ICEServers()); msg != nil {
+	if msg := eventMessage(ev, s.srv.iceServersFor(ev)); msg != nil {
 		s.send(msg)
 	}
 }

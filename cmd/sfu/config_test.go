@@ -70,7 +70,8 @@ func TestParseConfigEnv(t *testing.T) {
 		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond,
 		AudioProcessors: []string{"speex"}, RNNoiseDir: "node_modules/@echogarden/rnnoise-wasm",
 		Captions: "pocketsphinx", CaptionsLang: "en", CaptionsTimeout: 10 * time.Second,
-		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"}}
+		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"},
+		TCPAddr: ":7881", TURNRealm: "edge-sfu", TURNCredential: 12 * time.Hour}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)
 	}
