@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pion/rtp"
@@ -261,6 +262,8 @@ func (p *Participant) applyDenoise(r *Receiver) error {
 	if err != nil {
 		ev.Error = err.Error()
 		p.log.Info("audio processing refused", zap.String("track", r.id), zap.Strings("processors", names), zap.Error(err))
+	} else if len(names) > 0 {
+		s.workerStarted(p.room.name, p.info.ID, r.id, "denoise:"+strings.Join(names, ","))
 	}
 	p.peer.SendEvent(ev)
 	return err

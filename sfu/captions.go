@@ -169,6 +169,7 @@ func (rm *Room) startCaptionJob(p *Participant, r *Receiver, lang string) error 
 	rm.caps.names[p.info.ID] = p.info.Name
 	job := captions.Job{ParticipantID: p.info.ID, TrackID: r.id, Lang: lang, Frames: tap.C, Origin: rm.caps.origin,
 		Targets: rm.captionTargets, Emit: rm.deliverCaption, Status: rm.captionStatus}
+	rm.sfu.workerStarted(rm.name, p.info.ID, r.id, "captions:"+lang)
 	rm.sfu.wg.Add(1)
 	go func() {
 		defer rm.sfu.wg.Done()

@@ -44,6 +44,9 @@ type Config struct {
 	MaxPublishBitrate float64
 	// MaxConcurrentJoins bounds the joins being set up at once (0: no limit); one more gets ErrBusy.
 	MaxConcurrentJoins int
+	// OnWorkerStart is told when a worker (a denoise chain, a captions job) starts on a track, for the audit
+	// log; nil: nobody is.
+	OnWorkerStart func(room, participantID, trackID, worker string)
 }
 
 // Defaults for Config.
@@ -78,6 +81,7 @@ type SFU struct {
 	maxParticipants   int
 	maxPublishBitrate float64
 	joinSlots         chan struct{} // nil: no limit on concurrent joins
+	onWorkerStart     func(room, participantID, trackID, worker string)
 	roomSettings      func(string) RoomSettings
 
 	tracksPublished atomic.Uint64
@@ -99,7 +103,8 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
 		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms,
-		captions: cfg.Captions, captionLang: cfg.CaptionLang, maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate}
+		captions: cfg.Captions, captionLang: cfg.CaptionLang, maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate,
+		onWorkerStart: cfg.OnWorkerStart}
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -126,6 +131,13 @@ func New(cfg Config) (*SFU, error) {
 		s.speakerLoop(ctx)
 	}()
 	return s, nil
+}
+
+// workerStarted tells OnWorkerStart, if set.
+func (s *SFU) workerStarted(room, participantID, trackID, worker string) {
+	if s.onWorkerStart != nil {
+		s.onWorkerStart(room, participantID, trackID, worker)
+	}
 }
 
 // ICEServers are the STUN/TURN servers clients should use.

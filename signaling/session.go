@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -37,12 +38,14 @@ type session struct {
 	endOnce  sync.Once
 	bye      []byte
 
-	p    *sfu.Participant // set by join; used only by the read loop
-	rate tokenBucket      // messages a second; used only by the read loop
+	p      *sfu.Participant // set by join; used only by the read loop
+	rate   tokenBucket      // messages a second; used only by the read loop
+	claims Claims           // the verified token, once joined; used only by the read loop
+	remote string           // the client's address, for the audit log
 }
 
 func newSession(srv *Server, conn *websocket.Conn, log *zap.Logger) *session {
-	return &session{srv: srv, conn: conn, log: log, out: make(chan []byte, sendQueue),
+	return &session{srv: srv, conn: conn, log: log, remote: conn.RemoteAddr().String(), out: make(chan []byte, sendQueue),
 		closing: make(chan struct{}), readDone: make(chan struct{})}
 }
 
@@ -58,6 +61,7 @@ func (s *session) run() {
 	s.End("")
 	if s.p != nil {
 		s.p.Close()
+		s.srv.record(audit.Record{Kind: audit.KindLeave, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote})
 	}
 	<-writerDone
 }
@@ -101,6 +105,8 @@ func (s *session) readLoop() {
 		}
 		if !s.rate.allow(time.Now()) {
 			if s.rate.shouldTell(time.Now()) {
+				s.srv.record(audit.Record{Kind: audit.KindLimit, Room: s.claims.Room, Identity: s.claims.Identity, Remote: s.remote,
+					Detail: map[string]any{"refused": "message", "code": CodeRateLimited}})
 				s.sendError(protoErr(CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
 			}
 			continue
@@ -171,6 +177,15 @@ func (s *session) handle(data []byte) bool {
 	case "admin":
 		publish := req.Publish != nil && *req.Publish
 		did, err := s.p.AdminAction(sfu.AdminRequest{Action: req.Action, Participant: req.Participant, Track: req.Track, Publish: publish})
+		kind := audit.KindAdmin
+		if req.Action == sfu.ActionSetRole {
+			kind = audit.KindRoleChange
+		}
+		detail := map[string]any{"action": req.Action, "target": req.Participant, "track": req.Track, "done": did}
+		if err != nil {
+			detail["refused"] = err.Error()
+		}
+		s.srv.record(audit.Record{Kind: kind, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote, Detail: detail})
 		if err != nil {
 			s.sendError(sfuError(req.Type, err))
 			return true
@@ -188,8 +203,9 @@ func (s *session) handle(data []byte) bool {
 }
 
 func (s *session) join(token string) bool {
-	claims, err := VerifyToken(s.srv.secret, token)
+	claims, err := s.srv.keys.Verify(token)
 	if err != nil {
+		s.srv.record(audit.Record{Kind: audit.KindAuthFailure, Remote: s.remote, Detail: map[string]any{"endpoint": "ws", "error": err.Error()}})
 		code := CodeUnauthorized
 		if errors.Is(err, ErrTokenExpired) {
 			code = CodeTokenExpired
@@ -207,9 +223,14 @@ func (s *session) join(token string) bool {
 			s.End("shutdown")
 			return false
 		}
+		s.srv.record(audit.Record{Kind: audit.KindLimit, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
+			Detail: map[string]any{"refused": "join", "code": pe.Code, "error": pe.Message}})
 		s.sendError(pe) // a room rule or a limit: the client may try again later on this socket
 		return true
 	}
+	s.claims = *claims
+	s.srv.record(audit.Record{Kind: audit.KindJoin, Room: claims.Room, Identity: claims.Identity, Participant: p.ID(), Remote: s.remote,
+		Detail: map[string]any{"publish": claims.Publish, "subscribe": claims.Subscribe, "publish_data": claims.PublishData, "admin": claims.Admin}})
 	s.p = p
 	s.log.Debug("joined", zap.String("room", claims.Room), zap.String("participant", p.ID()))
 	return true

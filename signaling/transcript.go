@@ -17,8 +17,9 @@ func (srv *Server) serveTranscript(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		tok = r.URL.Query().Get("token")
 	}
-	claims, err := VerifyToken(srv.secret, tok)
+	claims, err := srv.keys.Verify(tok)
 	if err != nil {
+		srv.recordAuthFailure(r, "transcript", err)
 		http.Error(w, "a valid token for the room is required: "+err.Error(), http.StatusUnauthorized)
 		return
 	}

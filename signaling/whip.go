@@ -70,8 +70,9 @@ func (srv *Server) bearerClaims(r *http.Request) (*Claims, int, error) {
 	if !ok || tok == "" {
 		return nil, http.StatusUnauthorized, errors.New("an Authorization: Bearer <token> header is required")
 	}
-	claims, err := VerifyToken(srv.secret, strings.TrimSpace(tok))
+	claims, err := srv.keys.Verify(strings.TrimSpace(tok))
 	if err != nil {
+		srv.recordAuthFailure(r, r.URL.Path, err)
 		return nil, http.StatusUnauthorized, err
 	}
 	if claims.Room != r.PathValue("room") {

@@ -58,6 +58,13 @@ type config struct {
 	ApertiumPairs   []string
 	LibreURL        string
 	LibreKey        string
+
+	Keys               map[string][]byte // token keys by kid, for rotation
+	AuditDir           string
+	AuditRetention     time.Duration
+	MaxParticipants    int
+	MaxPublishBitrate  int
+	MaxConcurrentJoins int
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -67,7 +74,7 @@ func envName(flagName string) string {
 
 func parseConfig(args []string) (config, error) {
 	var c config
-	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs, origins, turnURLs string
+	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs, origins, turnURLs, keys string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
@@ -105,6 +112,12 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&pairs, "apertium-pairs", "eng-spa", "comma-separated Apertium language pairs to run (installed Debian apertium-* packages)")
 	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
 	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
+	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
+	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day; `sfu audit verify` checks it); empty: no audit log")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 365*24*time.Hour, "how long audit files are kept")
+	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit)")
+	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
+	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
@@ -131,6 +144,12 @@ func parseConfig(args []string) (config, error) {
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
 	c.AudioProcessors = splitList(processors)
+	if keys != "" {
+		var err error
+		if c.Keys, err = signaling.ParseKeys(keys); err != nil {
+			return c, fmt.Errorf("-keys: %w", err)
+		}
+	}
 	c.AllowedOrigins, c.TURNURLs = splitList(origins), splitList(turnURLs)
 	c.Translators, c.ApertiumPairs = splitList(translators), splitList(pairs)
 	c.captionsSet = set["captions"] || os.Getenv(envName("captions")) != ""

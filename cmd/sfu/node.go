@@ -13,6 +13,7 @@ import (
 
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling"
+	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -90,8 +91,24 @@ func startNode(cfg config) (*node, error) {
 		return nil, err
 	}
 	release := func(ctx context.Context) error { return errors.Join(releaseCaptions(), releaseAudio(ctx)) }
+	var auditLog *audit.Log
+	if cfg.AuditDir != "" {
+		if auditLog, err = audit.Open(cfg.AuditDir, audit.Options{Retention: cfg.AuditRetention, Logger: log.Named("audit")}); err != nil {
+			_ = release(context.Background())
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		releaseWorkers := release
+		release = func(ctx context.Context) error { return errors.Join(releaseWorkers(ctx), auditLog.Close()) }
+	}
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
-		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings, CaptionLang: cfg.CaptionsLang}
+		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings, CaptionLang: cfg.CaptionsLang,
+		MaxParticipants: cfg.MaxParticipants, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
+		OnWorkerStart: func(room, participantID, trackID, worker string) {
+			if err := auditLog.Write(audit.Record{Kind: audit.KindWorkerStart, Room: room, Participant: participantID,
+				Detail: map[string]any{"track": trackID, "worker": worker}}); err != nil {
+				log.Error("audit log write failed", zap.Error(err))
+			}
+		}}
 	if capSvc != nil {
 		scfg.Captions = capSvc
 	}
@@ -127,7 +144,7 @@ func startNode(cfg config) (*node, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector())
-	sigCfg := signaling.Config{Secret: secret, Dev: dev, Logger: log.Named("signaling"),
+	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), AllowedOrigins: cfg.AllowedOrigins}
 	if mint != nil {
 		sigCfg.ICEServers = mint.iceServers
