@@ -119,7 +119,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-admin] [-ttl 1h]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n       sfu audit verify [-dir DIR]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
 		fs.PrintDefaults()
 	}
