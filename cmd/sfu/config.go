@@ -113,7 +113,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
 	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
-	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day; `sfu audit verify` checks it); empty: no audit log")
+	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify); empty: no audit log")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 365*24*time.Hour, "how long audit files are kept")
 	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit)")
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")

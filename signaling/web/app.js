@@ -23,6 +23,13 @@ const CAPTION_CLEAR_MS = 5000; // a final caption stays this long after the last
 const CAPTION_FADE_MS = 600; // ...then fades out over this long (see .caption.fading in style.css)
 const CAPTION_STALE_MS = 10000; // a partial caption with no news for this long is cleared (the final never came)
 const CAPTION_FINALS_KEPT = 50; // final captions kept in window.sfu.captions.finals
+const ICE_DISCONNECTED_GRACE_MS = 2000; // a connection "disconnected" this long gets an ICE restart
+const ICE_RESTART_TIMEOUT_MS = 10000; // an ICE restart not connected after this long has failed
+const ICE_RESTART_BACKOFF_FIRST_MS = 2000; // between failed ICE restarts: 2 s, 4 s, 8 s ...
+const ICE_RESTART_BACKOFF_MAX_MS = 30000; // ... at most 30 s
+const ICE_RESTART_MAX_ATTEMPTS = 3; // then the session is thrown away and a new one joins
+const BUSY_RETRY_MS = 2000; // a join refused as busy is tried again after this long...
+const BUSY_RETRY_MAX = 5; // ...this many times
 
 // Languages the captions picker offers; '' turns captions off. The server translates into those it can.
 const CAPTION_LANGUAGES = [
@@ -165,6 +172,12 @@ const app = {
     finals: [], // the last CAPTION_FINALS_KEPT final captions
     strip: new Map(), // participant id -> caption line in the strip (speakers without a tile: ourselves, ...)
   },
+  isAdmin: false, // our token's admin claim, as the last joined said: the host controls show
+  roomLocked: false, // as the server last said (room_state)
+  adminMuted: new Set(), // ids of our tracks the host muted and has not unmuted (this session)
+  publishRevoked: false, // the host took away our right to publish (set_role) and has not given it back
+  busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
+  // not joined within 10 s, and the page then tries on a new one)
 };
 
 // Test hook used by the automated browser tests; keep the shape stable.
@@ -186,6 +199,18 @@ window.sfu = {
   setCaptions, // (lang) => boolean: reads captions in lang ('' off); true if sent now, false if at join
   transcript, // (lang?) => Promise<string>: the room's transcript as WebVTT, fetched as the download button does
   downloadTranscript, // () => Promise<boolean>: saves the transcript as a .vtt file; false (with a notice) if not
+  joins: 0, // joined messages received since the page opened (a full reconnect joins again)
+  // ICE restarts started (each connection counts apart) and each connection's ICE state: {state, restarting,
+  // attempts, ufrag (the server's ICE username fragment, new after each restart)}. See Session.renderIce.
+  iceRestarts: 0,
+  ice: { publish: null, subscribe: null },
+  restartIce, // () => boolean: restarts ICE on both connections now; false if none could restart
+  isAdmin: false, // our token is a room administrator's
+  roomLocked: false, // the room is locked (room_state)
+  moderation: null, // the last moderation message: {action, track_id, publish, by}
+  byeReason: '', // the reason of the last bye ('' until one comes)
+  joinError: '', // the code of a refused join that ended the page (room_locked, room_full, busy), '' if none
+  admin: adminAction, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
 };
 
 const $ = (id) => document.getElementById(id);
@@ -520,12 +545,18 @@ function renderLocal() {
   $('btn-leave').disabled = app.stopped;
   renderDenoise();
   renderCaptions();
+  renderHostControls();
 }
 
 // toggleLocal mutes or unmutes our track of the given kind and tells the others.
 function toggleLocal(kind) {
   const track = localTrack(kind);
   if (!track) return;
+  if (!track.enabled && app.adminMuted.has(track.id)) {
+    // The server keeps it muted whatever we do, until the host unmutes it: do not pretend otherwise.
+    showBanner('moderation', 'The room\'s host muted you: you can unmute once the host unmutes you.', { kind: 'warn' });
+    return;
+  }
   track.enabled = !track.enabled;
   const s = app.session;
   // Before the first publish answer the server does not know the track yet; Session.syncMuteState sends it then.
@@ -1107,6 +1138,190 @@ function setupCaptions() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Moderation
+// ---------------------------------------------------------------------------------------------------------
+
+// A room administrator (a token with the admin claim; joined.you.admin) may mute and kick the others, lock the
+// room and end the meeting: the host menu on each remote tile and the Lock and End buttons send admin
+// messages. Everyone hears of it: room_state (the lock, shown as a badge), moderation (what a host did to us)
+// and bye kicked / room_ended (the page ends and does not reconnect).
+
+function setRoomLocked(locked) {
+  app.roomLocked = locked;
+  window.sfu.roomLocked = locked;
+  $('room-locked').hidden = !locked;
+  renderHostControls();
+}
+
+function onRoomState(msg) {
+  setRoomLocked(msg.locked === true);
+}
+
+// adminAction sends an admin message (hosts only): action mute, unmute, kick, lock, unlock, end or set_role.
+// Returns true if it went out. The server answers with the effect (room_state, track_muted, participant_left,
+// ...) or an error, shown as a toast.
+function adminAction(action, participant, extra) {
+  const s = app.session;
+  if (!app.isAdmin || !s || s.ended || !s.joined) return false;
+  const msg = { type: 'admin', action: String(action) };
+  if (participant) msg.participant = String(participant);
+  if (extra && typeof extra === 'object') Object.assign(msg, extra);
+  s.send(msg);
+  return true;
+}
+
+// ourTrack finds one of our published tracks by id (camera, microphone or screen).
+function ourTrack(id) {
+  const tracks = app.localStream ? app.localStream.getTracks() : [];
+  if (app.screenTrack) tracks.push(app.screenTrack);
+  return tracks.find((t) => t.id === id) || null;
+}
+
+// onModeration: a host did something to us. Mute: the server stops forwarding the track, so the page shows it
+// muted (and will not unmute it) until the host unmutes it. set_role publish false: our tracks come off the
+// publish connection and the camera and microphone stop; publish true starts them again.
+function onModeration(session, msg) {
+  const m = {
+    action: typeof msg.action === 'string' ? msg.action : '',
+    track_id: typeof msg.track_id === 'string' ? msg.track_id : '',
+    publish: msg.publish === true,
+    by: typeof msg.by === 'string' ? msg.by : '',
+  };
+  window.sfu.moderation = m;
+  switch (m.action) {
+    case 'mute': {
+      const track = ourTrack(m.track_id) || (m.track_id ? null : localTrack('audio'));
+      if (track) {
+        app.adminMuted.add(track.id);
+        track.enabled = false; // the server already counts it muted: no mute message needed
+      }
+      showBanner('moderation', 'Muted by the room\'s host', { kind: 'warn' });
+      break;
+    }
+    case 'unmute': {
+      const track = ourTrack(m.track_id);
+      if (m.track_id) app.adminMuted.delete(m.track_id);
+      else app.adminMuted.clear();
+      // We stay muted here until we choose to speak: the button says so.
+      const offer = track && !track.enabled && track.readyState === 'live';
+      showBanner('moderation', 'Unmuted by the host', {
+        kind: 'info',
+        action: offer ? {
+          label: 'Unmute',
+          onClick: () => {
+            hideBanner('moderation');
+            if (!track.enabled) toggleLocal(track.kind);
+          },
+        } : null,
+      });
+      break;
+    }
+    case 'set_role':
+      if (m.publish) {
+        showBanner('moderation', 'You may publish again', { kind: 'info' });
+        resumePublishing(session);
+      } else {
+        showBanner('moderation', 'You may no longer publish', { kind: 'warn' });
+        revokePublishing(session);
+      }
+      break;
+    default:
+      console.warn('sfu: unknown moderation action:', m.action);
+  }
+  renderLocal();
+}
+
+// revokePublishing takes our tracks off the publish connection (no new offer: the server refuses them now) and
+// stops the camera, the microphone and the screen share.
+function revokePublishing(session) {
+  app.publishRevoked = true;
+  app.canPublish = false;
+  const pc = session && usablePC(session.publishPC);
+  if (pc) {
+    for (const sender of pc.getSenders()) {
+      if (sender.track) pc.removeTrack(sender);
+    }
+  }
+  stopLocalMedia();
+  app.localStream = null;
+  app.mediaReady = Promise.resolve(null);
+  app.denoise.tracks = new Map();
+  app.denoise.pending = false;
+  setDenoiseState();
+  renderLocal();
+}
+
+// resumePublishing: the host gave the right to publish back: the camera and microphone start again and go out.
+function resumePublishing(session) {
+  if (!app.publishRevoked) return;
+  app.publishRevoked = false;
+  app.canPublish = true;
+  hideBanner('media');
+  app.mediaReady = startMedia();
+  showLocalMedia();
+  if (!session || session.ended) return; // the next joined publishes them
+  session.startPublishing()
+    .then(() => session.negotiatePublish()) // negotiationneeded may not fire again after the skipped offers
+    .catch((err) => {
+      console.error('sfu: publishing failed:', err);
+      showErrorToast(`Could not publish your camera/microphone: ${err.message || err}`);
+    });
+}
+
+// renderHostControls shows the host's buttons when we are an administrator: Lock/Unlock and End in the controls
+// bar, Mute/Kick on each remote tile (CSS shows those when the body has the is-admin class).
+function renderHostControls() {
+  const host = app.isAdmin && !app.stopped;
+  document.body.classList.toggle('is-admin', host);
+  const lock = $('btn-lock');
+  if (!lock) return;
+  lock.hidden = !host;
+  lock.setAttribute('aria-pressed', String(app.roomLocked));
+  lock.querySelector('.control-label').textContent = app.roomLocked ? 'Unlock room' : 'Lock room';
+  lock.title = app.roomLocked ? 'Let newcomers join again' : 'Refuse newcomers (hosts still get in)';
+  $('btn-end').hidden = !host;
+}
+
+function toggleRoomLock() {
+  adminAction(app.roomLocked ? 'unlock' : 'lock');
+}
+
+function endForEveryone() {
+  if (window.confirm('End the meeting for everyone?')) adminAction('end');
+}
+
+// createHostMenu builds the Mute and Kick buttons of a remote participant's tile.
+function createHostMenu(p) {
+  const menu = document.createElement('div');
+  menu.className = 'host-menu';
+  const mute = document.createElement('button');
+  mute.type = 'button';
+  mute.className = 'host-action';
+  mute.dataset.action = 'mute';
+  mute.textContent = 'Mute';
+  mute.addEventListener('click', () => {
+    adminAction(sourceState(p, 'audio', 'microphone') === 'off' ? 'unmute' : 'mute', p.id);
+  });
+  const kick = document.createElement('button');
+  kick.type = 'button';
+  kick.className = 'host-action danger';
+  kick.dataset.action = 'kick';
+  kick.textContent = 'Kick';
+  kick.addEventListener('click', () => {
+    if (window.confirm(`Remove ${p.name} from the room?`)) adminAction('kick', p.id);
+  });
+  menu.append(mute, kick);
+  return { el: menu, mute };
+}
+
+function renderHostMenu(p) {
+  const mic = sourceState(p, 'audio', 'microphone');
+  p.hostMenu.mute.textContent = mic === 'off' ? 'Unmute' : 'Mute';
+  p.hostMenu.mute.disabled = mic === 'none';
+  p.hostMenu.mute.title = mic === 'off' ? `Unmute ${p.name} for everyone` : `Mute ${p.name} for everyone`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Remote participants
 // ---------------------------------------------------------------------------------------------------------
 
@@ -1126,6 +1341,8 @@ function addParticipant(info) {
       screens: new Map(), // published track id of a screen share -> {tile, stream, seq}
     };
     p.tile.el.dataset.participantId = p.id;
+    p.hostMenu = createHostMenu(p);
+    p.tile.el.append(p.hostMenu.el);
     app.participants.set(p.id, p);
     $('grid').append(p.tile.el);
     watchTileSize(p);
@@ -1324,6 +1541,7 @@ function sourceState(p, kind, source) {
 
 function renderParticipant(p) {
   setTileIndicators(p.tile, sourceState(p, 'audio', 'microphone'), sourceState(p, 'video', 'camera'));
+  renderHostMenu(p);
   for (const [publishedId, screen] of p.screens) {
     const info = p.tracks.get(publishedId);
     setTileIndicators(screen.tile, 'none', info && info.muted ? 'off' : 'on');
@@ -1495,6 +1713,12 @@ class Session {
     this.pingTimer = null;
     this.pongTimer = null;
     this.openTimer = null;
+    this.busyTimer = null; // the next try of a join refused as busy
+    this.joinSentAt = 0; // when the last join went out
+    this.publishRestartPending = false; // the next publish offer restarts ICE
+    this.publishOfferRestarts = false; // the publish offer waiting for its answer restarts ICE
+    // ICE restart state per connection (see requestIceRestart).
+    this.ice = { publish: newIceState(), subscribe: newIceState() };
   }
 
   get publishPC() { return this.pcs.publish; }
@@ -1509,7 +1733,7 @@ class Session {
     ws.onopen = () => {
       clearTimeout(this.openTimer);
       // join must be the first message: the server refuses anything else (even ping) before it.
-      this.send({ type: 'join', token: this.token });
+      this.sendJoin();
       this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS);
     };
     ws.onmessage = (ev) => this.receive(ev.data);
@@ -1523,6 +1747,11 @@ class Session {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
 
+  sendJoin() {
+    this.joinSentAt = Date.now();
+    this.send({ type: 'join', token: this.token });
+  }
+
   // close ends the session for good: socket, peer connections and timers. Idempotent.
   close() {
     if (this.ended) return;
@@ -1530,6 +1759,8 @@ class Session {
     clearTimeout(this.openTimer);
     clearInterval(this.pingTimer);
     clearTimeout(this.pongTimer);
+    clearTimeout(this.busyTimer);
+    for (const st of Object.values(this.ice)) clearIceTimers(st);
     if (this.ws) {
       this.ws.onclose = null;
       this.ws.onmessage = null;
@@ -1542,6 +1773,7 @@ class Session {
         pc.ontrack = null;
         pc.onnegotiationneeded = null;
         pc.onconnectionstatechange = null;
+        pc.oniceconnectionstatechange = null;
         pc.close();
       }
     }
@@ -1557,6 +1789,15 @@ class Session {
   // ---- keepalive ----
 
   ping() {
+    // Before joined the server refuses anything but join (a join refused as busy waits for its retry): no ping,
+    // but a join left unanswered as long as a ping would be means the connection is dead.
+    if (!this.joined) {
+      if (Date.now() - this.joinSentAt > PONG_TIMEOUT_MS) {
+        console.error(`sfu: no answer to join within ${PONG_TIMEOUT_MS / 1000}s, reconnecting`);
+        this.lost();
+      }
+      return;
+    }
     const id = ++this.pingSeq;
     this.send({ type: 'ping', id });
     if (this.pongTimer) return; // an earlier ping is still being watched; it fails first
@@ -1620,6 +1861,8 @@ class Session {
       case 'audio_processing': return onAudioProcessing(msg);
       case 'caption': return onCaption(msg);
       case 'captions_status': return onCaptionsStatus(msg);
+      case 'room_state': return onRoomState(msg);
+      case 'moderation': return onModeration(this, msg);
       default: return undefined; // unknown types are ignored
     }
   }
@@ -1649,9 +1892,17 @@ class Session {
 
   onJoined(msg) {
     this.joined = true;
+    window.sfu.joins++;
     app.backoffMs = BACKOFF_FIRST_MS;
+    app.busyTries = 0;
     const you = msg.you || {};
     window.sfu.participantId = you.id || null;
+    hideBanner('join');
+    // Host controls, and the lock as the server tells it next (room_state follows joined while locked).
+    app.isAdmin = you.admin === true;
+    window.sfu.isAdmin = app.isAdmin;
+    app.adminMuted = new Set();
+    setRoomLocked(false);
     if (you.name && you.name !== app.localName) {
       app.localName = you.name;
       setTileName(app.localTile, `You (${you.name})`);
@@ -1666,7 +1917,8 @@ class Session {
     setState('joined');
 
     this.ensureSubscribePC();
-    app.canPublish = you.publish !== false;
+    // A host that took away our right to publish meant it for this page, reconnects included, until it gives it back.
+    app.canPublish = you.publish !== false && !app.publishRevoked;
     // A new session: the server tells again what runs on the tracks we are about to publish. Our choice goes
     // before the tracks do, so that they start with it.
     app.denoise.tracks = new Map();
@@ -1677,7 +1929,9 @@ class Session {
     sendCaptions(this, false);
     setCaptionsState();
     renderLocal();
-    if (!app.canPublish) {
+    if (app.publishRevoked) {
+      stopScreen();
+    } else if (!app.canPublish) {
       showBanner('media', 'Your token does not allow publishing: you joined as a viewer.', { kind: 'info' });
       stopScreen(); // a share started before the token said so cannot go anywhere
     } else {
@@ -1742,6 +1996,10 @@ class Session {
     // A refused denoise request gets its own notice (and the button its state) rather than a generic toast.
     if (msg.ref === 'denoise') return onDenoiseError(msg);
     if (msg.ref === 'captions') return onCaptionsError(msg);
+    if (msg.ref === 'join' && ['busy', 'room_locked', 'room_full'].includes(code)) return this.onJoinRefused(msg);
+    // A publish offer refused (e.g. the host took away the right to publish meanwhile): drop it, so that the
+    // connection is stable again and a later offer can go.
+    if (msg.ref === 'offer' && code === 'forbidden') this.rollbackPublishOffer();
     console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);
     showErrorToast(`${code}: ${text}`);
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
@@ -1753,8 +2011,44 @@ class Session {
     }
   }
 
+  // onJoinRefused: the server refused our join for a room rule or a limit; the socket stays open. A busy server
+  // gets the join again on the same socket after BUSY_RETRY_MS, up to BUSY_RETRY_MAX times in all (should the
+  // server close the socket meanwhile, the page reconnects and the count goes on); a locked or full
+  // room ends the attempt (retrying would only knock at the same door) with a banner that offers to try again.
+  onJoinRefused(msg) {
+    const code = msg.code;
+    console.error(`sfu: join refused (${code}): ${msg.message || ''}`);
+    if (code === 'busy' && app.busyTries < BUSY_RETRY_MAX) {
+      app.busyTries++;
+      showBanner('join', `The server is busy; trying to join again (${app.busyTries}/${BUSY_RETRY_MAX})…`,
+        { kind: 'warn', dismissable: false });
+      clearTimeout(this.busyTimer);
+      this.busyTimer = setTimeout(() => {
+        if (!this.ended && !this.joined) this.sendJoin();
+      }, BUSY_RETRY_MS);
+      return;
+    }
+    const texts = {
+      busy: 'The server is too busy to let you in right now. Try again in a moment.',
+      room_locked: 'This room is locked by its host: nobody else can join for now.',
+      room_full: 'This room is full: it already has as many participants as the server allows.',
+    };
+    this.close();
+    refuseJoin(code, texts[code]);
+  }
+
   onBye(msg) {
+    window.sfu.byeReason = typeof msg.reason === 'string' ? msg.reason : '';
     switch (msg.reason) {
+      case 'kicked':
+        // Never reconnect: the host removed us.
+        this.close();
+        endMeeting('You were removed from the room');
+        break;
+      case 'room_ended':
+        this.close();
+        endMeeting('The meeting has ended');
+        break;
       case 'replaced':
         this.close();
         endMeeting('You joined from another tab');
@@ -1794,12 +2088,157 @@ class Session {
       }
     };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' && !this.ended) {
+      // ICE failures are mended by an ICE restart (see onIceState); anything else (DTLS) by a new session.
+      if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && !this.ended) {
         console.error(`sfu: the ${name} connection failed, reconnecting`);
         this.lost('The media connection failed; reconnecting…');
       }
     };
+    pc.oniceconnectionstatechange = () => this.onIceState(name, pc);
+    this.renderIce();
     return pc;
+  }
+
+  // ---- ICE restart ----
+  //
+  // A connection whose ICE is "disconnected" for ICE_DISCONNECTED_GRACE_MS, or "failed", or any connection after
+  // the network changed (online, navigator.connection change), gets new ICE credentials without a new session:
+  // the publish connection by an offer made with iceRestart, the subscribe connection by asking the server for
+  // one (ice_restart). Tracks, tiles and the session carry on. One restart at a time per connection; a restart
+  // not connected within ICE_RESTART_TIMEOUT_MS has failed, and the next one waits 2 s, 4 s, 8 s ... 30 s. After
+  // ICE_RESTART_MAX_ATTEMPTS failed ones the session is thrown away and a new one joins (Session.lost).
+
+  onIceState(name, pc) {
+    if (this.ended || this.pcs[name] !== pc) return;
+    const st = this.ice[name];
+    const state = pc.iceConnectionState;
+    if (state !== 'disconnected') {
+      clearTimeout(st.graceTimer);
+      st.graceTimer = null;
+    }
+    if (state === 'connected' || state === 'completed') {
+      if (st.inFlight) {
+        this.iceRestartDone(name, true);
+      } else if (st.retryTimer) {
+        clearTimeout(st.retryTimer); // it mended itself while waiting for the next try
+        st.retryTimer = null;
+        st.attempts = 0;
+        hideBanner('ice');
+      }
+    } else if (state === 'disconnected') {
+      if (!st.graceTimer && !st.inFlight) {
+        st.graceTimer = setTimeout(() => {
+          st.graceTimer = null;
+          if (!this.ended && pc.iceConnectionState === 'disconnected') this.requestIceRestart(name, 'disconnected');
+        }, ICE_DISCONNECTED_GRACE_MS);
+      }
+    } else if (state === 'failed') {
+      if (st.inFlight) this.iceRestartDone(name, false);
+      else this.requestIceRestart(name, 'failed');
+    }
+    this.renderIce();
+  }
+
+  // restartIce restarts both connections (the network changed, or the test hook). force: now, even while
+  // waiting to retry a failed restart. Returns true if any restart started.
+  restartIce(reason, force) {
+    let started = false;
+    for (const name of ['publish', 'subscribe']) {
+      const st = this.ice[name];
+      if (force && st.retryTimer) {
+        clearTimeout(st.retryTimer);
+        st.retryTimer = null;
+      }
+      if (this.requestIceRestart(name, reason)) started = true;
+    }
+    return started;
+  }
+
+  // requestIceRestart starts an ICE restart of one connection unless one is in flight or waiting to be retried,
+  // or the connection cannot restart (none yet, never negotiated, or we may not publish).
+  requestIceRestart(name, reason) {
+    const st = this.ice[name];
+    if (this.ended || !this.joined || st.inFlight || st.retryTimer) return false;
+    const pc = usablePC(this.pcs[name]);
+    if (!pc || !pc.remoteDescription) return false;
+    if (name === 'publish' && !app.canPublish) return false; // the server refuses our offers
+    console.warn(`sfu: restarting ICE on the ${name} connection (${reason}, attempt ${st.attempts + 1})`);
+    st.inFlight = true;
+    st.ufrag = iceUfrag(pc.remoteDescription);
+    st.reason = reason;
+    window.sfu.iceRestarts++;
+    if (reason !== 'forced') {
+      showBanner('ice', 'The network connection changed; restoring the media…', { kind: 'info', dismissable: false });
+    }
+    clearTimeout(st.attemptTimer);
+    st.attemptTimer = setTimeout(() => {
+      st.attemptTimer = null;
+      const state = pc.iceConnectionState;
+      this.iceRestartDone(name, state === 'connected' || state === 'completed');
+    }, ICE_RESTART_TIMEOUT_MS);
+    if (name === 'publish') {
+      this.publishRestartPending = true;
+      this.negotiatePublish();
+    } else {
+      this.send({ type: 'ice_restart' }); // the server answers with a subscribe offer (see onOffer)
+    }
+    this.renderIce();
+    return true;
+  }
+
+  // iceRestartExchanged: the new credentials are in place on both sides. A connection that never stopped
+  // working (a forced restart, a network change that did not cut it) stays "connected" throughout: done.
+  iceRestartExchanged(name) {
+    const st = this.ice[name];
+    const pc = this.pcs[name];
+    this.renderIce();
+    if (!st.inFlight || !pc) return;
+    if (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed') this.iceRestartDone(name, true);
+  }
+
+  iceRestartDone(name, ok) {
+    const st = this.ice[name];
+    if (!st.inFlight || this.ended) return;
+    st.inFlight = false;
+    clearTimeout(st.attemptTimer);
+    st.attemptTimer = null;
+    if (ok) {
+      st.attempts = 0;
+      if (!this.ice.publish.inFlight && !this.ice.subscribe.inFlight) hideBanner('ice');
+      this.renderIce();
+      return;
+    }
+    st.attempts++;
+    console.error(`sfu: ICE restart ${st.attempts} of the ${name} connection failed`);
+    if (st.attempts >= ICE_RESTART_MAX_ATTEMPTS) {
+      hideBanner('ice');
+      this.lost('The media connection was lost; reconnecting…');
+      return;
+    }
+    const delay = Math.min(ICE_RESTART_BACKOFF_FIRST_MS * 2 ** (st.attempts - 1), ICE_RESTART_BACKOFF_MAX_MS);
+    st.retryTimer = setTimeout(() => {
+      st.retryTimer = null;
+      const pc = this.pcs[name];
+      const state = pc ? pc.iceConnectionState : 'closed';
+      if (state !== 'connected' && state !== 'completed') this.requestIceRestart(name, 'retry');
+      else st.attempts = 0;
+    }, delay);
+    this.renderIce();
+  }
+
+  // renderIce publishes both connections' ICE state to the test hook.
+  renderIce() {
+    if (this !== app.session) return;
+    for (const name of ['publish', 'subscribe']) {
+      const pc = this.pcs[name];
+      const st = this.ice[name];
+      window.sfu.ice[name] = pc ? {
+        state: pc.iceConnectionState,
+        restarting: st.inFlight,
+        attempts: st.attempts,
+        ufrag: iceUfrag(pc.remoteDescription),
+      } : null;
+    }
   }
 
   ensureSubscribePC() {
@@ -1894,24 +2333,30 @@ class Session {
   }
 
   // negotiatePublish: createOffer -> setLocalDescription -> send. The answer comes back as an "answer" message.
+  // An ICE restart (publishRestartPending) goes with the next offer: this one, or the one after the pending answer.
   async negotiatePublish() {
     const pc = this.publishPC;
     if (!pc || this.ended) return;
+    if (!app.canPublish) return; // the server would refuse the offer; "You may publish again" offers anew
     if (this.makingOffer || pc.signalingState !== 'stable') {
       this.offerAgain = true; // offer again once the pending answer has been applied
       return;
     }
     this.makingOffer = true;
+    const iceRestart = this.publishRestartPending;
+    this.publishRestartPending = false;
     try {
-      const offer = await pc.createOffer();
+      const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
       if (this.ended) return;
       await pc.setLocalDescription(offer);
       if (this.ended) return;
+      this.publishOfferRestarts = iceRestart;
       this.send({ type: 'offer', pc: 'publish', sdp: pc.localDescription.sdp });
     } catch (err) {
       if (this.ended) return;
       console.error('sfu: publish offer failed:', err);
       showErrorToast(`Could not create the publish offer: ${err.message || err}`);
+      if (iceRestart) this.iceRestartDone('publish', false);
     } finally {
       this.makingOffer = false;
     }
@@ -1929,6 +2374,10 @@ class Session {
     }
     await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
     await this.flushCandidates('publish');
+    if (this.publishOfferRestarts) {
+      this.publishOfferRestarts = false;
+      this.iceRestartExchanged('publish');
+    }
     if (!this.publishAnswered) {
       this.publishAnswered = true;
       this.syncMuteState();
@@ -1970,6 +2419,23 @@ class Session {
     await pc.setLocalDescription(answer);
     if (this.ended) return;
     this.send({ type: 'answer', pc: 'subscribe', sdp: pc.localDescription.sdp });
+    const st = this.ice.subscribe;
+    if (st.inFlight && iceUfrag(pc.remoteDescription) !== st.ufrag) this.iceRestartExchanged('subscribe');
+  }
+
+  // rollbackPublishOffer drops a publish offer the server refused, so that the connection can offer again.
+  async rollbackPublishOffer() {
+    const pc = usablePC(this.publishPC);
+    if (!pc || pc.signalingState !== 'have-local-offer') return;
+    if (this.publishOfferRestarts) {
+      this.publishOfferRestarts = false;
+      this.iceRestartDone('publish', false);
+    }
+    try {
+      await pc.setLocalDescription({ type: 'rollback' });
+    } catch (err) {
+      console.error('sfu: rollback of the publish offer failed:', err);
+    }
   }
 
   async onCandidate(msg) {
@@ -1994,6 +2460,45 @@ class Session {
       await addCandidate(pc, cand);
     }
   }
+}
+
+function newIceState() {
+  return {
+    inFlight: false, // a restart was started and is not connected yet
+    attempts: 0, // failed restarts in a row
+    reason: '',
+    ufrag: '', // the server's ICE ufrag when the restart started
+    graceTimer: null, // "disconnected": restart if it lasts
+    attemptTimer: null, // the restart in flight has failed if not connected by then
+    retryTimer: null, // the next try after a failed one
+  };
+}
+
+function clearIceTimers(st) {
+  clearTimeout(st.graceTimer);
+  clearTimeout(st.attemptTimer);
+  clearTimeout(st.retryTimer);
+  st.graceTimer = st.attemptTimer = st.retryTimer = null;
+}
+
+// iceUfrag: the ICE username fragment of a session description ('' if none).
+function iceUfrag(desc) {
+  const m = desc && desc.sdp ? /^a=ice-ufrag:(\S+)/m.exec(desc.sdp) : null;
+  return m ? m[1] : '';
+}
+
+// restartIce (test hook) restarts ICE on both connections of the joined session now.
+function restartIce() {
+  const s = app.session;
+  if (!s || s.ended || !s.joined) return false;
+  return s.restartIce('forced', true);
+}
+
+// onNetworkChange: the browser went online again or changed networks: the media paths may be gone.
+function onNetworkChange() {
+  const s = app.session;
+  if (!s || s.ended || !s.joined || app.stopped) return;
+  s.restartIce('network', true);
 }
 
 // simulcastEncodings: three layers for the SFU to choose from per subscriber (rid q, h, f: a quarter, half and
@@ -2101,6 +2606,7 @@ function scheduleReconnect(notice) {
   app.denoise.pending = false;
   setDenoiseState();
   setState('reconnecting');
+  hideBanner('ice'); // a new session: no ICE restart runs
 
   const delay = app.backoffMs;
   app.backoffMs = Math.min(app.backoffMs * 2, BACKOFF_MAX_MS);
@@ -2149,6 +2655,20 @@ function fail(message) {
   shutdownPage();
   setState('error');
   showBanner('fatal', message, { kind: 'error', dismissable: false });
+}
+
+// refuseJoin: the server would not let us in (room locked or full, server busy): no retry loop, a banner
+// that offers to try again by hand.
+function refuseJoin(code, text) {
+  console.error('sfu:', text);
+  window.sfu.joinError = code;
+  shutdownPage();
+  setState('error');
+  showBanner('join', text, {
+    kind: 'error',
+    dismissable: false,
+    action: { label: 'Try again', onClick: () => location.reload() },
+  });
 }
 
 function endMeeting(text) {
@@ -2400,7 +2920,14 @@ function setupPage() {
   $('btn-stats').addEventListener('click', toggleStats);
   $('btn-denoise').addEventListener('click', toggleDenoise);
   $('btn-leave').addEventListener('click', leave);
+  $('btn-lock').addEventListener('click', toggleRoomLock);
+  $('btn-end').addEventListener('click', endForEveryone);
   $('rejoin').href = location.href;
+  // A new network (or the old one back): restart ICE rather than wait for the connections to fail.
+  window.addEventListener('online', onNetworkChange);
+  if (navigator.connection && navigator.connection.addEventListener) {
+    navigator.connection.addEventListener('change', onNetworkChange);
+  }
   // Closing the tab: say goodbye so the others see us leave at once.
   window.addEventListener('pagehide', () => {
     if (app.session && !app.stopped) app.session.send({ type: 'leave' });
