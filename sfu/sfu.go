@@ -198,12 +198,9 @@ func (s *SFU) enter(p *Participant, room string) error {
 	}
 	p.room = rm
 	tracks, replaced, err := rm.join(p)
-	empty := len(rm.participants) == 0
 	s.mu.Unlock()
 	if err != nil {
-		if empty {
-			s.removeRoom(rm)
-		}
+		s.removeRoom(rm) // if the refused participant was going to be its first
 		return err
 	}
 	p.log.Info("participant joined")

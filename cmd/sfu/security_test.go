@@ -269,11 +269,11 @@ func TestICERestart(t *testing.T) {
 	if err := alice.RestartICE(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "new ICE credentials on both of alice's connections", func() bool {
+	eventually(t, 20*time.Second, "new ICE credentials on both of alice's connections", func() bool {
 		return ufrag(alice.Pub) != pubBefore && ufrag(alice.Sub) != subBefore && ufrag(alice.Sub) != ""
 	})
 	a0, b0 := alice.stats(bob.ID(), "video").packets.Load(), bob.stats(alice.ID(), "video").packets.Load()
-	eventually(t, 10*time.Second, "media both ways after the restart", func() bool {
+	eventually(t, 20*time.Second, "media both ways after the restart", func() bool {
 		return alice.stats(bob.ID(), "video").packets.Load() > a0+30 && bob.stats(alice.ID(), "video").packets.Load() > b0+30
 	})
 }
