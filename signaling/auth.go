@@ -21,6 +21,11 @@ type Claims struct {
 	PublishData bool `json:"publish_data,omitempty"`
 	// Admin may mute, kick, lock and end the room, and change others' roles.
 	Admin bool `json:"admin,omitempty"`
+	// Regions is the room's residency policy: the regions whose nodes may host it (default: the region of the
+	// node the client reaches).
+	Regions []string `json:"regions,omitempty"`
+	// Relay marks a node's own connection that relays a room between two nodes: it joins where it is sent.
+	Relay bool `json:"relay,omitempty"`
 	jwt.RegisteredClaims
 }
 

@@ -32,6 +32,7 @@ const (
 	CodeBusy          = "busy"           // too many joins at once: try again shortly
 	CodeLimit         = "limit_exceeded" // tracks, bitrate
 	CodeRateLimited   = "rate_limited"   // too many messages a second
+	CodeResidency     = "residency"      // the room may not be hosted in this node's region
 )
 
 // Request is a client-to-server message. Which fields are set depends on Type.
@@ -229,8 +230,15 @@ type speakersMsg struct {
 	Speakers []speakerJSON `json:"speakers"`
 }
 
+type redirectMsg struct {
+	Type   string `json:"type"`
+	URL    string `json:"url"`
+	Reason string `json:"reason"`
+}
+
 type joinedMsg struct {
 	Type         string             `json:"type"`
+	Nodes        []string           `json:"nodes,omitempty"` // other nodes of the region to reconnect to if this one goes
 	Room         string             `json:"room"`
 	You          participantJSON    `json:"you"`
 	Participants []participantJSON  `json:"participants"`

@@ -34,12 +34,14 @@ const devTokenTTL = 6 * time.Hour
 
 // Config configures the HTTP surface.
 type Config struct {
-	Secret  []byte            // HS256 secret for join tokens without a key id
-	Keys    map[string][]byte // more HS256 keys, by the key id (kid) in a token's header: for key rotation
-	Audit   *audit.Log        // where security events are recorded; nil: nowhere
-	Dev     bool              // serve GET /token, which mints tokens for anyone
-	Metrics http.Handler      // served at /metrics; nil for none
-	Logger  *zap.Logger
+	Secret []byte            // HS256 secret for join tokens without a key id
+	Keys   map[string][]byte // more HS256 keys, by the key id (kid) in a token's header: for key rotation
+	Audit  *audit.Log        // where security events are recorded; nil: nowhere
+	// Placement routes joins when the node is one of several (a cluster); nil: every room is hosted here.
+	Placement Placement
+	Dev       bool         // serve GET /token, which mints tokens for anyone
+	Metrics   http.Handler // served at /metrics; nil for none
+	Logger    *zap.Logger
 
 	// AllowedOrigins are the browser origins (scheme://host[:port]) that may open the WebSocket besides the
 	// server's own (an Origin whose host is the request's Host); "*" allows any. Requests without an Origin
@@ -52,13 +54,14 @@ type Config struct {
 
 // Server serves the signaling WebSocket and the browser client.
 type Server struct {
-	secret []byte
-	keys   Keys
-	audit  *audit.Log
-	dev    bool
-	sfu    *sfu.SFU
-	log    *zap.Logger
-	mux    *http.ServeMux
+	placement Placement
+	secret    []byte
+	keys      Keys
+	audit     *audit.Log
+	dev       bool
+	sfu       *sfu.SFU
+	log       *zap.Logger
+	mux       *http.ServeMux
 
 	upgrader       websocket.Upgrader
 	anyOrigin      bool                // Config.AllowedOrigins has "*"
@@ -78,7 +81,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	srv := &Server{secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
+	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second,
 			CheckOrigin: func(*http.Request) bool { return true }}, // serveWS checks it first, with a clearer answer

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -38,10 +39,11 @@ type session struct {
 	endOnce  sync.Once
 	bye      []byte
 
-	p      *sfu.Participant // set by join; used only by the read loop
-	rate   tokenBucket      // messages a second; used only by the read loop
-	claims Claims           // the verified token, once joined; used only by the read loop
-	remote string           // the client's address, for the audit log
+	p       *sfu.Participant // set by join; used only by the read loop
+	rate    tokenBucket      // messages a second; used only by the read loop
+	claims  Claims           // the verified token, once joined; used only by the read loop
+	release func()           // called when the session ends: the placement's relay for this participant
+	remote  string           // the client's address, for the audit log
 }
 
 func newSession(srv *Server, conn *websocket.Conn, log *zap.Logger) *session {
@@ -59,6 +61,9 @@ func (s *session) run() {
 	s.readLoop()
 	close(s.readDone)
 	s.End("")
+	if s.release != nil {
+		defer s.release()
+	}
 	if s.p != nil {
 		s.p.Close()
 		s.srv.record(audit.Record{Kind: audit.KindLeave, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote})
@@ -214,6 +219,33 @@ func (s *session) join(token string) bool {
 		s.End("")
 		return false
 	}
+	if s.release != nil { // a join refused before, on this socket
+		s.release()
+		s.release = nil
+	}
+	if pl := s.srv.placement; pl != nil && !claims.Relay {
+		regions := roomRegions(claims, pl.Region())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		route, err := pl.Route(ctx, claims.Room, regions)
+		cancel()
+		switch {
+		case errors.Is(err, ErrResidency):
+			s.srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
+				Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "error": err.Error()}})
+			s.sendError(protoErr(CodeResidency, "join", "%v", err))
+			s.End("")
+			return false
+		case err != nil:
+			s.sendError(protoErr(CodeInternal, "join", "cannot place the room: %v", err))
+			s.End("")
+			return false
+		case route.Redirect != "":
+			s.send(redirectMsg{Type: "redirect", URL: wsURL(route.Redirect), Reason: "room_owner"})
+			s.End("")
+			return false
+		}
+		s.release = route.Release
+	}
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin}, s)
 	if err != nil {
@@ -307,7 +339,14 @@ func (s *session) SendCandidate(pc sfu.PC, c webrtc.ICECandidateInit) {
 
 // SendEvent implements sfu.Peer.
 func (s *session) SendEvent(ev sfu.Event) {
-	if msg := eventMessage(ev, s.srv.iceServersFor(ev)); msg != nil {
+	msg := eventMessage(ev, s.srv.iceServersFor(ev))
+	if j, ok := msg.(joinedMsg); ok && s.srv.placement != nil {
+		for _, u := range s.srv.placement.Fallbacks() {
+			j.Nodes = append(j.Nodes, wsURL(u))
+		}
+		msg = j
+	}
+	if msg != nil {
 		s.send(msg)
 	}
 }

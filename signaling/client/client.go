@@ -43,6 +43,8 @@ type Message struct {
 	RIDs          []string                 `json:"rids,omitempty"`
 	Paused        []string                 `json:"paused,omitempty"`
 	Processors    []string                 `json:"processors,omitempty"`
+	URL           string                   `json:"url,omitempty"`   // redirect
+	Nodes         []string                 `json:"nodes,omitempty"` // joined: the region's other nodes
 	Error         string                   `json:"error,omitempty"`
 }
 
@@ -82,7 +84,12 @@ type Options struct {
 	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
+
+	redirects int // followed so far by Dial
 }
+
+// maxRedirects bounds how many times Dial follows a redirect to another node.
+const maxRedirects = 3
 
 // NewAPI returns a Pion API with the default codecs and interceptors that gathers candidates only on the given
 // local addresses (all when none), loopback included.
@@ -198,6 +205,14 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 		return nil, fmt.Errorf("read joined: %w", err)
 	}
 	_ = ws.SetReadDeadline(time.Time{})
+	if m.Type == "redirect" && m.URL != "" { // the room lives on another node of the region: go there
+		ws.Close()
+		if opts.redirects >= maxRedirects {
+			return nil, fmt.Errorf("join: more than %d redirects", maxRedirects)
+		}
+		opts.redirects++
+		return Dial(ctx, m.URL, token, opts)
+	}
 	if m.Type != "joined" {
 		ws.Close()
 		if m.Type == "error" {
