@@ -6,7 +6,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench loadtest deps deps-go deps-audio deps-captions deps-npm deps-browser fmt-check vet fuzz clean
+.PHONY: run test build bench loadtest deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
 
 run: deps-go deps-audio deps-captions deps-npm
 	$(GO) run ./cmd/sfu $(ARGS)
@@ -46,7 +46,7 @@ fmt-check:
 vet: deps-go deps-audio deps-captions
 	$(GO) vet ./...
 
-deps: deps-go deps-audio deps-captions deps-npm deps-browser
+deps: deps-go deps-audio deps-captions deps-npm deps-browser deps-redis
 
 deps-go:
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 (https://go.dev/dl)"; exit 1; }
@@ -77,6 +77,13 @@ deps-npm:
 	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ]; then \
 		command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q nodejs npm; }; \
 		npm ci --no-audit --no-fund; \
+	fi
+
+# Redis: the multi-node tests start their own redis-server on loopback.
+deps-redis:
+	@if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then \
+		echo "installing redis-server"; \
+		$(APT) update -q && $(APT) install -y -q redis-server; \
 	fi
 
 # Debian's Chromium drives the browser end-to-end test.

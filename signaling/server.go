@@ -75,6 +75,22 @@ type Server struct {
 	wg           sync.WaitGroup // running sessions
 }
 
+// RedirectAll sends every participant to another node (base URL) and ends their sessions: a draining node's
+// last word. It returns how many were sent.
+func (srv *Server) RedirectAll(base string) int {
+	srv.mu.Lock()
+	sessions := make([]*session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range sessions {
+		s.send(redirectMsg{Type: "redirect", URL: wsURL(base), Reason: "draining"})
+		s.End("")
+	}
+	return len(sessions)
+}
+
 // NewServer builds the handler for s.
 func NewServer(s *sfu.SFU, cfg Config) *Server {
 	log := cfg.Logger

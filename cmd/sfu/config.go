@@ -65,6 +65,12 @@ type config struct {
 	MaxParticipants    int
 	MaxPublishBitrate  int
 	MaxConcurrentJoins int
+
+	Region    string // this node's region (e.g. hk)
+	Redis     string // the region's Redis URL; empty: a single node
+	PublicURL string // the base URL other nodes and redirected clients reach this node at
+	NodeID    string
+	Capacity  int // participants this node takes before rooms spill to others
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -118,6 +124,11 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit)")
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
+	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL shared by the region's nodes, e.g. redis://10.0.0.2:6379/0; empty: a single node")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR)")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: host name and URL)")
+	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n       sfu audit verify [-dir DIR]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")

@@ -94,17 +94,7 @@ func joinClientToken(t *testing.T, ctx context.Context, n *node, tok string) *te
 		API:               api,
 		Events:            tc.events,
 		OnKeyframeRequest: func(webrtc.TrackLocal) { tc.wantKey.Store(true) },
-		OnTrack: func(pid string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-			st := tc.stats(pid, track.Kind().String())
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := track.Read(buf); err != nil {
-					st.ended.Store(true)
-					return
-				}
-				st.packets.Add(1)
-			}
-		},
+		OnTrack:           tc.count,
 	})
 	if err != nil {
 		t.Fatalf("join: %v", err)
@@ -112,6 +102,19 @@ func joinClientToken(t *testing.T, ctx context.Context, n *node, tok string) *te
 	tc.Client = c
 	t.Cleanup(c.Close)
 	return tc
+}
+
+// count reads a remote track until it ends, counting its packets.
+func (tc *testClient) count(pid string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	st := tc.stats(pid, track.Kind().String())
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := track.Read(buf); err != nil {
+			st.ended.Store(true)
+			return
+		}
+		st.packets.Add(1)
+	}
 }
 
 func (tc *testClient) stats(pid, kind string) *recvStats {

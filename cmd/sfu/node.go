@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
@@ -33,7 +34,12 @@ type node struct {
 	tls      bool        // HTTPS and wss://
 	turn     *turnServer // nil unless -turn
 	turnMint *turnMinter // nil unless -turn or -turn-urls
-	serveErr chan error
+	place    *placement  // nil unless -redis
+	leave    func()      // stops relays and leaves the cluster
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	serveErr     chan error
 }
 
 // startNode opens the sockets and starts serving.
@@ -149,7 +155,6 @@ func startNode(cfg config) (*node, error) {
 	if mint != nil {
 		sigCfg.ICEServers = mint.iceServers
 	}
-	sig := signaling.NewServer(s, sigCfg)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -158,7 +163,28 @@ func startNode(cfg config) (*node, error) {
 		_ = release(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release,
+	var place *placement
+	leave := func() {}
+	if cfg.Redis != "" {
+		base := cfg.PublicURL
+		if base == "" {
+			scheme := "http://"
+			if certs != nil {
+				scheme = "https://"
+			}
+			base = scheme + ln.Addr().String()
+		}
+		if place, leave, err = startCluster(cfg, s, base, secret, reg, log.Named("cluster")); err != nil {
+			_ = ln.Close()
+			closeTURN()
+			_ = s.Close()
+			_ = release(context.Background())
+			return nil, err
+		}
+		sigCfg.Placement = place
+	}
+	sig := signaling.NewServer(s, sigCfg)
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, leave: leave,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
 	if certs != nil {
@@ -192,10 +218,26 @@ func startNode(cfg config) (*node, error) {
 
 // shutdown stops taking connections, says goodbye to every participant, closes their connections and waits.
 func (n *node) shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.stop(ctx) })
+	return n.shutdownErr
+}
+
+func (n *node) stop(ctx context.Context) error {
 	n.log.Info("shutting down")
 	if n.pprof != nil {
 		_ = n.pprof.Close()
 	}
+	if n.place != nil { // drain: no new rooms here, and everyone goes to another node of the region
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := n.place.c.SetDraining(dctx, true); err != nil {
+			n.log.Warn("drain", zap.Error(err))
+		}
+		cancel()
+		if to := n.place.drainTarget(); to != "" {
+			n.log.Info("draining", zap.String("to", to), zap.Int("participants", n.sig.RedirectAll(to)))
+		}
+	}
+	defer n.leave()
 	errHTTP := n.http.Shutdown(ctx)
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edge-sfu/sfu/sfu/cluster/clustertest"
+	"github.com/edge-sfu/sfu/signaling"
+	"github.com/edge-sfu/sfu/signaling/audit"
+	"github.com/edge-sfu/sfu/signaling/client"
+)
+
+// clusterNode starts a node of region in the cluster on redis.
+func clusterNode(t *testing.T, redis, region, id string, capacity int, more ...func(*config)) *node {
+	t.Helper()
+	return startTestNode(t, append([]func(*config){func(c *config) {
+		c.Redis, c.Region, c.NodeID, c.Capacity = redis, region, id, capacity
+	}}, more...)...)
+}
+
+// sfuParticipants is how many participants a node hosts.
+func sfuParticipants(n *node) int { return n.sfu.Stats().Participants }
+
+// receivesAny reports whether tc gets at least min packets of both kinds from someone other than itself.
+func receivesAny(tc *testClient, min int64) bool {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	var audio, video bool
+	for k, st := range tc.received {
+		switch {
+		case strings.HasSuffix(k, "/audio") && st.packets.Load() >= min:
+			audio = true
+		case strings.HasSuffix(k, "/video") && st.packets.Load() >= min:
+			video = true
+		}
+	}
+	return audio && video
+}
+
+// TestClusterRedirect: two nodes of a region; a participant who reaches the node that does not own the room
+// is redirected to the owner, so both are on one node.
+func TestClusterRedirect(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 100)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "standup", "alice")
+	bob := joinClient(t, ctx, b, "standup", "bob") // follows the redirect to a
+	m.publish(t, alice)
+	m.publish(t, bob)
+	eventually(t, 10*time.Second, "alice and bob receive each other", func() bool { return receivesFrom(alice, bob.ID(), 20) && receivesFrom(bob, alice.ID(), 20) })
+	if sfuParticipants(a) != 2 || sfuParticipants(b) != 0 {
+		t.Fatalf("participants: %d on a, %d on b; want both on the owner a", sfuParticipants(a), sfuParticipants(b))
+	}
+	if len(bob.Joined.Nodes) != 1 || !strings.Contains(bob.Joined.Nodes[0], b.addr.String()) {
+		t.Fatalf("joined.nodes %v, want the other node %s", bob.Joined.Nodes, b.addr)
+	}
+}
+
+// TestClusterRelay: when the owner is full, a participant who reaches another node is hosted there and the
+// room is relayed between the two nodes: they see and hear each other through the relay.
+func TestClusterRelay(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "big", "alice")
+	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	bob := joinClient(t, ctx, b, "big", "bob")
+	m.publish(t, alice)
+	m.publish(t, bob)
+	eventually(t, 20*time.Second, "alice and bob receive each other's audio and video through the relay", func() bool {
+		return receivesAny(alice, 30) && receivesAny(bob, 30)
+	})
+	if v := metricValue(scrape(t, b), "sfu_rooms_relayed"); v != 1 {
+		t.Fatalf("sfu_rooms_relayed on b = %v, want 1", v)
+	}
+	t.Logf("a hosts %d participants (alice and b's relay), b hosts %d (bob and its relay)", sfuParticipants(a), sfuParticipants(b))
+}
+
+// TestResidency: a node of another region refuses a room whose policy names hk, with an audit record and a
+// count in /metrics, and hosts nothing of it.
+func TestResidency(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	hk := clusterNode(t, redis, "hk", "hk-a", 100)
+	dir := t.TempDir()
+	sg := clusterNode(t, redis, "sg", "sg-a", 100, func(c *config) { c.AuditDir = dir })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := signaling.MintToken([]byte(testSecret), signaling.Claims{Room: "hk-only", Identity: "alice", Publish: true,
+		Subscribe: true, Regions: []string{"hk"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, msg := rawJoin(t, sg, tok)
+	if msg["code"] != "residency" {
+		t.Fatalf("a join of an hk room on an sg node: %v", msg)
+	}
+	t.Log(msg["message"])
+	if v := metricValue(scrape(t, sg), "sfu_residency_refusals_total"); v != 1 {
+		t.Fatalf("sfu_residency_refusals_total = %v", v)
+	}
+	if !strings.Contains(readAudit(t, dir), `"kind":"residency_refused","room":"hk-only"`) {
+		t.Fatal("no residency_refused record")
+	}
+	if rep, err := audit.Verify(dir); err != nil || !rep.OK() {
+		t.Fatalf("audit: %v %+v", err, rep)
+	}
+	// The same token on the hk node is fine, and the sg node never has the room.
+	if _, err := client.Dial(ctx, client.WSURL(hk.baseURL()), tok, client.Options{}); err != nil {
+		t.Fatalf("the hk node: %v", err)
+	}
+	if st := sg.sfu.Stats(); st.Rooms != 0 || st.Participants != 0 {
+		t.Fatalf("the sg node hosts %+v", st)
+	}
+}
+
+// TestOwnerFailover: the owner of a room dies; its participants reconnect to the surviving node of the region
+// (as the browser does, from joined.nodes) and are back in the room, receiving each other, within 10 s.
+func TestOwnerFailover(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 100)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "failover", "alice")
+	bob := joinClient(t, ctx, b, "failover", "bob") // redirected to a
+	fallbacks := alice.Joined.Nodes
+	if len(fallbacks) == 0 {
+		t.Fatal("joined lists no other node")
+	}
+
+	// Kill a: its heartbeat stops as in a crash, and its connections go.
+	a.place.c.Abandon()
+	killed := time.Now()
+	_ = a.shutdown(ctx)
+	for _, c := range []*testClient{alice, bob} {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a client did not notice its node die")
+		}
+	}
+	var wg sync.WaitGroup
+	back := make([]*testClient, 2)
+	for i, id := range []string{"alice", "bob"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			back[i] = rejoin(t, ctx, fallbacks, token(t, "failover", id, true, true))
+		}()
+	}
+	wg.Wait()
+	if back[0] == nil || back[1] == nil {
+		t.Fatal("a participant could not rejoin")
+	}
+	m.publish(t, back[0])
+	m.publish(t, back[1])
+	eventually(t, 10*time.Second, "alice and bob receive each other again", func() bool {
+		return receivesFrom(back[0], back[1].ID(), 10) && receivesFrom(back[1], back[0].ID(), 10)
+	})
+	took := time.Since(killed)
+	t.Logf("back in the room, receiving each other, %v after the owner died", took.Round(100*time.Millisecond))
+	if sfuParticipants(b) != 2 {
+		t.Fatalf("b hosts %d participants", sfuParticipants(b))
+	}
+	if took > 10*time.Second {
+		t.Errorf("failover took %v, want at most 10 s", took)
+	}
+}
+
+// rejoin tries the nodes in turn, as the browser client does after its node went away, until one admits it.
+func rejoin(t *testing.T, ctx context.Context, urls []string, tok string) *testClient {
+	api, err := loopbackAPI()
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	for ctx.Err() == nil {
+		for _, u := range urls {
+			tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			c, err := client.Dial(dctx, u, tok, client.Options{API: api, Events: tc.events, OnTrack: tc.count})
+			cancel()
+			if err == nil {
+				tc.Client = c
+				t.Cleanup(c.Close)
+				return tc
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return nil
+}

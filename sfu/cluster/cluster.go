@@ -1,0 +1,725 @@
+// Package cluster lets the SFU nodes of one or more regions find each other
+// through Redis and makes each room owned by exactly one node at a time.
+//
+// Every node registers itself and renews its registration with a heartbeat;
+// a room is owned by the node holding its lease, which the owner's heartbeat
+// renews while the node is alive. A node that stops heartbeating (a crash)
+// disappears after the TTL, and its leases with it.
+//
+// Redis keys:
+//
+//	sfu:node:{id}   hash: id, region, url, capacity, load, draining ("1" or "0").
+//	                Written whole by every heartbeat and by SetDraining, with
+//	                the node TTL (PEXPIRE), so a node whose heartbeat lapses
+//	                vanishes after the TTL. Close deletes it at once.
+//	sfu:nodes       set of node ids. Members whose hash has expired are ignored
+//	                and removed lazily by readers.
+//	sfu:room:{room} string: the id of the owner node, with the lease TTL
+//	                (SET NX PX). The owner's heartbeat renews it only while it
+//	                still holds it (compare-and-pexpire Lua script); Release and
+//	                Close delete it only if this node holds it (compare-and-
+//	                delete Lua script). A lease whose holder has no live node
+//	                hash is treated as free.
+//
+// {id} and {room} are used as-is after the prefix (Redis keys are
+// binary-safe), so room names may contain any characters.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Key prefixes; see the package comment.
+const (
+	nodeKeyPrefix = "sfu:node:"
+	nodesKey      = "sfu:nodes"
+	roomKeyPrefix = "sfu:room:"
+)
+
+// Defaults for Config.
+const (
+	DefaultHeartbeat = time.Second
+	DefaultTTL       = 3 * time.Second
+)
+
+// Hash fields of sfu:node:{id}.
+const (
+	fieldID       = "id"
+	fieldRegion   = "region"
+	fieldURL      = "url"
+	fieldCapacity = "capacity"
+	fieldLoad     = "load"
+	fieldDraining = "draining"
+)
+
+var (
+	// ErrClosed is returned by the methods of a closed Cluster.
+	ErrClosed = errors.New("cluster: closed")
+	// ErrNoNode is returned by Place when no live, non-draining node of the
+	// allowed regions exists.
+	ErrNoNode = errors.New("cluster: no live node available in the allowed regions")
+)
+
+// placeAttempts bounds Place's re-reads when it loses a lease race.
+const placeAttempts = 5
+
+// releaseScript deletes a lease only if this node holds it.
+var releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
+// renewScript extends a lease only if this node still holds it.
+var renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`)
+
+// NodeInfo describes one SFU node.
+type NodeInfo struct {
+	ID, Region, URL string // URL: the node's public base URL, e.g. "http://127.0.0.1:7880"
+	Capacity        int    // participants it takes
+	Load            int    // participants it has
+	Draining        bool
+}
+
+// full reports whether the node has no room left for a participant.
+func (n NodeInfo) full() bool { return n.Load >= n.Capacity }
+
+// lessLoaded reports whether a's Load/Capacity ratio is below b's.
+// Capacities are positive (New checks this node's; readNode others').
+func lessLoaded(a, b NodeInfo) bool {
+	return int64(a.Load)*int64(b.Capacity) < int64(b.Load)*int64(a.Capacity)
+}
+
+// sameLoad reports whether a and b have the same Load/Capacity ratio.
+func sameLoad(a, b NodeInfo) bool {
+	return int64(a.Load)*int64(b.Capacity) == int64(b.Load)*int64(a.Capacity)
+}
+
+// Config configures a Cluster.
+type Config struct {
+	RedisURL  string        // redis://127.0.0.1:6379/0
+	Node      NodeInfo      // this node (Load is reported by LoadFunc)
+	LoadFunc  func() int    // current participants, read at each heartbeat; nil: Node.Load
+	Heartbeat time.Duration // default 1 s
+	TTL       time.Duration // node and lease time-to-live, default 3 s; must exceed Heartbeat
+	Logger    *zap.Logger   // nil: no logging
+}
+
+// Cluster is this node's membership of the cluster. Its methods are safe for
+// concurrent use.
+type Cluster struct {
+	rdb       *redis.Client
+	log       *zap.Logger
+	loadFunc  func() int
+	heartbeat time.Duration
+	ttl       time.Duration
+
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the heartbeat goroutine has returned
+
+	// pubMu serialises writes of this node's registration and its removal,
+	// so a SetDraining racing Close cannot re-create the node hash.
+	pubMu sync.Mutex
+
+	mu     sync.Mutex
+	self   NodeInfo
+	leases map[string]struct{} // rooms whose lease this node holds
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New connects to Redis, registers this node and starts the heartbeat that
+// keeps the registration and this node's room leases alive until Close. ctx
+// bounds the connection and registration only, not the Cluster's lifetime.
+func New(ctx context.Context, cfg Config) (*Cluster, error) {
+	n := cfg.Node
+	switch {
+	case n.ID == "":
+		return nil, errors.New("cluster: Node.ID is empty")
+	case n.Region == "":
+		return nil, errors.New("cluster: Node.Region is empty")
+	case n.URL == "":
+		return nil, errors.New("cluster: Node.URL is empty")
+	case n.Capacity <= 0:
+		return nil, fmt.Errorf("cluster: Node.Capacity is %d, want > 0", n.Capacity)
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.TTL <= cfg.Heartbeat {
+		return nil, fmt.Errorf("cluster: TTL %v must exceed the heartbeat %v", cfg.TTL, cfg.Heartbeat)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: parse redis URL: %w", err)
+	}
+	c := &Cluster{
+		rdb:       redis.NewClient(opts),
+		log:       cfg.Logger.With(zap.String("node", n.ID), zap.String("region", n.Region)),
+		loadFunc:  cfg.LoadFunc,
+		heartbeat: cfg.Heartbeat,
+		ttl:       cfg.TTL,
+		self:      n,
+		leases:    make(map[string]struct{}),
+		done:      make(chan struct{}),
+	}
+	if err := c.rdb.Ping(ctx).Err(); err != nil {
+		c.rdb.Close()
+		return nil, fmt.Errorf("cluster: connect to redis: %w", err)
+	}
+	// A live registration of the same id at another URL is another node
+	// configured with our id: taking it over would merge two nodes' rooms.
+	// The same URL is this node restarting, which may take it over.
+	if prev, ok, err := c.readNode(ctx, n.ID); err != nil {
+		c.rdb.Close()
+		return nil, err
+	} else if ok && prev.URL != n.URL {
+		c.rdb.Close()
+		return nil, fmt.Errorf("cluster: node id %q is already registered by the live node at %s", n.ID, prev.URL)
+	}
+	if err := c.publish(ctx); err != nil {
+		c.rdb.Close()
+		return nil, err
+	}
+	hbCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go c.run(hbCtx)
+	c.log.Info("cluster: node registered", zap.String("url", n.URL), zap.Int("capacity", n.Capacity))
+	return c, nil
+}
+
+// Self returns this node's information as last published.
+func (c *Cluster) Self() NodeInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self
+}
+
+// Nodes returns the live nodes of region ("" = all regions), least loaded
+// first (by Load/Capacity), draining ones last.
+func (c *Cluster) Nodes(ctx context.Context, region string) ([]NodeInfo, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	ids, err := c.rdb.SMembers(ctx, nodesKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: list nodes: %w", err)
+	}
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, nodeKeyPrefix+id)
+	}
+	if len(ids) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("cluster: read nodes: %w", err)
+		}
+	}
+	var nodes []NodeInfo
+	var gone []any
+	for i, cmd := range cmds {
+		info, ok := parseNode(cmd.Val())
+		if !ok {
+			gone = append(gone, ids[i])
+			continue
+		}
+		if region == "" || info.Region == region {
+			nodes = append(nodes, info)
+		}
+	}
+	if len(gone) > 0 {
+		// Lazy clean-up of expired members. A node that re-registers in
+		// between re-adds itself at its next heartbeat.
+		if err := c.rdb.SRem(ctx, nodesKey, gone...).Err(); err != nil {
+			c.log.Debug("cluster: remove expired nodes", zap.Error(err))
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		a, b := nodes[i], nodes[j]
+		if a.Draining != b.Draining {
+			return !a.Draining
+		}
+		if !sameLoad(a, b) {
+			return lessLoaded(a, b)
+		}
+		return a.ID < b.ID
+	})
+	return nodes, nil
+}
+
+// Owner returns the live node holding the room's lease, if any.
+func (c *Cluster) Owner(ctx context.Context, room string) (NodeInfo, bool, error) {
+	if c.isClosed() {
+		return NodeInfo{}, false, ErrClosed
+	}
+	owner, _, ok, err := c.owner(ctx, room)
+	return owner, ok, err
+}
+
+// owner reads the room's lease. It returns the holder's id even when the
+// holder is not live (holderID non-empty, ok false), so that a stale lease can
+// be removed with compare-and-delete.
+func (c *Cluster) owner(ctx context.Context, room string) (owner NodeInfo, holderID string, ok bool, err error) {
+	holderID, err = c.rdb.Get(ctx, roomKeyPrefix+room).Result()
+	if errors.Is(err, redis.Nil) {
+		return NodeInfo{}, "", false, nil
+	}
+	if err != nil {
+		return NodeInfo{}, "", false, fmt.Errorf("cluster: read owner of room %q: %w", room, err)
+	}
+	owner, ok, err = c.readNode(ctx, holderID)
+	if err != nil {
+		return NodeInfo{}, holderID, false, err
+	}
+	if ok && owner.ID == c.selfID() {
+		// This node holds the lease (e.g. taken before a restart under the
+		// same id): keep renewing it.
+		c.mu.Lock()
+		if !c.closed {
+			c.leases[room] = struct{}{}
+		}
+		c.mu.Unlock()
+	}
+	return owner, holderID, ok, nil
+}
+
+// Place returns the node that owns the room, placing it if nobody does: on
+// the least-loaded non-draining live node of the allowed regions (nil or
+// empty: any region), preferring this node's region when it is allowed, and
+// nodes with spare capacity over full ones. Among equally loaded nodes this
+// node is preferred. When the chosen node is this one, it takes the lease
+// (SET NX PX) and reports mine=true; when another node is chosen, no lease is
+// taken for it (it takes the lease itself, with Place or Acquire, when the
+// client arrives). A lease held by a node whose heartbeat has lapsed is
+// treated as free. Of several nodes placing the same room at once exactly
+// one ends as the owner, and all of them return it.
+func (c *Cluster) Place(ctx context.Context, room string, regions []string) (owner NodeInfo, mine bool, err error) {
+	if room == "" {
+		return NodeInfo{}, false, errors.New("cluster: empty room name")
+	}
+	for attempt := 0; attempt < placeAttempts; attempt++ {
+		if c.isClosed() {
+			return NodeInfo{}, false, ErrClosed
+		}
+		owner, holder, ok, err := c.owner(ctx, room)
+		if err != nil {
+			return NodeInfo{}, false, err
+		}
+		if ok {
+			return owner, owner.ID == c.selfID(), nil
+		}
+		if holder != "" {
+			if err := c.dropStale(ctx, room, holder); err != nil {
+				return NodeInfo{}, false, err
+			}
+		}
+		nodes, err := c.Nodes(ctx, "")
+		if err != nil {
+			return NodeInfo{}, false, err
+		}
+		chosen, ok := c.choose(nodes, regions)
+		if !ok {
+			return NodeInfo{}, false, fmt.Errorf("%w: room %q, regions %q", ErrNoNode, room, regions)
+		}
+		if chosen.ID != c.selfID() {
+			return chosen, false, nil
+		}
+		took, err := c.take(ctx, room)
+		if err != nil {
+			return NodeInfo{}, false, err
+		}
+		if took {
+			c.log.Debug("cluster: room placed here", zap.String("room", room))
+			return chosen, true, nil
+		}
+		// Another node took the lease first: re-read its owner.
+	}
+	return NodeInfo{}, false, fmt.Errorf("cluster: place room %q: the lease kept changing hands", room)
+}
+
+// Acquire takes the room's lease for this node unless a live node holds it,
+// and returns the owner: this node (mine=true) or the live holder. It is
+// what a node calls when a client it was chosen for by Place on another node
+// arrives, so that the room is not moved again if loads changed meanwhile.
+func (c *Cluster) Acquire(ctx context.Context, room string) (owner NodeInfo, mine bool, err error) {
+	if room == "" {
+		return NodeInfo{}, false, errors.New("cluster: empty room name")
+	}
+	for attempt := 0; attempt < placeAttempts; attempt++ {
+		if c.isClosed() {
+			return NodeInfo{}, false, ErrClosed
+		}
+		owner, holder, ok, err := c.owner(ctx, room)
+		if err != nil {
+			return NodeInfo{}, false, err
+		}
+		if ok {
+			return owner, owner.ID == c.selfID(), nil
+		}
+		if holder != "" {
+			if err := c.dropStale(ctx, room, holder); err != nil {
+				return NodeInfo{}, false, err
+			}
+		}
+		took, err := c.take(ctx, room)
+		if err != nil {
+			return NodeInfo{}, false, err
+		}
+		if took {
+			return c.Self(), true, nil
+		}
+	}
+	return NodeInfo{}, false, fmt.Errorf("cluster: acquire room %q: the lease kept changing hands", room)
+}
+
+// Release drops this node's lease on the room, if it holds it.
+func (c *Cluster) Release(ctx context.Context, room string) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	c.mu.Lock()
+	delete(c.leases, room)
+	c.mu.Unlock()
+	if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, c.selfID()).Err(); err != nil {
+		return fmt.Errorf("cluster: release room %q: %w", room, err)
+	}
+	return nil
+}
+
+// SetDraining marks this node draining (or not) and publishes it at once.
+// Place does not choose draining nodes for new rooms.
+func (c *Cluster) SetDraining(ctx context.Context, draining bool) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.self.Draining = draining
+	c.mu.Unlock()
+	if err := c.publish(ctx); err != nil {
+		return err
+	}
+	c.log.Info("cluster: draining changed", zap.Bool("draining", draining))
+	return nil
+}
+
+// Close stops the heartbeat, releases this node's leases and deregisters it
+// at once, so other nodes stop seeing it without waiting for the TTL.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		c.stop()
+		ctx, cancel := context.WithTimeout(context.Background(), c.ttl)
+		defer cancel()
+		c.closeErr = c.deregister(ctx)
+		if err := c.rdb.Close(); err != nil && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("cluster: close redis client: %w", err)
+		}
+		c.log.Info("cluster: node deregistered")
+	})
+	return c.closeErr
+}
+
+// Abandon stops heartbeating and disconnects without removing anything from Redis, as a crash would: the node
+// and its leases vanish when their time-to-live runs out. Tests use it to kill a node.
+func (c *Cluster) Abandon() {
+	c.closeOnce.Do(func() {
+		c.stop()
+		_ = c.rdb.Close()
+	})
+}
+
+// stop marks the Cluster closed and stops the heartbeat goroutine, leaving
+// the Redis keys as they are.
+func (c *Cluster) stop() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	<-c.done
+}
+
+func (c *Cluster) deregister(ctx context.Context) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.mu.Lock()
+	rooms := make([]string, 0, len(c.leases))
+	for room := range c.leases {
+		rooms = append(rooms, room)
+	}
+	c.leases = make(map[string]struct{})
+	id := c.self.ID
+	c.mu.Unlock()
+
+	pipe := c.rdb.Pipeline()
+	for _, room := range rooms {
+		releaseScript.Eval(ctx, pipe, []string{roomKeyPrefix + room}, id)
+	}
+	pipe.Del(ctx, nodeKeyPrefix+id)
+	pipe.SRem(ctx, nodesKey, id)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("cluster: deregister node %q: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Cluster) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *Cluster) selfID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self.ID
+}
+
+// choose picks the node Place puts a new room on, from nodes as Nodes
+// returns them.
+func (c *Cluster) choose(nodes []NodeInfo, regions []string) (NodeInfo, bool) {
+	self := c.Self()
+	allowed := func(region string) bool {
+		if len(regions) == 0 {
+			return true
+		}
+		for _, r := range regions {
+			if r == region {
+				return true
+			}
+		}
+		return false
+	}
+	preferSelfRegion := allowed(self.Region)
+	var best NodeInfo
+	found := false
+	// rank: lower is better. Spare capacity first, then this node's region
+	// (when allowed), then load, then this node, then id.
+	better := func(a, b NodeInfo) bool {
+		if a.full() != b.full() {
+			return !a.full()
+		}
+		if preferSelfRegion {
+			ah, bh := a.Region == self.Region, b.Region == self.Region
+			if ah != bh {
+				return ah
+			}
+		}
+		if !sameLoad(a, b) {
+			return lessLoaded(a, b)
+		}
+		if (a.ID == self.ID) != (b.ID == self.ID) {
+			return a.ID == self.ID
+		}
+		return a.ID < b.ID
+	}
+	for _, n := range nodes {
+		if n.Draining || !allowed(n.Region) {
+			continue
+		}
+		if !found || better(n, best) {
+			best, found = n, true
+		}
+	}
+	return best, found
+}
+
+// take sets the room's lease to this node if nobody holds it.
+func (c *Cluster) take(ctx context.Context, room string) (bool, error) {
+	id := c.selfID()
+	ok, err := c.rdb.SetNX(ctx, roomKeyPrefix+room, id, c.ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("cluster: take lease of room %q: %w", room, err)
+	}
+	if !ok {
+		return false, nil
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.leases[room] = struct{}{}
+	}
+	c.mu.Unlock()
+	if closed {
+		// Close ran meanwhile and released the leases it knew of.
+		_ = releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, id).Err()
+		return false, ErrClosed
+	}
+	return true, nil
+}
+
+// dropStale deletes a lease held by a node that is no longer live, if that
+// node still holds it.
+func (c *Cluster) dropStale(ctx context.Context, room, holder string) error {
+	if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, holder).Err(); err != nil {
+		return fmt.Errorf("cluster: drop stale lease of room %q held by %q: %w", room, holder, err)
+	}
+	c.log.Info("cluster: dropped the lease of a lapsed node", zap.String("room", room), zap.String("holder", holder))
+	return nil
+}
+
+// readNode reads a node's hash; ok is false when it has expired.
+func (c *Cluster) readNode(ctx context.Context, id string) (NodeInfo, bool, error) {
+	m, err := c.rdb.HGetAll(ctx, nodeKeyPrefix+id).Result()
+	if err != nil {
+		return NodeInfo{}, false, fmt.Errorf("cluster: read node %q: %w", id, err)
+	}
+	n, ok := parseNode(m)
+	return n, ok, nil
+}
+
+// parseNode decodes a node hash. An empty or malformed hash is not a live
+// node.
+func parseNode(m map[string]string) (NodeInfo, bool) {
+	if len(m) == 0 || m[fieldID] == "" {
+		return NodeInfo{}, false
+	}
+	capacity, err := strconv.Atoi(m[fieldCapacity])
+	if err != nil || capacity <= 0 {
+		return NodeInfo{}, false
+	}
+	load, err := strconv.Atoi(m[fieldLoad])
+	if err != nil {
+		return NodeInfo{}, false
+	}
+	return NodeInfo{
+		ID:       m[fieldID],
+		Region:   m[fieldRegion],
+		URL:      m[fieldURL],
+		Capacity: capacity,
+		Load:     load,
+		Draining: m[fieldDraining] == "1",
+	}, true
+}
+
+// publish writes this node's whole registration with a fresh TTL. The whole
+// hash is written every time so that a write after the hash expired never
+// leaves a partial record.
+func (c *Cluster) publish(ctx context.Context) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	load := -1
+	if c.loadFunc != nil {
+		load = c.loadFunc()
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if load >= 0 {
+		c.self.Load = load
+	}
+	n := c.self
+	c.mu.Unlock()
+
+	draining := "0"
+	if n.Draining {
+		draining = "1"
+	}
+	key := nodeKeyPrefix + n.ID
+	pipe := c.rdb.TxPipeline()
+	pipe.HSet(ctx, key,
+		fieldID, n.ID,
+		fieldRegion, n.Region,
+		fieldURL, n.URL,
+		fieldCapacity, strconv.Itoa(n.Capacity),
+		fieldLoad, strconv.Itoa(n.Load),
+		fieldDraining, draining,
+	)
+	pipe.PExpire(ctx, key, c.ttl)
+	pipe.SAdd(ctx, nodesKey, n.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("cluster: publish node %q: %w", n.ID, err)
+	}
+	return nil
+}
+
+// run is the heartbeat goroutine: it republishes this node and renews its
+// leases every heartbeat until ctx is cancelled.
+func (c *Cluster) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.heartbeat)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := c.beat(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && !failing:
+			failing = true
+			c.log.Warn("cluster: heartbeat failed", zap.Error(err))
+		case err == nil && failing:
+			failing = false
+			c.log.Info("cluster: heartbeat recovered")
+		}
+	}
+}
+
+// beat publishes this node and renews its leases, forgetting those it lost.
+func (c *Cluster) beat(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.heartbeat)
+	defer cancel()
+	if err := c.publish(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	rooms := make([]string, 0, len(c.leases))
+	for room := range c.leases {
+		rooms = append(rooms, room)
+	}
+	id := c.self.ID
+	c.mu.Unlock()
+	if len(rooms) == 0 {
+		return nil
+	}
+	ttl := strconv.FormatInt(c.ttl.Milliseconds(), 10)
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(rooms))
+	for i, room := range rooms {
+		cmds[i] = renewScript.Eval(ctx, pipe, []string{roomKeyPrefix + room}, id, ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("cluster: renew leases: %w", err)
+	}
+	for i, cmd := range cmds {
+		if n, _ := cmd.Int64(); n == 1 {
+			continue
+		}
+		c.mu.Lock()
+		_, held := c.leases[rooms[i]] // false: Released meanwhile
+		delete(c.leases, rooms[i])
+		c.mu.Unlock()
+		if held {
+			c.log.Warn("cluster: lost the lease of a room", zap.String("room", rooms[i]))
+		}
+	}
+	return nil
+}
