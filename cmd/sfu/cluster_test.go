@@ -200,3 +200,35 @@ func rejoin(t *testing.T, ctx context.Context, urls []string, tok string) *testC
 	}
 	return nil
 }
+
+// TestDrain: SIGTERM's shutdown drains a node: it stops taking rooms and sends its participants, with a
+// redirect, to another node of the region, where they continue.
+func TestDrain(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 100)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "drain", "alice")
+	bob := joinClient(t, ctx, a, "drain", "bob")
+	_ = a.shutdown(ctx)
+	var urls []string
+	for _, c := range []*testClient{alice, bob} {
+		msg := waitMessage(t, ctx, c, "redirect")
+		if !strings.Contains(msg.URL, b.addr.String()) || msg.Reason != "draining" {
+			t.Fatalf("redirect %+v, want to b (%s) for draining", msg, b.addr)
+		}
+		urls = append(urls, msg.URL)
+	}
+	alice2 := rejoin(t, ctx, urls[:1], token(t, "drain", "alice", true, true))
+	bob2 := rejoin(t, ctx, urls[1:], token(t, "drain", "bob", true, true))
+	m.publish(t, alice2)
+	m.publish(t, bob2)
+	eventually(t, 10*time.Second, "alice and bob continue on b", func() bool {
+		return receivesFrom(alice2, bob2.ID(), 10) && receivesFrom(bob2, alice2.ID(), 10)
+	})
+	if sfuParticipants(b) != 2 {
+		t.Fatalf("b hosts %d", sfuParticipants(b))
+	}
+}
