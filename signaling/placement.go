@@ -15,8 +15,12 @@ type Placement interface {
 	// is the room's residency policy (never empty). A room that may not live in this node's region gets an
 	// error wrapping ErrResidency.
 	Route(ctx context.Context, room string, regions []string) (Route, error)
-	// Fallbacks are the base URLs of the region's other live nodes, for a client whose node goes away.
+	// Fallbacks are the base URLs of the region's other live nodes that take rooms, for a client whose node goes
+	// away.
 	Fallbacks() []string
+	// IsPeer reports whether a base URL (an Origin) is, or recently was, a node of the region: pages it serves
+	// may open this node's socket.
+	IsPeer(base string) bool
 }
 
 // Route is where a joining participant goes.

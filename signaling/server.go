@@ -267,8 +267,14 @@ func (srv *Server) originAllowed(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := srv.origins[n]
-	return ok
+	if _, ok := srv.origins[n]; ok {
+		return true
+	}
+	// In a cluster, a page served by one node of the region opens the socket of the room's owner.
+	if srv.placement != nil {
+		return srv.placement.IsPeer(n)
+	}
+	return false
 }
 
 // iceServersFor returns the ICE servers an event's message carries: the SFU's, and for joined those of the

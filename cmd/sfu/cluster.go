@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,7 @@ func startCluster(cfg config, s *sfu.SFU, baseURL string, secret []byte, reg *pr
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	baseURL = strings.TrimSuffix(baseURL, "/")
 	c, err := cluster.New(ctx, cluster.Config{RedisURL: cfg.Redis, Logger: log,
 		Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: baseURL, Capacity: cfg.Capacity},
 		LoadFunc: func() int { return s.Stats().Participants }})
@@ -128,6 +130,14 @@ func (p *placement) Fallbacks() []string {
 		}
 	}
 	return urls
+}
+
+// IsPeer implements signaling.Placement: a node of the region within the last day.
+func (p *placement) IsPeer(base string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ok, err := p.c.KnownURL(ctx, p.c.Self().Region, strings.TrimSuffix(base, "/"), 24*time.Hour)
+	return err == nil && ok
 }
 
 // drainTarget is the base URL of another live node of the region to send participants to, "" if none.

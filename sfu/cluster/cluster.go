@@ -14,6 +14,8 @@
 //	                vanishes after the TTL. Close deletes it at once.
 //	sfu:nodes       set of node ids. Members whose hash has expired are ignored
 //	                and removed lazily by readers.
+//	sfu:urls:{region} hash: every node URL the region has had → when it was last live (Unix seconds), so that
+//	                pages served by a node that has just left may still reach the others.
 //	sfu:room:{room} string: the id of the owner node, with the lease TTL
 //	                (SET NX PX). The owner's heartbeat renews it only while it
 //	                still holds it (compare-and-pexpire Lua script); Release and
@@ -42,6 +44,7 @@ import (
 const (
 	nodeKeyPrefix = "sfu:node:"
 	nodesKey      = "sfu:nodes"
+	urlsKeyPrefix = "sfu:urls:" // + region: a hash of every node URL the region has had, to when it was last live
 	roomKeyPrefix = "sfu:room:"
 )
 
@@ -440,6 +443,19 @@ func (c *Cluster) Close() error {
 	return c.closeErr
 }
 
+// KnownURL reports whether url has been a live node of region within the last maxAge: browsers' pages served
+// by a node that has just drained or died may still open another node's socket.
+func (c *Cluster) KnownURL(ctx context.Context, region, url string, maxAge time.Duration) (bool, error) {
+	v, err := c.rdb.HGet(ctx, urlsKeyPrefix+region, url).Int64()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cluster: known url: %w", err)
+	}
+	return time.Since(time.Unix(v, 0)) <= maxAge, nil
+}
+
 // Abandon stops heartbeating and disconnects without removing anything from Redis, as a crash would: the node
 // and its leases vanish when their time-to-live runs out. Tests use it to kill a node.
 func (c *Cluster) Abandon() {
@@ -649,6 +665,7 @@ func (c *Cluster) publish(ctx context.Context) error {
 	)
 	pipe.PExpire(ctx, key, c.ttl)
 	pipe.SAdd(ctx, nodesKey, n.ID)
+	pipe.HSet(ctx, urlsKeyPrefix+n.Region, n.URL, time.Now().Unix()) // when this URL was last a live node of the region
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("cluster: publish node %q: %w", n.ID, err)
 	}

@@ -173,7 +173,8 @@ type Client struct {
 	errs      []Message
 	closeOnce sync.Once
 	done      chan struct{}
-	readErr   error
+	readErrMu sync.Mutex
+	readErr   error // why the read loop ended; under readErrMu
 }
 
 // Dial opens the WebSocket at wsURL (ws://host/ws), joins with token and waits for the joined message.
@@ -422,7 +423,7 @@ func (c *Client) negotiatePublish(ctx context.Context, opts *webrtc.OfferOptions
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the publish answer: %w (errors so far: %v)", ctx.Err(), c.Errors())
 	case <-c.done:
-		return fmt.Errorf("connection closed while publishing: %w", c.readErr)
+		return fmt.Errorf("connection closed while publishing: %w", c.readError())
 	}
 }
 
@@ -452,6 +453,18 @@ func (c *Client) Errors() []Message {
 	return append([]Message(nil), c.errs...)
 }
 
+func (c *Client) setReadError(err error) {
+	c.readErrMu.Lock()
+	defer c.readErrMu.Unlock()
+	c.readErr = err
+}
+
+func (c *Client) readError() error {
+	c.readErrMu.Lock()
+	defer c.readErrMu.Unlock()
+	return c.readErr
+}
+
 // Done is closed when the WebSocket closes.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
@@ -460,7 +473,7 @@ func (c *Client) readLoop() {
 	for {
 		var m Message
 		if err := c.ws.ReadJSON(&m); err != nil {
-			c.readErr = err
+			c.setReadError(err)
 			return
 		}
 		switch m.Type {
@@ -471,7 +484,7 @@ func (c *Client) readLoop() {
 			}
 		case "offer":
 			if err := c.answerSubscribe(m.SDP); err != nil {
-				c.readErr = err
+				c.setReadError(err)
 				return
 			}
 		case "candidate":

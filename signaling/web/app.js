@@ -6,12 +6,17 @@
 // A "session" is one WebSocket plus its two peer connections. When the socket is lost the session is thrown
 // away whole and a new one is started with exponential backoff, re-publishing the same local MediaStream (and the
 // screen share, if one is running).
+// With several nodes in a region the socket may be redirected: the server answers join with `redirect` and the
+// page sends the same join to that node at once. `joined.nodes` lists the region's other nodes; when the node
+// goes away the reconnect attempts take the last node and those in turn. Everything the page needs is loaded
+// by then (app.js and style.css): the node that served the page may be the one that died.
 'use strict';
 
 const PING_INTERVAL_MS = 5000;
 const PONG_TIMEOUT_MS = 10000;
 const OPEN_TIMEOUT_MS = 10000;
-const BACKOFF_FIRST_MS = 1000;
+const FAILOVER_OPEN_TIMEOUT_MS = 4000; // ...shorter while other nodes of the region wait their turn
+const BACKOFF_FIRST_MS = 300; // the first retry is quick: in a region another node can take over at once
 const BACKOFF_MAX_MS = 10000;
 const MAX_ERROR_TOASTS = 4;
 const TILE_REPORT_DELAY_MS = 200; // tile size reports wait for resizing to settle
@@ -30,6 +35,7 @@ const ICE_RESTART_BACKOFF_MAX_MS = 30000; // ... at most 30 s
 const ICE_RESTART_MAX_ATTEMPTS = 3; // then the session is thrown away and a new one joins
 const BUSY_RETRY_MS = 2000; // a join refused as busy is tried again after this long...
 const BUSY_RETRY_MAX = 5; // ...this many times
+const MAX_REDIRECTS = 3; // redirects followed in a row (with no join and no failure between them): more is a loop
 
 // Languages the captions picker offers; '' turns captions off. The server translates into those it can.
 const CAPTION_LANGUAGES = [
@@ -132,6 +138,10 @@ const app = {
   session: null, // the current Session, or null between attempts
   stopped: false, // left, replaced or a fatal error: never reconnect again
   backoffMs: BACKOFF_FIRST_MS,
+  joinedURL: '', // the signaling URL of the last session that joined ('' before the first): retried first
+  nodes: [], // the region's other nodes (joined.nodes of the last session that joined): tried in turn after it
+  attempt: 0, // reconnect attempts since the last joined: picks the URL (round robin, see nextSignalingURL)
+  redirectsInRow: 0, // redirects followed since the last joined or failed attempt (see MAX_REDIRECTS)
   reconnectTimer: null,
   countdownTimer: null,
   localStream: null,
@@ -209,7 +219,11 @@ window.sfu = {
   roomLocked: false, // the room is locked (room_state)
   moderation: null, // the last moderation message: {action, track_id, publish, by}
   byeReason: '', // the reason of the last bye ('' until one comes)
-  joinError: '', // the code of a refused join that ended the page (room_locked, room_full, busy), '' if none
+  joinError: '', // the code of a refused join that ended the page (room_locked, room_full, busy, residency,
+  // redirect_loop), '' if none
+  wsURL: '', // the URL of the current (or last) signaling WebSocket
+  redirects: 0, // redirects followed since the page opened
+  nodes: [], // the region's other nodes as the last joined listed them (WebSocket URLs)
   admin: adminAction, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
 };
 
@@ -1690,14 +1704,52 @@ window.addEventListener('resize', updateLayout);
 // Session: one WebSocket and its two peer connections
 // ---------------------------------------------------------------------------------------------------------
 
-function wsURL() {
+// pageWsURL: the signaling WebSocket of the node that served the page.
+function pageWsURL() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${location.host}/ws`;
 }
 
+// signalingURL reads a WebSocket URL the server sent (redirect, joined.nodes): the URL, or '' if it is not a
+// ws: or wss: URL (or ws: from an https page, which the browser would refuse).
+function signalingURL(value) {
+  if (typeof value !== 'string' || !value) return '';
+  let u;
+  try {
+    u = new URL(value, location.href);
+  } catch (err) {
+    return '';
+  }
+  if (u.protocol !== 'wss:' && u.protocol !== 'ws:') return '';
+  if (u.protocol === 'ws:' && location.protocol === 'https:') return '';
+  return u.href;
+}
+
+// signalingURLs: where a new session may go, in the order reconnect attempts take them: the node of the last
+// joined session (or the page's own), then the region's other nodes it listed.
+function signalingURLs() {
+  const urls = [];
+  for (const u of [app.joinedURL || pageWsURL(), ...app.nodes]) {
+    if (u && !urls.includes(u)) urls.push(u);
+  }
+  return urls;
+}
+
+// nextSignalingURL: the URL for the next (re)connect attempt, round robin over signalingURLs.
+function nextSignalingURL() {
+  const urls = signalingURLs();
+  const url = urls[app.attempt % urls.length];
+  app.attempt++;
+  return url;
+}
+
 class Session {
-  constructor(token) {
+  constructor(token, url) {
     this.token = token;
+    this.url = url || pageWsURL();
+    this.openTimeoutMs = OPEN_TIMEOUT_MS; // a socket not open after this long is given up
+    this.redirected = false; // the session follows a redirect (see followRedirect)
+    this.opened = false; // the socket opened
     this.ws = null;
     this.ended = false;
     this.joined = false;
@@ -1725,12 +1777,22 @@ class Session {
   get subscribePC() { return this.pcs.subscribe; }
 
   open() {
-    const ws = new WebSocket(wsURL());
+    window.sfu.wsURL = this.url;
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      // A URL the browser refuses (e.g. mixed content): as good as a node that does not answer.
+      console.error(`sfu: cannot open ${this.url}:`, err);
+      setTimeout(() => this.lost(), 0);
+      return;
+    }
     this.ws = ws;
     this.openTimer = setTimeout(() => {
       if (ws.readyState === WebSocket.CONNECTING) this.lost();
-    }, OPEN_TIMEOUT_MS);
+    }, this.openTimeoutMs);
     ws.onopen = () => {
+      this.opened = true;
       clearTimeout(this.openTimer);
       // join must be the first message: the server refuses anything else (even ping) before it.
       this.sendJoin();
@@ -1739,7 +1801,13 @@ class Session {
     ws.onmessage = (ev) => this.receive(ev.data);
     ws.onerror = () => {}; // a close event always follows; it is handled there
     ws.onclose = () => {
-      if (!this.ended) this.lost();
+      if (this.ended) return;
+      if (this.redirected && !this.opened) {
+        // The browser does not say why; a node of another origin that does not allow this page's is one cause.
+        console.error(`sfu: the redirect target ${this.url} refused the WebSocket (is ${location.origin} among ` +
+          'its allowed origins?)');
+      }
+      this.lost();
     };
   }
 
@@ -1835,6 +1903,7 @@ class Session {
     if (msg.type === 'pong') return this.onPong(msg);
     if (msg.type === 'error') return this.onError(msg);
     if (msg.type === 'bye') return this.onBye(msg);
+    if (msg.type === 'redirect') return this.onRedirect(msg);
     // Offers, answers and candidates must be applied in the order they came, each after the previous one's
     // asynchronous work is done, hence the promise chain.
     this.queue = this.queue
@@ -1895,6 +1964,16 @@ class Session {
     window.sfu.joins++;
     app.backoffMs = BACKOFF_FIRST_MS;
     app.busyTries = 0;
+    // This node is the one to try first should it go away, then the region's others that it lists.
+    app.joinedURL = this.url;
+    app.nodes = [];
+    for (const n of Array.isArray(msg.nodes) ? msg.nodes : []) {
+      const u = signalingURL(n);
+      if (u && u !== this.url && !app.nodes.includes(u)) app.nodes.push(u);
+    }
+    window.sfu.nodes = app.nodes.slice();
+    app.attempt = 0;
+    app.redirectsInRow = 0;
     const you = msg.you || {};
     window.sfu.participantId = you.id || null;
     hideBanner('join');
@@ -1997,6 +2076,7 @@ class Session {
     if (msg.ref === 'denoise') return onDenoiseError(msg);
     if (msg.ref === 'captions') return onCaptionsError(msg);
     if (msg.ref === 'join' && ['busy', 'room_locked', 'room_full'].includes(code)) return this.onJoinRefused(msg);
+    if (code === 'residency') return this.onResidency(msg);
     // A publish offer refused (e.g. the host took away the right to publish meanwhile): drop it, so that the
     // connection is stable again and a later offer can go.
     if (msg.ref === 'offer' && code === 'forbidden') this.rollbackPublishOffer();
@@ -2035,6 +2115,38 @@ class Session {
     };
     this.close();
     refuseJoin(code, texts[code]);
+  }
+
+  // onResidency: this node's region may not host the room (the token's regions claim). Any node of this region
+  // would say the same, so the page stops here with a banner rather than retry.
+  onResidency(msg) {
+    const detail = msg.message || 'the room\'s region policy does not allow this server\'s region';
+    console.error(`sfu: join refused (residency): ${detail}`);
+    this.close();
+    window.sfu.joinError = 'residency';
+    shutdownPage();
+    setState('error');
+    showBanner('join', `This room is kept in another region (${detail}). This server cannot host it: open the ` +
+      'meeting link of the room\'s region.', { kind: 'error', dismissable: false });
+  }
+
+  // onRedirect: the room lives on another node of the region (reason "room_owner"), or this node is shutting
+  // down (reason "draining"). The same join goes to that node at once, with the same token; the page keeps its
+  // media and choices. More than MAX_REDIRECTS in a row is a loop: the page stops with a banner.
+  onRedirect(msg) {
+    if (this.ended) return;
+    const url = signalingURL(msg.url);
+    const reason = typeof msg.reason === 'string' ? msg.reason : '';
+    if (!url) {
+      console.error('sfu: redirect to an unusable URL:', msg.url);
+      this.lost();
+      return;
+    }
+    app.redirectsInRow++;
+    window.sfu.redirects++;
+    console.info(`sfu: redirected (${reason || 'no reason'}) from ${this.url} to ${url}`);
+    this.close();
+    followRedirect(this, url, reason);
   }
 
   onBye(msg) {
@@ -2586,7 +2698,10 @@ async function connect() {
     }
   }
   if (app.stopped) return;
-  const s = new Session(token);
+  // A node that went away may not even refuse the connection (a dead host): with other nodes to try, wait less.
+  const others = signalingURLs().length > 1;
+  const s = new Session(token, nextSignalingURL());
+  if (others) s.openTimeoutMs = FAILOVER_OPEN_TIMEOUT_MS;
   app.session = s;
   s.open();
 }
@@ -2597,16 +2712,47 @@ function onSessionLost(session, notice) {
   scheduleReconnect(notice);
 }
 
-// scheduleReconnect tears down what the old session showed and tries again after 1 s, 2 s, 4 s ... 10 s.
-function scheduleReconnect(notice) {
-  if (app.stopped || app.reconnectTimer) return;
+// followRedirect replaces the session, which the server redirected, with one on url, at once and with the same
+// token (see Session.onRedirect).
+function followRedirect(session, url, reason) {
+  if (session !== app.session || app.stopped) return;
+  if (app.redirectsInRow > MAX_REDIRECTS) {
+    app.session = null;
+    refuseJoin('redirect_loop', `The servers of this region keep sending the page to one another ` +
+      `(${app.redirectsInRow} redirects in a row, the last to ${url}). Try again in a moment.`);
+    return;
+  }
+  if (session.joined) {
+    // A draining node sends its participants away: what this session showed goes, the next one shows it again.
+    clearSessionView();
+    setState('reconnecting');
+    showBanner('conn', reason === 'draining' ? 'The server is shutting down; moving to another server…'
+      : 'Moving to another server…', { kind: 'warn', dismissable: false });
+  }
+  const s = new Session(session.token, url);
+  s.redirected = true;
+  app.session = s;
+  s.open();
+}
+
+// clearSessionView removes what a session showed and will not show again: remote participants, our id, what
+// runs on our tracks, ICE restarts.
+function clearSessionView() {
   clearRemoteParticipants();
   window.sfu.participantId = null;
   app.denoise.tracks = new Map(); // nothing runs for us until the next session says so
   app.denoise.pending = false;
   setDenoiseState();
-  setState('reconnecting');
   hideBanner('ice'); // a new session: no ICE restart runs
+}
+
+// scheduleReconnect tears down what the old session showed and tries again after 0.3 s, 0.6 s, 1.2 s ... 10 s,
+// each attempt on the next of signalingURLs (the node that went away first, then the region's others).
+function scheduleReconnect(notice) {
+  if (app.stopped || app.reconnectTimer) return;
+  clearSessionView();
+  app.redirectsInRow = 0; // a failure breaks a row of redirects: the backoff paces the attempts from here
+  setState('reconnecting');
 
   const delay = app.backoffMs;
   app.backoffMs = Math.min(app.backoffMs * 2, BACKOFF_MAX_MS);
