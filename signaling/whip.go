@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
@@ -29,6 +30,7 @@ type httpSession struct {
 	identity string
 	p        *sfu.Participant // set, under srv.mu, once joined
 	ended    bool             // under srv.mu
+	release  func()           // the placement's relay for this participant, if any; called once it ends
 }
 
 func (h *httpSession) SendDescription(sfu.PC, webrtc.SessionDescription) {}
@@ -107,6 +109,25 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			return
 		}
 		h := &httpSession{srv: srv, kind: kind, room: claims.Room, identity: claims.Identity}
+		if pl := srv.placement; pl != nil && !claims.Relay { // in a cluster: the room's owner, in its regions
+			regions := roomRegions(claims, pl.Region())
+			route, err := pl.Route(r.Context(), claims.Room, regions)
+			switch {
+			case errors.Is(err, ErrResidency):
+				srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: r.RemoteAddr,
+					Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "endpoint": kind}})
+				http.Error(w, err.Error(), http.StatusForbidden)
+				return
+			case err != nil:
+				http.Error(w, "cannot place the room: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			case route.Redirect != "": // RFC 9725 clients follow a 307 with the same method and body
+				w.Header().Set("Location", strings.TrimSuffix(route.Redirect, "/")+r.URL.Path)
+				w.WriteHeader(http.StatusTemporaryRedirect)
+				return
+			}
+			h.release = route.Release
+		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 			CanPublish: kind == "whip", CanSubscribe: kind == "whep"}
 		var p *sfu.Participant
@@ -122,6 +143,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			p, answer, err = srv.sfu.JoinWHEP(req, h, string(body))
 		}
 		if err != nil {
+			srv.forgetHTTPSession(h)
 			http.Error(w, err.Error(), httpStatus(err))
 			return
 		}
@@ -170,10 +192,15 @@ func (srv *Server) deleteHTTPSession(kind string) http.HandlerFunc {
 
 func (srv *Server) forgetHTTPSession(h *httpSession) {
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
 	h.ended = true
 	if h.p != nil && srv.httpSessions[h.p.ID()] == h {
 		delete(srv.httpSessions, h.p.ID())
+	}
+	release := h.release
+	h.release = nil
+	srv.mu.Unlock()
+	if release != nil {
+		release()
 	}
 }
 

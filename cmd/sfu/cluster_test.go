@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -230,5 +231,41 @@ func TestDrain(t *testing.T) {
 	})
 	if sfuParticipants(b) != 2 {
 		t.Fatalf("b hosts %d", sfuParticipants(b))
+	}
+}
+
+// TestClusterWHIP: WHIP and WHEP keep to the same rules: a POST to a node that does not own the room is
+// redirected (307, as RFC 9725 clients follow) to the owner's endpoint, and a node outside the room's regions
+// refuses it.
+func TestClusterWHIP(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 100)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	sg := clusterNode(t, redis, "sg", "sg-a", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	joinClient(t, ctx, a, "broadcast", "host") // a owns the room
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(n *node, tok string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "POST", n.baseURL()+"/whip/broadcast", strings.NewReader("v=0\r\n"))
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := post(b, token(t, "broadcast", "obs", true, false))
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != a.baseURL()+"/whip/broadcast" {
+		t.Fatalf("WHIP to the non-owner: %s, Location %q; want 307 to %s", resp.Status, resp.Header.Get("Location"), a.baseURL())
+	}
+	hkOnly, err := signaling.MintToken([]byte(testSecret), signaling.Claims{Room: "broadcast", Identity: "obs", Publish: true, Regions: []string{"hk"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := post(sg, hkOnly); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("WHIP of an hk room to the sg node: %s", resp.Status)
 	}
 }
