@@ -53,7 +53,8 @@ type Participant struct {
 	bitrateCappedAt time.Time // when the publish bitrate limit last cut a layer; zero: not capped
 	spoken          string    // the language the participant speaks; "": the room's
 
-	negMu          sync.Mutex // serialises subscribe-side offers
+	sigMu          [2]sync.Mutex // by PC: a description goes to the client before the candidates gathered for it
+	negMu          sync.Mutex    // serialises subscribe-side offers
 	awaitingAnswer bool
 	renegotiate    bool
 	iceRestart     bool // the next subscribe offer restarts ICE
@@ -93,6 +94,8 @@ func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer
 		kind := kind
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 			if c != nil {
+				p.sigMu[kind].Lock() // after the description it belongs to (an ICE restart's would be dropped before it)
+				defer p.sigMu[kind].Unlock()
 				p.peer.SendCandidate(kind, c.ToJSON())
 			}
 		})
@@ -193,9 +196,12 @@ func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error)
 	if err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
 	}
+	p.sigMu[PublishPC].Lock()
+	defer p.sigMu[PublishPC].Unlock()
 	if err := p.pub.SetLocalDescription(answer); err != nil {
 		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
 	}
+	p.peer.SendDescription(PublishPC, answer)
 	return answer, nil
 }
 
@@ -555,11 +561,14 @@ func (p *Participant) negotiate() {
 		opts = &webrtc.OfferOptions{ICERestart: true}
 		p.iceRestart = false
 	}
+	p.sigMu[SubscribePC].Lock() // from CreateOffer: an ICE restart gathers new candidates as soon as it is asked for
+	defer p.sigMu[SubscribePC].Unlock()
 	offer, err := p.sub.CreateOffer(opts)
-	if err == nil {
-		err = p.sub.SetLocalDescription(offer)
-	}
 	if err != nil {
+		p.log.Warn("subscribe offer", zap.Error(err))
+		return
+	}
+	if err := p.sub.SetLocalDescription(offer); err != nil {
 		p.log.Warn("subscribe offer", zap.Error(err))
 		return
 	}

@@ -144,12 +144,10 @@ func (s *session) handle(data []byte) bool {
 	case "join":
 		s.sendError(protoErr(CodeAlreadyJoined, req.Type, "this socket has joined already"))
 	case "offer":
-		answer, err := s.p.HandleOffer(req.SDP)
-		if err != nil {
+		if _, err := s.p.HandleOffer(req.SDP); err != nil { // the answer goes out through SendDescription
 			s.sendError(sfuError(req.Type, err))
 			return true
 		}
-		s.send(sdpMsg{Type: "answer", PC: "publish", SDP: answer.SDP})
 	case "answer":
 		if err := s.p.HandleAnswer(req.SDP); err != nil {
 			s.sendError(sfuError(req.Type, err))

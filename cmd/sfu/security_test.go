@@ -273,6 +273,9 @@ func TestICERestart(t *testing.T) {
 		return ufrag(alice.Pub) != pubBefore && ufrag(alice.Sub) != subBefore && ufrag(alice.Sub) != ""
 	})
 	a0, b0 := alice.stats(bob.ID(), "video").packets.Load(), bob.stats(alice.ID(), "video").packets.Load()
+	defer func() {
+		t.Logf("after: alice got %d (from %d), bob got %d (from %d); alice publish ICE %s, conn %s", alice.stats(bob.ID(), "video").packets.Load(), a0, bob.stats(alice.ID(), "video").packets.Load(), b0, alice.Pub.ICEConnectionState(), alice.Pub.ConnectionState())
+	}()
 	eventually(t, 20*time.Second, "media both ways after the restart", func() bool {
 		return alice.stats(bob.ID(), "video").packets.Load() > a0+30 && bob.stats(alice.ID(), "video").packets.Load() > b0+30
 	})

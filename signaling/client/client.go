@@ -169,10 +169,11 @@ type Client struct {
 
 	mu        sync.Mutex
 	held      map[string][]webrtc.ICECandidateInit
-	answerCh  chan string
+	answerCh  chan error // the publish answer, applied by the read loop (before any candidate after it)
 	errs      []Message
 	closeOnce sync.Once
 	done      chan struct{}
+	sigMu     [2]sync.Mutex // publish, subscribe: a description is sent before the candidates gathered for it
 	readErrMu sync.Mutex
 	readErr   error // why the read loop ended; under readErrMu
 }
@@ -192,7 +193,7 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 	}
 	_ = resp.Body.Close()
 	c := &Client{ws: ws, opts: opts, held: map[string][]webrtc.ICECandidateInit{},
-		answerCh: make(chan string, 1), done: make(chan struct{})}
+		answerCh: make(chan error, 1), done: make(chan struct{})}
 	if err := c.send(map[string]string{"type": "join", "token": token}); err != nil {
 		ws.Close()
 		return nil, err
@@ -241,8 +242,14 @@ func (c *Client) newPCs() error {
 	}
 	for name, pc := range map[string]*webrtc.PeerConnection{"publish": c.Pub, "subscribe": c.Sub} {
 		name := name
+		mu := &c.sigMu[0]
+		if name == "subscribe" {
+			mu = &c.sigMu[1]
+		}
 		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 			if cand != nil {
+				mu.Lock() // after the description they belong to: an ICE restart's candidates would be dropped before it
+				defer mu.Unlock()
 				_ = c.send(map[string]any{"type": "candidate", "pc": name, "candidate": cand.ToJSON()})
 			}
 		})
@@ -403,23 +410,24 @@ func (c *Client) RestartICE(ctx context.Context) error {
 }
 
 func (c *Client) negotiatePublish(ctx context.Context, opts *webrtc.OfferOptions) error {
+	c.sigMu[0].Lock() // from CreateOffer: an ICE restart gathers new candidates as soon as it is asked for
 	offer, err := c.Pub.CreateOffer(opts)
 	if err != nil {
+		c.sigMu[0].Unlock()
 		return fmt.Errorf("create offer: %w", err)
 	}
 	if err := c.Pub.SetLocalDescription(offer); err != nil {
+		c.sigMu[0].Unlock()
 		return fmt.Errorf("set local offer: %w", err)
 	}
-	if err := c.send(map[string]string{"type": "offer", "pc": "publish", "sdp": offer.SDP}); err != nil {
+	err = c.send(map[string]string{"type": "offer", "pc": "publish", "sdp": offer.SDP})
+	c.sigMu[0].Unlock()
+	if err != nil {
 		return err
 	}
 	select {
-	case sdp := <-c.answerCh:
-		if err := c.Pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-			return fmt.Errorf("set answer: %w", err)
-		}
-		c.applyHeld("publish")
-		return nil
+	case err := <-c.answerCh:
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the publish answer: %w (errors so far: %v)", ctx.Err(), c.Errors())
 	case <-c.done:
@@ -479,7 +487,7 @@ func (c *Client) readLoop() {
 		switch m.Type {
 		case "answer":
 			select {
-			case c.answerCh <- m.SDP:
+			case c.answerCh <- c.applyAnswer(m.SDP):
 			default:
 			}
 		case "offer":
@@ -521,6 +529,8 @@ func (c *Client) answerSubscribe(sdp string) error {
 	if err != nil {
 		return fmt.Errorf("create subscribe answer: %w", err)
 	}
+	c.sigMu[1].Lock()
+	defer c.sigMu[1].Unlock()
 	if err := c.Sub.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set subscribe answer: %w", err)
 	}
@@ -544,6 +554,15 @@ func (c *Client) addCandidate(name string, cand webrtc.ICECandidateInit) {
 	}
 	c.mu.Unlock()
 	_ = c.pc(name).AddICECandidate(cand)
+}
+
+// applyAnswer applies the publish answer on the read loop, so that the candidates that follow it find it.
+func (c *Client) applyAnswer(sdp string) error {
+	if err := c.Pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("set answer: %w", err)
+	}
+	c.applyHeld("publish")
+	return nil
 }
 
 func (c *Client) applyHeld(name string) {
