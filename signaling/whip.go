@@ -154,6 +154,8 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 		}
 		srv.mu.Unlock()
 		srv.log.Info(kind+" session", zap.String("room", claims.Room), zap.String("participant", p.ID()))
+		srv.record(audit.Record{Kind: audit.KindJoin, Room: claims.Room, Identity: claims.Identity, Participant: p.ID(), Remote: r.RemoteAddr,
+			Detail: map[string]any{"endpoint": kind, "publish": kind == "whip", "subscribe": kind == "whep"}})
 		w.Header().Set("Content-Type", "application/sdp")
 		w.Header().Set("Location", "/"+kind+"/"+url.PathEscape(claims.Room)+"/"+p.ID())
 		w.WriteHeader(http.StatusCreated)
@@ -192,6 +194,10 @@ func (srv *Server) deleteHTTPSession(kind string) http.HandlerFunc {
 
 func (srv *Server) forgetHTTPSession(h *httpSession) {
 	srv.mu.Lock()
+	if !h.ended && h.p != nil {
+		defer srv.record(audit.Record{Kind: audit.KindLeave, Room: h.room, Identity: h.identity, Participant: h.p.ID(),
+			Detail: map[string]any{"endpoint": h.kind}})
+	}
 	h.ended = true
 	if h.p != nil && srv.httpSessions[h.p.ID()] == h {
 		delete(srv.httpSessions, h.p.ID())
