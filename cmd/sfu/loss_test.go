@@ -13,9 +13,7 @@ import (
 
 	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/signaling/client"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -83,53 +81,6 @@ func (l *lossyConn) SetWriteDeadline(t time.Time) error { return l.conn.SetWrite
 func (l *lossyConn) String() string {
 	in, out := l.droppedIn.Load(), l.droppedOut.Load()
 	return fmt.Sprintf("dropped %d of %d received, %d of %d sent", in, in+l.passedIn.Load(), out, out+l.passedOut.Load())
-}
-
-// noNackAPIOnConn is client.NewAPIOnConn without the NACK generator: the same codecs (no RTX), header extensions,
-// RTCP reports, stats and TWCC feedback, but the subscriber never asks for a lost packet again.
-func noNackAPIOnConn(conn net.PacketConn) (*webrtc.API, error) {
-	me := &webrtc.MediaEngine{}
-	video := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"},
-		{Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}}
-	for _, c := range []struct {
-		p    webrtc.RTPCodecParameters
-		kind webrtc.RTPCodecType
-	}{
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000,
-			Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: "transport-cc"}}},
-			PayloadType: 111}, webrtc.RTPCodecTypeAudio},
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
-			RTCPFeedback: video}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: video},
-			PayloadType: 102}, webrtc.RTPCodecTypeVideo},
-	} {
-		if err := me.RegisterCodec(c.p, c.kind); err != nil {
-			return nil, err
-		}
-	}
-	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	// RegisterDefaultInterceptors minus ConfigureNack.
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureStatsInterceptor(ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
 // frameLog reassembles VP8 frames from the RTP packets a subscriber receives, in arrival order, retransmissions
@@ -326,7 +277,7 @@ func TestVideoThroughLoss(t *testing.T) {
 		if name == "nack" {
 			api, err = client.NewAPIOnConn(conn) // the real client's API: NACK generator included
 		} else {
-			api, err = noNackAPIOnConn(conn)
+			api, err = client.NewAPIOnConnWithoutNACK(conn)
 		}
 		if err != nil {
 			t.Fatal(err)

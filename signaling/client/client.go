@@ -93,12 +93,16 @@ const maxRedirects = 3
 
 // NewAPI returns a Pion API with the default codecs and interceptors that gathers candidates only on the given
 // local addresses (all when none), loopback included.
-func NewAPI(ips []net.IP) (*webrtc.API, error) { return newAPI(ips, nil) }
+func NewAPI(ips []net.IP) (*webrtc.API, error) { return newAPI(ips, nil, true) }
 
 // NewAPIOnConn is NewAPI with all media on one socket: tests wrap it to shape what the client receives.
-func NewAPIOnConn(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil, conn) }
+func NewAPIOnConn(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil, conn, true) }
 
-func newAPI(ips []net.IP, conn net.PacketConn) (*webrtc.API, error) {
+// NewAPIOnConnWithoutNACK is NewAPIOnConn whose receivers never ask for a lost packet again: the control in
+// tests of loss recovery.
+func NewAPIOnConnWithoutNACK(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil, conn, false) }
+
+func newAPI(ips []net.IP, conn net.PacketConn, nack bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
@@ -107,8 +111,21 @@ func newAPI(ips []net.IP, conn net.PacketConn) (*webrtc.API, error) {
 		return nil, fmt.Errorf("audio level extension: %w", err)
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, fmt.Errorf("interceptors: %w", err)
+	if nack {
+		if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+			return nil, fmt.Errorf("interceptors: %w", err)
+		}
+	} else { // the defaults but the NACK generator and responder
+		for _, configure := range []func() error{
+			func() error { return webrtc.ConfigureRTCPReports(ir) },
+			func() error { return webrtc.ConfigureSimulcastExtensionHeaders(me) },
+			func() error { return webrtc.ConfigureStatsInterceptor(ir) },
+			func() error { return webrtc.ConfigureTWCCSender(me, ir) },
+		} {
+			if err := configure(); err != nil {
+				return nil, fmt.Errorf("interceptors: %w", err)
+			}
+		}
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
