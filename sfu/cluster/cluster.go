@@ -322,20 +322,9 @@ func (c *Cluster) Place(ctx context.Context, room string, regions []string) (own
 		return NodeInfo{}, false, errors.New("cluster: empty room name")
 	}
 	for attempt := 0; attempt < placeAttempts; attempt++ {
-		if c.isClosed() {
-			return NodeInfo{}, false, ErrClosed
-		}
-		owner, holder, ok, err := c.owner(ctx, room)
-		if err != nil {
-			return NodeInfo{}, false, err
-		}
-		if ok {
-			return owner, owner.ID == c.selfID(), nil
-		}
-		if holder != "" {
-			if err := c.dropStale(ctx, room, holder); err != nil {
-				return NodeInfo{}, false, err
-			}
+		owner, found, err := c.liveOwner(ctx, room)
+		if err != nil || found {
+			return owner, err == nil && owner.ID == c.selfID(), err
 		}
 		nodes, err := c.Nodes(ctx, "")
 		if err != nil {
@@ -361,6 +350,23 @@ func (c *Cluster) Place(ctx context.Context, room string, regions []string) (own
 	return NodeInfo{}, false, fmt.Errorf("cluster: place room %q: the lease kept changing hands", room)
 }
 
+// liveOwner returns the room's owner if a live node holds its lease; a lease left by a dead node is dropped.
+func (c *Cluster) liveOwner(ctx context.Context, room string) (NodeInfo, bool, error) {
+	if c.isClosed() {
+		return NodeInfo{}, false, ErrClosed
+	}
+	owner, holder, ok, err := c.owner(ctx, room)
+	if err != nil || ok {
+		return owner, ok, err
+	}
+	if holder != "" {
+		if err := c.dropStale(ctx, room, holder); err != nil {
+			return NodeInfo{}, false, err
+		}
+	}
+	return NodeInfo{}, false, nil
+}
+
 // Acquire takes the room's lease for this node unless a live node holds it,
 // and returns the owner: this node (mine=true) or the live holder. It is
 // what a node calls when a client it was chosen for by Place on another node
@@ -370,20 +376,9 @@ func (c *Cluster) Acquire(ctx context.Context, room string) (owner NodeInfo, min
 		return NodeInfo{}, false, errors.New("cluster: empty room name")
 	}
 	for attempt := 0; attempt < placeAttempts; attempt++ {
-		if c.isClosed() {
-			return NodeInfo{}, false, ErrClosed
-		}
-		owner, holder, ok, err := c.owner(ctx, room)
-		if err != nil {
-			return NodeInfo{}, false, err
-		}
-		if ok {
-			return owner, owner.ID == c.selfID(), nil
-		}
-		if holder != "" {
-			if err := c.dropStale(ctx, room, holder); err != nil {
-				return NodeInfo{}, false, err
-			}
+		owner, found, err := c.liveOwner(ctx, room)
+		if err != nil || found {
+			return owner, err == nil && owner.ID == c.selfID(), err
 		}
 		took, err := c.take(ctx, room)
 		if err != nil {
