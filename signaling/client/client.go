@@ -100,7 +100,9 @@ func NewAPIOnConn(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil,
 
 // NewAPIOnConnWithoutNACK is NewAPIOnConn whose receivers never ask for a lost packet again: the control in
 // tests of loss recovery.
-func NewAPIOnConnWithoutNACK(conn net.PacketConn) (*webrtc.API, error) { return newAPI(nil, conn, false) }
+func NewAPIOnConnWithoutNACK(conn net.PacketConn) (*webrtc.API, error) {
+	return newAPI(nil, conn, false)
+}
 
 func newAPI(ips []net.IP, conn net.PacketConn, nack bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
