@@ -266,30 +266,24 @@ func (s *session) join(token string) bool {
 	return true
 }
 
+// sfuErrorCodes maps the SFU's errors to protocol error codes; the first that matches wins.
+var sfuErrorCodes = []struct {
+	err  error
+	code string
+}{
+	{sfu.ErrBadSDP, CodeBadSDP}, {sfu.ErrOutOfOrder, CodeOutOfOrder}, {sfu.ErrForbidden, CodeForbidden},
+	{sfu.ErrBadRequest, CodeBadRequest}, {sfu.ErrRoomFull, CodeRoomFull}, {sfu.ErrRoomLocked, CodeRoomLocked},
+	{sfu.ErrBusy, CodeBusy}, {sfu.ErrLimit, CodeLimit}, {sfu.ErrE2EE, CodeE2EE}, {sfu.ErrUnavailable, CodeUnavailable},
+}
+
 // sfuError maps an SFU error to a protocol error.
 func sfuError(ref string, err error) *ProtocolError {
 	code := CodeInternal
-	switch {
-	case errors.Is(err, sfu.ErrBadSDP):
-		code = CodeBadSDP
-	case errors.Is(err, sfu.ErrOutOfOrder):
-		code = CodeOutOfOrder
-	case errors.Is(err, sfu.ErrForbidden):
-		code = CodeForbidden
-	case errors.Is(err, sfu.ErrBadRequest):
-		code = CodeBadRequest
-	case errors.Is(err, sfu.ErrRoomFull):
-		code = CodeRoomFull
-	case errors.Is(err, sfu.ErrRoomLocked):
-		code = CodeRoomLocked
-	case errors.Is(err, sfu.ErrBusy):
-		code = CodeBusy
-	case errors.Is(err, sfu.ErrLimit):
-		code = CodeLimit
-	case errors.Is(err, sfu.ErrE2EE):
-		code = CodeE2EE
-	case errors.Is(err, sfu.ErrUnavailable):
-		code = CodeUnavailable
+	for _, c := range sfuErrorCodes {
+		if errors.Is(err, c.err) {
+			code = c.code
+			break
+		}
 	}
 	return protoErr(code, ref, "%v", err)
 }

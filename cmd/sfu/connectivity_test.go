@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,31 +264,8 @@ func TestTURNRelayedMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	player, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: n.turnMint.iceServers("player"),
+	player, got := newPlayer(t, api, webrtc.Configuration{ICEServers: n.turnMint.iceServers("player"),
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer player.Close()
-	var got [2]atomic.Int64 // audio, video packets
-	player.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		k := 0
-		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			k = 1
-		}
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-			got[k].Add(1)
-		}
-	})
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := player.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	offer := gatheredOffer(t, player)
 	if !strings.Contains(offer, " typ relay") || strings.Contains(offer, " typ host") {
 		t.Fatalf("the relay-only offer should have relay candidates only:\n%s", offer)

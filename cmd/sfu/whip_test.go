@@ -151,30 +151,7 @@ func TestWHIPAndWHEP(t *testing.T) {
 	})
 
 	// WHEP player.
-	player, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer player.Close()
-	var got [2]atomic.Int64 // audio, video packets
-	player.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		k := 0
-		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			k = 1
-		}
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-			got[k].Add(1)
-		}
-	})
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := player.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	player, got := newPlayer(t, api, webrtc.Configuration{})
 	watchTok := token(t, "live", "player", false, true)
 	resp, answer = httpOffer(t, n.baseURL()+"/whep/live", watchTok, "application/sdp", gatheredOffer(t, player))
 	if resp.StatusCode != http.StatusCreated {
@@ -255,4 +232,35 @@ func gatheredOfferFor(t *testing.T, api *webrtc.API) string {
 		t.Fatal(err)
 	}
 	return gatheredOffer(t, pc)
+}
+
+// newPlayer is a WHEP player's peer connection: one recvonly audio and one recvonly video transceiver, and a
+// count of the packets each receives (audio, video). It is closed when the test ends.
+func newPlayer(t *testing.T, api *webrtc.API, cfg webrtc.Configuration) (*webrtc.PeerConnection, *[2]atomic.Int64) {
+	t.Helper()
+	player, err := api.NewPeerConnection(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = player.Close() })
+	var got [2]atomic.Int64 // audio, video packets
+	player.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		k := 0
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			k = 1
+		}
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+			got[k].Add(1)
+		}
+	})
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := player.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return player, &got
 }
