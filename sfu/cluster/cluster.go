@@ -313,7 +313,7 @@ func (c *Cluster) owner(ctx context.Context, room string) (owner NodeInfo, holde
 // nodes with spare capacity over full ones. Among equally loaded nodes this
 // node is preferred. When the chosen node is this one, it takes the lease
 // (SET NX PX) and reports mine=true; when another node is chosen, no lease is
-// taken for it (it takes the lease itself, with Place or Acquire, when the
+// taken for it (it takes the lease itself, with Place, when the
 // client arrives). A lease held by a node whose heartbeat has lapsed is
 // treated as free. Of several nodes placing the same room at once exactly
 // one ends as the owner, and all of them return it.
@@ -365,30 +365,6 @@ func (c *Cluster) liveOwner(ctx context.Context, room string) (NodeInfo, bool, e
 		}
 	}
 	return NodeInfo{}, false, nil
-}
-
-// Acquire takes the room's lease for this node unless a live node holds it,
-// and returns the owner: this node (mine=true) or the live holder. It is
-// what a node calls when a client it was chosen for by Place on another node
-// arrives, so that the room is not moved again if loads changed meanwhile.
-func (c *Cluster) Acquire(ctx context.Context, room string) (owner NodeInfo, mine bool, err error) {
-	if room == "" {
-		return NodeInfo{}, false, errors.New("cluster: empty room name")
-	}
-	for attempt := 0; attempt < placeAttempts; attempt++ {
-		owner, found, err := c.liveOwner(ctx, room)
-		if err != nil || found {
-			return owner, err == nil && owner.ID == c.selfID(), err
-		}
-		took, err := c.take(ctx, room)
-		if err != nil {
-			return NodeInfo{}, false, err
-		}
-		if took {
-			return c.Self(), true, nil
-		}
-	}
-	return NodeInfo{}, false, fmt.Errorf("cluster: acquire room %q: the lease kept changing hands", room)
 }
 
 // Release drops this node's lease on the room, if it holds it.

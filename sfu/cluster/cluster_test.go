@@ -420,9 +420,9 @@ func TestRelease(t *testing.T) {
 	if got := ownerID(t, ctx, a, room); got != "b" {
 		t.Fatalf("Owner after a.Release = %q, want b", got)
 	}
-	// Acquire does not take a held room.
-	if owner, mine, err := a.Acquire(ctx, room); err != nil || owner.ID != "b" || mine {
-		t.Fatalf("a.Acquire = %s mine=%v err=%v, want b", owner.ID, mine, err)
+	// Place from another node does not take a held room.
+	if owner, mine := place(t, ctx, a, room, "hk"); owner != "b" || mine {
+		t.Fatalf("a.Place = %s mine=%v, want b", owner, mine)
 	}
 	if err := b.Release(ctx, room); err != nil {
 		t.Fatal(err)
@@ -430,17 +430,19 @@ func TestRelease(t *testing.T) {
 	if got := ownerID(t, ctx, a, room); got != "" {
 		t.Fatalf("Owner after b.Release = %q, want none", got)
 	}
-	if owner, mine, err := a.Acquire(ctx, room); err != nil || owner.ID != "a" || !mine {
-		t.Fatalf("a.Acquire = %s mine=%v err=%v, want a mine=true", owner.ID, mine, err)
+	// The room is free again: c, the only node of sg, takes it when it places the room there.
+	c := startNode(t, url, nodeOpts{id: "c", region: "sg", load: 9})
+	if owner, mine := place(t, ctx, c, room, "sg"); owner != "c" || !mine {
+		t.Fatalf("c.Place = %s mine=%v, want c mine=true", owner, mine)
 	}
-	if owner, mine := place(t, ctx, b, room, "hk"); owner != "a" || mine {
-		t.Fatalf("b.Place = %s mine=%v, want a", owner, mine)
+	if owner, mine := place(t, ctx, b, room, "hk"); owner != "c" || mine {
+		t.Fatalf("b.Place = %s mine=%v, want c", owner, mine)
 	}
 	// b's heartbeat must not renew (or warn about) the released lease, and
-	// a's renews its own.
+	// c's renews its own.
 	time.Sleep(2 * testTTL)
-	if got := ownerID(t, ctx, b, room); got != "a" {
-		t.Fatalf("Owner after 2 TTLs = %q, want a", got)
+	if got := ownerID(t, ctx, b, room); got != "c" {
+		t.Fatalf("Owner after 2 TTLs = %q, want c", got)
 	}
 }
 
