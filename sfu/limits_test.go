@@ -3,12 +3,14 @@ package sfu
 import (
 	"errors"
 	"testing"
+
+	"github.com/edge-sfu/sfu/sfu/transport"
 )
 
 // TestConcurrentJoinLimit: with every join slot taken, one more join is refused with ErrBusy at once, and gets
 // in once a slot frees.
 func TestConcurrentJoinLimit(t *testing.T) {
-	s, err := New(Config{Net: NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, MaxConcurrentJoins: 1})
+	s, err := New(Config{Net: transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, MaxConcurrentJoins: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

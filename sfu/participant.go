@@ -3,85 +3,84 @@ package sfu
 import (
 	"context"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/sfu/alloc"
+	"github.com/edge-sfu/sfu/sfu/forward"
+	"github.com/edge-sfu/sfu/sfu/transport"
 )
 
-// Bounds on what a client may send: candidates held before a connection has a remote description, candidates
-// in all per connection, and tracks published at once.
-const (
-	maxHeldCandidates  = 64
-	maxCandidates      = 256
-	maxPublishedTracks = 8
-)
-
-// Participant is one person in a room: a publish connection whose tracks become Receivers, and a subscribe
-// connection that carries a DownTrack for each track of the others.
+// Participant is one person in a room, the coordinator of its parts: a publish connection whose tracks become
+// Tracks (publisher.go), a subscribe connection that carries a DownTrack for each track of the others
+// (subscriber.go), and the control loop that picks their layers (control.go).
 type Participant struct {
-	info ParticipantInfo // ID, Identity, Name and rights never change; Tracks is unused here
+	info ParticipantInfo // ID, Identity and Name never change; the rights only under mu (set_role)
 	room *Room
 	peer Peer
 	log  *zap.Logger
 
 	pub, sub     *webrtc.PeerConnection
-	subConnected atomic.Bool                           // the subscribe connection is up: DownTracks can start
+	subConnected connState                             // the subscribe connection is up: DownTracks can start
 	bwe          atomic.Pointer[cc.BandwidthEstimator] // the subscribe connection's estimator
-	alloc        allocState                            // touched only by the allocator goroutine
 	allocated    atomic.Uint64                         // bits per second the allocator last planned to send
-	layerState   map[*Receiver]*dynacastState          // touched only by the allocator goroutine
+	ctl          control                               // touched only by the control goroutine
 
 	mu        sync.Mutex
 	closed    bool
-	published []*Receiver                 // this participant's tracks, in publish order
-	downs     map[*Receiver]*subscription // other participants' tracks this one receives
-	held      [2][]webrtc.ICECandidateInit
-	added     [2]int               // remote candidates added per connection
-	muteState map[string]bool      // by track id; a client may mute a track before its first packet arrives
-	sources   map[string]string    // by track id, from track_source
-	receiving map[string]*Receiver // by track id: tracks with at least one layer being read
+	published []*Track                            // this participant's tracks, in publish order
+	downs     map[*forward.Receiver]*subscription // other participants' tracks this one receives
+	pubState  publishState
+	// bitrateCappedAt is when the publish bitrate limit last cut a layer; zero: not capped.
+	bitrateCappedAt time.Time
+	held            [2][]webrtc.ICECandidateInit
+	added           [2]int // remote candidates added per connection
 
-	denoise         *bool     // the participant's own choice; nil: the room's default
-	denoiseEngine   string    // a denoiser the participant asked for by name; "": the room's chain
-	captionLangs    []string  // the languages the participant reads captions in; none: no captions
-	bitrateCappedAt time.Time // when the publish bitrate limit last cut a layer; zero: not capped
-	spoken          string    // the language the participant speaks; "": the room's
+	neg negotiation // the subscribe connection's offers
 
-	sigMu          [2]sync.Mutex // by PC: a description goes to the client before the candidates gathered for it
-	negMu          sync.Mutex    // serialises subscribe-side offers
-	awaitingAnswer bool
-	renegotiate    bool
-	iceRestart     bool // the next subscribe offer restarts ICE
+	sigMu [2]sync.Mutex // by PC: a description goes to the client before the candidates gathered for it
 
-	allocPoke  chan struct{}      // wakes the allocator
 	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
-	allocCtx   context.Context    // the allocator's lifetime
-	stop       context.CancelFunc // ends the allocator
+	ctx        context.Context    // the participant's lifetime
+	stop       context.CancelFunc // ends ctx
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the goroutines this participant starts
 }
 
+// connState is whether a connection is up, as a DownTrack asks it (forward.Conn).
+type connState struct{ atomic.Bool }
+
+// Connected implements forward.Conn.
+func (c *connState) Connected() bool { return c.Load() }
+
+// subscription is one track this participant receives.
 type subscription struct {
-	down   *DownTrack
+	track  *Track
+	down   *forward.DownTrack
 	sender *webrtc.RTPSender
+	// The size the subscriber shows the video at (alloc.TileUnknown until it says), and whether it grew since
+	// the allocator last looked.
+	tileW, tileH atomic.Int32
+	tileGrew     atomic.Bool
 }
 
-func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
-	p := &Participant{info: info, room: room, peer: peer, log: log, downs: map[*Receiver]*subscription{},
-		muteState: map[string]bool{}, sources: map[string]string{}, receiving: map[string]*Receiver{}, allocPoke: make(chan struct{}, 1)}
+func newParticipant(apis *transport.APIs, info ParticipantInfo, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
+	p := &Participant{info: info, peer: peer, log: log, downs: map[*forward.Receiver]*subscription{},
+		pubState: newPublishState()}
+	p.ctl.poke = make(chan struct{}, 1)
 	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
 	var err error
-	if p.pub, err = apis.pub.NewPeerConnection(cfg); err != nil {
+	if p.pub, err = apis.Publish.NewPeerConnection(cfg); err != nil {
 		return nil, fmt.Errorf("publish connection: %w", err)
 	}
-	subAPI, err := apis.subscribeAPI(func(e cc.BandwidthEstimator) { p.bwe.Store(&e) })
+	subAPI, err := apis.Subscribe(func(e cc.BandwidthEstimator) { p.bwe.Store(&e) })
 	if err != nil {
 		_ = p.pub.Close()
 		return nil, err
@@ -91,7 +90,6 @@ func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer
 		return nil, fmt.Errorf("subscribe connection: %w", err)
 	}
 	for kind, pc := range map[PC]*webrtc.PeerConnection{PublishPC: p.pub, SubscribePC: p.sub} {
-		kind := kind
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 			if c != nil {
 				p.sigMu[kind].Lock() // after the description it belongs to (an ICE restart's would be dropped before it)
@@ -111,38 +109,76 @@ func newParticipant(apis *mediaAPIs, info ParticipantInfo, room *Room, peer Peer
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
-	p.allocCtx, p.stop = context.WithCancel(context.Background())
+	p.ctx, p.stop = context.WithCancel(context.Background())
 	return p, nil
-}
-
-// startAllocator starts choosing layers; the participant must be in its room.
-func (p *Participant) startAllocator() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		p.allocLoop(p.allocCtx)
-	}()
 }
 
 // Info describes the participant and its tracks.
 func (p *Participant) Info() ParticipantInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.infoLocked()
-}
-
-func (p *Participant) infoLocked() ParticipantInfo {
 	info := p.info
 	info.Tracks = make([]TrackInfo, 0, len(p.published))
-	for _, r := range p.published {
-		info.Tracks = append(info.Tracks, r.Info())
+	for _, t := range p.published {
+		info.Tracks = append(info.Tracks, t.Info())
 	}
 	return info
+}
+
+// ID is the participant's id in its room.
+func (p *Participant) ID() string { return p.info.ID }
+
+// Name is the participant's display name.
+func (p *Participant) Name() string { return p.info.Name }
+
+// Room is the participant's room.
+func (p *Participant) Room() *Room { return p.room }
+
+// Tracks returns the participant's published tracks, in publish order.
+func (p *Participant) Tracks() []*Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.published)
+}
+
+// track finds one of the participant's published tracks by id, or nil.
+func (p *Participant) track(id string) *Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.published {
+		if t.r.ID() == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// addTrack adds a track that has been published.
+func (p *Participant) addTrack(t *Track) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.published = append(p.published, t)
+}
+
+// removeTrack takes an unpublished track off the list; it reports whether it was there.
+func (p *Participant) removeTrack(t *Track) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.Index(p.published, t)
+	if i < 0 {
+		return false
+	}
+	p.published = slices.Delete(p.published, i, i+1)
+	return true
+}
+
+// takeTracks empties the list of published tracks and returns what it held: the participant is leaving.
+func (p *Participant) takeTracks() []*Track {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	tracks := p.published
+	p.published = nil
+	return tracks
 }
 
 // SubscriberStats are one subscriber's figures for /metrics.
@@ -150,7 +186,7 @@ type SubscriberStats struct {
 	Room, ID      string
 	EstimateBps   float64
 	AllocatedBps  float64
-	VideosByLayer [maxLayers + 1]int // index 0: paused or waiting for a keyframe; 1..3: layers q, h, f
+	VideosByLayer [forward.MaxLayers + 1]int // index 0: paused or waiting for a keyframe; 1..3: layers q, h, f
 	PacketsSent   uint64
 	LateDrops     uint64
 }
@@ -164,9 +200,9 @@ func (p *Participant) subscriberStats() SubscriberStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for r, s := range p.downs {
-		st.PacketsSent += s.down.sent.Load()
-		st.LateDrops += s.down.lateDrops.Load()
-		if r.kind == webrtc.RTPCodecTypeVideo {
+		st.PacketsSent += s.down.Sent()
+		st.LateDrops += s.down.LateDrops()
+		if r.Kind() == webrtc.RTPCodecTypeVideo {
 			cur, _ := s.down.Layers()
 			st.VideosByLayer[cur+1]++
 		}
@@ -174,419 +210,26 @@ func (p *Participant) subscriberStats() SubscriberStats {
 	return st
 }
 
-// ID is the participant's id in its room.
-func (p *Participant) ID() string { return p.info.ID }
-
-// HandleOffer applies the client's offer for its publish connection and returns the SFU's answer.
-func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error) {
-	p.mu.Lock()
-	canPublish := p.info.CanPublish
-	p.mu.Unlock()
-	if !canPublish {
-		return webrtc.SessionDescription{}, fmt.Errorf("publishing is not allowed: %w", ErrForbidden)
+// estimate is the subscriber's bandwidth estimate in bits per second; 0 before the connection has one.
+func (p *Participant) estimate() float64 {
+	if e := p.bwe.Load(); e != nil {
+		return float64((*e).GetTargetBitrate())
 	}
-	if err := p.checkOffer(sdp); err != nil {
-		return webrtc.SessionDescription{}, err
-	}
-	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		return webrtc.SessionDescription{}, fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
-	}
-	p.applyHeld(PublishPC)
-	answer, err := p.pub.CreateAnswer(nil)
-	if err != nil {
-		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
-	}
-	p.sigMu[PublishPC].Lock()
-	defer p.sigMu[PublishPC].Unlock()
-	if err := p.pub.SetLocalDescription(answer); err != nil {
-		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
-	}
-	p.peer.SendDescription(PublishPC, answer)
-	return answer, nil
+	return 0
 }
 
-// HandleAnswer applies the client's answer to the SFU's last subscribe offer.
-func (p *Participant) HandleAnswer(sdp string) error {
-	p.negMu.Lock()
-	if !p.awaitingAnswer {
-		p.negMu.Unlock()
-		return fmt.Errorf("subscribe answer with no offer pending: %w", ErrOutOfOrder)
-	}
-	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		p.negMu.Unlock()
-		return fmt.Errorf("subscribe answer: %w: %w", ErrBadSDP, err)
-	}
-	p.awaitingAnswer = false
-	again := p.renegotiate
-	p.renegotiate = false
-	p.negMu.Unlock()
-	p.applyHeld(SubscribePC)
-	if again {
-		p.negotiate()
-	}
-	return nil
-}
-
-// AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description.
-func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
-	if c.Candidate == "" {
-		return nil // end of candidates
-	}
-	pc := p.pc(which)
-	p.mu.Lock()
-	if pc.RemoteDescription() == nil {
-		defer p.mu.Unlock()
-		if len(p.held[which]) >= maxHeldCandidates {
-			return fmt.Errorf("more than %d candidates before the %s description: %w", maxHeldCandidates, which, ErrBadRequest)
-		}
-		p.held[which] = append(p.held[which], c)
-		return nil
-	}
-	if p.added[which] >= maxCandidates {
-		p.mu.Unlock()
-		return fmt.Errorf("more than %d candidates for the %s connection: %w", maxCandidates, which, ErrBadRequest)
-	}
-	p.added[which]++
-	p.mu.Unlock()
-	if err := pc.AddICECandidate(c); err != nil {
-		return fmt.Errorf("%s candidate: %w: %w", which, ErrBadRequest, err)
-	}
-	return nil
-}
-
-func (p *Participant) applyHeld(which PC) {
-	p.mu.Lock()
-	held := p.held[which]
-	p.held[which] = nil
-	p.mu.Unlock()
-	for _, c := range held {
-		if err := p.pc(which).AddICECandidate(c); err != nil {
-			p.log.Debug("held candidate refused", zap.Stringer("pc", which), zap.Error(err))
-		}
-	}
-}
-
-func (p *Participant) pc(which PC) *webrtc.PeerConnection {
-	if which == PublishPC {
-		return p.pub
-	}
-	return p.sub
-}
-
-// maxMuteStates bounds the mute states kept for tracks that have not started yet.
-const maxMuteStates = 32
-
-// SetMuted records that one of the participant's tracks is muted or not and tells the room. The track may be
-// one whose first packet has not arrived yet: the state applies when it does.
-func (p *Participant) SetMuted(trackID string, muted bool) error {
-	p.mu.Lock()
-	var r *Receiver
-	for _, x := range p.published {
-		if x.id == trackID {
-			r = x
-		}
-	}
-	if r == nil && !p.offered(trackID) {
-		p.mu.Unlock()
-		return fmt.Errorf("no published track %.64q: %w", trackID, ErrBadRequest)
-	}
-	if _, known := p.muteState[trackID]; !known && len(p.muteState) >= maxMuteStates {
-		p.mu.Unlock()
-		return fmt.Errorf("mute states for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
-	}
-	p.muteState[trackID] = muted
-	p.mu.Unlock()
-	if r != nil {
-		if pipe := r.pipe.Load(); pipe != nil {
-			pipe.SetMuted(muted)
-		}
-	}
-	if r != nil && r.muted.Swap(muted) != muted {
-		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: r.Info()})
-	}
-	return nil
-}
-
-// offered reports whether the client's publish offer names the track (in an msid attribute).
-func (p *Participant) offered(trackID string) bool {
-	rd := p.pub.RemoteDescription()
-	if rd == nil {
-		return false
-	}
-	parsed, err := rd.Unmarshal()
-	if err != nil {
-		return false
-	}
-	for _, m := range parsed.MediaDescriptions {
-		if v, ok := m.Attribute("msid"); ok {
-			if _, track, _ := strings.Cut(v, " "); track == trackID {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// SetSource records what a track about to be published carries.
-func (p *Participant) SetSource(trackID, source string) error {
-	switch source {
-	case SourceCamera, SourceMicrophone, SourceScreen, SourceScreenAudio:
-	default:
-		return fmt.Errorf("unknown source %.20q: %w", source, ErrBadRequest)
-	}
+// canPublish reports whether the participant may publish now.
+func (p *Participant) canPublish() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.receiving[trackID] != nil {
-		return fmt.Errorf("track %.64q is published already: %w", trackID, ErrOutOfOrder)
-	}
-	if _, known := p.sources[trackID]; !known && len(p.sources) >= maxMuteStates {
-		return fmt.Errorf("sources for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
-	}
-	p.sources[trackID] = source
-	return nil
+	return p.info.CanPublish
 }
 
-// onTrack runs on a goroutine Pion starts for each track, or simulcast layer of a track, that the publisher
-// sends: it forwards the layer until it ends. The first layer of a track publishes it; when its last layer ends,
-// the track is unpublished.
-func (p *Participant) onTrack(track *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	r := p.receiving[track.ID()]
-	first := r == nil
-	if first && len(p.receiving) >= maxPublishedTracks {
-		p.mu.Unlock()
-		p.log.Warn("track refused: too many published", zap.String("track", track.ID()), zap.Int("limit", maxPublishedTracks))
-		return
-	}
-	if first {
-		r = newReceiver(track.ID(), track.Kind(), track.Codec(), p.pub)
-		r.budget = p.room.sfu.budget
-		r.latency = p.room.sfu.latency
-		r.setPlayoutDelay(p.room.sfu.playout)
-		r.muted.Store(p.muteState[track.ID()])
-		r.source = p.sources[track.ID()]
-		if r.source == "" {
-			r.source = map[webrtc.RTPCodecType]string{webrtc.RTPCodecTypeAudio: SourceMicrophone}[track.Kind()]
-			if r.source == "" {
-				r.source = SourceCamera
-			}
-		}
-		for _, e := range rr.GetParameters().HeaderExtensions {
-			if e.URI == sdp.AudioLevelURI && track.Kind() == webrtc.RTPCodecTypeAudio {
-				r.audioLevelID = uint8(e.ID)
-			}
-		}
-		p.receiving[track.ID()] = r
-	}
-	l := LayerIndex(track.RID())
-	if !r.startLayer(l, uint32(track.SSRC()), track.RID()) {
-		p.mu.Unlock()
-		p.log.Warn("layer sent twice", zap.String("track", track.ID()), zap.String("rid", track.RID()))
-		return
-	}
-	p.wg.Add(2) // this goroutine and the RTCP reader
-	p.mu.Unlock()
-	defer p.wg.Done()
-
-	go func() { // the publisher's RTCP must be read for the interceptors to see its sender reports
-		defer p.wg.Done()
-		for {
-			var err error
-			if rid := track.RID(); rid != "" {
-				_, _, err = rr.ReadSimulcastRTCP(rid)
-			} else {
-				_, _, err = rr.ReadRTCP()
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	if first && !p.room.publish(p, r) {
-		p.dropReceiving(r)
-		return
-	}
-	if first && r.kind == webrtc.RTPCodecTypeAudio {
-		p.mu.Lock()
-		denoise := p.wantsDenoise()
-		p.mu.Unlock()
-		if denoise {
-			_ = p.applyDenoise(r) // a failure is logged and told to the publisher; the track is forwarded as sent
-		}
-		p.room.syncCaptions()
-	}
-	err := r.forward(l, func(b []byte) (int, error) {
-		n, _, err := track.Read(b)
-		return n, err
-	})
-	if err != nil {
-		p.log.Debug("layer ended", zap.String("track", r.id), zap.Int("layer", l), zap.Error(err))
-	}
-	p.mu.Lock()
-	last := !r.stopLayer(l)
-	if last && p.receiving[r.id] == r {
-		delete(p.receiving, r.id)
-		delete(p.muteState, r.id)
-		delete(p.sources, r.id)
-	}
-	p.mu.Unlock()
-	if last {
-		p.room.unpublish(p, r)
-	}
-}
-
-func (p *Participant) dropReceiving(r *Receiver) {
+// setCanPublish grants or takes away the right to publish.
+func (p *Participant) setCanPublish(can bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.receiving[r.id] == r {
-		delete(p.receiving, r.id)
-	}
-}
-
-// subscribe adds a DownTrack of r, published by publisherID, to this participant's subscribe connection.
-func (p *Participant) subscribe(r *Receiver, publisherID string) {
-	d := newDownTrack(r, publisherID, p)
-	p.mu.Lock()
-	if p.closed || p.downs[r] != nil || p.answerMode && !p.freeTransceiver(r.kind) {
-		p.mu.Unlock()
-		return
-	}
-	sender, err := p.sub.AddTrack(d)
-	if err != nil {
-		p.mu.Unlock()
-		p.log.Warn("cannot add track", zap.String("track", r.id), zap.Error(err))
-		return
-	}
-	if !r.addDownTrack(d) { // unpublished meanwhile
-		_ = p.sub.RemoveTrack(sender)
-		p.mu.Unlock()
-		return
-	}
-	p.downs[r] = &subscription{down: d, sender: sender}
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		d.readRTCP(sender)
-	}()
-	p.negotiate()
-	p.pokeAllocator()
-}
-
-// maxTileSide bounds the tile sizes a client may report.
-const maxTileSide = 16384
-
-// SetTileSize records the size at which the participant shows a track it receives (0 x 0: hidden), so that it
-// gets the smallest layer that fills it.
-func (p *Participant) SetTileSize(trackID string, w, h int) error {
-	if w < 0 || h < 0 || w > maxTileSide || h > maxTileSide {
-		return fmt.Errorf("tile size %dx%d out of range: %w", w, h, ErrBadRequest)
-	}
-	p.mu.Lock()
-	var d *DownTrack
-	for r, s := range p.downs {
-		if r.id == trackID {
-			d = s.down
-		}
-	}
-	p.mu.Unlock()
-	if d == nil {
-		return fmt.Errorf("not receiving a track %.64q: %w", trackID, ErrBadRequest)
-	}
-	oldW, oldH := d.tileW.Swap(int32(w)), d.tileH.Swap(int32(h))
-	if int32(w)*int32(h) > max(oldW, 0)*max(oldH, 0) {
-		d.tileGrew.Store(true)
-	}
-	p.pokeAllocator()
-	return nil
-}
-
-// unsubscribe removes r's DownTrack from this participant.
-func (p *Participant) unsubscribe(r *Receiver) {
-	p.mu.Lock()
-	s := p.downs[r]
-	delete(p.downs, r)
-	closed := p.closed
-	p.mu.Unlock()
-	if s == nil {
-		return
-	}
-	r.removeDownTrack(s.down)
-	if closed {
-		return
-	}
-	if err := p.sub.RemoveTrack(s.sender); err != nil {
-		p.log.Debug("remove track", zap.Error(err))
-	}
-	p.negotiate()
-}
-
-// RestartICE makes the next subscribe offer restart ICE (new credentials, new candidates), for a client whose
-// network changed; it sends it now unless an offer is awaiting its answer. The publish connection restarts when
-// the client sends an offer with new ICE credentials.
-func (p *Participant) RestartICE() error {
-	if p.answerMode {
-		return fmt.Errorf("a WHEP session cannot restart ICE this way: %w", ErrBadRequest)
-	}
-	p.negMu.Lock()
-	p.iceRestart = true
-	p.negMu.Unlock()
-	p.negotiate()
-	return nil
-}
-
-// negotiate sends a new subscribe offer, or marks one to send once the client answers the pending one.
-func (p *Participant) negotiate() {
-	if p.answerMode {
-		return // the client offers (WHEP): the SFU cannot renegotiate
-	}
-	p.negMu.Lock()
-	defer p.negMu.Unlock()
-	if p.awaitingAnswer {
-		p.renegotiate = true
-		return
-	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
-		return
-	}
-	var opts *webrtc.OfferOptions
-	if p.iceRestart {
-		opts = &webrtc.OfferOptions{ICERestart: true}
-		p.iceRestart = false
-	}
-	p.sigMu[SubscribePC].Lock() // from CreateOffer: an ICE restart gathers new candidates as soon as it is asked for
-	defer p.sigMu[SubscribePC].Unlock()
-	offer, err := p.sub.CreateOffer(opts)
-	if err != nil {
-		p.log.Warn("subscribe offer", zap.Error(err))
-		return
-	}
-	if err := p.sub.SetLocalDescription(offer); err != nil {
-		p.log.Warn("subscribe offer", zap.Error(err))
-		return
-	}
-	p.awaitingAnswer = true
-	p.peer.SendDescription(SubscribePC, offer)
-}
-
-// requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
-func (p *Participant) requestKeyframes() {
-	p.mu.Lock()
-	ds := make([]*DownTrack, 0, len(p.downs))
-	for _, s := range p.downs {
-		ds = append(ds, s.down)
-	}
-	p.mu.Unlock()
-	for _, d := range ds {
-		d.requestKeyframe()
-	}
+	p.info.CanPublish = can
 }
 
 func (p *Participant) isClosed() bool {
@@ -621,13 +264,13 @@ func (p *Participant) Close() {
 		p.mu.Lock()
 		p.closed = true
 		downs := p.downs
-		p.downs = map[*Receiver]*subscription{}
+		p.downs = map[*forward.Receiver]*subscription{}
 		p.mu.Unlock()
 
 		p.stop()
 		p.room.leave(p)
 		for r, s := range downs {
-			r.removeDownTrack(s.down)
+			r.RemoveDownTrack(s.down)
 		}
 		if err := p.pub.Close(); err != nil {
 			p.log.Debug("close publish connection", zap.Error(err))
@@ -638,3 +281,9 @@ func (p *Participant) Close() {
 		p.wg.Wait()
 	})
 }
+
+// tileUnknown is the tile size of a video whose subscriber has not said it.
+const tileUnknown = alloc.TileUnknown
+
+// The allocator and the forwarding path count layers alike.
+var _ [alloc.MaxLayers - forward.MaxLayers]struct{} = [0]struct{}{}

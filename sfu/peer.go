@@ -3,8 +3,6 @@ package sfu
 import (
 	"errors"
 
-	"github.com/edge-sfu/sfu/captions"
-
 	"github.com/pion/webrtc/v4"
 )
 
@@ -51,14 +49,9 @@ const (
 	// EventLayers tells a publisher which simulcast layers of one of its tracks anyone receives: it may stop
 	// encoding the others. Only the publisher gets it.
 	EventLayers
-	// EventAudioProcessing tells a publisher which processors run on one of its audio tracks (none: off), or
-	// why they could not start (Error). Only the publisher gets it.
-	EventAudioProcessing
-	// EventCaption is a caption of someone's speech, sent to the participants who read captions, with the
-	// translations each asked for.
-	EventCaption
-	// EventCaptionStatus says the captions engine stopped working (Error is why) or works again (Error "").
-	EventCaptionStatus
+	// EventWorker carries a message a worker (denoise, captions) sends to one participant: Message, a value of
+	// the signaling protocol that the signaling layer sends as it is.
+	EventWorker
 	// EventRoomState tells everyone the room was locked or unlocked.
 	EventRoomState
 	// EventModerated tells a participant what an administrator did to it (Action, Track, Publish, By).
@@ -79,13 +72,12 @@ type Event struct {
 	Speakers      []Speaker // EventActiveSpeakers, loudest first
 	Layers        []string  // EventLayers: the rids wanted, lowest first
 	Paused        []string  // EventLayers: the rids nobody wants
-	Processors    []string  // EventAudioProcessing
-	Error         string    // EventAudioProcessing: why the processors asked for are not running
-	Caption       *captions.Caption
-	Locked        bool   // EventRoomState
-	Action        string // EventModerated
-	Publish       bool   // EventModerated, set_role
-	By            string // EventModerated: the administrator's participant id
+	Error         string    // EventLimit
+	Message       any       // EventWorker
+	Locked        bool      // EventRoomState
+	Action        string    // EventModerated
+	Publish       bool      // EventModerated, set_role
+	By            string    // EventModerated: the administrator's participant id
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -13,53 +12,45 @@ import (
 type Room struct {
 	name     string
 	sfu      *SFU
-	settings RoomSettings // from the node's configuration, fixed for the room's life
-	caps     roomCaptions
+	settings RoomSettings  // from the node's configuration, fixed for the room's life
+	workers  []namedWorker // fixed when the room opens
 
 	mu           sync.Mutex
 	participants map[string]*Participant
+	closed       bool               // the room is gone from the node: nobody joins it again
 	locked       bool               // only administrators may join
 	speakers     []Speaker          // loudest first
 	smoothed     map[string]float64 // smoothed loudness by participant id
 }
 
+// newRoom opens a room and its workers; s.mu is held.
 func newRoom(name string, s *SFU) *Room {
 	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}}
-	rm.caps.origin = time.Now()
 	if s.roomSettings != nil {
 		rm.settings = s.roomSettings(name)
 	}
+	rm.openWorkers()
 	return rm
-}
-
-// published pairs a track with its publisher's id.
-type published struct {
-	r           *Receiver
-	publisherID string
 }
 
 // join adds p, tells it who is there and tells the others it came. It returns the tracks p should receive and
 // the participant with the same identity that p replaces, if any.
-func (rm *Room) join(p *Participant) ([]published, *Participant, error) {
+func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	if err := rm.canJoinLocked(p); err != nil {
+	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}
 	var replaced *Participant
 	others := make([]ParticipantInfo, 0, len(rm.participants))
-	var tracks []published
+	var tracks []*Track
 	for _, q := range rm.participants {
 		if q.info.Identity == p.info.Identity {
 			replaced = q
 			continue
 		}
-		q.mu.Lock()
-		others = append(others, q.infoLocked())
-		for _, r := range q.published {
-			tracks = append(tracks, published{r, q.info.ID})
-		}
-		q.mu.Unlock()
+		others = append(others, q.Info())
+		tracks = append(tracks, q.Tracks()...)
 	}
 	if replaced != nil {
 		rm.removeLocked(replaced)
@@ -88,33 +79,32 @@ func (rm *Room) leave(p *Participant) {
 	if rm.participants[p.info.ID] == p {
 		rm.removeLocked(p)
 	}
-	p.mu.Lock()
-	tracks := p.published
-	p.published = nil
-	p.mu.Unlock()
+	tracks := p.takeTracks()
 	empty := len(rm.participants) == 0
 	rm.mu.Unlock()
 
-	for _, r := range tracks {
-		rm.endTrack(r)
+	for _, t := range tracks {
+		rm.endTrack(t)
 	}
-	rm.syncCaptions() // p may have been the last to read them
+	for _, w := range rm.workers {
+		w.ParticipantLeft(p)
+	}
 	if empty {
 		rm.sfu.removeRoom(rm)
 	}
 }
 
-// publish adds r to p's tracks and subscribes everyone else who may subscribe. It reports false when p has left.
-func (rm *Room) publish(p *Participant, r *Receiver) bool {
+// publish adds t to its publisher's tracks, subscribes everyone else who may subscribe and tells the workers. It
+// reports false when the publisher has left.
+func (rm *Room) publish(t *Track) bool {
+	p := t.publisher
 	rm.mu.Lock()
-	if rm.participants[p.info.ID] != p || rm.trackIDTaken(p, r.id) {
+	if rm.participants[p.info.ID] != p || rm.trackIDTaken(p, t.r.ID()) {
 		rm.mu.Unlock()
 		return false
 	}
-	p.mu.Lock()
-	p.published = append(p.published, r)
-	p.mu.Unlock()
-	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: r.Info()})
+	p.addTrack(t)
+	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: t.Info()})
 	subs := make([]*Participant, 0, len(rm.participants))
 	for _, q := range rm.participants {
 		if q != p && q.info.CanSubscribe {
@@ -125,61 +115,53 @@ func (rm *Room) publish(p *Participant, r *Receiver) bool {
 	rm.sfu.tracksPublished.Add(1)
 
 	for _, q := range subs {
-		q.subscribe(r, p.info.ID)
+		q.subscribe(t)
+	}
+	for _, w := range rm.workers {
+		w.TrackPublished(t)
 	}
 	return true
 }
 
 // trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by
-// id (tile sizes), so ids must be unique in a room.
+// id (tile sizes), so ids must be unique in a room. rm.mu is held.
 func (rm *Room) trackIDTaken(p *Participant, id string) bool {
 	for _, q := range rm.participants {
-		if q == p {
-			continue
+		if q != p && q.track(id) != nil {
+			p.log.Warn("track refused: its id is taken in the room", zap.String("track", id))
+			return true
 		}
-		q.mu.Lock()
-		for _, r := range q.published {
-			if r.id == id {
-				q.mu.Unlock()
-				p.log.Warn("track refused: its id is taken in the room", zap.String("track", id))
-				return true
-			}
-		}
-		q.mu.Unlock()
 	}
 	return false
 }
 
 // unpublish ends one of p's tracks.
-func (rm *Room) unpublish(p *Participant, r *Receiver) {
+func (rm *Room) unpublish(t *Track) {
+	p := t.publisher
 	rm.mu.Lock()
-	p.mu.Lock()
-	found := false
-	for i, x := range p.published {
-		if x == r {
-			p.published = append(p.published[:i:i], p.published[i+1:]...)
-			found = true
-			break
-		}
-	}
-	p.mu.Unlock()
-	if found && rm.participants[p.info.ID] == p {
-		rm.broadcastLocked(p, Event{Kind: EventTrackUnpublished, ParticipantID: p.info.ID, Track: r.Info()})
+	if p.removeTrack(t) && rm.participants[p.info.ID] == p {
+		rm.broadcastLocked(p, Event{Kind: EventTrackUnpublished, ParticipantID: p.info.ID, Track: t.Info()})
 	}
 	rm.mu.Unlock()
-	rm.endTrack(r)
+	rm.endTrack(t)
 }
 
-// endTrack removes r from every subscriber, once.
-func (rm *Room) endTrack(r *Receiver) {
-	downs, first := r.end()
+// endTrack removes t from every subscriber and tells the workers, once.
+func (rm *Room) endTrack(t *Track) {
+	downs, first := t.r.End()
 	if !first {
 		return
 	}
-	r.close()
-	rm.sfu.retire(r)
-	for _, d := range downs {
-		d.owner.unsubscribe(r)
+	for _, w := range rm.workers {
+		w.TrackUnpublished(t)
+	}
+	t.close()
+	rm.sfu.retire(t.r)
+	if len(downs) == 0 {
+		return
+	}
+	for _, q := range rm.snapshot() { // a subscriber that has left removed its copies itself
+		q.unsubscribe(t)
 	}
 }
 
@@ -207,4 +189,11 @@ func (rm *Room) snapshot() []*Participant {
 		ps = append(ps, p)
 	}
 	return ps
+}
+
+// participant finds a participant of the room by id.
+func (rm *Room) participant(id string) *Participant {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.participants[id]
 }

@@ -1,5 +1,18 @@
-// Package sfu forwards media between the participants of a room: a Receiver per published track reads the
-// publisher's packets and hands them to a DownTrack per subscriber, which rewrites them for that subscriber.
+// Package sfu is the room layer of a node: rooms, their participants and the rules around them (admission,
+// moderation, limits). It coordinates three packages that know nothing of rooms: sfu/transport sets up Pion,
+// sfu/forward moves packets from a publisher's Receiver to each subscriber's DownTrack, and sfu/alloc decides
+// which layer each subscriber gets. Workers (noise suppression, captions) attach from outside through Worker.
+//
+// # Lock order
+//
+// A goroutine holding one of these locks may take only those after it, never one before:
+//
+//	Participant.negMu → Participant.sigMu[pc] → SFU.mu → Room.mu → Participant.mu → Track.audioMu →
+//	forward.Receiver's locks → forward.DownTrack's lock
+//
+// Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them. No
+// lock is held across network I/O (Pion's calls that negotiate or close a connection, worker engines, Redis).
+// Worker hooks are called with no SFU lock held.
 package sfu
 
 import (
@@ -16,11 +29,14 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/sfu/forward"
+	"github.com/edge-sfu/sfu/sfu/transport"
 )
 
 // Config configures a node's SFU.
 type Config struct {
-	Net        NetConfig
+	Net        transport.NetConfig
 	ICEServers []webrtc.ICEServer // sent to clients and used by the SFU's own connections
 	Logger     *zap.Logger
 	// LatencyBudget is the end-to-end delay media may take (default 150 ms); receivers are asked to keep their
@@ -29,14 +45,13 @@ type Config struct {
 	// SFUBudget is the SFU's share: a packet that would leave the SFU later than this after it arrived is dropped
 	// (default 5 ms; negative: no limit).
 	SFUBudget time.Duration
-	// Audio runs the media pipeline on published audio tracks; nil: audio is only forwarded.
+	// Audio decodes and encodes published Opus tracks for the workers that process or tap them; nil: audio is
+	// only forwarded.
 	Audio *AudioConfig
+	// Workers attach to every room, in this order (denoise before captions, so captions hear denoised audio).
+	Workers []Worker
 	// Rooms gives a room's settings when it is created; nil: every room has the defaults.
 	Rooms func(room string) RoomSettings
-	// Captions transcribes microphone tracks while anyone in their room reads captions; nil: no captions.
-	Captions CaptionService
-	// CaptionLang is the language participants speak unless they or their room say otherwise (default "en").
-	CaptionLang string
 	// MaxParticipants bounds each room (0: no limit).
 	MaxParticipants int
 	// MaxPublishBitrate bounds what one participant may publish, in bits per second over its tracks (0: no
@@ -57,7 +72,7 @@ const (
 
 // SFU holds the rooms of one node.
 type SFU struct {
-	apis       *mediaAPIs
+	apis       *transport.APIs
 	closeNet   func() error
 	budget     time.Duration // the SFU's share of the latency budget
 	playout    time.Duration // the most playout delay receivers should add
@@ -68,15 +83,14 @@ type SFU struct {
 	rooms  map[string]*Room
 	closed bool
 
-	stop context.CancelFunc // ends the speaker loop
+	stop context.CancelFunc // ends the room ticker
 	wg   sync.WaitGroup
 
 	latency    prometheus.Histogram // SFU-added latency: a packet's arrival to its last copy's send
 	processing prometheus.Histogram // audio processing: a packet's arrival to its processed copy's send
 
-	audio       *AudioConfig
-	captions    CaptionService
-	captionLang string
+	audio   *AudioConfig
+	workers []Worker
 
 	maxParticipants   int
 	maxPublishBitrate float64
@@ -85,7 +99,8 @@ type SFU struct {
 	roomSettings      func(string) RoomSettings
 
 	tracksPublished atomic.Uint64
-	retired         receiverStats // counters of tracks that have ended
+	retiredMu       sync.Mutex
+	retired         forward.Counters // counters of tracks that have ended
 }
 
 // ErrShutdown is returned by Join once the SFU is closing.
@@ -97,14 +112,13 @@ func New(cfg Config) (*SFU, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	apis, closeNet, err := newAPIs(cfg.Net, pionLogger(log))
+	apis, closeNet, err := transport.New(cfg.Net, pionLogger(log))
 	if err != nil {
 		return nil, err
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
-		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, roomSettings: cfg.Rooms,
-		captions: cfg.Captions, captionLang: cfg.CaptionLang, maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate,
-		onWorkerStart: cfg.OnWorkerStart}
+		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, workers: cfg.Workers, roomSettings: cfg.Rooms,
+		maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart}
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -128,16 +142,9 @@ func New(cfg Config) (*SFU, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.speakerLoop(ctx)
+		s.tickRooms(ctx)
 	}()
 	return s, nil
-}
-
-// workerStarted tells OnWorkerStart, if set.
-func (s *SFU) workerStarted(room, participantID, trackID, worker string) {
-	if s.onWorkerStart != nil {
-		s.onWorkerStart(room, participantID, trackID, worker)
-	}
 }
 
 // ICEServers are the STUN/TURN servers clients should use.
@@ -157,14 +164,11 @@ type JoinRequest struct {
 // Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
 // peer) is EventJoined; a participant with the same identity already in the room is ended with "replaced".
 func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
-	if s.joinSlots != nil {
-		select {
-		case s.joinSlots <- struct{}{}:
-			defer func() { <-s.joinSlots }()
-		default:
-			return nil, fmt.Errorf("%w: %d joins are being set up; try again shortly", ErrBusy, cap(s.joinSlots))
-		}
+	release, err := s.takeJoinSlot()
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, err
@@ -180,7 +184,7 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
 		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
-	return newParticipant(s.apis, info, nil, peer, s.iceServers, log)
+	return newParticipant(s.apis, info, peer, s.iceServers, log)
 }
 
 // enter adds p to its room and subscribes it to the tracks there.
@@ -209,22 +213,27 @@ func (s *SFU) enter(p *Participant, room string) error {
 		replaced.peer.End("replaced")
 		replaced.Close()
 	}
-	p.startAllocator()
+	p.startControl()
 	for _, t := range tracks {
-		p.subscribe(t.r, t.publisherID)
+		p.subscribe(t)
 	}
 	return nil
 }
 
-// removeRoom forgets rm if it is still empty.
+// removeRoom forgets rm if it is still empty, and closes its workers.
 func (s *SFU) removeRoom(rm *Room) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	if len(rm.participants) == 0 && s.rooms[rm.name] == rm {
+	gone := len(rm.participants) == 0 && s.rooms[rm.name] == rm
+	if gone {
 		delete(s.rooms, rm.name)
+		rm.closed = true
+	}
+	rm.mu.Unlock()
+	s.mu.Unlock()
+	if gone {
 		s.log.Info("room closed", zap.String("room", rm.name))
+		rm.closeWorkers()
 	}
 }
 
@@ -232,11 +241,12 @@ func (s *SFU) removeRoom(rm *Room) {
 func (s *SFU) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	rooms := s.roomList()
+	s.mu.Unlock()
 	var ps []*Participant
-	for _, rm := range s.rooms {
+	for _, rm := range rooms {
 		ps = append(ps, rm.snapshot()...)
 	}
-	s.mu.Unlock()
 
 	var wg sync.WaitGroup
 	for _, p := range ps {
@@ -256,18 +266,35 @@ func (s *SFU) Close() error {
 	return nil
 }
 
-// retire adds an ended track's counters to the node's totals.
-func (s *SFU) retire(r *Receiver) {
-	s.retired.add(&r.stats)
+// roomList copies the open rooms; s.mu is held.
+func (s *SFU) roomList() []*Room {
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, rm := range s.rooms {
+		rooms = append(rooms, rm)
+	}
+	return rooms
 }
 
-func (t *receiverStats) add(o *receiverStats) {
-	t.packetsIn.Add(o.packetsIn.Load())
-	t.bytesIn.Add(o.bytesIn.Load())
-	t.packetsOut.Add(o.packetsOut.Load())
-	t.bytesOut.Add(o.bytesOut.Load())
-	t.nacks.Add(o.nacks.Load())
-	t.plis.Add(o.plis.Load())
+// rooms returns the open rooms.
+func (s *SFU) openRooms() []*Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roomList()
+}
+
+// room returns an open room by name, or nil.
+func (s *SFU) room(name string) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[name]
+}
+
+// retire adds an ended track's counters to the node's totals.
+func (s *SFU) retire(r *forward.Receiver) {
+	c := r.Counters()
+	s.retiredMu.Lock()
+	s.retired.Add(c)
+	s.retiredMu.Unlock()
 }
 
 // Stats are the node's figures for /metrics.
@@ -287,14 +314,8 @@ func (s *SFU) ProcessingHistogram() prometheus.Histogram { return s.processing }
 
 // Subscribers returns every participant's figures as a subscriber.
 func (s *SFU) Subscribers() []SubscriberStats {
-	s.mu.Lock()
-	rooms := make([]*Room, 0, len(s.rooms))
-	for _, rm := range s.rooms {
-		rooms = append(rooms, rm)
-	}
-	s.mu.Unlock()
 	var out []SubscriberStats
-	for _, rm := range rooms {
+	for _, rm := range s.openRooms() {
 		for _, p := range rm.snapshot() {
 			if p.info.CanSubscribe {
 				out = append(out, p.subscriberStats())
@@ -306,30 +327,24 @@ func (s *SFU) Subscribers() []SubscriberStats {
 
 // Stats counts rooms, participants and tracks now, and packets since the node started.
 func (s *SFU) Stats() Stats {
-	var total receiverStats
-	total.add(&s.retired)
+	s.retiredMu.Lock()
+	total := s.retired
+	s.retiredMu.Unlock()
 	st := Stats{TracksPublished: s.tracksPublished.Load()}
-	s.mu.Lock()
-	rooms := make([]*Room, 0, len(s.rooms))
-	for _, rm := range s.rooms {
-		rooms = append(rooms, rm)
-	}
-	s.mu.Unlock()
+	rooms := s.openRooms()
 	st.Rooms = len(rooms)
 	for _, rm := range rooms {
 		for _, p := range rm.snapshot() {
 			st.Participants++
-			p.mu.Lock()
-			for _, r := range p.published {
+			for _, t := range p.Tracks() {
 				st.Tracks++
-				total.add(&r.stats)
+				total.Add(t.r.Counters())
 			}
-			p.mu.Unlock()
 		}
 	}
-	st.PacketsIn, st.BytesIn = total.packetsIn.Load(), total.bytesIn.Load()
-	st.PacketsOut, st.BytesOut = total.packetsOut.Load(), total.bytesOut.Load()
-	st.NACKs, st.PLIs = total.nacks.Load(), total.plis.Load()
+	st.PacketsIn, st.BytesIn = total.PacketsIn, total.BytesIn
+	st.PacketsOut, st.BytesOut = total.PacketsOut, total.BytesOut
+	st.NACKs, st.PLIs = total.NACKs, total.PLIs
 	return st
 }
 

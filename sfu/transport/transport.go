@@ -1,4 +1,7 @@
-package sfu
+// Package transport sets up Pion for the SFU: the codecs and header extensions it offers, the interceptors of
+// publish and subscribe connections (NACK, RTCP reports, TWCC, the send-side bandwidth estimator), and the media
+// sockets (one UDP socket for all media, an ICE-TCP listener).
+package transport
 
 import (
 	"errors"
@@ -8,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -53,23 +57,24 @@ func ParsePortRange(s string) (uint16, uint16, error) {
 // of one 1080p publisher, so an unconstrained subscriber sees 1080p at once, and falls within a second on a link
 // that cannot carry it.
 const (
-	bweInitial = 3_000_000
+	BWEInitial = 3_000_000
 	bweMin     = 100_000
 	bweMax     = 50_000_000
 )
 
-// mediaAPIs builds the Pion APIs of a node: one shared by publish connections, and one per subscribe connection,
-// whose bandwidth estimator belongs to that subscriber.
-type mediaAPIs struct {
-	me  *webrtc.MediaEngine
-	se  webrtc.SettingEngine
-	pub *webrtc.API
-	lf  logging.LoggerFactory
+// APIs are the Pion APIs of a node: one shared by publish connections, and one per subscribe connection, whose
+// bandwidth estimator belongs to that subscriber.
+type APIs struct {
+	me *webrtc.MediaEngine
+	se webrtc.SettingEngine
+	lf logging.LoggerFactory
+	// Publish builds publish connections.
+	Publish *webrtc.API
 }
 
-// newAPIs sets up codecs, header extensions and the ICE network settings. Publish connections get NACK
-// generation, RTCP reports and TWCC feedback to the publisher. The returned closer releases the UDP sockets.
-func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error, error) {
+// New sets up codecs, header extensions and the ICE network settings. Publish connections get NACK generation,
+// RTCP reports and TWCC feedback to the publisher. The returned closer releases the media sockets.
+func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, nil, err
@@ -137,15 +142,15 @@ func newAPIs(cfg NetConfig, lf logging.LoggerFactory) (*mediaAPIs, func() error,
 		closers = append(closers, mux.Close)
 	}
 
-	a := &mediaAPIs{me: me, se: se, lf: lf}
-	a.pub = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
+	a := &APIs{me: me, se: se, lf: lf}
+	a.Publish = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
 	return a, closer, nil
 }
 
-// subscribeAPI builds the API of one subscribe connection: NACK responses, RTCP reports, transport-wide
+// Subscribe builds the API of one subscribe connection: NACK responses, RTCP reports, transport-wide
 // sequence numbers on every packet, and a send-side bandwidth estimator (Pion's gcc fed by the subscriber's TWCC
 // feedback) handed to onBWE. Packets are not paced: the SFU forwards each one as it arrives.
-func (a *mediaAPIs) subscribeAPI(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error) {
+func (a *APIs) Subscribe(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
 	// 256 packets is a second of the top layer and several of the others: enough for a retransmission to be
 	// useful; the default 1024 costs a megabyte of copies per video a subscriber receives.
@@ -158,7 +163,7 @@ func (a *mediaAPIs) subscribeAPI(onBWE func(cc.BandwidthEstimator)) (*webrtc.API
 		return nil, fmt.Errorf("rtcp report interceptors: %w", err)
 	}
 	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(bweInitial), gcc.SendSideBWEMinBitrate(bweMin),
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(BWEInitial), gcc.SendSideBWEMinBitrate(bweMin),
 			gcc.SendSideBWEMaxBitrate(bweMax), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()), gcc.WithLoggerFactory(a.lf))
 	})
 	if err != nil {
@@ -267,9 +272,6 @@ func ipFilter(ips []string) (func(net.IP) bool, bool, error) {
 	}, loopback, nil
 }
 
-// playoutDelayURI names the header extension that bounds a receiver's playout delay.
-const playoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
-
 var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBNACK}, {Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC},
@@ -278,11 +280,11 @@ var videoFeedback = []webrtc.RTCPFeedback{
 // registerCodecs offers what browsers publish and the SFU can forward without transcoding: Opus, VP8 and
 // constrained-baseline H.264, each video codec with RTX for retransmissions.
 func registerCodecs(me *webrtc.MediaEngine) error {
-	type codec struct {
+	type offered struct {
 		params webrtc.RTPCodecParameters
 		kind   webrtc.RTPCodecType
 	}
-	codecs := []codec{
+	codecs := []offered{
 		{webrtc.RTPCodecParameters{
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 				SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
@@ -316,7 +318,7 @@ func registerCodecs(me *webrtc.MediaEngine) error {
 		{sdp.SDESRTPStreamIDURI, webrtc.RTPCodecTypeVideo},       // simulcast rid
 		{sdp.SDESRepairRTPStreamIDURI, webrtc.RTPCodecTypeVideo}, // rid of retransmissions
 		{sdp.AudioLevelURI, webrtc.RTPCodecTypeAudio},
-		{playoutDelayURI, webrtc.RTPCodecTypeVideo}, // asks receivers to keep their buffers short
+		{codec.PlayoutDelayURI, webrtc.RTPCodecTypeVideo}, // asks receivers to keep their buffers short
 	}
 	for _, e := range exts {
 		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, e.kind); err != nil {

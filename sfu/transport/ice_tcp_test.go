@@ -1,4 +1,4 @@
-package sfu
+package transport
 
 import (
 	"net"
@@ -15,7 +15,7 @@ import (
 // TestICETCPMux: with NetConfig.TCPAddr the SFU offers a passive TCP host candidate, ranked below its UDP one,
 // a client that may only use TCP connects through it, and the closer closes the listener.
 func TestICETCPMux(t *testing.T) {
-	apis, closeNet, err := newAPIs(NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}, TCPAddr: "127.0.0.1:0"},
+	apis, closeNet, err := New(NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}, TCPAddr: "127.0.0.1:0"},
 		logging.NewDefaultLoggerFactory())
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +27,7 @@ func TestICETCPMux(t *testing.T) {
 		}
 	}()
 
-	server, err := apis.pub.NewPeerConnection(webrtc.Configuration{})
+	server, err := apis.Publish.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

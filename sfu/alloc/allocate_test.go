@@ -1,4 +1,4 @@
-package sfu
+package alloc
 
 import "testing"
 
@@ -76,20 +76,20 @@ func TestAllocateBoostOnTileGrowth(t *testing.T) {
 }
 
 func TestChooseLayerByTile(t *testing.T) {
-	active := [maxLayers]bool{true, true, true}
-	sizes := [maxLayers][2]int{{480, 270}, {960, 540}, {1920, 1080}}
+	active := [MaxLayers]bool{true, true, true}
+	sizes := [MaxLayers][2]int{{480, 270}, {960, 540}, {1920, 1080}}
 	for _, c := range []struct {
 		w, h int
 		want int32
 	}{
 		{320, 180, 0}, {480, 270, 0}, {640, 360, 1}, {1000, 562, 1}, {1280, 720, 2}, {3840, 2160, 2},
-		{0, 0, -1}, {tileUnknown, tileUnknown, 2},
+		{0, 0, -1}, {TileUnknown, TileUnknown, 2},
 	} {
-		if got := chooseLayer(active, sizes, c.w, c.h); got != c.want {
+		if got := ChooseLayer(active, sizes, c.w, c.h); got != c.want {
 			t.Errorf("tile %dx%d: layer %d, want %d", c.w, c.h, got, c.want)
 		}
 	}
-	if got := chooseLayer([maxLayers]bool{true}, sizes, 1920, 1080); got != 0 {
+	if got := ChooseLayer([MaxLayers]bool{true}, sizes, 1920, 1080); got != 0 {
 		t.Errorf("single-layer track: layer %d, want 0", got)
 	}
 }

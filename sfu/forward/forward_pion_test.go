@@ -1,4 +1,4 @@
-package sfu
+package forward
 
 import (
 	"net"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-sfu/sfu/sfu/transport"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/logging"
@@ -42,7 +43,7 @@ func subscriberPair(tb testing.TB, api *webrtc.API, d *DownTrack) (closeFn func(
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go d.readRTCP(sender)
+	go d.ReadRTCP(sender)
 	client.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		buf := make([]byte, 1500)
 		for {
@@ -100,28 +101,28 @@ func subscriberPair(tb testing.TB, api *webrtc.API, d *DownTrack) (closeFn func(
 func BenchmarkForwardPion(b *testing.B) {
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled // at benchmark rates TWCC feedback outgrows the MTU; not a real-world case
-	apis, closeNet, err := newAPIs(NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, lf)
+	apis, closeNet, err := transport.New(transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, lf)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = closeNet() }()
 	r := simulcastReceiver(&nopRTCP{}, 1)
-	defer r.close()
+	defer r.Close()
 	var closers []func()
 	const subscribers = 10
 	for i := 0; i < subscribers; i++ {
-		d := newDownTrack(r, "PA_pub", nil)
+		d := NewDownTrack(r, "PA_pub", nil)
 		d.SetTargetLayer(0)
-		api, err := apis.subscribeAPI(func(cc.BandwidthEstimator) {})
+		api, err := apis.Subscribe(func(cc.BandwidthEstimator) {})
 		if err != nil {
 			b.Fatal(err)
 		}
 		closers = append(closers, subscriberPair(b, api, d))
-		r.addDownTrack(d)
+		r.AddDownTrack(d)
 	}
 	s := &vp8Stream{}
 	send(r, s, true)
-	pi := &packetInfo{pkt: s.frame(false)[0], arrival: time.Now()}
+	pi := &Packet{pkt: s.frame(false)[0], arrival: time.Now()}
 	pi.pkt.Payload = append(pi.pkt.Payload, make([]byte, 500)...) // about 1000 bytes
 	b.ReportAllocs()
 	b.ResetTimer()

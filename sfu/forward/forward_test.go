@@ -1,4 +1,4 @@
-package sfu
+package forward
 
 import (
 	"sync/atomic"
@@ -52,10 +52,10 @@ var vp8Params = webrtc.RTPCodecParameters{
 	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, PayloadType: 96}
 
 // simulcastReceiver is a VP8 receiver with the given number of layers, layer i on SSRC 100+i.
-func simulcastReceiver(w rtcpWriter, layers int) *Receiver {
-	r := newReceiver("v", webrtc.RTPCodecTypeVideo, vp8Params, w)
+func simulcastReceiver(w RTCPWriter, layers int) *Receiver {
+	r := NewReceiver(ReceiverConfig{ID: "v", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8Params, RTCP: w})
 	for i := 0; i < layers; i++ {
-		r.startLayer(i, uint32(100+i), []string{"q", "h", "f"}[i])
+		r.StartLayer(i, uint32(100+i), []string{"q", "h", "f"}[i])
 	}
 	return r
 }
@@ -110,7 +110,7 @@ func (s *vp8Stream) frame(key bool) []*rtp.Packet {
 
 func send(r *Receiver, s *vp8Stream, key bool) {
 	for _, p := range s.frame(key) {
-		r.writePacket(&packetInfo{pkt: p, layer: s.layer, arrival: time.Now()}, len(p.Payload)+12)
+		r.writePacket(&Packet{pkt: p, layer: s.layer, arrival: time.Now()}, len(p.Payload)+12)
 	}
 }
 
@@ -144,12 +144,12 @@ func checkContinuous(t *testing.T, w *captureWriter) {
 func TestDownTrackStartsOnKeyframe(t *testing.T) {
 	pli := &nopRTCP{}
 	r := simulcastReceiver(pli, 1)
-	defer r.close()
-	d := newDownTrack(r, "PA_pub", nil)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
 	d.SetTargetLayer(0)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 100, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 
 	s := &vp8Stream{seq: 65530, ts: 4294960000, picID: 32760} // all wrap during the test
 	for i := 0; i < 3; i++ {
@@ -176,11 +176,11 @@ func TestDownTrackStartsOnKeyframe(t *testing.T) {
 	// A packet older than the one the subscriber started on is not forwarded.
 	old := s.frame(false)[0]
 	old.SequenceNumber -= 40
-	r.writePacket(&packetInfo{pkt: old, arrival: time.Now()}, 500)
+	r.writePacket(&Packet{pkt: old, arrival: time.Now()}, 500)
 	if len(w.headers) != 18 {
 		t.Fatalf("forwarded a packet from before the start")
 	}
-	if got := r.stats.packetsOut.Load(); got != 18 {
+	if got := r.Counters().PacketsOut; got != 18 {
 		t.Errorf("packets forwarded counter = %d, want 18", got)
 	}
 }
@@ -190,11 +190,11 @@ func TestDownTrackStartsOnKeyframe(t *testing.T) {
 func TestDownTrackSwitchesLayers(t *testing.T) {
 	pli := &nopRTCP{}
 	r := simulcastReceiver(pli, 3)
-	defer r.close()
-	d := newDownTrack(r, "PA_pub", nil)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 96, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 	d.SetTargetLayer(0)
 
 	layers := []*vp8Stream{
@@ -255,12 +255,12 @@ func TestDownTrackSwitchesLayers(t *testing.T) {
 // With temporal layers above the base dropped, only base frames go out, still without a gap.
 func TestDownTrackDropsTemporalLayers(t *testing.T) {
 	r := simulcastReceiver(&nopRTCP{}, 1)
-	defer r.close()
-	d := newDownTrack(r, "PA_pub", nil)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
 	d.SetTargetLayer(0)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 96, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
 	send(r, s, true)
 	for i := 0; i < 3; i++ {
@@ -286,15 +286,15 @@ func TestDownTrackDropsTemporalLayers(t *testing.T) {
 func TestKeyframeRequestsThrottled(t *testing.T) {
 	pli := &nopRTCP{}
 	r := simulcastReceiver(pli, 2)
-	defer r.close()
+	defer r.Close()
 	r.RequestKeyframe(0)
 	r.RequestKeyframe(0)
 	r.RequestKeyframe(0)
 	r.RequestKeyframe(1)
-	ly := &r.layers[0]
-	ly.pliMu.Lock()
-	pending := ly.pliPending
-	ly.pliMu.Unlock()
+	ly := &r.layers[0].pli
+	ly.mu.Lock()
+	pending := ly.pending
+	ly.mu.Unlock()
 	if sent := pli.plis.Load(); sent != 2 || !pending {
 		t.Fatalf("after three requests on layer 0 and one on layer 1: %d sent, layer 0 pending %v; want 2 sent and one pending", sent, pending)
 	}
@@ -311,17 +311,17 @@ func TestKeyframeRequestsThrottled(t *testing.T) {
 // The writer is a stub, so Pion's interceptors, SRTP and the socket are not counted (see BenchmarkForwardPion).
 func BenchmarkForward(b *testing.B) {
 	r := simulcastReceiver(&nopRTCP{}, 1)
-	defer r.close()
+	defer r.Close()
 	for i := 0; i < 10; i++ {
-		d := newDownTrack(r, "PA_pub", nil)
+		d := NewDownTrack(r, "PA_pub", nil)
 		d.SetTargetLayer(0)
 		bind(d, uint32(1000+i), 96, &captureWriter{})
-		r.addDownTrack(d)
+		r.AddDownTrack(d)
 	}
 	s := &vp8Stream{}
 	send(r, s, true)
 	pkts := s.frame(false)
-	pi := &packetInfo{pkt: pkts[0], arrival: time.Now()}
+	pi := &Packet{pkt: pkts[0], arrival: time.Now()}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -337,14 +337,14 @@ func BenchmarkForward(b *testing.B) {
 func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 	pli := &nopRTCP{}
 	r := simulcastReceiver(pli, 1)
-	defer r.close()
+	defer r.Close()
 	r.budget = 5 * time.Millisecond
 	r.setPlayoutDelay(150 * time.Millisecond)
-	d := newDownTrack(r, "PA_pub", nil)
+	d := NewDownTrack(r, "PA_pub", nil)
 	d.SetTargetLayer(0)
 	w := &captureWriter{keep: true}
 	d.bound.Store(&binding{ssrc: 999, pt: 96, playoutID: 7, w: w})
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 
 	s := &vp8Stream{seq: 100, ts: 1000, picID: 1}
 	send(r, s, true)
@@ -361,15 +361,15 @@ func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 
 	plisBefore := pli.plis.Load()
 	for _, p := range s.frame(false) { // arrived 20 ms ago: past the budget
-		r.writePacket(&packetInfo{pkt: p, arrival: time.Now().Add(-20 * time.Millisecond)}, len(p.Payload))
+		r.writePacket(&Packet{pkt: p, arrival: time.Now().Add(-20 * time.Millisecond)}, len(p.Payload))
 	}
-	if len(w.headers) != 4 || d.lateDrops.Load() != 1 {
-		t.Fatalf("late packets: %d forwarded in all, %d late drops; want none forwarded, and one drop (the rest of the frame waits for a keyframe)", len(w.headers), d.lateDrops.Load())
+	if len(w.headers) != 4 || d.LateDrops() != 1 {
+		t.Fatalf("late packets: %d forwarded in all, %d late drops; want none forwarded, and one drop (the rest of the frame waits for a keyframe)", len(w.headers), d.LateDrops())
 	}
 	if cur, _ := d.Layers(); cur != -1 {
 		t.Fatalf("after a late drop the video is on layer %d, want -1 (waiting for a keyframe)", cur)
 	}
-	time.Sleep(keyframeInterval + 50*time.Millisecond) // the throttled request goes out
+	time.Sleep(KeyframeInterval + 50*time.Millisecond) // the throttled request goes out
 	if pli.plis.Load() <= plisBefore {
 		t.Fatalf("no keyframe request after the late drop")
 	}
@@ -386,20 +386,20 @@ func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 // three on each other) out, with the latency budget check and the latency histogram on, as in the server.
 func BenchmarkForwardSimulcast(b *testing.B) {
 	r := simulcastReceiver(&nopRTCP{}, 3)
-	defer r.close()
-	r.budget = DefaultSFUBudget
+	defer r.Close()
+	r.budget = 5 * time.Millisecond
 	r.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x", Buckets: prometheus.ExponentialBucketsRange(10e-6, 0.1, 25)})
 	streams := []*vp8Stream{{layer: 0}, {layer: 1}, {layer: 2}}
 	for i, layer := range []int32{2, 2, 2, 2, 1, 1, 1, 0, 0, 0} {
-		d := newDownTrack(r, "PA_pub", nil)
+		d := NewDownTrack(r, "PA_pub", nil)
 		d.SetTargetLayer(layer)
 		bind(d, uint32(1000+i), 96, &captureWriter{})
-		r.addDownTrack(d)
+		r.AddDownTrack(d)
 	}
-	var pis []*packetInfo
+	var pis []*Packet
 	for _, s := range streams {
 		send(r, s, true)
-		pis = append(pis, &packetInfo{pkt: s.frame(false)[0], layer: s.layer})
+		pis = append(pis, &Packet{pkt: s.frame(false)[0], layer: s.layer})
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -417,15 +417,15 @@ func BenchmarkForwardSimulcast(b *testing.B) {
 
 // A long steady stream keeps flowing past the 16-bit wrap of its sequence numbers, twice over.
 func TestDownTrackLongStream(t *testing.T) {
-	r := newReceiver("a", webrtc.RTPCodecTypeAudio, webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111}, &nopRTCP{})
-	r.startLayer(0, 5, "")
-	d := newDownTrack(r, "PA_pub", nil)
+	r := NewReceiver(ReceiverConfig{ID: "a", Kind: webrtc.RTPCodecTypeAudio, Codec: webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111}, RTCP: &nopRTCP{}})
+	r.StartLayer(0, 5, "")
+	d := NewDownTrack(r, "PA_pub", nil)
 	w := &captureWriter{}
 	bind(d, 999, 111, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1000, Timestamp: 0, SSRC: 5}, Payload: []byte{0xf8, 1, 2}}
-	pi := &packetInfo{pkt: pkt}
+	pi := &Packet{pkt: pkt}
 	const n = 140_000
 	for i := 0; i < n; i++ {
 		pi.arrival = time.Now()
@@ -433,12 +433,12 @@ func TestDownTrackLongStream(t *testing.T) {
 		pkt.SequenceNumber++
 		pkt.Timestamp += 960
 	}
-	if got := d.sent.Load(); got != n {
+	if got := d.Sent(); got != n {
 		t.Fatalf("forwarded %d of %d packets", got, n)
 	}
 	// A packet that comes late (reordered upstream) still has its place.
 	w.keep = true
-	last := d.lastOutSeq
+	last := d.mg.lastOutSeq
 	pkt.SequenceNumber -= 3
 	r.writePacket(pi, 15)
 	if len(w.headers) != 1 || w.headers[0].SequenceNumber != last-2 {
@@ -449,26 +449,26 @@ func TestDownTrackLongStream(t *testing.T) {
 // A packet lost upstream and retransmitted after a temporal-layer drop is still forwarded, in its own place.
 func TestDownTrackLateAfterDrop(t *testing.T) {
 	r := simulcastReceiver(&nopRTCP{}, 1)
-	defer r.close()
-	d := newDownTrack(r, "PA_pub", nil)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
 	d.SetTargetLayer(0)
 	d.SetMaxTemporalLayer(1)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 96, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
 	send(r, s, true)     // seq 10, 11 (TID 0)
 	f1 := s.frame(false) // seq 12, 13: TID 2 (dropped)
 	f2 := s.frame(false) // seq 14, 15: TID 1 (forwarded)
 	f3 := s.frame(false) // seq 16, 17: TID 2 (dropped)
 	for _, p := range f1 {
-		r.writePacket(&packetInfo{pkt: p, arrival: time.Now()}, 500)
+		r.writePacket(&Packet{pkt: p, arrival: time.Now()}, 500)
 	}
-	r.writePacket(&packetInfo{pkt: f2[1], arrival: time.Now()}, 500) // 15 arrives, 14 is lost for now
+	r.writePacket(&Packet{pkt: f2[1], arrival: time.Now()}, 500) // 15 arrives, 14 is lost for now
 	for _, p := range f3 {
-		r.writePacket(&packetInfo{pkt: p, arrival: time.Now()}, 500)
+		r.writePacket(&Packet{pkt: p, arrival: time.Now()}, 500)
 	}
-	r.writePacket(&packetInfo{pkt: f2[0], arrival: time.Now()}, 500) // 14, retransmitted late
+	r.writePacket(&Packet{pkt: f2[0], arrival: time.Now()}, 500) // 14, retransmitted late
 	if len(w.headers) != 4 {
 		t.Fatalf("forwarded %d packets, want 4 (the keyframe, 15, then late 14)", len(w.headers))
 	}
@@ -484,17 +484,17 @@ func TestDownTrackLateAfterDrop(t *testing.T) {
 // A padding-only packet after the start of a frame does not take a picture id.
 func TestDownTrackPaddingKeepsPictureIDs(t *testing.T) {
 	r := simulcastReceiver(&nopRTCP{}, 1)
-	defer r.close()
-	d := newDownTrack(r, "PA_pub", nil)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
 	d.SetTargetLayer(0)
 	w := &captureWriter{keep: true}
 	bind(d, 999, 96, w)
-	r.addDownTrack(d)
+	r.AddDownTrack(d)
 	s := &vp8Stream{seq: 10, ts: 10, picID: 5}
 	send(r, s, true)
 	pad := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: s.seq, Timestamp: s.ts, SSRC: 100, Padding: true, PaddingSize: 4}}
 	s.seq++
-	r.writePacket(&packetInfo{pkt: pad, arrival: time.Now()}, 16)
+	r.writePacket(&Packet{pkt: pad, arrival: time.Now()}, 16)
 	send(r, s, false)
 	checkContinuous(t, w)
 	if len(w.headers) != 4 {

@@ -1,4 +1,4 @@
-package sfu
+package forward
 
 import (
 	"fmt"
@@ -14,6 +14,12 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
+// Conn is what a DownTrack needs to know of its subscriber's connection: whether it is up, so that a keyframe
+// asked for now reaches it.
+type Conn interface {
+	Connected() bool
+}
+
 // DownTrack is one subscriber's copy of a published track: a webrtc.TrackLocal added to the subscriber's
 // connection. It forwards one simulcast layer at a time, switches layers on a keyframe of the new layer, drops
 // temporal layers above its limit, and rewrites every packet (SSRC, payload type, sequence number, timestamp,
@@ -21,85 +27,23 @@ import (
 type DownTrack struct {
 	streamID string // the publishing participant's id: the browser groups a participant's tracks by it
 	receiver *Receiver
-	owner    *Participant // the subscriber
+	conn     Conn // nil: always connected
 
 	bound       atomic.Pointer[binding]
 	current     atomic.Int32 // layer being forwarded; -1 before the first keyframe and while paused
 	target      atomic.Int32 // layer wanted; -1 pauses the track
 	maxTemporal atomic.Int32 // highest VP8 temporal layer forwarded
-	tileW       atomic.Int32 // the size the subscriber shows the video at; tileUnknown until it says
-	tileH       atomic.Int32
-	tileGrew    atomic.Bool  // the tile got bigger since the allocator last looked
-	desired     atomic.Int32 // the layer the tile asks for, bandwidth aside (-1: none); dynacast keeps it on
+	desired     atomic.Int32 // the layer the subscriber would take, bandwidth aside (-1: none); dynacast keeps it on
 	boundNanos  atomic.Int64 // when the subscriber's connection took the track
 	sent        atomic.Uint64
 	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
 
-	// The munger. Packets of two layers can arrive at once during a switch, from two read goroutines.
-	mu         sync.Mutex
-	started    bool
-	lastIn     uint16              // newest input sequence number on the current layer
-	maps       [mapHistory]mapping // the mapping in force (maps[head]) and those before it, for late packets
-	head, nmap int
-	lastOutSeq uint16
-	lastOutTS  uint32
-	lastOutPic uint16
-	lastOutTL0 uint8
-	lastOutAt  time.Time
-	hdr        rtp.Header
-	ext        [4]rtp.Extension // room for interceptors to add header extensions without allocating
-	buf        [1500]byte       // a private copy of a payload whose descriptor is rewritten
-}
-
-// mapping turns a layer's input sequence numbers from `from` on into the subscriber's: a switch or a dropped
-// packet starts a new one. Late packets (retransmissions, reordering) are rewritten with the mapping that was in
-// force at their place in the input.
-type mapping struct {
-	from     uint16
-	seqDelta uint16
-	tsDelta  uint32
-	picDelta uint16
-	tl0Delta uint8
-}
-
-// mapHistory is how many mappings are kept; mapWindow is how far behind the newest packet a late packet may be.
-const (
-	mapHistory = 16
-	mapWindow  = 4096
-)
-
-// current is the mapping in force.
-func (d *DownTrack) mapping() mapping { return d.maps[d.head] }
-
-// pushMapping starts a new mapping.
-func (d *DownTrack) pushMapping(m mapping) {
-	d.head = (d.head + 1) % mapHistory
-	d.maps[d.head] = m
-	d.nmap = min(d.nmap+1, mapHistory)
-}
-
-// lateMapping finds the mapping for a packet older than the newest: none when it is from before every mapping
-// kept, or too old to place. Distances are signed: a drop's mapping starts just after the newest packet.
-func (d *DownTrack) lateMapping(seq uint16) (mapping, bool) {
-	if back := int16(d.lastIn - seq); back <= 0 || back > mapWindow {
-		return mapping{}, false
-	}
-	for i := 0; i < d.nmap; i++ {
-		m := d.maps[(d.head-i+mapHistory)%mapHistory]
-		if int16(seq-m.from) >= 0 { // seq falls at or after this mapping's start
-			return m, true
-		}
-	}
-	return mapping{}, false
-}
-
-// slideMapping keeps the mapping in force starting within reach of the newest packet, so that the signed
-// distances above stay meaningful on a stream that goes on without a new mapping for longer than 32768 packets.
-func (d *DownTrack) slideMapping() {
-	if m := &d.maps[d.head]; int16(d.lastIn-m.from) > 2*mapWindow {
-		m.from = d.lastIn - mapWindow
-		d.nmap = 1 // the older ones cover only packets that are now too old to place
-	}
+	// Packets of two layers can arrive at once during a switch, from two read goroutines: mu serialises them.
+	mu  sync.Mutex
+	mg  munger
+	hdr rtp.Header
+	ext [4]rtp.Extension // room for interceptors to add header extensions without allocating
+	buf [1500]byte       // a private copy of a payload whose descriptor is rewritten
 }
 
 type binding struct {
@@ -109,23 +53,28 @@ type binding struct {
 	w         webrtc.TrackLocalWriter
 }
 
-// allTemporal forwards every temporal layer.
-const allTemporal = 3
+// AllTemporal forwards every temporal layer.
+const AllTemporal = 3
 
-func newDownTrack(r *Receiver, streamID string, owner *Participant) *DownTrack {
-	d := &DownTrack{streamID: streamID, receiver: r, owner: owner}
+// NewDownTrack makes a subscriber's copy of r. streamID is the publisher's id; conn is the subscriber's
+// connection (nil: always up). A video starts aiming at the highest layer being received; audio at its one layer.
+func NewDownTrack(r *Receiver, streamID string, conn Conn) *DownTrack {
+	d := &DownTrack{streamID: streamID, receiver: r, conn: conn}
 	d.current.Store(-1)
 	d.desired.Store(-1)
-	d.maxTemporal.Store(allTemporal)
-	d.tileW.Store(tileUnknown)
-	d.tileH.Store(tileUnknown)
-	if r.kind == webrtc.RTPCodecTypeVideo {
-		var sizes [maxLayers][2]int
-		d.target.Store(chooseLayer(r.ActiveLayers(), sizes, tileUnknown, tileUnknown))
+	d.maxTemporal.Store(AllTemporal)
+	if r.kind == webrtc.RTPCodecTypeVideo { // audio has one layer, 0
+		d.target.Store(-1)
+		active := r.ActiveLayers()
+		for l := MaxLayers - 1; l >= 0; l-- {
+			if active[l] {
+				d.target.Store(int32(l))
+				break
+			}
+		}
 	}
 	// Start the subscriber's sequence numbers and timestamps at random values (RFC 3550 section 5.1).
-	d.lastOutSeq = uint16(rand.Uint32())
-	d.lastOutTS = rand.Uint32()
+	d.mg.start(uint16(rand.Uint32()), rand.Uint32())
 	return d
 }
 
@@ -153,14 +102,14 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		if strings.EqualFold(c.MimeType, want.MimeType) && fmtpCompatible(c, want) {
 			b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), w: ctx.WriteStream()}
 			for _, e := range ctx.HeaderExtensions() {
-				if e.URI == playoutDelayURI && d.receiver.kind == webrtc.RTPCodecTypeVideo {
+				if e.URI == codec.PlayoutDelayURI && d.receiver.kind == webrtc.RTPCodecTypeVideo {
 					b.playoutID = uint8(e.ID)
 				}
 			}
 			d.bound.Store(b)
 			d.boundNanos.Store(time.Now().UnixNano())
 			if d.ready() {
-				d.requestKeyframe()
+				d.RequestKeyframe()
 			} // else the request goes out when the subscriber connects: a keyframe before then would be lost
 			return c, nil
 		}
@@ -168,11 +117,20 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	return webrtc.RTPCodecParameters{}, fmt.Errorf("subscriber does not accept %s: %w", want.MimeType, webrtc.ErrUnsupportedCodec)
 }
 
-// boundAt is when the subscriber's connection took the track (zero before).
-func (d *DownTrack) boundAt() time.Time { return time.Unix(0, d.boundNanos.Load()) }
+// Unbind is called by Pion when the track leaves the subscriber's connection.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.bound.Store(nil)
+	return nil
+}
 
-// requestKeyframe asks the publisher for a keyframe on the layer this DownTrack forwards or is switching to.
-func (d *DownTrack) requestKeyframe() {
+// Bound reports whether the subscriber's connection has taken the track.
+func (d *DownTrack) Bound() bool { return d.bound.Load() != nil }
+
+// BoundAt is when the subscriber's connection took the track (zero before).
+func (d *DownTrack) BoundAt() time.Time { return time.Unix(0, d.boundNanos.Load()) }
+
+// RequestKeyframe asks the publisher for a keyframe on the layer this DownTrack forwards or is switching to.
+func (d *DownTrack) RequestKeyframe() {
 	if l := d.target.Load(); l >= 0 {
 		d.receiver.RequestKeyframe(l)
 	}
@@ -197,49 +155,33 @@ func (d *DownTrack) SetTargetLayer(l int32) {
 
 // ready reports whether packets written now can reach the subscriber: a keyframe asked for earlier is lost.
 func (d *DownTrack) ready() bool {
-	return d.bound.Load() != nil && (d.owner == nil || d.owner.subConnected.Load())
+	return d.bound.Load() != nil && (d.conn == nil || d.conn.Connected())
 }
 
 // SetMaxTemporalLayer limits the VP8 temporal layers forwarded (0: the base layer only).
 func (d *DownTrack) SetMaxTemporalLayer(t int32) { d.maxTemporal.Store(t) }
 
+// MaxTemporalLayer is the highest VP8 temporal layer forwarded.
+func (d *DownTrack) MaxTemporalLayer() int32 { return d.maxTemporal.Load() }
+
 // Layers reports the layer forwarded (-1: none yet, or paused) and the layer wanted.
 func (d *DownTrack) Layers() (current, target int32) { return d.current.Load(), d.target.Load() }
 
-// fmtpCompatible matches H.264 by packetization mode and profile; other codecs by name alone.
-func fmtpCompatible(a, b webrtc.RTPCodecParameters) bool {
-	if !strings.EqualFold(a.MimeType, webrtc.MimeTypeH264) {
-		return true
-	}
-	return fmtpValue(a.SDPFmtpLine, "packetization-mode") == fmtpValue(b.SDPFmtpLine, "packetization-mode") &&
-		profileIDC(fmtpValue(a.SDPFmtpLine, "profile-level-id")) == profileIDC(fmtpValue(b.SDPFmtpLine, "profile-level-id"))
-}
+// SetDesired records the layer the subscriber would take if its bandwidth allowed (-1: none), which dynacast
+// keeps the publisher sending.
+func (d *DownTrack) SetDesired(l int32) { d.desired.Store(l) }
 
-func fmtpValue(line, key string) string {
-	for _, kv := range strings.Split(line, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
-		if strings.EqualFold(k, key) {
-			return strings.ToLower(v)
-		}
-	}
-	return ""
-}
+// Desired is the layer the subscriber would take if its bandwidth allowed.
+func (d *DownTrack) Desired() int32 { return d.desired.Load() }
 
-func profileIDC(plid string) string {
-	if len(plid) < 2 {
-		return ""
-	}
-	return plid[:2]
-}
+// Sent counts the packets sent to the subscriber.
+func (d *DownTrack) Sent() uint64 { return d.sent.Load() }
 
-// Unbind is called by Pion when the track leaves the subscriber's connection.
-func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.bound.Store(nil)
-	return nil
-}
+// LateDrops counts the packets not sent for missing the SFU's latency budget.
+func (d *DownTrack) LateDrops() uint64 { return d.lateDrops.Load() }
 
 // writeRTP rewrites a packet for this subscriber and sends it; it reports whether the packet went out.
-func (d *DownTrack) writeRTP(pi *packetInfo) bool {
+func (d *DownTrack) writeRTP(pi *Packet) bool {
 	l := pi.layer
 	if l != d.current.Load() && l != d.target.Load() {
 		return false // not a layer this subscriber wants
@@ -262,36 +204,25 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 			return false
 		}
 	}
-	inOrder := switching || int16(seq-d.lastIn) > 0
-	m := d.mapping()
-	if !inOrder {
-		var ok bool
-		if m, ok = d.lateMapping(seq); !ok {
-			return false // from before the mappings kept: no place in the output
-		}
+	m, inOrder, ok := d.mg.place(seq, switching)
+	if !ok {
+		return false // from before the mappings kept: no place in the output
 	}
 
 	if len(pkt.Payload) == 0 || pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
 		// Dropped (padding, or a temporal layer above the limit): later packets close the gap it leaves.
 		if !switching && inOrder {
-			next := m
-			next.from = seq + 1
-			next.seqDelta--
-			if pi.hasVP8 && pi.vp8.Start && pi.vp8.PicIDBytes > 0 {
-				next.picDelta--
-			}
-			d.pushMapping(next)
-			d.lastIn = seq
+			d.mg.skip(seq, m, pi.hasVP8 && pi.vp8.Start && pi.vp8.PicIDBytes > 0)
 		}
 		return false
 	}
 
 	if switching { // continue the subscriber's stream from its last packet
-		m = mapping{from: seq, seqDelta: d.lastOutSeq + 1 - seq, tsDelta: d.lastOutTS + d.tsGap(pi.arrival) - pkt.Timestamp}
-		if d.started && pi.hasVP8 {
-			m.picDelta = d.lastOutPic + 1 - pi.vp8.PictureID
-			m.tl0Delta = d.lastOutTL0 + 1 - pi.vp8.TL0PICIDX
+		var vp8 *codec.VP8Descriptor
+		if pi.hasVP8 {
+			vp8 = &pi.vp8
 		}
+		m = d.mg.switchMapping(seq, pkt.Timestamp, pi.arrival, d.receiver.codec.ClockRate, vp8)
 	}
 
 	payload := pkt.Payload
@@ -325,16 +256,13 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 		if d.target.Load() != l {
 			return true // paused or retargeted meanwhile: this packet went, the switch does not stand
 		}
-		d.pushMapping(m)
+		d.mg.switched(m)
 		d.current.Store(l)
-		d.started = true
 	}
 	if inOrder {
-		d.lastIn = seq
-		d.slideMapping()
-		d.lastOutSeq, d.lastOutTS, d.lastOutAt = h.SequenceNumber, h.Timestamp, pi.arrival
+		d.mg.sent(seq, h.SequenceNumber, h.Timestamp, pi.arrival)
 		if pi.hasVP8 {
-			d.lastOutPic, d.lastOutTL0 = outPic, outTL0
+			d.mg.sentVP8(outPic, outTL0)
 		}
 	}
 	d.sent.Add(1)
@@ -343,7 +271,7 @@ func (d *DownTrack) writeRTP(pi *packetInfo) bool {
 
 // dropLate drops a packet that would leave past the SFU's latency budget: the frame it belongs to is broken, so
 // the DownTrack waits for a keyframe (and asks for one), and the allocator sees the drop and lowers the layer.
-func (d *DownTrack) dropLate(pi *packetInfo) {
+func (d *DownTrack) dropLate(pi *Packet) {
 	if pi.layer != d.current.Load() {
 		return // not a layer it forwards
 	}
@@ -354,27 +282,16 @@ func (d *DownTrack) dropLate(pi *packetInfo) {
 	d.mu.Lock()
 	d.current.Store(-1)
 	d.mu.Unlock()
-	d.requestKeyframe()
+	d.RequestKeyframe()
 }
 
-// tsGap is the RTP time between the last packet sent and a new layer's first: the wall-clock time between
-// them, at least one tick.
-func (d *DownTrack) tsGap(now time.Time) uint32 {
-	gap := now.Sub(d.lastOutAt)
-	if d.lastOutAt.IsZero() || gap <= 0 {
-		return 1 // the new layer's packet arrived before the last one sent (another read goroutine)
-	}
-	gap = min(gap, 10*time.Second)
-	return max(uint32(gap.Seconds()*float64(d.receiver.codec.ClockRate)), 1)
-}
-
-// handleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are
+// HandleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are
 // counted (Pion's NACK responder retransmits from its own buffer of what this DownTrack sent).
-func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
+func (d *DownTrack) HandleRTCP(pkts []rtcp.Packet) {
 	for _, p := range pkts {
 		switch p := p.(type) {
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			d.requestKeyframe()
+			d.RequestKeyframe()
 		case *rtcp.TransportLayerNack:
 			var lost uint64
 			for _, n := range p.Nacks {
@@ -385,13 +302,39 @@ func (d *DownTrack) handleRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// readRTCP reads the subscriber's RTCP for this track until the sender stops.
-func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+// ReadRTCP reads the subscriber's RTCP for this track until the sender stops.
+func (d *DownTrack) ReadRTCP(sender *webrtc.RTPSender) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
 			return
 		}
-		d.handleRTCP(pkts)
+		d.HandleRTCP(pkts)
 	}
+}
+
+// fmtpCompatible matches H.264 by packetization mode and profile; other codecs by name alone.
+func fmtpCompatible(a, b webrtc.RTPCodecParameters) bool {
+	if !strings.EqualFold(a.MimeType, webrtc.MimeTypeH264) {
+		return true
+	}
+	return fmtpValue(a.SDPFmtpLine, "packetization-mode") == fmtpValue(b.SDPFmtpLine, "packetization-mode") &&
+		profileIDC(fmtpValue(a.SDPFmtpLine, "profile-level-id")) == profileIDC(fmtpValue(b.SDPFmtpLine, "profile-level-id"))
+}
+
+func fmtpValue(line, key string) string {
+	for _, kv := range strings.Split(line, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if strings.EqualFold(k, key) {
+			return strings.ToLower(v)
+		}
+	}
+	return ""
+}
+
+func profileIDC(plid string) string {
+	if len(plid) < 2 {
+		return ""
+	}
+	return plid[:2]
 }

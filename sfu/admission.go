@@ -1,0 +1,89 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// Admission: who may join a room, how many joins the node sets up at once, and what a publish offer may ask for.
+
+// Errors of the room's rules and the node's limits, each mapped to its own protocol error code.
+var (
+	ErrRoomFull   = errors.New("the room is full")
+	ErrRoomLocked = errors.New("the room is locked")
+	ErrLimit      = errors.New("limit exceeded")
+	ErrBusy       = errors.New("the server is busy")
+)
+
+// takeJoinSlot reserves one of the node's concurrent join slots; the returned function frees it.
+func (s *SFU) takeJoinSlot() (func(), error) {
+	if s.joinSlots == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.joinSlots <- struct{}{}:
+		return func() { <-s.joinSlots }, nil
+	default:
+		return nil, fmt.Errorf("%w: %d joins are being set up; try again shortly", ErrBusy, cap(s.joinSlots))
+	}
+}
+
+// admitLocked checks a room's rules for a newcomer; rm.mu is held.
+func (rm *Room) admitLocked(p *Participant) error {
+	if rm.locked && !p.info.Admin {
+		return ErrRoomLocked
+	}
+	if max := rm.sfu.maxParticipants; max > 0 && len(rm.participants) >= max {
+		for _, q := range rm.participants {
+			if strings.EqualFold(q.info.Identity, p.info.Identity) {
+				return nil // a rejoin replaces the old session
+			}
+		}
+		return fmt.Errorf("%w: %d participants is the limit", ErrRoomFull, max)
+	}
+	return nil
+}
+
+// maxMediaSections bounds an offer's m-lines of any kind and direction: each costs a transceiver.
+const maxMediaSections = 32
+
+// checkOffer refuses a publish offer that asks for more than the participant may: data channels without the
+// right, or more tracks than the limit.
+func (p *Participant) checkOffer(offer string) error {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
+	}
+	if n := len(parsed.MediaDescriptions); n > maxMediaSections {
+		return fmt.Errorf("the offer has %d media sections; at most %d are taken: %w", n, maxMediaSections, ErrLimit)
+	}
+	sending := 0
+	for _, m := range parsed.MediaDescriptions {
+		switch m.MediaName.Media {
+		case "application":
+			if !p.info.CanPublishData {
+				return fmt.Errorf("token does not allow publishing data: %w", ErrForbidden)
+			}
+		case "audio", "video":
+			// Count as Pion answers: the first direction attribute decides (sendrecv when there is none), and a
+			// port of 0 does not make a line go away.
+			dir := "sendrecv"
+			for _, a := range m.Attributes {
+				if a.Key == "sendrecv" || a.Key == "sendonly" || a.Key == "recvonly" || a.Key == "inactive" {
+					dir = a.Key
+					break
+				}
+			}
+			if dir != "recvonly" && dir != "inactive" {
+				sending++
+			}
+		}
+	}
+	if sending > maxPublishedTracks {
+		return fmt.Errorf("the offer sends %d tracks; at most %d may be published: %w", sending, maxPublishedTracks, ErrLimit)
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package forward
+
+import (
+	"time"
+
+	"github.com/edge-sfu/sfu/media/codec"
+)
+
+// munger turns the packets a subscriber gets, from whichever simulcast layer they come, into one continuous
+// stream: sequence numbers without gaps where packets were dropped on purpose, timestamps that go on across a
+// layer switch, and VP8 picture ids and TL0PICIDX that do the same. It is not safe for concurrent use: its
+// DownTrack holds a lock around it.
+type munger struct {
+	started    bool   // a packet has been sent
+	lastIn     uint16 // newest input sequence number on the current layer
+	maps       [mapHistory]mapping
+	head, nmap int // maps[head] is in force; nmap are kept
+	lastOutSeq uint16
+	lastOutTS  uint32
+	lastOutPic uint16
+	lastOutTL0 uint8
+	lastOutAt  time.Time
+}
+
+// mapping turns a layer's input sequence numbers from `from` on into the subscriber's: a switch or a dropped
+// packet starts a new one. Late packets (retransmissions, reordering) are rewritten with the mapping that was in
+// force at their place in the input.
+type mapping struct {
+	from     uint16
+	seqDelta uint16
+	tsDelta  uint32
+	picDelta uint16
+	tl0Delta uint8
+}
+
+// mapHistory is how many mappings are kept; mapWindow is how far behind the newest packet a late packet may be.
+const (
+	mapHistory = 16
+	mapWindow  = 4096
+)
+
+// start sets the first output sequence number and timestamp (random, RFC 3550 section 5.1, for a real stream).
+func (m *munger) start(seq uint16, ts uint32) {
+	m.lastOutSeq, m.lastOutTS = seq, ts
+}
+
+// current is the mapping in force.
+func (m *munger) current() mapping { return m.maps[m.head] }
+
+// push starts a new mapping.
+func (m *munger) push(mp mapping) {
+	m.head = (m.head + 1) % mapHistory
+	m.maps[m.head] = mp
+	m.nmap = min(m.nmap+1, mapHistory)
+}
+
+// place finds the mapping for an input packet: for a newer packet than any before (or the first of a switch),
+// the one in force; for a late packet, the one in force at its place in the input. ok is false for a late packet
+// from before every mapping kept, or too old to place.
+func (m *munger) place(seq uint16, switching bool) (mp mapping, inOrder, ok bool) {
+	if switching || int16(seq-m.lastIn) > 0 {
+		return m.current(), true, true
+	}
+	mp, ok = m.lateMapping(seq)
+	return mp, false, ok
+}
+
+// lateMapping finds the mapping for a packet older than the newest. Distances are signed: a drop's mapping starts
+// just after the newest packet.
+func (m *munger) lateMapping(seq uint16) (mapping, bool) {
+	if back := int16(m.lastIn - seq); back <= 0 || back > mapWindow {
+		return mapping{}, false
+	}
+	for i := 0; i < m.nmap; i++ {
+		mp := m.maps[(m.head-i+mapHistory)%mapHistory]
+		if int16(seq-mp.from) >= 0 { // seq falls at or after this mapping's start
+			return mp, true
+		}
+	}
+	return mapping{}, false
+}
+
+// skip drops an in-order packet of the current layer on purpose (padding, a temporal layer above the limit): the
+// packets after it close the gap it leaves. picStart says it starts a VP8 picture whose id is then skipped too.
+func (m *munger) skip(seq uint16, mp mapping, picStart bool) {
+	next := mp
+	next.from = seq + 1
+	next.seqDelta--
+	if picStart {
+		next.picDelta--
+	}
+	m.push(next)
+	m.lastIn = seq
+}
+
+// switchMapping is the mapping that continues the subscriber's stream from its last packet with a new layer's
+// packet: the next sequence number, a timestamp advanced by the wall-clock time between the two, and the next
+// picture id. vp8 is nil for other codecs.
+func (m *munger) switchMapping(seq uint16, ts uint32, arrival time.Time, clockRate uint32, vp8 *codec.VP8Descriptor) mapping {
+	mp := mapping{from: seq, seqDelta: m.lastOutSeq + 1 - seq, tsDelta: m.lastOutTS + m.tsGap(arrival, clockRate) - ts}
+	if m.started && vp8 != nil {
+		mp.picDelta = m.lastOutPic + 1 - vp8.PictureID
+		mp.tl0Delta = m.lastOutTL0 + 1 - vp8.TL0PICIDX
+	}
+	return mp
+}
+
+// tsGap is the RTP time between the last packet sent and a new layer's first: the wall-clock time between them,
+// at least one tick.
+func (m *munger) tsGap(now time.Time, clockRate uint32) uint32 {
+	gap := now.Sub(m.lastOutAt)
+	if m.lastOutAt.IsZero() || gap <= 0 {
+		return 1 // the new layer's packet arrived before the last one sent (another read goroutine)
+	}
+	gap = min(gap, 10*time.Second)
+	return max(uint32(gap.Seconds()*float64(clockRate)), 1)
+}
+
+// switched makes a switch's mapping the one in force, once its first packet has gone out.
+func (m *munger) switched(mp mapping) {
+	m.push(mp)
+	m.started = true
+}
+
+// sent records an in-order packet that went out: its input sequence number and what it became.
+func (m *munger) sent(seq, outSeq uint16, outTS uint32, arrival time.Time) {
+	m.lastIn = seq
+	m.slide()
+	m.lastOutSeq, m.lastOutTS, m.lastOutAt = outSeq, outTS, arrival
+}
+
+// sentVP8 records the picture id and TL0PICIDX of an in-order VP8 packet that went out.
+func (m *munger) sentVP8(pic uint16, tl0 uint8) {
+	m.lastOutPic, m.lastOutTL0 = pic, tl0
+}
+
+// slide keeps the mapping in force starting within reach of the newest packet, so that the signed distances
+// above stay meaningful on a stream that goes on without a new mapping for longer than 32768 packets.
+func (m *munger) slide() {
+	if mp := &m.maps[m.head]; int16(m.lastIn-mp.from) > 2*mapWindow {
+		mp.from = m.lastIn - mapWindow
+		m.nmap = 1 // the older ones cover only packets that are now too old to place
+	}
+}

@@ -1,0 +1,224 @@
+package sfu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/sfu/forward"
+)
+
+// The publishing side of a participant: its offers, what it says of its tracks before they start (mute state,
+// source), and the goroutine that reads each track (onTrack).
+
+// Bounds on what a client may send: tracks published at once, and tracks it may describe before they start.
+const (
+	maxPublishedTracks = 8
+	maxMuteStates      = 32
+)
+
+// publishState is what the participant said of its tracks and which of them are being read; under
+// Participant.mu.
+type publishState struct {
+	muteState map[string]bool   // by track id; a client may mute a track before its first packet arrives
+	sources   map[string]string // by track id, from track_source
+	receiving map[string]*Track // by track id: tracks with at least one layer being read
+}
+
+func newPublishState() publishState {
+	return publishState{muteState: map[string]bool{}, sources: map[string]string{}, receiving: map[string]*Track{}}
+}
+
+// HandleOffer applies the client's offer for its publish connection and returns the SFU's answer.
+func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error) {
+	if !p.canPublish() {
+		return webrtc.SessionDescription{}, fmt.Errorf("publishing is not allowed: %w", ErrForbidden)
+	}
+	if err := p.checkOffer(sdp); err != nil {
+		return webrtc.SessionDescription{}, err
+	}
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
+	}
+	p.applyHeld(PublishPC)
+	answer, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
+	}
+	p.sigMu[PublishPC].Lock()
+	defer p.sigMu[PublishPC].Unlock()
+	if err := p.pub.SetLocalDescription(answer); err != nil {
+		return webrtc.SessionDescription{}, fmt.Errorf("publish answer: %w: %w", ErrBadSDP, err)
+	}
+	p.peer.SendDescription(PublishPC, answer)
+	return answer, nil
+}
+
+// SetMuted records that one of the participant's tracks is muted or not and tells the room. The track may be
+// one whose first packet has not arrived yet: the state applies when it does.
+func (p *Participant) SetMuted(trackID string, muted bool) error {
+	t := p.track(trackID)
+	p.mu.Lock()
+	if t == nil && !p.offered(trackID) {
+		p.mu.Unlock()
+		return fmt.Errorf("no published track %.64q: %w", trackID, ErrBadRequest)
+	}
+	st := &p.pubState
+	if _, known := st.muteState[trackID]; !known && len(st.muteState) >= maxMuteStates {
+		p.mu.Unlock()
+		return fmt.Errorf("mute states for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
+	}
+	st.muteState[trackID] = muted
+	p.mu.Unlock()
+	if t == nil {
+		return nil
+	}
+	t.setAudioMuted(muted)
+	if t.r.SetMuted(muted) {
+		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: t.Info()})
+	}
+	return nil
+}
+
+// offered reports whether the client's publish offer names the track (in an msid attribute).
+func (p *Participant) offered(trackID string) bool {
+	rd := p.pub.RemoteDescription()
+	if rd == nil {
+		return false
+	}
+	parsed, err := rd.Unmarshal()
+	if err != nil {
+		return false
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if v, ok := m.Attribute("msid"); ok {
+			if _, track, _ := strings.Cut(v, " "); track == trackID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SetSource records what a track about to be published carries.
+func (p *Participant) SetSource(trackID, source string) error {
+	switch source {
+	case SourceCamera, SourceMicrophone, SourceScreen, SourceScreenAudio:
+	default:
+		return fmt.Errorf("unknown source %.20q: %w", source, ErrBadRequest)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := &p.pubState
+	if st.receiving[trackID] != nil {
+		return fmt.Errorf("track %.64q is published already: %w", trackID, ErrOutOfOrder)
+	}
+	if _, known := st.sources[trackID]; !known && len(st.sources) >= maxMuteStates {
+		return fmt.Errorf("sources for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
+	}
+	st.sources[trackID] = source
+	return nil
+}
+
+// onTrack runs on a goroutine Pion starts for each track, or simulcast layer of a track, that the publisher
+// sends: it forwards the layer until it ends. The first layer of a track publishes it; when its last layer ends,
+// the track is unpublished.
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	st := &p.pubState
+	t := st.receiving[remote.ID()]
+	first := t == nil
+	if first && len(st.receiving) >= maxPublishedTracks {
+		p.mu.Unlock()
+		p.log.Warn("track refused: too many published", zap.String("track", remote.ID()), zap.Int("limit", maxPublishedTracks))
+		return
+	}
+	if first {
+		t = p.newTrack(remote, rr)
+		st.receiving[remote.ID()] = t
+	}
+	r := t.r
+	l := forward.LayerIndex(remote.RID())
+	if !r.StartLayer(l, uint32(remote.SSRC()), remote.RID()) {
+		p.mu.Unlock()
+		p.log.Warn("layer sent twice", zap.String("track", remote.ID()), zap.String("rid", remote.RID()))
+		return
+	}
+	p.wg.Add(2) // this goroutine and the RTCP reader
+	p.mu.Unlock()
+	defer p.wg.Done()
+
+	go func() { // the publisher's RTCP must be read for the interceptors to see its sender reports
+		defer p.wg.Done()
+		for {
+			var err error
+			if rid := remote.RID(); rid != "" {
+				_, _, err = rr.ReadSimulcastRTCP(rid)
+			} else {
+				_, _, err = rr.ReadRTCP()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	if first && !p.room.publish(t) {
+		p.dropReceiving(t)
+		return
+	}
+	err := r.Forward(l, func(b []byte) (int, error) {
+		n, _, err := remote.Read(b)
+		return n, err
+	})
+	if err != nil {
+		p.log.Debug("layer ended", zap.String("track", r.ID()), zap.Int("layer", l), zap.Error(err))
+	}
+	p.mu.Lock()
+	last := !r.StopLayer(l)
+	if last && st.receiving[r.ID()] == t {
+		delete(st.receiving, r.ID())
+		delete(st.muteState, r.ID())
+		delete(st.sources, r.ID())
+	}
+	p.mu.Unlock()
+	if last {
+		p.room.unpublish(t)
+	}
+}
+
+// newTrack makes the Track of a remote track's first layer, with what the client said of it; p.mu is held.
+func (p *Participant) newTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) *Track {
+	s := p.room.sfu
+	source := p.pubState.sources[remote.ID()]
+	if source == "" {
+		source = SourceCamera
+		if remote.Kind() == webrtc.RTPCodecTypeAudio {
+			source = SourceMicrophone
+		}
+	}
+	cfg := forward.ReceiverConfig{ID: remote.ID(), Kind: remote.Kind(), Codec: remote.Codec(), Source: source,
+		RTCP: p.pub, Budget: s.budget, PlayoutDelay: s.playout, Latency: s.latency}
+	for _, e := range rr.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
+			cfg.AudioLevelID = uint8(e.ID)
+		}
+	}
+	r := forward.NewReceiver(cfg)
+	r.SetMuted(p.pubState.muteState[remote.ID()])
+	return &Track{r: r, publisher: p, sfu: s}
+}
+
+func (p *Participant) dropReceiving(t *Track) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pubState.receiving[t.r.ID()] == t {
+		delete(p.pubState.receiving, t.r.ID())
+	}
+}

@@ -1,0 +1,247 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/sfu/forward"
+)
+
+// The subscribing side of a participant: a DownTrack for each track of the others on the subscribe connection,
+// and that connection's negotiation. The SFU offers and the client answers; an offer made while another awaits
+// its answer is sent once the answer comes. ICE candidates that arrive before their connection has a remote
+// description are held until it has one.
+
+// Bounds on ICE candidates a client may send: held before a connection has a remote description, and in all per
+// connection.
+const (
+	maxHeldCandidates = 64
+	maxCandidates     = 256
+)
+
+// negotiation is the state of the subscribe connection's offers; its mu is Participant.negMu in the lock order.
+type negotiation struct {
+	mu             sync.Mutex
+	awaitingAnswer bool // an offer was sent and has no answer yet
+	renegotiate    bool // something changed meanwhile: offer again once answered
+	iceRestart     bool // the next offer restarts ICE
+}
+
+// subscribe adds a DownTrack of t to this participant's subscribe connection.
+func (p *Participant) subscribe(t *Track) {
+	r := t.r
+	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
+	s := &subscription{track: t, down: d}
+	s.tileW.Store(tileUnknown)
+	s.tileH.Store(tileUnknown)
+	p.mu.Lock()
+	if p.closed || p.downs[r] != nil || p.answerMode && !p.freeTransceiver(r.Kind()) {
+		p.mu.Unlock()
+		return
+	}
+	sender, err := p.sub.AddTrack(d)
+	if err != nil {
+		p.mu.Unlock()
+		p.log.Warn("cannot add track", zap.String("track", r.ID()), zap.Error(err))
+		return
+	}
+	if !r.AddDownTrack(d) { // unpublished meanwhile
+		_ = p.sub.RemoveTrack(sender)
+		p.mu.Unlock()
+		return
+	}
+	s.sender = sender
+	p.downs[r] = s
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		d.ReadRTCP(sender)
+	}()
+	p.negotiate()
+	p.pokeControl()
+}
+
+// unsubscribe removes t's DownTrack from this participant, if it has one.
+func (p *Participant) unsubscribe(t *Track) {
+	p.mu.Lock()
+	s := p.downs[t.r]
+	delete(p.downs, t.r)
+	closed := p.closed
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	t.r.RemoveDownTrack(s.down)
+	if closed {
+		return
+	}
+	if err := p.sub.RemoveTrack(s.sender); err != nil {
+		p.log.Debug("remove track", zap.Error(err))
+	}
+	p.negotiate()
+}
+
+// subscriptions returns the tracks this participant receives.
+func (p *Participant) subscriptions() []*subscription {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	subs := make([]*subscription, 0, len(p.downs))
+	for _, s := range p.downs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// maxTileSide bounds the tile sizes a client may report.
+const maxTileSide = 16384
+
+// SetTileSize records the size at which the participant shows a track it receives (0 x 0: hidden), so that it
+// gets the smallest layer that fills it.
+func (p *Participant) SetTileSize(trackID string, w, h int) error {
+	if w < 0 || h < 0 || w > maxTileSide || h > maxTileSide {
+		return fmt.Errorf("tile size %dx%d out of range: %w", w, h, ErrBadRequest)
+	}
+	var s *subscription
+	for _, x := range p.subscriptions() {
+		if x.track.ID() == trackID {
+			s = x
+		}
+	}
+	if s == nil {
+		return fmt.Errorf("not receiving a track %.64q: %w", trackID, ErrBadRequest)
+	}
+	oldW, oldH := s.tileW.Swap(int32(w)), s.tileH.Swap(int32(h))
+	if int32(w)*int32(h) > max(oldW, 0)*max(oldH, 0) {
+		s.tileGrew.Store(true)
+	}
+	p.pokeControl()
+	return nil
+}
+
+// HandleAnswer applies the client's answer to the SFU's last subscribe offer.
+func (p *Participant) HandleAnswer(sdp string) error {
+	p.neg.mu.Lock()
+	if !p.neg.awaitingAnswer {
+		p.neg.mu.Unlock()
+		return fmt.Errorf("subscribe answer with no offer pending: %w", ErrOutOfOrder)
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		p.neg.mu.Unlock()
+		return fmt.Errorf("subscribe answer: %w: %w", ErrBadSDP, err)
+	}
+	p.neg.awaitingAnswer = false
+	again := p.neg.renegotiate
+	p.neg.renegotiate = false
+	p.neg.mu.Unlock()
+	p.applyHeld(SubscribePC)
+	if again {
+		p.negotiate()
+	}
+	return nil
+}
+
+// RestartICE makes the next subscribe offer restart ICE (new credentials, new candidates), for a client whose
+// network changed; it sends it now unless an offer is awaiting its answer. The publish connection restarts when
+// the client sends an offer with new ICE credentials.
+func (p *Participant) RestartICE() error {
+	if p.answerMode {
+		return fmt.Errorf("a WHEP session cannot restart ICE this way: %w", ErrBadRequest)
+	}
+	p.neg.mu.Lock()
+	p.neg.iceRestart = true
+	p.neg.mu.Unlock()
+	p.negotiate()
+	return nil
+}
+
+// negotiate sends a new subscribe offer, or marks one to send once the client answers the pending one.
+func (p *Participant) negotiate() {
+	if p.answerMode {
+		return // the client offers (WHEP): the SFU cannot renegotiate
+	}
+	p.neg.mu.Lock()
+	defer p.neg.mu.Unlock()
+	if p.neg.awaitingAnswer {
+		p.neg.renegotiate = true
+		return
+	}
+	if p.isClosed() {
+		return
+	}
+	var opts *webrtc.OfferOptions
+	if p.neg.iceRestart {
+		opts = &webrtc.OfferOptions{ICERestart: true}
+		p.neg.iceRestart = false
+	}
+	p.sigMu[SubscribePC].Lock() // from CreateOffer: an ICE restart gathers new candidates as soon as it is asked for
+	defer p.sigMu[SubscribePC].Unlock()
+	offer, err := p.sub.CreateOffer(opts)
+	if err != nil {
+		p.log.Warn("subscribe offer", zap.Error(err))
+		return
+	}
+	if err := p.sub.SetLocalDescription(offer); err != nil {
+		p.log.Warn("subscribe offer", zap.Error(err))
+		return
+	}
+	p.neg.awaitingAnswer = true
+	p.peer.SendDescription(SubscribePC, offer)
+}
+
+// AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description.
+func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
+	if c.Candidate == "" {
+		return nil // end of candidates
+	}
+	pc := p.pc(which)
+	p.mu.Lock()
+	if pc.RemoteDescription() == nil {
+		defer p.mu.Unlock()
+		if len(p.held[which]) >= maxHeldCandidates {
+			return fmt.Errorf("more than %d candidates before the %s description: %w", maxHeldCandidates, which, ErrBadRequest)
+		}
+		p.held[which] = append(p.held[which], c)
+		return nil
+	}
+	if p.added[which] >= maxCandidates {
+		p.mu.Unlock()
+		return fmt.Errorf("more than %d candidates for the %s connection: %w", maxCandidates, which, ErrBadRequest)
+	}
+	p.added[which]++
+	p.mu.Unlock()
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%s candidate: %w: %w", which, ErrBadRequest, err)
+	}
+	return nil
+}
+
+// applyHeld adds the candidates held for a connection that now has a remote description.
+func (p *Participant) applyHeld(which PC) {
+	p.mu.Lock()
+	held := p.held[which]
+	p.held[which] = nil
+	p.mu.Unlock()
+	for _, c := range held {
+		if err := p.pc(which).AddICECandidate(c); err != nil {
+			p.log.Debug("held candidate refused", zap.Stringer("pc", which), zap.Error(err))
+		}
+	}
+}
+
+func (p *Participant) pc(which PC) *webrtc.PeerConnection {
+	if which == PublishPC {
+		return p.pub
+	}
+	return p.sub
+}
+
+// requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
+func (p *Participant) requestKeyframes() {
+	for _, s := range p.subscriptions() {
+		s.down.RequestKeyframe()
+	}
+}
