@@ -21,7 +21,7 @@ test: deps fmt-check vet
 	$(MAKE) fuzz
 
 fuzz: deps-go deps-audio
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling/protocol
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./media/opus
 	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$(FUZZTIME) ./sfu
 	$(GO) test -run='^$$' -fuzz=FuzzOffer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./sfu

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling/audit"
+	"github.com/edge-sfu/sfu/signaling/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -85,7 +86,7 @@ func (srv *Server) RedirectAll(base string) int {
 	}
 	srv.mu.Unlock()
 	for _, s := range sessions {
-		s.send(redirectMsg{Type: "redirect", URL: wsURL(base), Reason: "draining"})
+		s.send(protocol.Redirect{Type: protocol.TypeRedirect, URL: wsURL(base), Reason: "draining"})
 		s.End("")
 	}
 	return len(sessions)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling/audit"
+	"github.com/edge-sfu/sfu/signaling/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -81,7 +82,7 @@ func (s *session) readLoop() {
 		}
 		return s.conn.SetReadDeadline(time.Now().Add(readTimeout))
 	})
-	buf := make([]byte, MaxMessageSize+1)
+	buf := make([]byte, protocol.MaxMessageSize+1)
 	for {
 		kind, r, err := s.conn.NextReader()
 		if err != nil {
@@ -97,7 +98,7 @@ func (s *session) readLoop() {
 		switch {
 		case err == nil: // filled the buffer: over the limit
 			rest, _ := io.Copy(io.Discard, r)
-			s.sendError(protoErr(CodeTooLarge, "", "message is %d bytes; the limit is %d", int64(n)+rest, MaxMessageSize))
+			s.sendError(protocol.Errorf(protocol.CodeTooLarge, "", "message is %d bytes; the limit is %d", int64(n)+rest, protocol.MaxMessageSize))
 			continue
 		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 		default:
@@ -105,14 +106,14 @@ func (s *session) readLoop() {
 			return
 		}
 		if kind != websocket.TextMessage {
-			s.sendError(protoErr(CodeBadMessage, "", "messages are JSON text frames"))
+			s.sendError(protocol.Errorf(protocol.CodeBadMessage, "", "messages are JSON text frames"))
 			continue
 		}
 		if !s.rate.allow(time.Now()) {
 			if s.rate.shouldTell(time.Now()) {
 				s.srv.record(audit.Record{Kind: audit.KindLimit, Room: s.claims.Room, Identity: s.claims.Identity, Remote: s.remote,
-					Detail: map[string]any{"refused": "message", "code": CodeRateLimited}})
-				s.sendError(protoErr(CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
+					Detail: map[string]any{"refused": "message", "code": protocol.CodeRateLimited}})
+				s.sendError(protocol.Errorf(protocol.CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
 			}
 			continue
 		}
@@ -124,25 +125,25 @@ func (s *session) readLoop() {
 
 // handle acts on one message; it reports false when the session must end.
 func (s *session) handle(data []byte) bool {
-	req, err := Decode(data)
+	req, err := protocol.Decode(data)
 	if err != nil {
 		s.sendError(err)
 		return true
 	}
 	if req.Type == "ping" {
-		s.send(pongMsg{Type: "pong", ID: req.ID})
+		s.send(protocol.Pong{Type: protocol.TypePong, ID: req.ID})
 		return true
 	}
 	if s.p == nil {
 		if req.Type != "join" {
-			s.sendError(protoErr(CodeNotJoined, req.Type, "send join first"))
+			s.sendError(protocol.Errorf(protocol.CodeNotJoined, req.Type, "send join first"))
 			return true
 		}
 		return s.join(req.Token)
 	}
 	switch req.Type {
 	case "join":
-		s.sendError(protoErr(CodeAlreadyJoined, req.Type, "this socket has joined already"))
+		s.sendError(protocol.Errorf(protocol.CodeAlreadyJoined, req.Type, "this socket has joined already"))
 	case "offer":
 		if _, err := s.p.HandleOffer(req.SDP); err != nil { // the answer goes out through SendDescription
 			s.sendError(sfuError(req.Type, err))
@@ -153,8 +154,7 @@ func (s *session) handle(data []byte) bool {
 			s.sendError(sfuError(req.Type, err))
 		}
 	case "candidate":
-		pc, _ := req.pc()
-		if err := s.p.AddCandidate(pc, *req.Candidate); err != nil {
+		if err := s.p.AddCandidate(sfuPC(req.PC), *req.Candidate); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
 	case "mute":
@@ -209,11 +209,11 @@ func (s *session) join(token string) bool {
 	claims, err := s.srv.keys.Verify(token)
 	if err != nil {
 		s.srv.record(audit.Record{Kind: audit.KindAuthFailure, Remote: s.remote, Detail: map[string]any{"endpoint": "ws", "error": err.Error()}})
-		code := CodeUnauthorized
+		code := protocol.CodeUnauthorized
 		if errors.Is(err, ErrTokenExpired) {
-			code = CodeTokenExpired
+			code = protocol.CodeTokenExpired
 		}
-		s.sendError(protoErr(code, "join", "%v", err))
+		s.sendError(protocol.Errorf(code, "join", "%v", err))
 		s.End("")
 		return false
 	}
@@ -230,15 +230,15 @@ func (s *session) join(token string) bool {
 		case errors.Is(err, ErrResidency):
 			s.srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
 				Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "error": err.Error()}})
-			s.sendError(protoErr(CodeResidency, "join", "%v", err))
+			s.sendError(protocol.Errorf(protocol.CodeResidency, "join", "%v", err))
 			s.End("")
 			return false
 		case err != nil:
-			s.sendError(protoErr(CodeInternal, "join", "cannot place the room: %v", err))
+			s.sendError(protocol.Errorf(protocol.CodeInternal, "join", "cannot place the room: %v", err))
 			s.End("")
 			return false
 		case route.Redirect != "":
-			s.send(redirectMsg{Type: "redirect", URL: wsURL(route.Redirect), Reason: "room_owner"})
+			s.send(protocol.Redirect{Type: protocol.TypeRedirect, URL: wsURL(route.Redirect), Reason: "room_owner"})
 			s.End("")
 			return false
 		}
@@ -248,8 +248,8 @@ func (s *session) join(token string) bool {
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin}, s)
 	if err != nil {
 		pe := sfuError("join", err)
-		if pe.Code == CodeInternal {
-			s.sendError(protoErr(CodeInternal, "join", "cannot join: %v", err))
+		if pe.Code == protocol.CodeInternal {
+			s.sendError(protocol.Errorf(protocol.CodeInternal, "join", "cannot join: %v", err))
 			s.End("shutdown")
 			return false
 		}
@@ -271,32 +271,32 @@ var sfuErrorCodes = []struct {
 	err  error
 	code string
 }{
-	{sfu.ErrBadSDP, CodeBadSDP}, {sfu.ErrOutOfOrder, CodeOutOfOrder}, {sfu.ErrForbidden, CodeForbidden},
-	{sfu.ErrBadRequest, CodeBadRequest}, {sfu.ErrRoomFull, CodeRoomFull}, {sfu.ErrRoomLocked, CodeRoomLocked},
-	{sfu.ErrBusy, CodeBusy}, {sfu.ErrLimit, CodeLimit}, {sfu.ErrE2EE, CodeE2EE}, {sfu.ErrUnavailable, CodeUnavailable},
+	{sfu.ErrBadSDP, protocol.CodeBadSDP}, {sfu.ErrOutOfOrder, protocol.CodeOutOfOrder}, {sfu.ErrForbidden, protocol.CodeForbidden},
+	{sfu.ErrBadRequest, protocol.CodeBadRequest}, {sfu.ErrRoomFull, protocol.CodeRoomFull}, {sfu.ErrRoomLocked, protocol.CodeRoomLocked},
+	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
 }
 
 // sfuError maps an SFU error to a protocol error.
-func sfuError(ref string, err error) *ProtocolError {
-	code := CodeInternal
+func sfuError(ref string, err error) *protocol.ProtocolError {
+	code := protocol.CodeInternal
 	for _, c := range sfuErrorCodes {
 		if errors.Is(err, c.err) {
 			code = c.code
 			break
 		}
 	}
-	return protoErr(code, ref, "%v", err)
+	return protocol.Errorf(code, ref, "%v", err)
 }
 
 func (s *session) sendError(err error) {
-	var pe *ProtocolError
+	var pe *protocol.ProtocolError
 	if !errors.As(err, &pe) {
-		pe = protoErr(CodeInternal, "", "%v", err)
+		pe = protocol.Errorf(protocol.CodeInternal, "", "%v", err)
 	}
-	if pe.Code == CodeInternal {
+	if pe.Code == protocol.CodeInternal {
 		s.log.Warn("request failed", zap.String("ref", pe.Ref), zap.String("error", pe.Message))
 	}
-	s.send(errorMsg{Type: "error", Code: pe.Code, Message: pe.Message, Ref: pe.Ref})
+	s.send(pe.ErrorMessage())
 }
 
 // send queues a message. A client whose queue is full is not keeping up; its session ends.
@@ -321,18 +321,18 @@ func (s *session) send(msg any) {
 
 // SendDescription implements sfu.Peer.
 func (s *session) SendDescription(pc sfu.PC, sd webrtc.SessionDescription) {
-	s.send(sdpMsg{Type: sd.Type.String(), PC: pc.String(), SDP: sd.SDP})
+	s.send(protocol.SDP{Type: sd.Type.String(), PC: pc.String(), SDP: sd.SDP})
 }
 
 // SendCandidate implements sfu.Peer.
 func (s *session) SendCandidate(pc sfu.PC, c webrtc.ICECandidateInit) {
-	s.send(candidateMsg{Type: "candidate", PC: pc.String(), Candidate: c})
+	s.send(protocol.Candidate{Type: protocol.TypeCandidate, PC: pc.String(), Candidate: c})
 }
 
 // SendEvent implements sfu.Peer.
 func (s *session) SendEvent(ev sfu.Event) {
 	msg := eventMessage(ev, s.srv.iceServersFor(ev))
-	if j, ok := msg.(joinedMsg); ok && s.srv.placement != nil {
+	if j, ok := msg.(protocol.Joined); ok && s.srv.placement != nil {
 		for _, u := range s.srv.placement.Fallbacks() {
 			j.Nodes = append(j.Nodes, wsURL(u))
 		}
@@ -347,7 +347,7 @@ func (s *session) SendEvent(ev sfu.Event) {
 func (s *session) End(reason string) {
 	s.endOnce.Do(func() {
 		if reason != "" {
-			s.bye, _ = json.Marshal(byeMsg{Type: "bye", Reason: reason})
+			s.bye, _ = json.Marshal(protocol.Bye{Type: protocol.TypeBye, Reason: reason})
 		}
 		close(s.closing)
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/edge-sfu/sfu/signaling/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap/zapcore"
@@ -232,14 +233,14 @@ func TestBadInput(t *testing.T) {
 	text := func(s string) func() { return func() { m.send(websocket.TextMessage, []byte(s)) } }
 
 	// Before join.
-	step("non-JSON text", text("hello, is this JSON?"), signaling.CodeBadMessage, "")
+	step("non-JSON text", text("hello, is this JSON?"), protocol.CodeBadMessage, "")
 	// A binary frame is refused even when it holds a valid message: no pong 1 may come back.
-	step("a binary frame", func() { m.send(websocket.BinaryMessage, []byte(`{"type":"ping","id":1}`)) }, signaling.CodeBadMessage, "")
+	step("a binary frame", func() { m.send(websocket.BinaryMessage, []byte(`{"type":"ping","id":1}`)) }, protocol.CodeBadMessage, "")
 	// 100 KiB: over the 64 KiB limit, under the 1 MiB one. It is a valid ping; it must not be answered.
 	big := `{"type":"ping","id":2,"pad":"` + strings.Repeat("x", 100<<10) + `"}`
-	step("a 100 KiB frame", text(big), signaling.CodeTooLarge, "")
-	step("an unknown type", text(`{"type":"subscribe","pc":"subscribe"}`), signaling.CodeUnknownType, "")
-	step("an offer before join", text(`{"type":"offer","pc":"publish","sdp":"v=0\r\n"}`), signaling.CodeNotJoined, "offer")
+	step("a 100 KiB frame", text(big), protocol.CodeTooLarge, "")
+	step("an unknown type", text(`{"type":"subscribe","pc":"subscribe"}`), protocol.CodeUnknownType, "")
+	step("an offer before join", text(`{"type":"offer","pc":"publish","sdp":"v=0\r\n"}`), protocol.CodeNotJoined, "offer")
 
 	// Join. Mallory may publish (so a bad offer reaches the SDP parser rather than being forbidden) but not
 	// subscribe: with subscribe the server would send her a subscribe offer for alice's and bob's tracks at once,
@@ -257,17 +258,17 @@ func TestBadInput(t *testing.T) {
 	meetingHealthy(t, n, a, b, "mallory joined")
 
 	step("a second join", func() { m.sendJSON(map[string]string{"type": "join", "token": token(t, room, "mallory2", true, true)}) },
-		signaling.CodeAlreadyJoined, "join")
-	step("an offer with garbage SDP", text(`{"type":"offer","pc":"publish","sdp":"this is not SDP\r\n\u0000"}`), signaling.CodeBadSDP, "offer")
-	step("an answer with no offer pending", text(`{"type":"answer","pc":"subscribe","sdp":"v=0\r\n"}`), signaling.CodeOutOfOrder, "answer")
+		protocol.CodeAlreadyJoined, "join")
+	step("an offer with garbage SDP", text(`{"type":"offer","pc":"publish","sdp":"this is not SDP\r\n\u0000"}`), protocol.CodeBadSDP, "offer")
+	step("an answer with no offer pending", text(`{"type":"answer","pc":"subscribe","sdp":"v=0\r\n"}`), protocol.CodeOutOfOrder, "answer")
 	step("a candidate for pc bogus",
 		text(`{"type":"candidate","pc":"bogus","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}`),
-		signaling.CodeBadRequest, "candidate")
-	step("a mute of an unknown track", text(`{"type":"mute","track":"no-such-track","muted":true}`), signaling.CodeBadRequest, "mute")
+		protocol.CodeBadRequest, "candidate")
+	step("a mute of an unknown track", text(`{"type":"mute","track":"no-such-track","muted":true}`), protocol.CodeBadRequest, "mute")
 	// Alice's track is not mallory's to mute.
 	aliceTrack := a.Pub.GetSenders()[0].Track().ID()
 	step("a mute of someone else's track", func() { m.sendJSON(map[string]any{"type": "mute", "track": aliceTrack, "muted": true}) },
-		signaling.CodeBadRequest, "mute")
+		protocol.CodeBadRequest, "mute")
 
 	// Separate sockets, each closed by the server.
 	t.Run("wrong secret", func(t *testing.T) {
@@ -281,7 +282,7 @@ func TestBadInput(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("got %+v before the close, want one unauthorized error", got)
 		}
-		checkError(t, "forger", got[0], signaling.CodeUnauthorized, "join")
+		checkError(t, "forger", got[0], protocol.CodeUnauthorized, "join")
 	})
 	meetingHealthy(t, n, a, b, "a join with a forged token")
 
@@ -296,7 +297,7 @@ func TestBadInput(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("got %+v before the close, want one token_expired error", got)
 		}
-		checkError(t, "latecomer", got[0], signaling.CodeTokenExpired, "join")
+		checkError(t, "latecomer", got[0], protocol.CodeTokenExpired, "join")
 	})
 	meetingHealthy(t, n, a, b, "a join with an expired token")
 
@@ -363,7 +364,7 @@ func TestPublishForbidden(t *testing.T) {
 
 	viewer := join("viewer", false)
 	viewer.sendJSON(offerMsg)
-	viewer.expectError(signaling.CodeForbidden, "offer")
+	viewer.expectError(protocol.CodeForbidden, "offer")
 
 	speaker := join("speaker", true)
 	speaker.sendJSON(offerMsg)

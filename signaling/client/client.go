@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-sfu/sfu/signaling/protocol"
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -21,54 +22,8 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Message is any server message, decoded loosely.
-type Message struct {
-	Type          string                   `json:"type"`
-	Room          string                   `json:"room,omitempty"`
-	You           *Participant             `json:"you,omitempty"`
-	Participants  []Participant            `json:"participants,omitempty"`
-	Participant   *Participant             `json:"participant,omitempty"`
-	ParticipantID string                   `json:"participant_id,omitempty"`
-	Track         *Track                   `json:"track,omitempty"`
-	PC            string                   `json:"pc,omitempty"`
-	SDP           string                   `json:"sdp,omitempty"`
-	Candidate     *webrtc.ICECandidateInit `json:"candidate,omitempty"`
-	Code          string                   `json:"code,omitempty"`
-	Message       string                   `json:"message,omitempty"`
-	Ref           string                   `json:"ref,omitempty"`
-	Reason        string                   `json:"reason,omitempty"`
-	ID            *uint64                  `json:"id,omitempty"`
-	Speakers      []Speaker                `json:"speakers,omitempty"`
-	TrackID       string                   `json:"track_id,omitempty"`
-	RIDs          []string                 `json:"rids,omitempty"`
-	Paused        []string                 `json:"paused,omitempty"`
-	Processors    []string                 `json:"processors,omitempty"`
-	URL           string                   `json:"url,omitempty"`   // redirect
-	Nodes         []string                 `json:"nodes,omitempty"` // joined: the region's other nodes
-	Error         string                   `json:"error,omitempty"`
-}
-
-// Speaker is one entry of active_speakers.
-type Speaker struct {
-	ParticipantID string  `json:"participant_id"`
-	Level         float64 `json:"level"`
-}
-
-// Participant is a participant as the server describes it.
-type Participant struct {
-	ID       string  `json:"id"`
-	Identity string  `json:"identity"`
-	Name     string  `json:"name"`
-	Tracks   []Track `json:"tracks"`
-}
-
-// Track is a published track as the server describes it.
-type Track struct {
-	ID     string `json:"id"`
-	Kind   string `json:"kind"`
-	Muted  bool   `json:"muted"`
-	Source string `json:"source"`
-}
+// Message is any server message, decoded loosely: see protocol.Message.
+type Message = protocol.Message
 
 // Options configure a client.
 type Options struct {
@@ -213,7 +168,7 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 	_ = resp.Body.Close()
 	c := &Client{ws: ws, opts: opts, held: map[string][]webrtc.ICECandidateInit{},
 		answerCh: make(chan error, 1), done: make(chan struct{})}
-	if err := c.send(map[string]string{"type": "join", "token": token}); err != nil {
+	if err := c.send(protocol.Request{Type: protocol.TypeJoin, Token: token}); err != nil {
 		ws.Close()
 		return nil, err
 	}
@@ -226,7 +181,7 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 		return nil, fmt.Errorf("read joined: %w", err)
 	}
 	_ = ws.SetReadDeadline(time.Time{})
-	if m.Type == "redirect" && m.URL != "" { // the room lives on another node of the region: go there
+	if m.Type == protocol.TypeRedirect && m.URL != "" { // the room lives on another node of the region: go there
 		ws.Close()
 		if opts.redirects >= maxRedirects {
 			return nil, fmt.Errorf("join: more than %d redirects", maxRedirects)
@@ -234,9 +189,9 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 		opts.redirects++
 		return Dial(ctx, m.URL, token, opts)
 	}
-	if m.Type != "joined" {
+	if m.Type != protocol.TypeJoined {
 		ws.Close()
-		if m.Type == "error" {
+		if m.Type == protocol.TypeError {
 			return nil, fmt.Errorf("join refused: %s: %s", m.Code, m.Message)
 		}
 		return nil, fmt.Errorf("join: got %q, want joined", m.Type)
@@ -259,17 +214,17 @@ func (c *Client) newPCs() error {
 		_ = c.Pub.Close()
 		return fmt.Errorf("subscribe connection: %w", err)
 	}
-	for name, pc := range map[string]*webrtc.PeerConnection{"publish": c.Pub, "subscribe": c.Sub} {
-		name := name
+	for name, pc := range map[string]*webrtc.PeerConnection{protocol.PCPublish: c.Pub, protocol.PCSubscribe: c.Sub} {
 		mu := &c.sigMu[0]
-		if name == "subscribe" {
+		if name == protocol.PCSubscribe {
 			mu = &c.sigMu[1]
 		}
 		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 			if cand != nil {
 				mu.Lock() // after the description they belong to: an ICE restart's candidates would be dropped before it
 				defer mu.Unlock()
-				_ = c.send(map[string]any{"type": "candidate", "pc": name, "candidate": cand.ToJSON()})
+				init := cand.ToJSON()
+				_ = c.send(protocol.Request{Type: protocol.TypeCandidate, PC: name, Candidate: &init})
 			}
 		})
 	}
@@ -425,7 +380,7 @@ func (c *Client) RestartICE(ctx context.Context) error {
 	if err := c.negotiatePublish(ctx, &webrtc.OfferOptions{ICERestart: true}); err != nil {
 		return err
 	}
-	return c.send(map[string]string{"type": "ice_restart"})
+	return c.send(protocol.Request{Type: protocol.TypeICERestart})
 }
 
 func (c *Client) negotiatePublish(ctx context.Context, opts *webrtc.OfferOptions) error {
@@ -439,7 +394,7 @@ func (c *Client) negotiatePublish(ctx context.Context, opts *webrtc.OfferOptions
 		c.sigMu[0].Unlock()
 		return fmt.Errorf("set local offer: %w", err)
 	}
-	err = c.send(map[string]string{"type": "offer", "pc": "publish", "sdp": offer.SDP})
+	err = c.send(protocol.Request{Type: protocol.TypeOffer, PC: protocol.PCPublish, SDP: offer.SDP})
 	c.sigMu[0].Unlock()
 	if err != nil {
 		return err
@@ -504,27 +459,27 @@ func (c *Client) readLoop() {
 			return
 		}
 		switch m.Type {
-		case "answer":
+		case protocol.TypeAnswer:
 			select {
 			case c.answerCh <- c.applyAnswer(m.SDP):
 			default:
 			}
-		case "offer":
+		case protocol.TypeOffer:
 			if err := c.answerSubscribe(m.SDP); err != nil {
 				c.setReadError(err)
 				return
 			}
-		case "candidate":
+		case protocol.TypeCandidate:
 			if m.Candidate != nil {
 				c.addCandidate(m.PC, *m.Candidate)
 			}
-		case "pong":
-		case "layers":
+		case protocol.TypePong:
+		case protocol.TypeLayers:
 			if c.opts.OnLayers != nil {
 				c.opts.OnLayers(m.TrackID, m.RIDs, m.Paused)
 			}
 		default:
-			if m.Type == "error" {
+			if m.Type == protocol.TypeError {
 				c.mu.Lock()
 				c.errs = append(c.errs, m)
 				c.mu.Unlock()
@@ -543,7 +498,7 @@ func (c *Client) answerSubscribe(sdp string) error {
 	if err := c.Sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return fmt.Errorf("set subscribe offer: %w", err)
 	}
-	c.applyHeld("subscribe")
+	c.applyHeld(protocol.PCSubscribe)
 	answer, err := c.Sub.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("create subscribe answer: %w", err)
@@ -553,11 +508,11 @@ func (c *Client) answerSubscribe(sdp string) error {
 	if err := c.Sub.SetLocalDescription(answer); err != nil {
 		return fmt.Errorf("set subscribe answer: %w", err)
 	}
-	return c.send(map[string]string{"type": "answer", "pc": "subscribe", "sdp": answer.SDP})
+	return c.send(protocol.Request{Type: protocol.TypeAnswer, PC: protocol.PCSubscribe, SDP: answer.SDP})
 }
 
 func (c *Client) pc(name string) *webrtc.PeerConnection {
-	if name == "publish" {
+	if name == protocol.PCPublish {
 		return c.Pub
 	}
 	return c.Sub
@@ -580,7 +535,7 @@ func (c *Client) applyAnswer(sdp string) error {
 	if err := c.Pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		return fmt.Errorf("set answer: %w", err)
 	}
-	c.applyHeld("publish")
+	c.applyHeld(protocol.PCPublish)
 	return nil
 }
 
@@ -596,7 +551,7 @@ func (c *Client) applyHeld(name string) {
 
 // Leave sends leave and closes.
 func (c *Client) Leave() {
-	_ = c.send(map[string]string{"type": "leave"})
+	_ = c.send(protocol.Request{Type: protocol.TypeLeave})
 	c.Close()
 }
 

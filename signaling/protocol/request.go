@@ -1,0 +1,181 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// MaxMessageSize is the largest message a client may send; larger ones get a too_large error.
+const MaxMessageSize = 64 << 10
+
+// Client-to-server message types. Offer, answer and candidate go both ways: see TypeOffer.
+const (
+	TypeJoin         = "join"
+	TypeMute         = "mute"
+	TypeTrackSource  = "track_source"
+	TypeSubscription = "subscription"
+	TypeDenoise      = "denoise"
+	TypeCaptions     = "captions"
+	TypeAdmin        = "admin"
+	TypeICERestart   = "ice_restart"
+	TypePing         = "ping"
+	TypeLeave        = "leave"
+)
+
+// The two peer connections of a participant, as named by the pc field.
+const (
+	PCPublish   = "publish"   // the client offers, the server answers
+	PCSubscribe = "subscribe" // the server offers, the client answers
+)
+
+// Error codes sent in error messages (see PROTOCOL.md).
+const (
+	CodeBadMessage    = "bad_message"
+	CodeTooLarge      = "too_large"
+	CodeUnknownType   = "unknown_type"
+	CodeNotJoined     = "not_joined"
+	CodeAlreadyJoined = "already_joined"
+	CodeUnauthorized  = "unauthorized"
+	CodeTokenExpired  = "token_expired"
+	CodeForbidden     = "forbidden"
+	CodeBadRequest    = "bad_request"
+	CodeBadSDP        = "bad_sdp"
+	CodeOutOfOrder    = "out_of_order"
+	CodeInternal      = "internal"
+	CodeE2EE          = "e2ee"        // the room is end-to-end encrypted: the server cannot process its media
+	CodeUnavailable   = "unavailable" // this server cannot run what was asked (e.g. a denoiser it lacks)
+	CodeRoomFull      = "room_full"
+	CodeRoomLocked    = "room_locked"
+	CodeBusy          = "busy"           // too many joins at once: try again shortly
+	CodeLimit         = "limit_exceeded" // tracks, bitrate
+	CodeRateLimited   = "rate_limited"   // too many messages a second
+	CodeResidency     = "residency"      // the room may not be hosted in this node's region
+)
+
+// Request is a client-to-server message. Which fields are set depends on Type.
+type Request struct {
+	Type        string                   `json:"type"`
+	Token       string                   `json:"token,omitempty"`
+	PC          string                   `json:"pc,omitempty"`
+	SDP         string                   `json:"sdp,omitempty"`
+	Candidate   *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Track       string                   `json:"track,omitempty"`
+	Muted       *bool                    `json:"muted,omitempty"`
+	ID          *uint64                  `json:"id,omitempty"`
+	Source      string                   `json:"source,omitempty"`
+	Width       *int                     `json:"width,omitempty"`
+	Height      *int                     `json:"height,omitempty"`
+	Enabled     *bool                    `json:"enabled,omitempty"`
+	Engine      string                   `json:"engine,omitempty"`
+	Languages   []string                 `json:"languages,omitempty"`
+	Spoken      string                   `json:"spoken,omitempty"`
+	Action      string                   `json:"action,omitempty"`
+	Participant string                   `json:"participant,omitempty"`
+	Publish     *bool                    `json:"publish,omitempty"`
+}
+
+// ProtocolError is sent to the client as an error message.
+type ProtocolError struct {
+	Code    string
+	Message string
+	Ref     string // the request type it answers, when known
+}
+
+func (e *ProtocolError) Error() string { return e.Code + ": " + e.Message }
+
+// Errorf returns a *ProtocolError with the given code and ref (the request type it answers, or "") and a message
+// formatted as by fmt.Sprintf.
+func Errorf(code, ref, format string, args ...any) *ProtocolError {
+	return &ProtocolError{Code: code, Ref: ref, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorMessage is the error message that tells the client about e.
+func (e *ProtocolError) ErrorMessage() Error {
+	return Error{Type: TypeError, Code: e.Code, Message: e.Message, Ref: e.Ref}
+}
+
+// Decode parses and checks one client message. Every failure is a *ProtocolError. Fields not used by the
+// message's type are ignored, as are unknown fields.
+func Decode(data []byte) (Request, error) {
+	var r Request
+	if len(data) > MaxMessageSize {
+		return r, Errorf(CodeTooLarge, "", "message is %d bytes; the limit is %d", len(data), MaxMessageSize)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Request{}, Errorf(CodeBadMessage, "", "not a JSON message of the protocol: %v", err)
+	}
+	bad := func(format string, args ...any) (Request, error) {
+		return Request{}, Errorf(CodeBadRequest, r.Type, format, args...)
+	}
+	switch r.Type {
+	case TypeJoin:
+		if r.Token == "" {
+			return Request{}, Errorf(CodeUnauthorized, r.Type, "join needs a token")
+		}
+	case TypeOffer, TypeAnswer:
+		if err := checkPC(r.PC); err != nil {
+			return bad("%v", err)
+		}
+		if r.SDP == "" {
+			return bad("%s without sdp", r.Type)
+		}
+		if r.Type == TypeOffer && r.PC != PCPublish || r.Type == TypeAnswer && r.PC != PCSubscribe {
+			return bad("clients send offers for publish and answers for subscribe, not %s for %s", r.Type, r.PC)
+		}
+	case TypeCandidate:
+		if err := checkPC(r.PC); err != nil {
+			return bad("%v", err)
+		}
+		if r.Candidate == nil {
+			return bad("candidate without candidate")
+		}
+	case TypeMute:
+		if r.Track == "" || r.Muted == nil {
+			return bad("mute needs track and muted")
+		}
+	case TypeSubscription:
+		if r.Track == "" || r.Width == nil || r.Height == nil {
+			return bad("subscription needs track, width and height")
+		}
+		if *r.Width < 0 || *r.Height < 0 || *r.Width > 16384 || *r.Height > 16384 {
+			return bad("width and height must be 0 to 16384")
+		}
+	case TypeTrackSource:
+		if r.Track == "" || r.Source == "" {
+			return bad("track_source needs track and source")
+		}
+	case TypeDenoise:
+		if r.Enabled == nil {
+			return bad("denoise needs enabled")
+		}
+		if len(r.Engine) > 32 {
+			return bad("engine names are at most 32 bytes")
+		}
+	case TypeCaptions:
+		if r.Languages == nil {
+			return bad("captions needs languages ([] turns them off)")
+		}
+	case TypeAdmin:
+		if r.Action == "" {
+			return bad("admin needs an action")
+		}
+		if len(r.Action) > 16 || len(r.Participant) > 64 {
+			return bad("admin action or participant too long")
+		}
+	case TypePing, TypeLeave, TypeICERestart:
+	case "":
+		return Request{}, Errorf(CodeUnknownType, "", "message has no type")
+	default:
+		return Request{}, Errorf(CodeUnknownType, "", "unknown message type %.40q", r.Type)
+	}
+	return r, nil
+}
+
+func checkPC(pc string) error {
+	if pc != PCPublish && pc != PCSubscribe {
+		return fmt.Errorf("pc must be publish or subscribe, not %.20q", pc)
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+package protocol
+
+import "github.com/pion/webrtc/v4"
+
+// Message types of both directions: the client sends offers for publish and answers for subscribe, the server
+// answers for publish and offers for subscribe; both send candidates.
+const (
+	TypeOffer     = "offer"
+	TypeAnswer    = "answer"
+	TypeCandidate = "candidate"
+)
+
+// Server-to-client message types.
+const (
+	TypeRedirect          = "redirect"
+	TypeJoined            = "joined"
+	TypeParticipantJoined = "participant_joined"
+	TypeParticipantLeft   = "participant_left"
+	TypeTrackPublished    = "track_published"
+	TypeTrackUnpublished  = "track_unpublished"
+	TypeTrackMuted        = "track_muted"
+	TypeActiveSpeakers    = "active_speakers"
+	TypeLayers            = "layers"
+	TypeAudioProcessing   = "audio_processing"
+	TypeCaption           = "caption"
+	TypeCaptionsStatus    = "captions_status"
+	TypeRoomState         = "room_state"
+	TypeModeration        = "moderation"
+	TypePong              = "pong"
+	TypeError             = "error"
+	TypeBye               = "bye"
+)
+
+// Participant is a participant as the server describes it.
+type Participant struct {
+	ID        string  `json:"id"`
+	Identity  string  `json:"identity"`
+	Name      string  `json:"name"`
+	Publish   bool    `json:"publish"`
+	Subscribe bool    `json:"subscribe"`
+	Admin     bool    `json:"admin,omitempty"`
+	Tracks    []Track `json:"tracks"`
+}
+
+// Track is a published track as the server describes it.
+type Track struct {
+	ID     string `json:"id"`
+	Kind   string `json:"kind"` // audio or video
+	Muted  bool   `json:"muted"`
+	Source string `json:"source,omitempty"` // camera, microphone, screen or screen_audio
+}
+
+// Speaker is one entry of active_speakers.
+type Speaker struct {
+	ParticipantID string  `json:"participant_id"`
+	Level         float64 `json:"level"` // 0 (silence) to 1 (loud)
+}
+
+// Redirect tells the client to join again at another node of the region (TypeRedirect).
+type Redirect struct {
+	Type   string `json:"type"`
+	URL    string `json:"url"`
+	Reason string `json:"reason"`
+}
+
+// Joined answers join (TypeJoined).
+type Joined struct {
+	Type         string             `json:"type"`
+	Nodes        []string           `json:"nodes,omitempty"` // other nodes of the region to reconnect to if this one goes
+	Room         string             `json:"room"`
+	You          Participant        `json:"you"`
+	Participants []Participant      `json:"participants"`
+	ICEServers   []webrtc.ICEServer `json:"ice_servers"`
+}
+
+// SDP is an offer or an answer (TypeOffer, TypeAnswer) for one of the peer connections.
+type SDP struct {
+	Type string `json:"type"`
+	PC   string `json:"pc"`
+	SDP  string `json:"sdp"`
+}
+
+// Candidate is one of the server's ICE candidates for one of the peer connections (TypeCandidate).
+type Candidate struct {
+	Type      string                  `json:"type"`
+	PC        string                  `json:"pc"`
+	Candidate webrtc.ICECandidateInit `json:"candidate"`
+}
+
+// ParticipantEvent says a participant joined or left (TypeParticipantJoined, TypeParticipantLeft).
+type ParticipantEvent struct {
+	Type        string      `json:"type"`
+	Participant Participant `json:"participant"`
+}
+
+// TrackEvent says a track was published, unpublished, muted or unmuted (TypeTrackPublished,
+// TypeTrackUnpublished, TypeTrackMuted).
+type TrackEvent struct {
+	Type          string `json:"type"`
+	ParticipantID string `json:"participant_id"`
+	Track         Track  `json:"track"`
+}
+
+// ActiveSpeakers lists who is speaking now, loudest first (TypeActiveSpeakers).
+type ActiveSpeakers struct {
+	Type     string    `json:"type"`
+	Speakers []Speaker `json:"speakers"`
+}
+
+// Layers says which simulcast layers of one of the client's tracks anyone receives (TypeLayers).
+type Layers struct {
+	Type    string   `json:"type"`
+	TrackID string   `json:"track_id"`
+	RIDs    []string `json:"rids"`
+	Paused  []string `json:"paused"`
+}
+
+// AudioProcessing says which processors run on one of the client's audio tracks (TypeAudioProcessing).
+type AudioProcessing struct {
+	Type       string   `json:"type"`
+	TrackID    string   `json:"track_id"`
+	Processors []string `json:"processors"`
+	Error      string   `json:"error,omitempty"`
+}
+
+// Caption is a caption of someone's speech (TypeCaption).
+type Caption struct {
+	Type         string            `json:"type"`
+	Participant  string            `json:"participant"` // the speaker's participant id
+	Track        string            `json:"track"`       // the speaker's track id
+	Lang         string            `json:"lang"`
+	Text         string            `json:"text"`
+	Final        bool              `json:"final"`
+	Start        float64           `json:"start"` // seconds since the room's transcript began
+	End          float64           `json:"end"`
+	Translations map[string]string `json:"translations"`
+}
+
+// CaptionsStatus says the captions engine stopped working or works again (TypeCaptionsStatus).
+type CaptionsStatus struct {
+	Type      string `json:"type"`
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// RoomState says the room was locked or unlocked (TypeRoomState).
+type RoomState struct {
+	Type   string `json:"type"`
+	Locked bool   `json:"locked"`
+}
+
+// Moderation tells a participant what an administrator did to it (TypeModeration).
+type Moderation struct {
+	Type    string `json:"type"`
+	Action  string `json:"action"`
+	TrackID string `json:"track_id,omitempty"`
+	Publish bool   `json:"publish"`
+	By      string `json:"by"`
+}
+
+// Pong answers ping with its id (TypePong).
+type Pong struct {
+	Type string  `json:"type"`
+	ID   *uint64 `json:"id,omitempty"`
+}
+
+// Error says something the client sent was refused (TypeError).
+type Error struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// Bye says the server is ending the session (TypeBye).
+type Bye struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+// ServerMessage returns a pointer to a new zero struct of the server message type typ (e.g. *Joined for
+// "joined"), to decode a message into, or nil for a type the server does not send.
+func ServerMessage(typ string) any {
+	switch typ {
+	case TypeRedirect:
+		return &Redirect{}
+	case TypeJoined:
+		return &Joined{}
+	case TypeOffer, TypeAnswer:
+		return &SDP{}
+	case TypeCandidate:
+		return &Candidate{}
+	case TypeParticipantJoined, TypeParticipantLeft:
+		return &ParticipantEvent{}
+	case TypeTrackPublished, TypeTrackUnpublished, TypeTrackMuted:
+		return &TrackEvent{}
+	case TypeActiveSpeakers:
+		return &ActiveSpeakers{}
+	case TypeLayers:
+		return &Layers{}
+	case TypeAudioProcessing:
+		return &AudioProcessing{}
+	case TypeCaption:
+		return &Caption{}
+	case TypeCaptionsStatus:
+		return &CaptionsStatus{}
+	case TypeRoomState:
+		return &RoomState{}
+	case TypeModeration:
+		return &Moderation{}
+	case TypePong:
+		return &Pong{}
+	case TypeError:
+		return &Error{}
+	case TypeBye:
+		return &Bye{}
+	}
+	return nil
+}
