@@ -12,6 +12,7 @@ import (
 
 	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/transport"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,7 +22,7 @@ import (
 // startServer runs an SFU in dev mode on loopback, as `make run` does but on free ports.
 func startServer(t *testing.T) string {
 	t.Helper()
-	s, err := sfu.New(sfu.Config{Net: sfu.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}})
+	s, err := sfu.New(sfu.Config{Net: transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,31 +65,14 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 			paused = []string{}
 		}
 		return protocol.Layers{Type: protocol.TypeLayers, TrackID: ev.Track.ID, RIDs: rids, Paused: paused}
-	case sfu.EventAudioProcessing:
-		procs := ev.Processors
-		if procs == nil {
-			procs = []string{}
-		}
-		return protocol.AudioProcessing{Type: protocol.TypeAudioProcessing, TrackID: ev.Track.ID, Processors: procs, Error: ev.Error}
-	case sfu.EventCaption:
-		c := ev.Caption
-		if c == nil {
-			return nil
-		}
-		tr := c.Translations
-		if tr == nil {
-			tr = map[string]string{}
-		}
-		return protocol.Caption{Type: protocol.TypeCaption, Participant: c.ParticipantID, Track: c.TrackID, Lang: c.Lang, Text: c.Text,
-			Final: c.Final, Start: c.Start.Seconds(), End: c.End.Seconds(), Translations: tr}
+	case sfu.EventWorker:
+		return ev.Message // a worker's message is a protocol message already
 	case sfu.EventRoomState:
 		return protocol.RoomState{Type: protocol.TypeRoomState, Locked: ev.Locked}
 	case sfu.EventModerated:
 		return protocol.Moderation{Type: protocol.TypeModeration, Action: ev.Action, TrackID: ev.Track.ID, Publish: ev.Publish, By: ev.By}
 	case sfu.EventLimit:
 		return protocol.Error{Type: protocol.TypeError, Code: protocol.CodeLimit, Message: ev.Error}
-	case sfu.EventCaptionStatus:
-		return protocol.CaptionsStatus{Type: protocol.TypeCaptionsStatus, Available: ev.Error == "", Reason: ev.Error}
 	}
 	return nil
 }

@@ -48,6 +48,8 @@ type Config struct {
 	// server's own (an Origin whose host is the request's Host); "*" allows any. Requests without an Origin
 	// header (non-browser clients) are always allowed.
 	AllowedOrigins []string
+	// Transcripts serves GET /transcript/{room}; nil: no transcripts.
+	Transcripts Transcripts
 	// ICEServers, when set, returns the ICE servers of one joining participant (e.g. TURN credentials minted
 	// for its identity); its joined message carries them after the SFU's own.
 	ICEServers func(identity string) []webrtc.ICEServer
@@ -68,6 +70,7 @@ type Server struct {
 	anyOrigin      bool                // Config.AllowedOrigins has "*"
 	origins        map[string]struct{} // normalized Config.AllowedOrigins
 	joinICEServers func(identity string) []webrtc.ICEServer
+	transcripts    Transcripts
 
 	mu           sync.Mutex
 	sessions     map[*session]struct{}
@@ -102,7 +105,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second,
 			CheckOrigin: func(*http.Request) bool { return true }}, // serveWS checks it first, with a clearer answer
-		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers}
+		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts}
 	for _, o := range cfg.AllowedOrigins {
 		if strings.TrimSpace(o) == "*" {
 			srv.anyOrigin = true

@@ -169,12 +169,8 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.SetTileSize(req.Track, *req.Width, *req.Height); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
-	case "captions":
-		if err := s.p.SetCaptions(req.Languages, req.Spoken); err != nil {
-			s.sendError(sfuError(req.Type, err))
-		}
-	case "denoise":
-		if err := s.p.SetDenoise(*req.Enabled, req.Engine); err != nil {
+	case protocol.TypeCaptions, protocol.TypeDenoise: // requests to the node's workers, by message type
+		if err := s.p.Control(req.Type, req); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
 	case "admin":

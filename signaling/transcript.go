@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-
-	"github.com/edge-sfu/sfu/captions"
 )
 
 // serveTranscript answers GET /transcript/{room} with the room's final captions as WebVTT. The caller proves it
@@ -32,15 +30,25 @@ func (srv *Server) serveTranscript(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "lang is a language tag", http.StatusBadRequest)
 		return
 	}
-	cues, names, ok := srv.sfu.Transcript(room)
+	var vtt []byte
+	if srv.transcripts != nil {
+		vtt, ok = srv.transcripts.Transcript(room, lang)
+	}
 	if !ok {
-		http.Error(w, "no such room on this node", http.StatusNotFound)
+		http.Error(w, "no transcript of this room on this node", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "text/vtt; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "transcript-"+sanitizeFilename(room)+".vtt"))
-	_ = captions.WriteWebVTT(w, cues, lang, func(id string) string { return names[id] })
+	_, _ = w.Write(vtt)
+}
+
+// Transcripts gives a room's transcript (the captions worker).
+type Transcripts interface {
+	// Transcript is the room's final captions so far as WebVTT, in lang where translated ("": as spoken); false
+	// when this node keeps no transcript of the room.
+	Transcript(room, lang string) ([]byte, bool)
 }
 
 func sanitizeFilename(s string) string {

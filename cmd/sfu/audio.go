@@ -13,6 +13,7 @@ import (
 	"github.com/edge-sfu/sfu/media/denoise"
 	"github.com/edge-sfu/sfu/media/opus"
 	"github.com/edge-sfu/sfu/sfu"
+	denoiseworker "github.com/edge-sfu/sfu/sfu/workers/denoise"
 )
 
 // roomConfig is the -room-config file: settings for every room, and for rooms by name.
@@ -45,35 +46,27 @@ func loadRoomConfig(path string) (*roomConfig, error) {
 	return rc, nil
 }
 
-// check refuses settings that cannot run: processing in an encrypted room, processors this node lacks.
-func (rc *roomConfig) check(reg *audio.Registry) error {
+// check refuses settings that cannot run, as a worker sees them (e.g. denoise in an encrypted room, processors
+// this node lacks).
+func (rc *roomConfig) check(check func(sfu.RoomSettings) error) error {
 	all := map[string]sfu.RoomSettings{"(default)": rc.Default}
 	for name, s := range rc.Rooms {
 		all[name] = s
 	}
 	for name, s := range all {
-		if s.E2EE && s.Denoise {
-			return fmt.Errorf("room config: room %s is end-to-end encrypted, so its audio cannot be denoised", name)
-		}
-		if len(s.Processors) > 0 {
-			if err := reg.Check(s.Processors); err != nil {
-				return fmt.Errorf("room config: room %s: %w", name, err)
-			}
+		if err := check(s); err != nil {
+			return fmt.Errorf("room config: room %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// audioWorkers sets up the media pipeline: the processor registry with the denoisers and the Opus codecs. A
-// chain that cannot run here is an error when the operator asked for it, and a warning when it is the default.
-func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioConfig, func(context.Context) error, error) {
+// audioWorkers sets up the media pipeline's codecs and the denoise worker with its processors (the denoisers).
+// A chain that cannot run here is an error when the operator asked for it, and a warning when it is the default.
+func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioConfig, *denoiseworker.Worker, func(context.Context) error, error) {
 	reg := audio.NewRegistry()
 	release := denoise.Register(ctx, reg, denoise.Options{RNNoiseDir: cfg.RNNoiseDir})
-	ac := &sfu.AudioConfig{
-		Registry:   reg,
-		NewDecoder: func() (audio.Decoder, error) { return opus.NewDecoder() },
-		Denoise:    cfg.AudioProcessors,
-	}
+	ac := &sfu.AudioConfig{NewDecoder: func() (audio.Decoder, error) { return opus.NewDecoder() }}
 	if opus.EncoderAvailable {
 		ac.NewEncoder = opus.NewEncoder
 	} else {
@@ -82,16 +75,18 @@ func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioC
 	if err := reg.Check(cfg.AudioProcessors); err != nil {
 		if cfg.audioProcessorsSet {
 			_ = release(ctx)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if !errors.Is(err, audio.ErrUnavailable) {
 			_ = release(ctx)
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		log.Warn("the default denoise chain cannot run here; denoise requests will be refused", zap.Error(err))
 	}
 	for _, name := range reg.Names() {
 		log.Info("audio processor", zap.String("name", name), zap.String("about", reg.About(name)))
 	}
-	return ac, release, nil
+	w := denoiseworker.New(denoiseworker.Config{Registry: reg, Chain: cfg.AudioProcessors, CanEncode: ac.NewEncoder != nil,
+		Logger: log.Named("denoise")})
+	return ac, w, release, nil
 }

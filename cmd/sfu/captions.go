@@ -10,12 +10,11 @@ import (
 	"github.com/edge-sfu/sfu/captions"
 	"github.com/edge-sfu/sfu/captions/opencc"
 	"github.com/edge-sfu/sfu/captions/pocketsphinx"
-	"github.com/edge-sfu/sfu/sfu"
 )
 
 // captionService builds the captions engine the configuration names, and its translators. "off" gives none. An
 // engine that cannot start is an error when the operator chose it, and a warning (no captions) for the default.
-func captionService(cfg config, log *zap.Logger) (sfu.CaptionService, func() error, error) {
+func captionService(cfg config, log *zap.Logger) (*captions.Service, func() error, error) {
 	var closers []func() error
 	release := func() error {
 		var errs []error

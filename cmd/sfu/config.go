@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/transport"
 	"github.com/edge-sfu/sfu/signaling"
 	"go.uber.org/zap/zapcore"
 )
@@ -169,7 +170,7 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("log level: %w", err)
 	}
 	if c.UDPAddr == "" && c.UDPPortRange != "" {
-		if _, _, err := sfu.ParsePortRange(c.UDPPortRange); err != nil {
+		if _, _, err := transport.ParsePortRange(c.UDPPortRange); err != nil {
 			return c, err
 		}
 	}
@@ -206,7 +207,7 @@ func (c *config) checkSecurity() error {
 		return fmt.Errorf("-turn-public-ip %q is not an IP address", c.TURNPublicIP)
 	}
 	if c.TURNPortRange != "" {
-		if _, _, err := sfu.ParsePortRange(c.TURNPortRange); err != nil {
+		if _, _, err := transport.ParsePortRange(c.TURNPortRange); err != nil {
 			return fmt.Errorf("-turn-relay-port-range: %w", err)
 		}
 	}

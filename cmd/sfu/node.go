@@ -12,7 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edge-sfu/sfu/captions/roomcaptions"
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/transport"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/pion/webrtc/v4"
@@ -69,9 +71,9 @@ func startNode(cfg config) (*node, error) {
 		}
 	}
 
-	netCfg := sfu.NetConfig{UDPAddr: cfg.UDPAddr, PublicIPs: cfg.PublicIPs, ICEIPs: cfg.ICEIPs, TCPAddr: cfg.TCPAddr}
+	netCfg := transport.NetConfig{UDPAddr: cfg.UDPAddr, PublicIPs: cfg.PublicIPs, ICEIPs: cfg.ICEIPs, TCPAddr: cfg.TCPAddr}
 	if cfg.UDPAddr == "" && cfg.UDPPortRange != "" {
-		if netCfg.PortMin, netCfg.PortMax, err = sfu.ParsePortRange(cfg.UDPPortRange); err != nil {
+		if netCfg.PortMin, netCfg.PortMax, err = transport.ParsePortRange(cfg.UDPPortRange); err != nil {
 			return nil, err
 		}
 	}
@@ -83,11 +85,11 @@ func startNode(cfg config) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	audioCfg, releaseAudio, err := audioWorkers(context.Background(), cfg, log.Named("audio"))
+	audioCfg, denoiser, releaseAudio, err := audioWorkers(context.Background(), cfg, log.Named("audio"))
 	if err != nil {
 		return nil, err
 	}
-	if err := rooms.check(audioCfg.Registry); err != nil {
+	if err := rooms.check(denoiser.CheckSettings); err != nil {
 		_ = releaseAudio(context.Background())
 		return nil, err
 	}
@@ -106,8 +108,14 @@ func startNode(cfg config) (*node, error) {
 		releaseWorkers := release
 		release = func(ctx context.Context) error { return errors.Join(releaseWorkers(ctx), auditLog.Close()) }
 	}
+	workers := []sfu.Worker{denoiser} // denoise first: captions hear the denoised audio
+	var captioner *roomcaptions.Worker
+	if capSvc != nil {
+		captioner = roomcaptions.New(roomcaptions.Config{Service: capSvc, Lang: cfg.CaptionsLang, Logger: log.Named("captions")})
+		workers = append(workers, captioner)
+	}
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
-		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Rooms: rooms.settings, CaptionLang: cfg.CaptionsLang,
+		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Workers: workers, Rooms: rooms.settings,
 		MaxParticipants: cfg.MaxParticipants, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
 		OnWorkerStart: func(room, participantID, trackID, worker string) {
 			if err := auditLog.Write(audit.Record{Kind: audit.KindWorkerStart, Room: room, Participant: participantID,
@@ -115,9 +123,6 @@ func startNode(cfg config) (*node, error) {
 				log.Error("audit log write failed", zap.Error(err))
 			}
 		}}
-	if capSvc != nil {
-		scfg.Captions = capSvc
-	}
 	s, err := sfu.New(scfg)
 	if err != nil {
 		_ = release(context.Background())
@@ -154,6 +159,9 @@ func startNode(cfg config) (*node, error) {
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), AllowedOrigins: cfg.AllowedOrigins}
 	if mint != nil {
 		sigCfg.ICEServers = mint.iceServers
+	}
+	if captioner != nil {
+		sigCfg.Transcripts = captioner
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/transport"
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
@@ -112,7 +112,7 @@ func startTURN(cfg config, secret string, log *zap.Logger) (*turnServer, error) 
 	}
 	var relays turn.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: bind}
 	if cfg.TURNPortRange != "" {
-		lo, hi, err := sfu.ParsePortRange(cfg.TURNPortRange)
+		lo, hi, err := transport.ParsePortRange(cfg.TURNPortRange)
 		if err != nil {
 			return nil, fmt.Errorf("-turn-relay-port-range: %w", err)
 		}

@@ -21,7 +21,7 @@ type mgStep struct {
 	seq      uint16
 	ts       uint32
 	at       time.Duration // arrival, after mgT0
-	vp8      bool
+	hasVP8   bool
 	pic      uint16
 	picBytes int // 1: a 7-bit picture id; 2: 15-bit
 	tl0      uint8
@@ -47,7 +47,7 @@ func in(seq uint16, ts uint32, at time.Duration) mgStep { return mgStep{seq: seq
 
 // vp8 gives the packet a 15-bit picture id and a TL0PICIDX.
 func (s mgStep) vp8(pic uint16, tl0 uint8) mgStep {
-	s.vp8, s.pic, s.picBytes, s.tl0 = true, pic, 2, tl0
+	s.hasVP8, s.pic, s.picBytes, s.tl0 = true, pic, 2, tl0
 	return s
 }
 
@@ -84,20 +84,20 @@ func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
 	}
 	if s.skip {
 		if !s.switching && inOrder {
-			mg.skip(s.seq, m, s.vp8 && s.picStart && s.picBytes > 0)
+			mg.skip(s.seq, m, s.hasVP8 && s.picStart && s.picBytes > 0)
 		}
 		return mgOut{}, true
 	}
 	arrival := mgT0.Add(s.at)
 	if s.switching {
 		var d *codec.VP8Descriptor
-		if s.vp8 {
+		if s.hasVP8 {
 			d = &codec.VP8Descriptor{Start: true, Keyframe: true, PictureID: s.pic, PicIDBytes: s.picBytes, TL0PICIDX: s.tl0, HasTL0: true}
 		}
 		m = mg.switchMapping(s.seq, s.ts, arrival, mgClock, d)
 	}
 	out = mgOut{seq: s.seq + m.seqDelta, ts: s.ts + m.tsDelta}
-	if s.vp8 {
+	if s.hasVP8 {
 		out.pic = (s.pic + m.picDelta) & codec.PictureIDMask(s.picBytes)
 		out.tl0 = s.tl0 + m.tl0Delta
 	}
@@ -106,7 +106,7 @@ func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
 	}
 	if inOrder {
 		mg.sent(s.seq, out.seq, out.ts, arrival)
-		if s.vp8 {
+		if s.hasVP8 {
 			mg.sentVP8(out.pic, out.tl0)
 		}
 	}
@@ -209,7 +209,8 @@ func TestMunger(t *testing.T) {
 				in(2001, 8000, time.Minute+33*ms).vp8Short(121, 7).outVP8(6, 900004+3000, 109, 2),
 				in(2002, 11000, time.Minute+66*ms).vp8Short(127, 8).outVP8(7, 900004+6000, 115, 3),
 				in(2003, 14000, time.Minute+99*ms).vp8Short(0, 8).outVP8(8, 900004+9000, 116, 3),
-				in(3000, 0, time.Minute+100*ms).switches().vp8(32767, 0).outVP8(9, 909005, 117, 4),
+				// 1 ms after the last packet sent: 90 ticks
+				in(3000, 0, time.Minute+100*ms).switches().vp8(32767, 0).outVP8(9, 900004+9000+90, 117, 4),
 			),
 		},
 		{
@@ -242,7 +243,7 @@ func TestMunger(t *testing.T) {
 				in(103, 9000, 66*ms).vp8(52, 9).dropped(true),
 				in(104, 12000, 99*ms).vp8(53, 10).outVP8(1004, 9001, 52, 10),
 				in(101, 3000, 110*ms).vp8(50, 9).outVP8(1002, 1, 50, 9), // retransmitted: before the drop
-				in(103, 9000, 115*ms).vp8(52, 9).dropped(true),         // the dropped one again
+				in(103, 9000, 115*ms).vp8(52, 9).dropped(true),          // the dropped one again
 				in(105, 12000, 120*ms).vp8(53, 10).outVP8(1005, 9001, 52, 10),
 				// paused: 106 to 109 never reach the munger; the keyframe at 110 restarts the layer
 				in(110, 27000, 220*ms).switches().vp8(58, 11).outVP8(1006, 18001, 53, 11),
@@ -307,7 +308,7 @@ func TestMunger(t *testing.T) {
 				in(60000, 0, 0).switches().out(1, 1),
 				run(9, 60001, 3000, 33*ms, 2, 3001),
 				in(60010, 30000, 330*ms).dropped(false),
-				run(40000, 60011, 33000, 363*ms, 60011+5536, 33001),
+				run(40000, 60011, 33000, 363*ms, 11, 33001), // 60011+5536 = 11 (mod 65536)
 				// the newest is 60011+39999 = 34474
 				in(34473, 33000+39998*3000, 2000*time.Second).out(34473+5536, 33001+39998*3000),
 				in(34474-4096, 33000+(39999-4096)*3000, 2000*time.Second).out(34474-4096+5536, 33001+(39999-4096)*3000),
@@ -344,7 +345,7 @@ func TestMunger(t *testing.T) {
 					t.Fatalf("step %d: packet %d has no place, want %+v", i, s.seq, s.want)
 				case s.hasWant:
 					want := s.want
-					if !s.vp8 {
+					if !s.hasVP8 {
 						want.pic, want.tl0 = 0, 0
 					}
 					if got != want {
@@ -385,7 +386,7 @@ func TestMungerRandomStart(t *testing.T) {
 		for i := 0; i < 300; i++ {
 			s := in(st.inSeq+uint16(i), st.inTS+uint32(i/2)*3000, time.Duration(i/2)*33*ms)
 			s.switching = i == 0
-			if i%10 == 9 { // and a packet reordered by three
+			if i%10 == 9 { // and an older packet again (a retransmission)
 				s = in(st.inSeq+uint16(i-3), st.inTS+uint32((i-3)/2)*3000, time.Duration(i/2)*33*ms)
 			}
 			got, placed := drive(&mg, s)

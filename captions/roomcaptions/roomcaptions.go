@@ -1,0 +1,370 @@
+// Package roomcaptions is the live-captions worker of a node: while anyone in a room reads captions, it taps
+// every microphone of the room (the SFU's audio pipeline), runs a captions job over each (recognition in the
+// language its speaker speaks, then translation into every language someone reads), and sends each caption to
+// the participants who read captions, with the translations each asked for. It keeps a room's final captions as
+// its transcript (GET /transcript/{room}).
+package roomcaptions
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/captions"
+	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/signaling/protocol"
+)
+
+// Service transcribes one track: captions.Service, or anything that runs a captions.Job until its frames end
+// or ctx does.
+type Service interface {
+	Run(ctx context.Context, job captions.Job)
+}
+
+// Bounds on captions: languages one participant may read, final captions a room's transcript keeps, and the
+// frames a tap holds for a slow recognizer.
+const (
+	maxLanguages  = 8
+	maxTranscript = 10000
+	tapFrames     = 150 // 3 s of 20 ms frames: room for a slow recognizer before frames are dropped
+)
+
+var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$`)
+
+// Config configures the worker.
+type Config struct {
+	Service Service
+	// Lang is what participants speak unless they or their room say otherwise (default "en").
+	Lang   string
+	Logger *zap.Logger
+}
+
+// Worker is the captions worker of a node.
+type Worker struct {
+	cfg Config
+	log *zap.Logger
+
+	mu    sync.Mutex
+	rooms map[string]*roomWorker // open rooms by name, for their transcripts
+}
+
+// New makes the worker.
+func New(cfg Config) *Worker {
+	if cfg.Lang == "" {
+		cfg.Lang = "en"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Worker{cfg: cfg, log: log, rooms: map[string]*roomWorker{}}
+}
+
+// Name implements sfu.Worker: participants' captions messages come to it.
+func (w *Worker) Name() string { return protocol.TypeCaptions }
+
+// roomSettings are the worker's keys of a room's settings.
+type roomSettings struct {
+	// Language is what the room's participants speak unless they say otherwise ("en", "yue", ...).
+	Language string `json:"language,omitempty"`
+}
+
+// OpenRoom implements sfu.Worker.
+func (w *Worker) OpenRoom(rm *sfu.Room) sfu.RoomWorker {
+	ctx, cancel := context.WithCancel(context.Background())
+	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, ctx: ctx, cancel: cancel, origin: time.Now(),
+		readers: map[string][]string{}, spoken: map[string]string{}, jobs: map[*sfu.Track]*job{}, names: map[string]string{}}
+	if err := rm.Settings().Decode(&rw.settings); err != nil {
+		w.log.Warn("room settings", zap.String("room", rm.Name()), zap.Error(err))
+	}
+	w.mu.Lock()
+	w.rooms[rm.Name()] = rw
+	w.mu.Unlock()
+	return rw
+}
+
+// Transcript is a room's final captions so far as WebVTT, in lang where translated ("": as spoken); false when
+// the room is not open on this node.
+func (w *Worker) Transcript(room, lang string) ([]byte, bool) {
+	w.mu.Lock()
+	rw := w.rooms[room]
+	w.mu.Unlock()
+	if rw == nil {
+		return nil, false
+	}
+	rw.mu.Lock()
+	cues := slices.Clone(rw.transcript)
+	names := make(map[string]string, len(rw.names))
+	for id, n := range rw.names {
+		names[id] = n
+	}
+	rw.mu.Unlock()
+	var b bytes.Buffer
+	_ = captions.WriteWebVTT(&b, cues, lang, func(id string) string { return names[id] })
+	return b.Bytes(), true
+}
+
+// roomWorker captions one room.
+type roomWorker struct {
+	w        *Worker
+	room     *sfu.Room
+	settings roomSettings
+	e2ee     bool
+	ctx      context.Context // the room's life: ends the jobs
+	cancel   context.CancelFunc
+	origin   time.Time // time zero of the transcript
+	wg       sync.WaitGroup
+
+	mu          sync.Mutex
+	readers     map[string][]string // languages each participant reads, by id; absent: no captions
+	spoken      map[string]string   // the language each participant speaks, when it said
+	jobs        map[*sfu.Track]*job
+	transcript  []captions.Caption
+	names       map[string]string // participant id → display name, for the transcript
+	unavailable string            // why the engine is failing; "" while it works
+}
+
+type job struct {
+	lang   string
+	cancel context.CancelFunc
+}
+
+// Control implements sfu.RoomWorker: a captions message chooses the languages the participant reads captions in
+// (none: captions off) and the language it speaks ("": the room's).
+func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
+	r, ok := req.(protocol.Request)
+	if !ok || r.Languages == nil {
+		return fmt.Errorf("captions needs languages: %w", sfu.ErrBadRequest)
+	}
+	langs, spoken := r.Languages, r.Spoken
+	if len(langs) > maxLanguages {
+		return fmt.Errorf("at most %d caption languages: %w", maxLanguages, sfu.ErrBadRequest)
+	}
+	for _, l := range append(slices.Clone(langs), spoken) {
+		if l != "" && !languageTag.MatchString(l) {
+			return fmt.Errorf("%.20q is not a language tag: %w", l, sfu.ErrBadRequest)
+		}
+	}
+	if len(langs) > 0 && rw.e2ee {
+		return sfu.ErrE2EE
+	}
+	rw.mu.Lock()
+	if len(langs) > 0 {
+		rw.readers[p.ID()] = slices.Clone(langs)
+	} else {
+		delete(rw.readers, p.ID())
+	}
+	if spoken != "" {
+		rw.spoken[p.ID()] = spoken
+	}
+	reason := rw.unavailable
+	rw.mu.Unlock()
+	rw.sync()
+	if len(langs) > 0 && reason != "" {
+		rw.room.Send(p.ID(), protocol.CaptionsStatus{Type: protocol.TypeCaptionsStatus, Available: false, Reason: reason})
+	}
+	return nil
+}
+
+// TrackPublished implements sfu.RoomWorker.
+func (rw *roomWorker) TrackPublished(t *sfu.Track) {
+	if t.IsMicrophone() {
+		rw.sync()
+	}
+}
+
+// TrackUnpublished implements sfu.RoomWorker.
+func (rw *roomWorker) TrackUnpublished(t *sfu.Track) {
+	if t.IsMicrophone() {
+		rw.sync()
+	}
+}
+
+// ParticipantLeft implements sfu.RoomWorker: it may have been the last to read captions.
+func (rw *roomWorker) ParticipantLeft(p *sfu.Participant) {
+	rw.mu.Lock()
+	delete(rw.readers, p.ID())
+	delete(rw.spoken, p.ID())
+	rw.mu.Unlock()
+	rw.sync()
+}
+
+// Close implements sfu.RoomWorker: it ends every job and waits for them.
+func (rw *roomWorker) Close() {
+	rw.w.mu.Lock()
+	if rw.w.rooms[rw.room.Name()] == rw {
+		delete(rw.w.rooms, rw.room.Name())
+	}
+	rw.w.mu.Unlock()
+	rw.cancel()
+	rw.wg.Wait()
+}
+
+// spokenLanguage is the language a participant's tracks are recognized in: its own choice, the room's, the
+// node's; rw.mu is held.
+func (rw *roomWorker) spokenLanguage(participantID string) string {
+	switch {
+	case rw.spoken[participantID] != "":
+		return rw.spoken[participantID]
+	case rw.settings.Language != "":
+		return rw.settings.Language
+	}
+	return rw.w.cfg.Lang
+}
+
+// sync runs a job on every microphone of the room while anyone reads captions, in the language its speaker
+// speaks, and stops them all when nobody does.
+func (rw *roomWorker) sync() {
+	if rw.e2ee {
+		return
+	}
+	var mics []*sfu.Track
+	for _, p := range rw.room.Participants() {
+		for _, t := range p.Tracks() {
+			if t.IsMicrophone() {
+				mics = append(mics, t)
+			}
+		}
+	}
+	type start struct {
+		t    *sfu.Track
+		lang string
+	}
+	var started []start
+	defer func() { // after the lock: the audit log writes
+		for _, s := range started {
+			rw.room.WorkerStarted(s.t.Publisher().ID(), s.t.ID(), "captions:"+s.lang)
+		}
+	}()
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if rw.ctx.Err() != nil {
+		return
+	}
+	want := map[*sfu.Track]string{}
+	if len(rw.readers) > 0 {
+		for _, t := range mics {
+			want[t] = rw.spokenLanguage(t.Publisher().ID())
+		}
+	}
+	for t, j := range rw.jobs {
+		if lang, ok := want[t]; !ok || lang != j.lang {
+			j.cancel()
+			delete(rw.jobs, t)
+		}
+	}
+	for _, t := range mics {
+		lang, ok := want[t]
+		if !ok || rw.jobs[t] != nil {
+			continue
+		}
+		if err := rw.startLocked(t, lang); err != nil {
+			rw.w.log.Warn("captions not started", zap.String("room", rw.room.Name()), zap.String("track", t.ID()), zap.Error(err))
+			continue
+		}
+		started = append(started, start{t, lang})
+	}
+}
+
+// startLocked taps t's audio and runs the captions service over it; rw.mu is held.
+func (rw *roomWorker) startLocked(t *sfu.Track, lang string) error {
+	pipe, err := t.Audio()
+	if err != nil {
+		return err
+	}
+	tap := pipe.AddTap(tapFrames)
+	ctx, cancel := context.WithCancel(rw.ctx)
+	j := &job{lang: lang, cancel: cancel}
+	rw.jobs[t] = j
+	pid := t.Publisher().ID()
+	rw.names[pid] = t.Publisher().Name()
+	cj := captions.Job{ParticipantID: pid, TrackID: t.ID(), Lang: lang, Frames: tap.C, Origin: rw.origin,
+		Targets: rw.targets, Emit: rw.deliver, Status: rw.status}
+	rw.wg.Add(1)
+	go func() {
+		defer rw.wg.Done()
+		rw.w.cfg.Service.Run(ctx, cj)
+		pipe.RemoveTap(tap)
+		cancel()
+		rw.mu.Lock()
+		if rw.jobs[t] == j {
+			delete(rw.jobs, t)
+		}
+		rw.mu.Unlock()
+	}()
+	return nil
+}
+
+// targets is every language someone in the room reads.
+func (rw *roomWorker) targets() []string {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	var out []string
+	for _, langs := range rw.readers {
+		for _, l := range langs {
+			if !slices.Contains(out, l) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// deliver sends a caption to everyone who reads captions, each with the translations it asked for, and keeps
+// final ones in the transcript.
+func (rw *roomWorker) deliver(c captions.Caption) {
+	rw.mu.Lock()
+	if c.Final {
+		if len(rw.transcript) >= maxTranscript {
+			rw.transcript = rw.transcript[1:]
+		}
+		rw.transcript = append(rw.transcript, c)
+	}
+	readers := make(map[string][]string, len(rw.readers))
+	for id, langs := range rw.readers {
+		readers[id] = langs
+	}
+	rw.mu.Unlock()
+	for id, langs := range readers {
+		rw.room.Send(id, Message(c, langs))
+	}
+}
+
+// Message is a caption as a participant who reads langs gets it: with the translations into those only.
+func Message(c captions.Caption, langs []string) protocol.Caption {
+	tr := map[string]string{}
+	for _, l := range langs {
+		if t, ok := c.Translations[l]; ok {
+			tr[l] = t
+		}
+	}
+	return protocol.Caption{Type: protocol.TypeCaption, Participant: c.ParticipantID, Track: c.TrackID, Lang: c.Lang,
+		Text: c.Text, Final: c.Final, Start: c.Start.Seconds(), End: c.End.Seconds(), Translations: tr}
+}
+
+// status tells caption readers that the engine stopped working, or works again.
+func (rw *roomWorker) status(available bool, reason string) {
+	if available {
+		reason = ""
+	}
+	rw.mu.Lock()
+	changed := rw.unavailable != reason
+	rw.unavailable = reason
+	var readers []string
+	for id := range rw.readers {
+		readers = append(readers, id)
+	}
+	rw.mu.Unlock()
+	if !changed {
+		return
+	}
+	for _, id := range readers {
+		rw.room.Send(id, protocol.CaptionsStatus{Type: protocol.TypeCaptionsStatus, Available: reason == "", Reason: reason})
+	}
+}
