@@ -23,7 +23,7 @@ test: deps fmt-check vet
 fuzz: deps-go deps-audio
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling/protocol
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./media/opus
-	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$(FUZZTIME) ./sfu
+	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$(FUZZTIME) ./sfu/forward
 	$(GO) test -run='^$$' -fuzz=FuzzOffer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./sfu
 
 bench: deps-go deps-audio deps-captions deps-npm

@@ -39,6 +39,8 @@ var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$`)
 
 // Config configures the worker.
 type Config struct {
+	// Service runs the captions jobs; nil: this node has no captions engine, and requests for captions are
+	// refused as unavailable (turning them off is not).
 	Service Service
 	// Lang is what participants speak unless they or their room say otherwise (default "en").
 	Lang   string
@@ -151,8 +153,12 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 			return fmt.Errorf("%.20q is not a language tag: %w", l, sfu.ErrBadRequest)
 		}
 	}
-	if len(langs) > 0 && rw.e2ee {
+	switch {
+	case len(langs) == 0:
+	case rw.e2ee:
 		return sfu.ErrE2EE
+	case rw.w.cfg.Service == nil:
+		return fmt.Errorf("this node has no captions engine: %w", sfu.ErrUnavailable)
 	}
 	rw.mu.Lock()
 	if len(langs) > 0 {
@@ -221,7 +227,7 @@ func (rw *roomWorker) spokenLanguage(participantID string) string {
 // sync runs a job on every microphone of the room while anyone reads captions, in the language its speaker
 // speaks, and stops them all when nobody does.
 func (rw *roomWorker) sync() {
-	if rw.e2ee {
+	if rw.e2ee || rw.w.cfg.Service == nil {
 		return
 	}
 	var mics []*sfu.Track

@@ -1,11 +1,11 @@
 // Command sfu runs one SFU node: `sfu` serves, `sfu token` mints a join token, `sfu audit verify` checks the
 // audit log's hash chain.
 //
-// A packet's way through the code: main → node (this package) starts sfu.New (media sockets) and
+// A packet's way through the code: main → node (this package) starts sfu.New (media sockets, sfu/transport) and
 // signaling.NewServer (HTTP and /ws). A client's join reaches signaling/session.go, which calls sfu.SFU.Join;
-// its publish offer creates, for each track, an sfu.Receiver (sfu/receiver.go) whose read loop hands every
-// packet to the sfu.DownTrack of each subscriber (sfu/downtrack.go), which rewrites it and writes it to the
-// subscriber's peer connection.
+// its publish offer creates, for each track, a forward.Receiver (sfu/forward/receiver.go) whose read loop hands
+// every packet to the forward.DownTrack of each subscriber (sfu/forward/downtrack.go), which rewrites it and
+// writes it to the subscriber's peer connection. ARCHITECTURE.md has the whole map.
 package main
 
 import (

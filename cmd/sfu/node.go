@@ -109,11 +109,14 @@ func startNode(cfg config) (*node, error) {
 		release = func(ctx context.Context) error { return errors.Join(releaseWorkers(ctx), auditLog.Close()) }
 	}
 	workers := []sfu.Worker{denoiser} // denoise first: captions hear the denoised audio
-	var captioner *roomcaptions.Worker
+	// The captions worker runs without an engine too: it then refuses captions with a reason, and serves
+	// (empty) transcripts.
+	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Logger: log.Named("captions")}
 	if capSvc != nil {
-		captioner = roomcaptions.New(roomcaptions.Config{Service: capSvc, Lang: cfg.CaptionsLang, Logger: log.Named("captions")})
-		workers = append(workers, captioner)
+		capCfg.Service = capSvc
 	}
+	captioner := roomcaptions.New(capCfg)
+	workers = append(workers, captioner)
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
 		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Workers: workers, Rooms: rooms.settings,
 		MaxParticipants: cfg.MaxParticipants, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
@@ -160,9 +163,7 @@ func startNode(cfg config) (*node, error) {
 	if mint != nil {
 		sigCfg.ICEServers = mint.iceServers
 	}
-	if captioner != nil {
-		sigCfg.Transcripts = captioner
-	}
+	sigCfg.Transcripts = captioner
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
