@@ -204,7 +204,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 			return false
 		}
 	}
-	m, inOrder, ok := d.mg.place(seq, switching)
+	m, inOrder, ok := d.mg.place(seq, l, switching)
 	if !ok {
 		return false // from before the mappings kept: no place in the output
 	}
@@ -222,7 +222,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 		if pi.hasVP8 {
 			vp8 = &pi.vp8
 		}
-		m = d.mg.switchMapping(seq, pkt.Timestamp, pi.arrival, d.receiver.codec.ClockRate, vp8)
+		m = d.mg.switchMapping(seq, l, pkt.Timestamp, pi.arrival, d.receiver.codec.ClockRate, vp8)
 	}
 
 	payload := pkt.Payload

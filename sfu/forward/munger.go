@@ -24,9 +24,13 @@ type munger struct {
 
 // mapping turns a layer's input sequence numbers from `from` on into the subscriber's: a switch or a dropped
 // packet starts a new one. Late packets (retransmissions, reordering) are rewritten with the mapping that was in
-// force at their place in the input.
+// force at their place in the input. A switch ends the mapping before it at the last packet sent under it: the
+// packets after that were never sent (another layer, or a pause), so late ones of them have no place.
 type mapping struct {
+	layer    int32 // the simulcast layer whose sequence numbers it maps
 	from     uint16
+	ended    bool   // a switch ended it
+	until    uint16 // when ended: the last input sequence number it covers
 	seqDelta uint16
 	tsDelta  uint32
 	picDelta uint16
@@ -57,25 +61,29 @@ func (m *munger) push(mp mapping) {
 // place finds the mapping for an input packet: for a newer packet than any before (or the first of a switch),
 // the one in force; for a late packet, the one in force at its place in the input. ok is false for a late packet
 // from before every mapping kept, or too old to place.
-func (m *munger) place(seq uint16, switching bool) (mp mapping, inOrder, ok bool) {
+func (m *munger) place(seq uint16, layer int32, switching bool) (mp mapping, inOrder, ok bool) {
 	if switching || int16(seq-m.lastIn) > 0 {
 		return m.current(), true, true
 	}
-	mp, ok = m.lateMapping(seq)
+	mp, ok = m.lateMapping(seq, layer)
 	return mp, false, ok
 }
 
 // lateMapping finds the mapping for a packet older than the newest. Distances are signed: a drop's mapping starts
 // just after the newest packet.
-func (m *munger) lateMapping(seq uint16) (mapping, bool) {
+func (m *munger) lateMapping(seq uint16, layer int32) (mapping, bool) {
 	if back := int16(m.lastIn - seq); back <= 0 || back > mapWindow {
 		return mapping{}, false
 	}
 	for i := 0; i < m.nmap; i++ {
 		mp := m.maps[(m.head-i+mapHistory)%mapHistory]
-		if int16(seq-mp.from) >= 0 { // seq falls at or after this mapping's start
-			return mp, true
+		if int16(seq-mp.from) < 0 {
+			continue // from before this mapping's start: an older one
 		}
+		if mp.layer != layer || mp.ended && int16(seq-mp.until) > 0 {
+			return mapping{}, false // another layer's, or in a gap that was never sent
+		}
+		return mp, true
 	}
 	return mapping{}, false
 }
@@ -96,8 +104,8 @@ func (m *munger) skip(seq uint16, mp mapping, picStart bool) {
 // switchMapping is the mapping that continues the subscriber's stream from its last packet with a new layer's
 // packet: the next sequence number, a timestamp advanced by the wall-clock time between the two, and the next
 // picture id. vp8 is nil for other codecs.
-func (m *munger) switchMapping(seq uint16, ts uint32, arrival time.Time, clockRate uint32, vp8 *codec.VP8Descriptor) mapping {
-	mp := mapping{from: seq, seqDelta: m.lastOutSeq + 1 - seq, tsDelta: m.lastOutTS + m.tsGap(arrival, clockRate) - ts}
+func (m *munger) switchMapping(seq uint16, layer int32, ts uint32, arrival time.Time, clockRate uint32, vp8 *codec.VP8Descriptor) mapping {
+	mp := mapping{layer: layer, from: seq, seqDelta: m.lastOutSeq + 1 - seq, tsDelta: m.lastOutTS + m.tsGap(arrival, clockRate) - ts}
 	if m.started && vp8 != nil {
 		mp.picDelta = m.lastOutPic + 1 - vp8.PictureID
 		mp.tl0Delta = m.lastOutTL0 + 1 - vp8.TL0PICIDX
@@ -116,8 +124,13 @@ func (m *munger) tsGap(now time.Time, clockRate uint32) uint32 {
 	return max(uint32(gap.Seconds()*float64(clockRate)), 1)
 }
 
-// switched makes a switch's mapping the one in force, once its first packet has gone out.
+// switched makes a switch's mapping the one in force, once its first packet has gone out; the one before it
+// ends at the last packet sent under it.
 func (m *munger) switched(mp mapping) {
+	if m.started {
+		prev := &m.maps[m.head]
+		prev.ended, prev.until = true, m.lastIn
+	}
 	m.push(mp)
 	m.started = true
 }

@@ -26,9 +26,10 @@ type mgStep struct {
 	picBytes int // 1: a 7-bit picture id; 2: 15-bit
 	tl0      uint8
 
-	switching bool // the first packet of a layer switch (a keyframe)
-	skip      bool // dropped on purpose (padding, a temporal layer above the limit)
-	picStart  bool // the dropped packet starts a VP8 picture
+	layer     int32 // the simulcast layer it comes from
+	switching bool  // the first packet of a layer switch (a keyframe)
+	skip      bool  // dropped on purpose (padding, a temporal layer above the limit)
+	picStart  bool  // the dropped packet starts a VP8 picture
 
 	refused bool  // late and without a place: nothing goes out
 	hasWant bool  // the packet goes out as want
@@ -60,6 +61,9 @@ func (s mgStep) vp8Short(pic uint16, tl0 uint8) mgStep {
 
 func (s mgStep) switches() mgStep { s.switching = true; return s }
 
+// on puts the packet on a simulcast layer (0 unless said).
+func (s mgStep) on(layer int32) mgStep { s.layer = layer; return s }
+
 func (s mgStep) dropped(picStart bool) mgStep { s.skip, s.picStart = true, picStart; return s }
 
 func (s mgStep) noPlace() mgStep { s.refused = true; return s }
@@ -78,7 +82,7 @@ func (s mgStep) outVP8(seq uint16, ts uint32, pic uint16, tl0 uint8) mgStep {
 // drive gives one packet to the munger as writeRTP does. placed is false for a packet with no place; a skipped
 // packet is placed but sends nothing.
 func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
-	m, inOrder, ok := mg.place(s.seq, s.switching)
+	m, inOrder, ok := mg.place(s.seq, s.layer, s.switching)
 	if !ok {
 		return mgOut{}, false
 	}
@@ -94,7 +98,7 @@ func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
 		if s.hasVP8 {
 			d = &codec.VP8Descriptor{Start: true, Keyframe: true, PictureID: s.pic, PicIDBytes: s.picBytes, TL0PICIDX: s.tl0, HasTL0: true}
 		}
-		m = mg.switchMapping(s.seq, s.ts, arrival, mgClock, d)
+		m = mg.switchMapping(s.seq, s.layer, s.ts, arrival, mgClock, d)
 	}
 	out = mgOut{seq: s.seq + m.seqDelta, ts: s.ts + m.tsDelta}
 	if s.hasVP8 {
@@ -326,6 +330,34 @@ func TestMunger(t *testing.T) {
 				in(34460, 99996*3000, 5000*time.Second).out(34461, 99996*3000+1),
 				in(34464-4096, (100000-4096)*3000, 5000*time.Second).out(34464-4096+1, (100000-4096)*3000+1),
 				in(34464-4097, 0, 5000*time.Second).noPlace(),
+			),
+		},
+		{
+			// A video paused (or dropped for the latency budget) and restarted on a keyframe of the same layer:
+			// the packets between were never sent, so a late one of them has no place (it would take the
+			// sequence number of a packet sent after the restart).
+			name: "late packet from a restart's gap", startSeq: 1000, startTS: 0,
+			steps: steps(
+				in(100, 0, 0).switches().out(1001, 1),
+				in(101, 3000, 33*ms).out(1002, 3001),
+				// 102 to 109 are not forwarded: waiting for a keyframe
+				in(110, 30000, 300*ms).switches().out(1003, 3001+24030),
+				in(111, 33000, 333*ms).out(1004, 30031),
+				in(105, 15000, 340*ms).noPlace(),
+				in(112, 36000, 366*ms).out(1005, 33031),
+			),
+		},
+		{
+			// After a switch, a late packet of the new layer from before its keyframe was never sent: it has no
+			// place, and the old layer's mapping must not give it one.
+			name: "late packet of the new layer from before the switch", startSeq: 1000, startTS: 0,
+			steps: steps(
+				in(1000, 0, 0).switches().out(1001, 1),
+				in(1001, 3000, 33*ms).out(1002, 3001),
+				in(2000, 50000, 40*ms).on(1).switches().out(1003, 3631),
+				in(2001, 53000, 73*ms).on(1).out(1004, 6631),
+				in(1999, 47000, 80*ms).on(1).noPlace(),
+				in(2002, 56000, 106*ms).on(1).out(1005, 9631),
 			),
 		},
 	}
