@@ -90,6 +90,9 @@ func (m *munger) lateMapping(seq uint16, layer int32) (mapping, bool) {
 
 // skip drops an in-order packet of the current layer on purpose (padding, a temporal layer above the limit): the
 // packets after it close the gap it leaves. picStart says it starts a VP8 picture whose id is then skipped too.
+//
+// A run of drops extends one mapping rather than pushing one per packet: the mapping a drop started has had
+// nothing sent under it when the next packet is dropped too, so it can move on, and mapHistory counts runs.
 func (m *munger) skip(seq uint16, mp mapping, picStart bool) {
 	next := mp
 	next.from = seq + 1
@@ -97,7 +100,11 @@ func (m *munger) skip(seq uint16, mp mapping, picStart bool) {
 	if picStart {
 		next.picDelta--
 	}
-	m.push(next)
+	if cur := &m.maps[m.head]; m.nmap > 1 && cur.from == seq && !cur.ended {
+		*cur = next // the previous packet was dropped too, and started this mapping
+	} else {
+		m.push(next)
+	}
 	m.lastIn = seq
 }
 

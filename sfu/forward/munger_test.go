@@ -284,24 +284,33 @@ func TestMunger(t *testing.T) {
 			),
 		},
 		{
-			// mapHistory: with the switch's mapping and 15 drops' kept, a packet from before the drops is placed.
-			name: "15 drops after a switch", startSeq: 0, startTS: 0,
+			// A run of drops costs one mapping, however long: a packet from before 40 dropped packets (a few
+			// frames of upper temporal layers) is still placed when it is retransmitted.
+			name: "a long run of drops after a switch", startSeq: 0, startTS: 0,
 			steps: steps(
 				in(100, 0, 0).switches().out(1, 1),
-				drops(101, 15),
-				in(116, 3000, 50*ms).out(2, 3001),
+				drops(101, 40),
+				in(141, 3000, 50*ms).out(2, 3001),
 				in(100, 0, 60*ms).out(1, 1),
 			),
 		},
 		{
-			// One drop more and the switch's mapping is forgotten: the same late packet has no place.
-			name: "16 drops after a switch", startSeq: 0, startTS: 0,
+			// mapHistory counts runs: with the switch's mapping and 15 runs of drops kept, a packet from before
+			// them is placed; one run more and the switch's mapping is forgotten.
+			name: "15 runs of drops after a switch", startSeq: 0, startTS: 0,
 			steps: steps(
 				in(100, 0, 0).switches().out(1, 1),
-				drops(101, 16),
-				in(117, 3000, 50*ms).out(2, 3001),
+				dropRuns(101, 15, 1, 2),
+				in(100, 0, 60*ms).out(1, 1),
+			),
+		},
+		{
+			name: "16 runs of drops after a switch", startSeq: 0, startTS: 0,
+			steps: steps(
+				in(100, 0, 0).switches().out(1, 1),
+				dropRuns(101, 16, 1, 2),
 				in(100, 0, 60*ms).noPlace(),
-				in(118, 6000, 83*ms).out(3, 6001),
+				in(101+32, 6000, 83*ms).out(1+16+1, 6001),
 			),
 		},
 		{
@@ -388,6 +397,17 @@ func TestMunger(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dropRuns is n runs of one dropped packet and one sent, from seq on, the first sent going out at out+1.
+func dropRuns(seq uint16, n int, out uint16, perRun int) []mgStep {
+	var s []mgStep
+	for i := 0; i < n; i++ {
+		base := seq + uint16(i*perRun)
+		s = append(s, in(base, 0, time.Duration(i)*ms).dropped(false))
+		s = append(s, in(base+1, 0, time.Duration(i)*ms).out(out+1+uint16(i), 1))
+	}
+	return s
 }
 
 // drops is n consecutive in-order packets from seq on, dropped on purpose (padding).
