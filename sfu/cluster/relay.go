@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/signaling"
+	"github.com/edge-sfu/sfu/signaling/client"
+)
+
+// A relay carries one room between this node and the node that owns it, when participants are hosted here
+// because the owner is full: two clients of the signaling protocol, one joined to the owner's room and one to
+// this node's, each publishing what the other receives. Every track crosses once per node, whatever the number
+// of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops.
+type relay struct {
+	room       string
+	owner      string // the owner's base URL
+	self       string // this node's base URL
+	token      func(room string) (string, error)
+	api        *webrtc.API
+	log        *zap.Logger
+	onOwnerEnd func() // the owner went away: the room must be placed again
+}
+
+// run relays until ctx ends or either side's connection does.
+func (r *relay) run(ctx context.Context) error {
+	tok, err := r.token(r.room)
+	if err != nil {
+		return err
+	}
+	var toOwner, toLocal bridgeSide
+	owner, err := client.Dial(ctx, client.WSURL(r.owner), tok, client.Options{API: r.api,
+		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
+		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) }})
+	if err != nil {
+		return fmt.Errorf("relay to the owner %s: %w", r.owner, err)
+	}
+	defer owner.Close()
+	local, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
+		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
+		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) }})
+	if err != nil {
+		return fmt.Errorf("relay into this node: %w", err)
+	}
+	defer local.Close()
+	toOwner.init(owner, local)
+	toLocal.init(local, owner)
+	r.log.Info("relaying room", zap.String("room", r.room), zap.String("owner", r.owner))
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-owner.Done():
+		if r.onOwnerEnd != nil {
+			r.onOwnerEnd()
+		}
+		return errors.New("the owner's connection ended")
+	case <-local.Done():
+		return errors.New("this node's connection ended")
+	}
+}
+
+// bridgeSide publishes, through pub, the tracks received on the other side; keyframe requests for them go back
+// to that side's receiver.
+type bridgeSide struct {
+	ready   chan struct{}
+	initMu  sync.Once
+	pub     *client.Client // publishes here
+	from    *client.Client // receives there
+	pubMu   sync.Mutex     // one negotiation at a time
+	mu      sync.Mutex
+	sources map[webrtc.TrackLocal]uint32 // published track → the SSRC it comes from on the other side
+}
+
+func (b *bridgeSide) setup() {
+	b.initMu.Do(func() { b.ready = make(chan struct{}) })
+}
+
+func (b *bridgeSide) init(pub, from *client.Client) {
+	b.setup()
+	b.pub, b.from, b.sources = pub, from, map[webrtc.TrackLocal]uint32{}
+	close(b.ready)
+}
+
+// forward publishes a track received on the other side and copies its packets until it ends. The track keeps
+// its id; its stream id is the publishing participant's on the other node.
+func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRemote) {
+	b.setup()
+	select {
+	case <-b.ready:
+	case <-ctx.Done():
+		return
+	}
+	out, err := webrtc.NewTrackLocalStaticRTP(in.Codec().RTPCodecCapability, in.ID(), pid)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	b.sources[out] = uint32(in.SSRC())
+	b.mu.Unlock()
+	b.pubMu.Lock()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	senders, err := b.pub.Publish(pctx, out)
+	cancel()
+	b.pubMu.Unlock()
+	if err != nil {
+		return
+	}
+	defer func() {
+		b.pubMu.Lock()
+		defer b.pubMu.Unlock()
+		if b.pub.Pub.RemoveTrack(senders[0]) == nil {
+			nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = b.pub.NegotiatePublish(nctx)
+			cancel()
+		}
+	}()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := in.Read(buf)
+		if err != nil {
+			return
+		}
+		_, _ = out.Write(buf[:n]) // a sender not bound yet drops the packet; the track goes on
+	}
+}
+
+// keyframe asks the other side for a keyframe of the track it feeds into t.
+func (b *bridgeSide) keyframe(t webrtc.TrackLocal) {
+	b.setup()
+	select {
+	case <-b.ready:
+	default:
+		return
+	}
+	b.mu.Lock()
+	ssrc, ok := b.sources[t]
+	b.mu.Unlock()
+	if ok {
+		_ = b.from.Sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
+}
+
+// relays keeps one relay per room hosted here but owned elsewhere, while it has participants here.
+type relays struct {
+	ctx   context.Context
+	wg    sync.WaitGroup
+	make  func(room, owner string) *relay
+	place func(ctx context.Context, room string) (ownerURL string, mine bool, err error)
+	log   *zap.Logger
+
+	mu    sync.Mutex
+	rooms map[string]*roomRelay
+}
+
+type roomRelay struct {
+	users  int
+	cancel context.CancelFunc
+}
+
+// acquire counts a participant hosted here in a room owned by owner, starting the room's relay for the first;
+// the returned function counts it out.
+func (rs *relays) acquire(room, owner string) func() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rr := rs.rooms[room]
+	if rr == nil {
+		ctx, cancel := context.WithCancel(rs.ctx)
+		rr = &roomRelay{cancel: cancel}
+		rs.rooms[room] = rr
+		rs.wg.Add(1)
+		go func() {
+			defer rs.wg.Done()
+			rs.keep(ctx, room, owner)
+		}()
+	}
+	rr.users++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			if rr.users--; rr.users == 0 {
+				rr.cancel()
+				delete(rs.rooms, room)
+			}
+		})
+	}
+}
+
+// keep runs the room's relay until ctx ends; when the owner goes away, the room is placed again: here (the
+// relay is no longer needed) or on another owner, which the relay then connects to.
+func (rs *relays) keep(ctx context.Context, room, owner string) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		err := rs.make(room, owner).run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		rs.log.Warn("relay ended", zap.String("room", room), zap.String("owner", owner), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		next, mine, err := rs.place(pctx, room)
+		cancel()
+		switch {
+		case err != nil:
+			continue
+		case mine:
+			rs.log.Info("room now owned here", zap.String("room", room))
+			return
+		}
+		owner = next
+	}
+}
+
+// close stops every relay and waits for them.
+func (rs *relays) close() {
+	rs.mu.Lock()
+	for _, rr := range rs.rooms {
+		rr.cancel()
+	}
+	rs.mu.Unlock()
+	rs.wg.Wait()
+}
+
+// relayToken mints the token a relay's clients join with: both rights, and the relay claim, so that neither
+// node routes it elsewhere.
+func relayToken(secret []byte, nodeID string) func(room string) (string, error) {
+	return func(room string) (string, error) {
+		return signaling.MintToken(secret, signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID,
+			Publish: true, Subscribe: true, Relay: true}, time.Hour)
+	}
+}
