@@ -4,7 +4,14 @@
 // Every node registers itself and renews its registration with a heartbeat;
 // a room is owned by the node holding its lease, which the owner's heartbeat
 // renews while the node is alive. A node that stops heartbeating (a crash)
-// disappears after the TTL, and its leases with it.
+// disappears after the TTL, and its leases with it. The heartbeat also
+// re-reads the region's nodes into a snapshot (Peers), for answers that must
+// not wait on Redis.
+//
+// Placement (placement.go) is the signaling's view of the cluster: where a
+// joining participant goes, and the fallback nodes its client is told of.
+// When a room's owner is full, participants are hosted on another node of the
+// region and relay.go carries the room between the two nodes.
 //
 // Redis keys:
 //
