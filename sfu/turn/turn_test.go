@@ -19,9 +19,9 @@ import (
 
 const tokenSecret = "test-secret-0123456789"
 
-// TestCredentials: minted credentials are TURN REST API ones, "<expiry>:<identity>" and
+// TestTURNCredentials: minted credentials are TURN REST API ones, "<expiry>:<identity>" and
 // base64(HMAC-SHA1(secret, username)), with the secret derived from the token secret unless one is configured.
-func TestCredentials(t *testing.T) {
+func TestTURNCredentials(t *testing.T) {
 	m := &Minter{Secret: Secret("", []byte(tokenSecret)), URLs: []string{"turn:192.0.2.1:3478?transport=udp"},
 		TTL: time.Hour, Now: func() time.Time { return time.Unix(1_800_000_000, 0) }}
 	ice := m.ICEServers("alice:smith")
@@ -54,9 +54,9 @@ func TestCredentials(t *testing.T) {
 	}
 }
 
-// TestAuthHandler: the server's check of a username: a minted, unexpired one gives its identity and the key of
+// TestTURNAuthHandler: the server's check of a username: a minted, unexpired one gives its identity and the key of
 // its password; an expired or malformed one is refused.
-func TestAuthHandler(t *testing.T) {
+func TestTURNAuthHandler(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	auth := authHandler("secret", zap.NewNop(), func() time.Time { return now })
 	src := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}
@@ -76,9 +76,9 @@ func TestAuthHandler(t *testing.T) {
 	}
 }
 
-// TestMediaPeers: relays may reach the node's public and ICE addresses only; with no ICE address, any address
+// TestTURNMediaPeers: relays may reach the node's public and ICE addresses only; with no ICE address, any address
 // of this machine.
-func TestMediaPeers(t *testing.T) {
+func TestTURNMediaPeers(t *testing.T) {
 	client := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 4000}
 	allow := mediaPeers([]string{"203.0.113.7"}, []string{"127.0.0.1"}, zap.NewNop())
 	for peer, want := range map[string]bool{"127.0.0.1": true, "203.0.113.7": true, "127.0.0.2": false, "10.0.0.1": false,
@@ -96,10 +96,10 @@ func TestMediaPeers(t *testing.T) {
 	}
 }
 
-// TestServer: the server allocates a relay for minted credentials, which relays to the node's address only; it
+// TestTURNServer: the server allocates a relay for minted credentials, which relays to the node's address only; it
 // refuses a wrong password, an expired username, one minted with another secret, one not in the REST API form
 // and a tampered expiry; Close ends its allocations.
-func TestServer(t *testing.T) {
+func TestTURNServer(t *testing.T) {
 	secret := Secret("", []byte(tokenSecret))
 	s, err := Start(Config{Addr: "127.0.0.1:0", Realm: "edge-sfu", ICEIPs: []string{"127.0.0.1"}, Secret: secret})
 	if err != nil {
@@ -146,9 +146,9 @@ func TestServer(t *testing.T) {
 	}
 }
 
-// TestStartRefuses: a public address that is not an IP, or a relay port range upside down, is refused before
+// TestTURNStartRefuses: a public address that is not an IP, or a relay port range upside down, is refused before
 // any socket opens.
-func TestStartRefuses(t *testing.T) {
+func TestTURNStartRefuses(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"public address": {Addr: "127.0.0.1:0", PublicIP: "turn.example.org"},
 		"port range":     {Addr: "127.0.0.1:0", PortMin: 50000, PortMax: 40000},
