@@ -33,29 +33,29 @@ func (r *relay) run(ctx context.Context, room, owner string) error {
 		return fmt.Errorf("relay token: %w", err)
 	}
 	var toOwner, toLocal bridgeSide
-	toRemote, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api,
+	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) }})
 	if err != nil {
 		return fmt.Errorf("relay to the owner %s: %w", owner, err)
 	}
-	defer toRemote.Close()
-	local, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
+	defer ownerConn.Close()
+	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) }})
 	if err != nil {
 		return fmt.Errorf("relay into this node: %w", err)
 	}
-	defer local.Close()
-	toOwner.init(toRemote, local)
-	toLocal.init(local, toRemote)
+	defer localConn.Close()
+	toOwner.init(ownerConn, localConn)
+	toLocal.init(localConn, ownerConn)
 	r.log.Info("relaying room", zap.String("room", room), zap.String("owner", owner))
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-toRemote.Done():
+	case <-ownerConn.Done():
 		return errors.New("the owner's connection ended")
-	case <-local.Done():
+	case <-localConn.Done():
 		return errors.New("this node's connection ended")
 	}
 }
