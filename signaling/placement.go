@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Placement says where rooms live when this node is one of several in its region (cmd/sfu's cluster wiring
-// over sfu/cluster); with none, this node hosts every room.
+// Placement says where rooms live when this node is one of several in its region (sfu/cluster's Placement);
+// with none, this node hosts every room.
 type Placement interface {
 	// Region is this node's region.
 	Region() string
@@ -16,7 +16,8 @@ type Placement interface {
 	// error wrapping ErrResidency.
 	Route(ctx context.Context, room string, regions []string) (Route, error)
 	// Fallbacks are the base URLs of the region's other live nodes that take rooms, for a client whose node goes
-	// away.
+	// away. It is asked on every join, before the SFU's join: it should answer from memory (a snapshot), not
+	// look anything up over the network.
 	Fallbacks() []string
 	// IsPeer reports whether a base URL (an Origin) is, or recently was, a node of the region: pages it serves
 	// may open this node's socket.

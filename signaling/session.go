@@ -44,6 +44,7 @@ type session struct {
 	rate    tokenBucket      // messages a second; used only by the read loop
 	claims  Claims           // the verified token, once joined; used only by the read loop
 	release func()           // called when the session ends: the placement's relay for this participant
+	nodes   []string         // the joined message's fallback nodes, looked up before joining: no lookup under the SFU's locks
 	remote  string           // the client's address, for the audit log
 }
 
@@ -240,6 +241,12 @@ func (s *session) join(token string) bool {
 		}
 		s.release = route.Release
 	}
+	if pl := s.srv.placement; pl != nil {
+		s.nodes = nil
+		for _, u := range pl.Fallbacks() {
+			s.nodes = append(s.nodes, wsURL(u))
+		}
+	}
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin}, s)
 	if err != nil {
@@ -328,10 +335,8 @@ func (s *session) SendCandidate(pc sfu.PC, c webrtc.ICECandidateInit) {
 // SendEvent implements sfu.Peer.
 func (s *session) SendEvent(ev sfu.Event) {
 	msg := eventMessage(ev, s.srv.iceServersFor(ev))
-	if j, ok := msg.(protocol.Joined); ok && s.srv.placement != nil {
-		for _, u := range s.srv.placement.Fallbacks() {
-			j.Nodes = append(j.Nodes, wsURL(u))
-		}
+	if j, ok := msg.(protocol.Joined); ok && len(s.nodes) > 0 { // sent from within sfu.Join, under its locks
+		j.Nodes = s.nodes
 		msg = j
 	}
 	if msg != nil {

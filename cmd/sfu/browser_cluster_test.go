@@ -78,6 +78,7 @@ func TestBrowserClusterFailover(t *testing.T) {
 	// origin is another node of its region.
 	a := clusterNode(t, redis, "hk", "hk-a", 100)
 	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	m := startMedia(t, ctx)
@@ -107,7 +108,7 @@ func TestBrowserClusterFailover(t *testing.T) {
 	}
 
 	// Kill a as TestOwnerFailover does.
-	a.place.c.Abandon()
+	a.place.Abandon()
 	killed := time.Now()
 	_ = a.shutdown(ctx)
 	select {

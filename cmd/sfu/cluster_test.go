@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/edge-sfu/sfu/signaling/client"
+	"go.uber.org/zap/zapcore"
 )
 
 // clusterNode starts a node of region in the cluster on redis.
@@ -20,6 +24,20 @@ func clusterNode(t *testing.T, redis, region, id string, capacity int, more ...f
 	return startTestNode(t, append([]func(*config){func(c *config) {
 		c.Redis, c.Region, c.NodeID, c.Capacity = redis, region, id, capacity
 	}}, more...)...)
+}
+
+// knowEachOther waits until every node lists the others among its fallback nodes, which come from the snapshot
+// of the region its heartbeat refreshes (up to a second old).
+func knowEachOther(t *testing.T, nodes ...*node) {
+	t.Helper()
+	eventually(t, 5*time.Second, "the nodes list each other as fallbacks", func() bool {
+		for _, n := range nodes {
+			if len(n.place.Fallbacks()) < len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // sfuParticipants is how many participants a node hosts.
@@ -47,6 +65,7 @@ func TestClusterRedirect(t *testing.T) {
 	redis := clustertest.StartRedis(t)
 	a := clusterNode(t, redis, "hk", "hk-a", 100)
 	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m := startMedia(t, ctx)
@@ -129,6 +148,7 @@ func TestOwnerFailover(t *testing.T) {
 	redis := clustertest.StartRedis(t)
 	a := clusterNode(t, redis, "hk", "hk-a", 100)
 	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	m := startMedia(t, ctx)
@@ -140,7 +160,7 @@ func TestOwnerFailover(t *testing.T) {
 	}
 
 	// Kill a: its heartbeat stops as in a crash, and its connections go.
-	a.place.c.Abandon()
+	a.place.Abandon()
 	killed := time.Now()
 	_ = a.shutdown(ctx)
 	for _, c := range []*testClient{alice, bob} {
@@ -268,4 +288,51 @@ func TestClusterWHIP(t *testing.T) {
 	if resp := post(sg, hkOnly); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("WHIP of an hk room to the sg node: %s", resp.Status)
 	}
+}
+
+// TestClusterStartFailureReleases: a node whose Redis cannot be reached does not start, and gives back what it
+// had opened by then: its HTTP, media and TURN ports can be bound again at once, and no goroutine is left.
+func TestClusterStartFailureReleases(t *testing.T) {
+	baseline := settledGoroutines()
+	tcpPort := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	udpPort := func() string {
+		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().String()
+	}
+	nowhere := tcpPort() // closed again: nothing listens there
+	cfg := config{Addr: tcpPort(), UDPAddr: udpPort(), TURNAddr: udpPort(), TURNRealm: "edge-sfu", TURNCredential: time.Hour,
+		ICEIPs: []string{"127.0.0.1"}, Secret: testSecret, LogLevel: zapcore.FatalLevel,
+		Redis: "redis://" + nowhere + "/0", Region: "hk", NodeID: "hk-a", Capacity: 10}
+	if n, err := startNode(cfg); err == nil {
+		_ = n.shutdown(context.Background())
+		t.Fatal("a node started without its Redis")
+	} else if !strings.Contains(err.Error(), "redis") {
+		t.Fatalf("start-up error %q does not name Redis", err)
+	}
+	if l, err := net.Listen("tcp", cfg.Addr); err != nil {
+		t.Errorf("the HTTP port is still taken: %v", err)
+	} else {
+		l.Close()
+	}
+	for name, addr := range map[string]string{"media": cfg.UDPAddr, "TURN": cfg.TURNAddr} {
+		if c, err := net.ListenPacket("udp4", addr); err != nil {
+			t.Errorf("the %s port is still taken: %v", name, err)
+		} else {
+			c.Close()
+		}
+	}
+	eventually(t, 15*time.Second, fmt.Sprintf("goroutines return to the level before the start (%d)", baseline), func() bool {
+		return runtime.NumGoroutine() <= baseline
+	})
 }

@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha1" //nolint:gosec // the TURN REST API's HMAC
-	"encoding/base64"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edge-sfu/sfu/sfu/turn/turntest"
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
-	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -135,117 +130,10 @@ func turnNode(t *testing.T, options ...func(*config)) *node {
 	}}, options...)...)
 }
 
-// turnAllocate allocates a relay on the node's TURN server with the credentials, and checks the relay carries
-// a datagram to a peer on 127.0.0.1 (the node's media address), and none to one on 127.0.0.2.
+// turnAllocate allocates a relay on the node's TURN server with the credentials (turntest.Allocate).
 func turnAllocate(t *testing.T, n *node, username, password string) error {
 	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: n.turn.addr.String(), TURNServerAddr: n.turn.addr.String(),
-		Conn: conn, Username: username, Password: password, Realm: "edge-sfu", LoggerFactory: lf, RTO: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relay, err := c.Allocate()
-	if err != nil {
-		return err
-	}
-	defer relay.Close()
-	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	if _, err := relay.WriteTo([]byte("through the relay"), peer.LocalAddr()); err != nil {
-		t.Fatalf("write through the relay: %v", err)
-	}
-	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 100)
-	k, from, err := peer.ReadFrom(buf)
-	if err != nil || string(buf[:k]) != "through the relay" || from.String() != relay.LocalAddr().String() {
-		t.Fatalf("the peer got %q from %v (%v), want the datagram from the relay %v", buf[:k], from, err, relay.LocalAddr())
-	}
-
-	other, err := net.ListenPacket("udp4", "127.0.0.2:0")
-	if err != nil {
-		t.Logf("no 127.0.0.2 to test a refused peer on: %v", err)
-		return nil
-	}
-	defer other.Close()
-	_, _ = relay.WriteTo([]byte("elsewhere"), other.LocalAddr()) // the permission is refused
-	_ = other.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	if k, from, err := other.ReadFrom(buf); err == nil {
-		t.Errorf("the relay carried %q from %v to 127.0.0.2, which is not the node", buf[:k], from)
-	}
-	return nil
-}
-
-// TestTURNCredentials: minted credentials are TURN REST API ones, "<expiry>:<identity>" and
-// base64(HMAC-SHA1(secret, username)), with the secret derived from the token secret unless -turn-secret.
-func TestTURNCredentials(t *testing.T) {
-	m := &turnMinter{secret: turnSecret(config{}, []byte(testSecret)), urls: []string{"turn:192.0.2.1:3478?transport=udp"},
-		ttl: time.Hour, now: func() time.Time { return time.Unix(1_800_000_000, 0) }}
-	ice := m.iceServers("alice:smith")
-	if len(ice) != 1 || len(ice[0].URLs) != 1 || ice[0].URLs[0] != "turn:192.0.2.1:3478?transport=udp" {
-		t.Fatalf("ICE servers %+v", ice)
-	}
-	if ice[0].Username != "1800003600:alice:smith" {
-		t.Errorf("username %q, want expiry:identity", ice[0].Username)
-	}
-	mac := hmac.New(sha1.New, []byte(m.secret))
-	mac.Write([]byte(ice[0].Username))
-	if want := base64.StdEncoding.EncodeToString(mac.Sum(nil)); ice[0].Credential != want {
-		t.Errorf("credential %v, want %s", ice[0].Credential, want)
-	}
-	if m.secret == testSecret || m.secret == turnSecret(config{}, []byte("another secret")) {
-		t.Error("the TURN secret should be derived from, and differ with, the token secret")
-	}
-	if s := turnSecret(config{TURNSecret: "coturn-static-auth-secret"}, []byte(testSecret)); s != "coturn-static-auth-secret" {
-		t.Errorf("-turn-secret ignored: %q", s)
-	}
-	if got := (*turnMinter)(nil).iceServers("x"); got != nil {
-		t.Errorf("no TURN: %v", got)
-	}
-}
-
-// TestTURNAllocation: the built-in TURN server allocates a relay for minted credentials, which relays, and
-// refuses a wrong password, an expired username and a username minted with another secret.
-func TestTURNAllocation(t *testing.T) {
-	n := turnNode(t)
-	if n.turn == nil || !strings.HasPrefix(n.turn.url, "turn:127.0.0.1:") || !strings.HasSuffix(n.turn.url, "?transport=udp") {
-		t.Fatalf("TURN server %+v", n.turn)
-	}
-	ice := n.turnMint.iceServers("alice")
-	if len(ice) != 1 || ice[0].URLs[0] != n.turn.url {
-		t.Fatalf("minted ICE servers %+v, want the built-in server %s", ice, n.turn.url)
-	}
-	user, pass := ice[0].Username, ice[0].Credential.(string)
-	if err := turnAllocate(t, n, user, pass); err != nil {
-		t.Fatalf("allocation with minted credentials: %v", err)
-	}
-
-	expiredUser, expiredPass := turnCredentials(n.turnMint.secret, "alice", time.Now().Add(-time.Minute))
-	otherUser, otherPass := turnCredentials("another secret", "alice", time.Now().Add(time.Hour))
-	for name, cred := range map[string][2]string{
-		"wrong password":  {user, "d3JvbmcgcGFzc3dvcmQ="},
-		"expired":         {expiredUser, expiredPass},
-		"other secret":    {otherUser, otherPass},
-		"not REST API":    {"alice", pass},
-		"tampered expiry": {strconv.FormatInt(time.Now().Add(48*time.Hour).Unix(), 10) + ":alice", pass},
-	} {
-		if err := turnAllocate(t, n, cred[0], cred[1]); err == nil {
-			t.Errorf("%s: allocation succeeded", name)
-		}
-	}
+	return turntest.Allocate(t, n.turn.Addr(), "edge-sfu", username, password)
 }
 
 // TestTURNRelayedMedia: a WHEP player that may only use relay candidates (ICETransportPolicyRelay), with
@@ -264,7 +152,7 @@ func TestTURNRelayedMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	player, got := newPlayer(t, api, webrtc.Configuration{ICEServers: n.turnMint.iceServers("player"),
+	player, got := newPlayer(t, api, webrtc.Configuration{ICEServers: n.turnMint.ICEServers("player"),
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay})
 	offer := gatheredOffer(t, player)
 	if !strings.Contains(offer, " typ relay") || strings.Contains(offer, " typ host") {
@@ -283,7 +171,7 @@ func TestTURNRelayedMedia(t *testing.T) {
 	if p := selectedPair(player); p == nil || p.Local.Typ != webrtc.ICECandidateTypeRelay {
 		t.Errorf("selected pair %v, want the player's relay candidate", p)
 	}
-	if c := n.turn.srv.AllocationCount(); c < 1 {
+	if c := n.turn.AllocationCount(); c < 1 {
 		t.Errorf("the TURN server has %d allocations", c)
 	}
 }
@@ -322,8 +210,8 @@ func TestTURNCredentialsInJoined(t *testing.T) {
 	if len(joined.ICEServers) != 2 || joined.ICEServers[0].URLs[0] != "stun:stun.example.org:3478" {
 		t.Errorf("ICE servers %+v, want the configured STUN server then TURN", joined.ICEServers)
 	}
-	if turnEntry.URLs[0] != n.turn.url || !strings.HasSuffix(turnEntry.Username, ":alice") {
-		t.Errorf("TURN entry %+v, want %s for alice", turnEntry, n.turn.url)
+	if turnEntry.URLs[0] != n.turn.URL() || !strings.HasSuffix(turnEntry.Username, ":alice") {
+		t.Errorf("TURN entry %+v, want %s for alice", turnEntry, n.turn.URL())
 	}
 	pass, _ := turnEntry.Credential.(string)
 	if err := turnAllocate(t, n, turnEntry.Username, pass); err != nil {

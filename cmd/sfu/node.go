@@ -9,14 +9,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/edge-sfu/sfu/captions/roomcaptions"
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/cluster"
 	"github.com/edge-sfu/sfu/sfu/transport"
+	"github.com/edge-sfu/sfu/sfu/turn"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/audit"
+	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,19 +37,36 @@ type node struct {
 	sig      *signaling.Server
 	http     *http.Server
 	addr     net.Addr
-	tls      bool        // HTTPS and wss://
-	turn     *turnServer // nil unless -turn
-	turnMint *turnMinter // nil unless -turn or -turn-urls
-	place    *placement  // nil unless -redis
-	leave    func()      // stops relays and leaves the cluster
+	tls      bool               // HTTPS and wss://
+	turn     *turn.Server       // nil unless -turn
+	turnMint *turn.Minter       // nil unless -turn or -turn-urls
+	place    *cluster.Placement // nil unless -redis
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 	serveErr     chan error
 }
 
+// closers undo the start-up steps taken so far when a later one fails: each step that succeeds pushes what
+// undoes it, and run undoes them in reverse.
+type closers []func()
+
+func (c *closers) push(f func()) { *c = append(*c, f) }
+
+func (c closers) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
 // startNode opens the sockets and starts serving.
-func startNode(cfg config) (*node, error) {
+func startNode(cfg config) (_ *node, err error) {
+	var undo closers
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
 	logCfg := zap.NewProductionConfig()
 	logCfg.Level = zap.NewAtomicLevelAt(cfg.LogLevel)
 	logCfg.Sampling = nil
@@ -89,22 +110,22 @@ func startNode(cfg config) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	undo.push(func() { _ = releaseAudio(context.Background()) })
 	if err := rooms.check(denoiser.CheckSettings); err != nil {
-		_ = releaseAudio(context.Background())
 		return nil, err
 	}
 	capSvc, releaseCaptions, err := captionService(cfg, log.Named("captions"))
 	if err != nil {
-		_ = releaseAudio(context.Background())
 		return nil, err
 	}
+	undo.push(func() { _ = releaseCaptions() })
 	release := func(ctx context.Context) error { return errors.Join(releaseCaptions(), releaseAudio(ctx)) }
 	var auditLog *audit.Log
 	if cfg.AuditDir != "" {
 		if auditLog, err = audit.Open(cfg.AuditDir, audit.Options{Retention: cfg.AuditRetention, Logger: log.Named("audit")}); err != nil {
-			_ = release(context.Background())
 			return nil, fmt.Errorf("audit log: %w", err)
 		}
+		undo.push(func() { _ = auditLog.Close() })
 		releaseWorkers := release
 		release = func(ctx context.Context) error { return errors.Join(releaseWorkers(ctx), auditLog.Close()) }
 	}
@@ -128,32 +149,20 @@ func startNode(cfg config) (*node, error) {
 		}}
 	s, err := sfu.New(scfg)
 	if err != nil {
-		_ = release(context.Background())
 		return nil, err
 	}
+	undo.push(func() { _ = s.Close() })
 
-	var turnSrv *turnServer
-	var mint *turnMinter
-	if cfg.TURNAddr != "" || len(cfg.TURNURLs) > 0 {
-		mint = &turnMinter{secret: turnSecret(cfg, secret), urls: cfg.TURNURLs, ttl: cfg.TURNCredential, now: time.Now}
-		if mint.ttl <= 0 {
-			mint.ttl = 12 * time.Hour
-		}
+	turnSrv, mint, err := startTURN(cfg, secret, log.Named("turn"))
+	if err != nil {
+		return nil, err
 	}
-	if cfg.TURNAddr != "" {
-		if turnSrv, err = startTURN(cfg, mint.secret, log.Named("turn")); err != nil {
-			_ = s.Close()
-			_ = release(context.Background())
-			return nil, err
-		}
-		mint.urls = append([]string{turnSrv.url}, mint.urls...)
-	}
-	closeTURN := func() {
-		if turnSrv != nil {
+	if turnSrv != nil {
+		undo.push(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = turnSrv.close(ctx)
-		}
+			_ = turnSrv.Close(ctx)
+		})
 	}
 
 	reg := prometheus.NewRegistry()
@@ -161,19 +170,16 @@ func startNode(cfg config) (*node, error) {
 	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), AllowedOrigins: cfg.AllowedOrigins}
 	if mint != nil {
-		sigCfg.ICEServers = mint.iceServers
+		sigCfg.ICEServers = mint.ICEServers
 	}
 	sigCfg.Transcripts = captioner
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		closeTURN()
-		_ = s.Close()
-		_ = release(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	var place *placement
-	leave := func() {}
+	undo.push(func() { _ = ln.Close() })
+	var place *cluster.Placement
 	if cfg.Redis != "" {
 		base := cfg.PublicURL
 		if base == "" {
@@ -183,17 +189,14 @@ func startNode(cfg config) (*node, error) {
 			}
 			base = scheme + ln.Addr().String()
 		}
-		if place, leave, err = startCluster(cfg, s, base, secret, reg, log.Named("cluster")); err != nil {
-			_ = ln.Close()
-			closeTURN()
-			_ = s.Close()
-			_ = release(context.Background())
+		if place, err = startCluster(cfg, s, base, secret, reg, log.Named("cluster")); err != nil {
 			return nil, err
 		}
+		undo.push(func() { _ = place.Close() })
 		sigCfg.Placement = place
 	}
 	sig := signaling.NewServer(s, sigCfg)
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, leave: leave,
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
 	if certs != nil {
@@ -238,25 +241,86 @@ func (n *node) stop(ctx context.Context) error {
 	}
 	if n.place != nil { // drain: no new rooms here, and everyone goes to another node of the region
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := n.place.c.SetDraining(dctx, true); err != nil {
+		to, err := n.place.Drain(dctx)
+		cancel()
+		if err != nil {
 			n.log.Warn("drain", zap.Error(err))
 		}
-		cancel()
-		if to := n.place.drainTarget(); to != "" {
+		if to != "" {
 			n.log.Info("draining", zap.String("to", to), zap.Int("participants", n.sig.RedirectAll(to)))
 		}
+		defer func() { // stops the relays and leaves the cluster, last
+			if err := n.place.Close(); err != nil {
+				n.log.Warn("leave the cluster", zap.Error(err))
+			}
+		}()
 	}
-	defer n.leave()
 	errHTTP := n.http.Shutdown(ctx)
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()
 	errAudio := n.release(ctx)
 	var errTURN error
 	if n.turn != nil { // after the SFU, whose connections may have been relayed through it
-		errTURN = n.turn.close(ctx)
+		errTURN = n.turn.Close(ctx)
 	}
 	for range n.serveErr { // wait for the serving goroutine
 	}
 	_ = n.log.Sync()
 	return errors.Join(errHTTP, errSig, errSFU, errAudio, errTURN)
+}
+
+// startTURN mints TURN credentials when -turn or -turn-urls is set (nil otherwise) and starts the built-in TURN
+// server when -turn is (nil otherwise).
+func startTURN(cfg config, tokenSecret []byte, log *zap.Logger) (*turn.Server, *turn.Minter, error) {
+	if cfg.TURNAddr == "" && len(cfg.TURNURLs) == 0 {
+		return nil, nil, nil
+	}
+	mint := &turn.Minter{Secret: turn.Secret(cfg.TURNSecret, tokenSecret), URLs: cfg.TURNURLs, TTL: cfg.TURNCredential}
+	if cfg.TURNAddr == "" {
+		return nil, mint, nil
+	}
+	tcfg := turn.Config{Addr: cfg.TURNAddr, Realm: cfg.TURNRealm, PublicIP: cfg.TURNPublicIP, PublicIPs: cfg.PublicIPs,
+		ICEIPs: cfg.ICEIPs, Secret: mint.Secret, Logger: log}
+	if cfg.TURNPortRange != "" {
+		var err error
+		if tcfg.PortMin, tcfg.PortMax, err = transport.ParsePortRange(cfg.TURNPortRange); err != nil {
+			return nil, nil, fmt.Errorf("-turn-relay-port-range: %w", err)
+		}
+	}
+	srv, err := turn.Start(tcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mint.URLs = append([]string{srv.URL()}, mint.URLs...)
+	return srv, mint, nil
+}
+
+// startCluster registers this node, at base (its base URL), in the region's Redis and returns its placement.
+func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg prometheus.Registerer, log *zap.Logger) (*cluster.Placement, error) {
+	id := cfg.NodeID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = host + "-" + base
+	}
+	var ips []net.IP
+	for _, a := range cfg.ICEIPs {
+		if ip := net.ParseIP(a); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	api, err := client.NewAPI(ips)
+	if err != nil {
+		return nil, fmt.Errorf("relay API: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := cluster.NewPlacement(ctx, cluster.PlacementConfig{
+		Cluster: cluster.Config{RedisURL: cfg.Redis, Logger: log,
+			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
+			LoadFunc: func() int { return s.Stats().Participants }},
+		RelayAPI: api, RelayToken: cluster.RelayToken(secret, id), Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return p, nil
 }

@@ -4,7 +4,14 @@
 // Every node registers itself and renews its registration with a heartbeat;
 // a room is owned by the node holding its lease, which the owner's heartbeat
 // renews while the node is alive. A node that stops heartbeating (a crash)
-// disappears after the TTL, and its leases with it.
+// disappears after the TTL, and its leases with it. The heartbeat also
+// re-reads the region's nodes into a snapshot (Peers), for answers that must
+// not wait on Redis.
+//
+// Placement (placement.go) is the signaling's view of the cluster: where a
+// joining participant goes, and the fallback nodes its client is told of.
+// When a room's owner is full, participants are hosted on another node of the
+// region and relay.go carries the room between the two nodes.
 //
 // Redis keys:
 //
@@ -140,6 +147,7 @@ type Cluster struct {
 	mu     sync.Mutex
 	self   NodeInfo
 	leases map[string]struct{} // rooms whose lease this node holds
+	peers  []NodeInfo          // the region's other live nodes as the last heartbeat read them
 	closed bool
 
 	closeOnce sync.Once
@@ -205,6 +213,10 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.rdb.Close()
 		return nil, err
 	}
+	if err := c.refreshPeers(ctx); err != nil {
+		c.rdb.Close()
+		return nil, err
+	}
 	hbCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.run(hbCtx)
@@ -217,6 +229,34 @@ func (c *Cluster) Self() NodeInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.self
+}
+
+// Peers returns the other live nodes of this node's region as the last heartbeat read them, least loaded
+// first, draining ones last. It reads no Redis: it answers at once whatever Redis does, and is up to a heartbeat
+// out of date.
+func (c *Cluster) Peers() []NodeInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]NodeInfo(nil), c.peers...)
+}
+
+// refreshPeers reads the region's live nodes into the snapshot Peers answers from.
+func (c *Cluster) refreshPeers(ctx context.Context) error {
+	self := c.Self()
+	nodes, err := c.Nodes(ctx, self.Region)
+	if err != nil {
+		return err
+	}
+	peers := make([]NodeInfo, 0, len(nodes))
+	for _, n := range nodes {
+		if n.ID != self.ID {
+			peers = append(peers, n)
+		}
+	}
+	c.mu.Lock()
+	c.peers = peers
+	c.mu.Unlock()
+	return nil
 }
 
 // Nodes returns the live nodes of region ("" = all regions), least loaded
@@ -643,8 +683,9 @@ func (c *Cluster) publish(ctx context.Context) error {
 	return nil
 }
 
-// run is the heartbeat goroutine: it republishes this node and renews its
-// leases every heartbeat until ctx is cancelled.
+// run is the heartbeat goroutine: it republishes this node, re-reads its
+// region's nodes and renews its leases every heartbeat until ctx is
+// cancelled.
 func (c *Cluster) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.heartbeat)
@@ -671,13 +712,19 @@ func (c *Cluster) run(ctx context.Context) {
 	}
 }
 
-// beat publishes this node and renews its leases, forgetting those it lost.
+// beat publishes this node, renews its leases and refreshes the snapshot of
+// its region's nodes. A failed refresh keeps the last snapshot.
 func (c *Cluster) beat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.heartbeat)
 	defer cancel()
 	if err := c.publish(ctx); err != nil {
 		return err
 	}
+	return errors.Join(c.renew(ctx), c.refreshPeers(ctx))
+}
+
+// renew extends this node's leases, forgetting those it lost.
+func (c *Cluster) renew(ctx context.Context) error {
 	c.mu.Lock()
 	rooms := make([]string, 0, len(c.leases))
 	for room := range c.leases {

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"context"
@@ -20,48 +20,42 @@ import (
 // this node's, each publishing what the other receives. Every track crosses once per node, whatever the number
 // of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops.
 type relay struct {
-	room       string
-	owner      string // the owner's base URL
-	self       string // this node's base URL
-	token      func(room string) (string, error)
-	api        *webrtc.API
-	log        *zap.Logger
-	onOwnerEnd func() // the owner went away: the room must be placed again
+	self  string // this node's base URL
+	token func(room string) (string, error)
+	api   *webrtc.API
+	log   *zap.Logger
 }
 
-// run relays until ctx ends or either side's connection does.
-func (r *relay) run(ctx context.Context) error {
-	tok, err := r.token(r.room)
+// run relays room to and from its owner (a base URL) until ctx ends or either side's connection does.
+func (r *relay) run(ctx context.Context, room, owner string) error {
+	tok, err := r.token(room)
 	if err != nil {
-		return err
+		return fmt.Errorf("relay token: %w", err)
 	}
 	var toOwner, toLocal bridgeSide
-	owner, err := client.Dial(ctx, client.WSURL(r.owner), tok, client.Options{API: r.api,
+	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) }})
 	if err != nil {
-		return fmt.Errorf("relay to the owner %s: %w", r.owner, err)
+		return fmt.Errorf("relay to the owner %s: %w", owner, err)
 	}
-	defer owner.Close()
-	local, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
+	defer ownerConn.Close()
+	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) }})
 	if err != nil {
 		return fmt.Errorf("relay into this node: %w", err)
 	}
-	defer local.Close()
-	toOwner.init(owner, local)
-	toLocal.init(local, owner)
-	r.log.Info("relaying room", zap.String("room", r.room), zap.String("owner", r.owner))
+	defer localConn.Close()
+	toOwner.init(ownerConn, localConn)
+	toLocal.init(localConn, ownerConn)
+	r.log.Info("relaying room", zap.String("room", room), zap.String("owner", owner))
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-owner.Done():
-		if r.onOwnerEnd != nil {
-			r.onOwnerEnd()
-		}
+	case <-ownerConn.Done():
 		return errors.New("the owner's connection ended")
-	case <-local.Done():
+	case <-localConn.Done():
 		return errors.New("this node's connection ended")
 	}
 }
@@ -147,12 +141,19 @@ func (b *bridgeSide) keyframe(t webrtc.TrackLocal) {
 	}
 }
 
+// Retry bounds of a relay that ended while its room still has participants here.
+const (
+	relayRetryMin = 500 * time.Millisecond
+	relayRetryMax = 5 * time.Second
+)
+
 // relays keeps one relay per room hosted here but owned elsewhere, while it has participants here.
 type relays struct {
-	ctx   context.Context
+	ctx   context.Context // ends every relay
 	wg    sync.WaitGroup
-	make  func(room, owner string) *relay
+	run   func(ctx context.Context, room, owner string) error // relays the room until ctx ends or a side's connection does
 	place func(ctx context.Context, room string) (ownerURL string, mine bool, err error)
+	retry time.Duration // the first wait before placing the room again after its relay ended
 	log   *zap.Logger
 
 	mu    sync.Mutex
@@ -197,9 +198,9 @@ func (rs *relays) acquire(room, owner string) func() {
 // keep runs the room's relay until ctx ends; when the owner goes away, the room is placed again: here (the
 // relay is no longer needed) or on another owner, which the relay then connects to.
 func (rs *relays) keep(ctx context.Context, room, owner string) {
-	backoff := 500 * time.Millisecond
+	backoff := rs.retry
 	for ctx.Err() == nil {
-		err := rs.make(room, owner).run(ctx)
+		err := rs.run(ctx, room, owner)
 		if ctx.Err() != nil {
 			return
 		}
@@ -209,7 +210,7 @@ func (rs *relays) keep(ctx context.Context, room, owner string) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, relayRetryMax)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		next, mine, err := rs.place(pctx, room)
 		cancel()
@@ -224,6 +225,13 @@ func (rs *relays) keep(ctx context.Context, room, owner string) {
 	}
 }
 
+// count is how many rooms are relayed.
+func (rs *relays) count() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.rooms)
+}
+
 // close stops every relay and waits for them.
 func (rs *relays) close() {
 	rs.mu.Lock()
@@ -234,9 +242,9 @@ func (rs *relays) close() {
 	rs.wg.Wait()
 }
 
-// relayToken mints the token a relay's clients join with: both rights, and the relay claim, so that neither
+// RelayToken mints the token a relay's clients join with: both rights, and the relay claim, so that neither
 // node routes it elsewhere.
-func relayToken(secret []byte, nodeID string) func(room string) (string, error) {
+func RelayToken(secret []byte, nodeID string) func(room string) (string, error) {
 	return func(room string) (string, error) {
 		return signaling.MintToken(secret, signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID,
 			Publish: true, Subscribe: true, Relay: true}, time.Hour)

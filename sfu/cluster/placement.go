@@ -1,0 +1,178 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/signaling"
+)
+
+// PlacementConfig configures a Placement.
+type PlacementConfig struct {
+	// Cluster is this node's membership: Redis, the node (Node.URL is its base URL, which relays and other nodes
+	// reach it at), its load function, heartbeat and TTL.
+	Cluster Config
+	// RelayAPI builds the peer connections of the relays to other nodes; RelayToken mints the token they join
+	// both nodes with (RelayToken(secret, node id)).
+	RelayAPI   *webrtc.API
+	RelayToken func(room string) (string, error)
+	// Registerer takes the placement's metrics (residency refusals, relayed rooms, the node's region); nil: none.
+	Registerer prometheus.Registerer
+}
+
+// Placement routes joins across the nodes of a region (signaling.Placement over a Cluster): to the room's
+// owner, or here with a relay to the owner when the owner is full; never outside the room's regions. Its
+// methods are safe for concurrent use.
+type Placement struct {
+	c        *Cluster
+	relays   *relays
+	stop     context.CancelFunc // ends the relays
+	log      *zap.Logger
+	refusals prometheus.Counter
+}
+
+var _ signaling.Placement = (*Placement)(nil)
+
+// NewPlacement registers this node in the cluster (New; ctx bounds that only) and returns its placement, which
+// relays rooms until Close.
+func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) {
+	if cfg.RelayToken == nil {
+		return nil, errors.New("cluster: PlacementConfig.RelayToken is nil")
+	}
+	if cfg.Cluster.Logger == nil {
+		cfg.Cluster.Logger = zap.NewNop()
+	}
+	log := cfg.Cluster.Logger
+	cfg.Cluster.Node.URL = strings.TrimSuffix(cfg.Cluster.Node.URL, "/")
+	c, err := New(ctx, cfg.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	self := c.Self()
+	rctx, stop := context.WithCancel(context.Background())
+	r := &relay{self: self.URL, token: cfg.RelayToken, api: cfg.RelayAPI, log: log}
+	p := &Placement{c: c, stop: stop, log: log,
+		refusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfu_residency_refusals_total",
+			Help: "Joins refused because the room's region policy does not allow this node's region."})}
+	p.relays = &relays{ctx: rctx, log: log, rooms: map[string]*roomRelay{}, retry: relayRetryMin, run: r.run,
+		place: func(ctx context.Context, room string) (string, bool, error) {
+			owner, mine, err := c.Place(ctx, room, []string{self.Region})
+			return owner.URL, mine, err
+		}}
+	if cfg.Registerer != nil {
+		relayed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_rooms_relayed",
+			Help: "Rooms hosted here and relayed to their owner on another node of the region."},
+			func() float64 { return float64(p.relays.count()) })
+		region := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sfu_node_region", Help: "This node's region (the label); 1.",
+			ConstLabels: prometheus.Labels{"region": self.Region, "node": self.ID}})
+		region.Set(1)
+		if err := registerAll(cfg.Registerer, p.refusals, relayed, region); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	log.Info("joined the cluster", zap.String("node", self.ID), zap.String("region", self.Region), zap.String("url", self.URL))
+	return p, nil
+}
+
+// registerAll registers the collectors, or none of them.
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("cluster: metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Region implements signaling.Placement.
+func (p *Placement) Region() string { return p.c.Self().Region }
+
+// Route implements signaling.Placement.
+func (p *Placement) Route(ctx context.Context, room string, regions []string) (signaling.Route, error) {
+	self := p.c.Self()
+	if !slices.Contains(regions, self.Region) {
+		p.refusals.Inc()
+		return signaling.Route{}, fmt.Errorf("room %q is kept in region %v; this node is in %s: %w", room, regions, self.Region, signaling.ErrResidency)
+	}
+	owner, mine, err := p.c.Place(ctx, room, regions)
+	switch {
+	case err != nil:
+		return signaling.Route{}, err
+	case mine || owner.ID == self.ID:
+		return signaling.Route{}, nil
+	case !slices.Contains(regions, owner.Region): // Place keeps to the regions; this is the residency backstop
+		p.refusals.Inc()
+		return signaling.Route{}, fmt.Errorf("room %q is owned in region %s: %w", room, owner.Region, signaling.ErrResidency)
+	case owner.Load < owner.Capacity:
+		return signaling.Route{Redirect: owner.URL}, nil
+	}
+	// The owner is full: host the participant here and relay the room to and from it.
+	return signaling.Route{Release: p.relays.acquire(room, owner.URL)}, nil
+}
+
+// Fallbacks implements signaling.Placement: the base URLs of the region's other nodes that are not draining,
+// from the snapshot the heartbeat refreshes; it reads no Redis.
+func (p *Placement) Fallbacks() []string {
+	return activeURLs(p.c.Peers())
+}
+
+func activeURLs(nodes []NodeInfo) []string {
+	var urls []string
+	for _, n := range nodes {
+		if !n.Draining {
+			urls = append(urls, n.URL)
+		}
+	}
+	return urls
+}
+
+// IsPeer implements signaling.Placement: a node of the region within the last day.
+func (p *Placement) IsPeer(base string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ok, err := p.c.KnownURL(ctx, p.c.Self().Region, strings.TrimSuffix(base, "/"), 24*time.Hour)
+	return err == nil && ok
+}
+
+// Drain marks this node draining, so that no new room is placed here, and returns the base URL of another live
+// node of the region to send its participants to, as Redis has it now; "" if there is none or Redis cannot say.
+func (p *Placement) Drain(ctx context.Context) (string, error) {
+	errDrain := p.c.SetDraining(ctx, true)
+	nodes, err := p.c.Nodes(ctx, p.c.Self().Region)
+	if err != nil {
+		return "", errors.Join(errDrain, err)
+	}
+	self := p.c.Self().ID
+	for _, n := range nodes {
+		if n.ID != self && !n.Draining {
+			return n.URL, errDrain
+		}
+	}
+	return "", errDrain
+}
+
+// Abandon stops heartbeating as a crash would (Cluster.Abandon); the relays go on until Close. Tests use it to
+// kill a node.
+func (p *Placement) Abandon() { p.c.Abandon() }
+
+// Close stops the relays, waits for them and leaves the cluster.
+func (p *Placement) Close() error {
+	p.stop()
+	p.relays.close()
+	if err := p.c.Close(); err != nil {
+		return fmt.Errorf("leave the cluster: %w", err)
+	}
+	return nil
+}
