@@ -204,9 +204,13 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 			return false
 		}
 	}
-	m, inOrder, ok := d.mg.place(seq, l, switching)
-	if !ok {
-		return false // from before the mappings kept: no place in the output
+	inOrder := d.mg.inOrder(seq, switching)
+	m := d.mg.current()
+	if !inOrder {
+		var ok bool
+		if m, ok = d.mg.lateMapping(seq, int8(l)); !ok {
+			return false // no place in the output
+		}
 	}
 
 	if len(pkt.Payload) == 0 || pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
@@ -222,7 +226,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 		if pi.hasVP8 {
 			vp8 = &pi.vp8
 		}
-		m = d.mg.switchMapping(seq, l, pkt.Timestamp, pi.arrival, d.receiver.codec.ClockRate, vp8)
+		m = d.mg.switchMapping(seq, int8(l), pkt.Timestamp, pi.arrival, d.receiver.codec.ClockRate, vp8)
 	}
 
 	payload := pkt.Payload

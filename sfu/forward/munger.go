@@ -27,14 +27,14 @@ type munger struct {
 // force at their place in the input. A switch ends the mapping before it at the last packet sent under it: the
 // packets after that were never sent (another layer, or a pause), so late ones of them have no place.
 type mapping struct {
-	layer    int32 // the simulcast layer whose sequence numbers it maps
 	from     uint16
-	ended    bool   // a switch ended it
 	until    uint16 // when ended: the last input sequence number it covers
 	seqDelta uint16
-	tsDelta  uint32
 	picDelta uint16
+	tsDelta  uint32
 	tl0Delta uint8
+	layer    int8 // the simulcast layer whose sequence numbers it maps
+	ended    bool // a switch ended it
 }
 
 // mapHistory is how many mappings are kept; mapWindow is how far behind the newest packet a late packet may be.
@@ -58,20 +58,16 @@ func (m *munger) push(mp mapping) {
 	m.nmap = min(m.nmap+1, mapHistory)
 }
 
-// place finds the mapping for an input packet: for a newer packet than any before (or the first of a switch),
-// the one in force; for a late packet, the one in force at its place in the input. ok is false for a late packet
-// from before every mapping kept, or too old to place.
-func (m *munger) place(seq uint16, layer int32, switching bool) (mp mapping, inOrder, ok bool) {
-	if switching || int16(seq-m.lastIn) > 0 {
-		return m.current(), true, true
-	}
-	mp, ok = m.lateMapping(seq, layer)
-	return mp, false, ok
+// inOrder reports whether a packet is newer than any before on the current layer (or the first of a switch):
+// it is rewritten with the mapping in force (current). An older one is late: lateMapping finds its mapping.
+func (m *munger) inOrder(seq uint16, switching bool) bool {
+	return switching || int16(seq-m.lastIn) > 0
 }
 
-// lateMapping finds the mapping for a packet older than the newest. Distances are signed: a drop's mapping starts
-// just after the newest packet.
-func (m *munger) lateMapping(seq uint16, layer int32) (mapping, bool) {
+// lateMapping finds the mapping for a packet older than the newest: the one in force at its place in the input.
+// It has none (false) when it is from before every mapping kept, too old to place, or from a gap that was never
+// sent. Distances are signed: a drop's mapping starts just after the newest packet.
+func (m *munger) lateMapping(seq uint16, layer int8) (mapping, bool) {
 	if back := int16(m.lastIn - seq); back <= 0 || back > mapWindow {
 		return mapping{}, false
 	}
@@ -111,7 +107,7 @@ func (m *munger) skip(seq uint16, mp mapping, picStart bool) {
 // switchMapping is the mapping that continues the subscriber's stream from its last packet with a new layer's
 // packet: the next sequence number, a timestamp advanced by the wall-clock time between the two, and the next
 // picture id. vp8 is nil for other codecs.
-func (m *munger) switchMapping(seq uint16, layer int32, ts uint32, arrival time.Time, clockRate uint32, vp8 *codec.VP8Descriptor) mapping {
+func (m *munger) switchMapping(seq uint16, layer int8, ts uint32, arrival time.Time, clockRate uint32, vp8 *codec.VP8Descriptor) mapping {
 	mp := mapping{layer: layer, from: seq, seqDelta: m.lastOutSeq + 1 - seq, tsDelta: m.lastOutTS + m.tsGap(arrival, clockRate) - ts}
 	if m.started && vp8 != nil {
 		mp.picDelta = m.lastOutPic + 1 - vp8.PictureID

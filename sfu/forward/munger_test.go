@@ -8,7 +8,7 @@ import (
 	"github.com/edge-sfu/sfu/media/codec"
 )
 
-// The munger is driven here the way DownTrack.writeRTP drives it: place the packet; a packet dropped on purpose
+// The munger is driven here the way DownTrack.writeRTP drives it: find the packet's mapping; a packet dropped on purpose
 // is skipped (in order only); the first packet of a layer gets the switch's mapping; the output numbers come from
 // the mapping; then switched, sent and sentVP8 record what went out.
 
@@ -82,9 +82,13 @@ func (s mgStep) outVP8(seq uint16, ts uint32, pic uint16, tl0 uint8) mgStep {
 // drive gives one packet to the munger as writeRTP does. placed is false for a packet with no place; a skipped
 // packet is placed but sends nothing.
 func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
-	m, inOrder, ok := mg.place(s.seq, s.layer, s.switching)
-	if !ok {
-		return mgOut{}, false
+	inOrder := mg.inOrder(s.seq, s.switching)
+	m := mg.current()
+	if !inOrder {
+		var ok bool
+		if m, ok = mg.lateMapping(s.seq, int8(s.layer)); !ok {
+			return mgOut{}, false
+		}
 	}
 	if s.skip {
 		if !s.switching && inOrder {
@@ -98,7 +102,7 @@ func drive(mg *munger, s mgStep) (out mgOut, placed bool) {
 		if s.hasVP8 {
 			d = &codec.VP8Descriptor{Start: true, Keyframe: true, PictureID: s.pic, PicIDBytes: s.picBytes, TL0PICIDX: s.tl0, HasTL0: true}
 		}
-		m = mg.switchMapping(s.seq, s.layer, s.ts, arrival, mgClock, d)
+		m = mg.switchMapping(s.seq, int8(s.layer), s.ts, arrival, mgClock, d)
 	}
 	out = mgOut{seq: s.seq + m.seqDelta, ts: s.ts + m.tsDelta}
 	if s.hasVP8 {
