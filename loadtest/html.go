@@ -64,6 +64,9 @@ func (r *Report) htmlPage() htmlPage {
 		{"bitrate", fmt.Sprintf("%.1f Mbit/s received, %.1f Mbit/s sent", r.RecvMbps, r.SentMbps), false},
 		{"sfu", fmt.Sprintf("%.2f cores, %.0f MB resident (peak %.0f MB)", r.SFUCPUCores, r.SFURSSMB, r.SFURSSPeakMB), false},
 		{"harness", harness, r.HarnessSaturated},
+		{"cpu per packet", fmt.Sprintf("server %.1f µs (%d forwarded), harness %.1f µs (%d received)", r.ServerUSPerPacket,
+			r.PacketsForwarded, r.HarnessUSPerPacket, r.PacketsRecv), false},
+		{"keyframe requests", fmt.Sprintf("%d", r.KeyframeRequests), false},
 	}
 	p.Quantiles = []htmlQuantiles{
 		{"join", r.JoinMS, "WebSocket open to the first remote video frame"},

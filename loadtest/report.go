@@ -52,6 +52,13 @@ type Report struct {
 	HarnessCPUCores  float64 `json:"harness_cpu_cores"` // mean
 	HarnessSaturated bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
 
+	// CPU per packet: the server's CPU time over the packets it forwarded (sfu_packets_forwarded_total), and the
+	// harness's over the packets it received, in microseconds, over the run.
+	PacketsForwarded   int64   `json:"packets_forwarded"`
+	ServerUSPerPacket  float64 `json:"server_us_per_packet"`
+	HarnessUSPerPacket float64 `json:"harness_us_per_packet"`
+	KeyframeRequests   int64   `json:"keyframe_requests"` // PLIs the server sent publishers during the run
+
 	Timeline []Sample `json:"timeline"` // one sample per second
 }
 
@@ -116,6 +123,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		sat = "  SATURATED: the harness, not the server, may be the limit"
 	}
 	fmt.Fprintf(tw, "harness\t%.2f cores%s\n", r.HarnessCPUCores, sat)
+	fmt.Fprintf(tw, "cpu per packet\tserver %.1f µs (%d forwarded), harness %.1f µs (%d received)\n",
+		r.ServerUSPerPacket, r.PacketsForwarded, r.HarnessUSPerPacket, r.PacketsRecv)
+	fmt.Fprintf(tw, "keyframe requests\t%d\n", r.KeyframeRequests)
 	_ = tw.Flush()
 }
 

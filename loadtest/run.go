@@ -330,11 +330,19 @@ loop:
 	rep.RecvMbps = float64(r.bytes.Load()) * 8 / elapsed.Seconds() / 1e6
 	rep.SentMbps = float64(f.sent.Load()) * 8 / elapsed.Seconds() / 1e6
 	if after.ok {
+		rep.PacketsForwarded = int64(after.forwarded - before.forwarded)
+		if rep.PacketsForwarded > 0 {
+			rep.ServerUSPerPacket = (after.cpuSeconds - before.cpuSeconds) * 1e6 / float64(rep.PacketsForwarded)
+		}
+		rep.KeyframeRequests = int64(after.plis - before.plis)
 		rep.SFUCPUCores = (after.cpuSeconds - before.cpuSeconds) / elapsed.Seconds()
 		rep.SFURSSMB = after.rssBytes / 1e6
 		rep.SFURSSPeakMB = max(rssPeak, after.rssBytes) / 1e6
 	}
 	rep.HarnessCPUCores = (harnessCPU - cpu0).Seconds() / elapsed.Seconds()
+	if rep.PacketsRecv > 0 {
+		rep.HarnessUSPerPacket = (harnessCPU - cpu0).Seconds() * 1e6 / float64(rep.PacketsRecv)
+	}
 	rep.HarnessSaturated = rep.HarnessCPUCores >= 0.8*float64(runtime.NumCPU())
 	return rep, nil
 }

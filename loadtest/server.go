@@ -18,6 +18,8 @@ import (
 type serverFigures struct {
 	cpuSeconds float64 // process_cpu_seconds_total
 	rssBytes   float64 // process_resident_memory_bytes
+	forwarded  float64 // sfu_packets_forwarded_total
+	plis       float64 // sfu_plis_total: keyframe requests sent to publishers
 	// latency is the sfu_forward_latency_seconds histogram: upper bound (seconds) to cumulative count.
 	latency map[float64]float64
 	ok      bool
@@ -55,6 +57,10 @@ func scrape(ctx context.Context, hc *http.Client, base string) (serverFigures, e
 			f.cpuSeconds = v
 		case name == "process_resident_memory_bytes":
 			f.rssBytes = v
+		case name == "sfu_packets_forwarded_total":
+			f.forwarded = v
+		case name == "sfu_plis_total":
+			f.plis = v
 		case strings.HasPrefix(name, `sfu_forward_latency_seconds_bucket{le="`):
 			le := strings.TrimSuffix(strings.TrimPrefix(name, `sfu_forward_latency_seconds_bucket{le="`), `"}`)
 			if b, err := strconv.ParseFloat(le, 64); err == nil {
