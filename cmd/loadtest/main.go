@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -28,7 +29,7 @@ func main() {
 
 func run(args []string) error {
 	var cfg loadtest.Config
-	var jsonPath, htmlPath, tile string
+	var jsonPath, htmlPath, tile, cpuProfile string
 	var quiet bool
 	var wait time.Duration
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
@@ -47,6 +48,7 @@ func run(args []string) error {
 	fs.StringVar(&htmlPath, "html", "", "write the report with plots over time as HTML to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress line")
 	fs.DurationVar(&wait, "wait", 10*time.Second, "how long to wait for the server's /healthz before starting")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write the harness's CPU profile over the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +67,17 @@ func run(args []string) error {
 	defer stop()
 	if err := waitHealthy(ctx, cfg.URL, wait); err != nil {
 		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {
