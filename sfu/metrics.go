@@ -35,7 +35,7 @@ func (s *SFU) Collector() prometheus.Collector {
 			append(sub, "layer"), nil),
 		sent: prometheus.NewDesc("sfu_subscriber_packets_sent_total", "RTP packets sent to a subscriber.", sub, nil),
 		late: prometheus.NewDesc("sfu_subscriber_late_drops_total",
-			"Packets not sent to a subscriber because they would have left past the SFU's latency budget.", sub, nil),
+			"Frames (audio: packets) that were past the SFU's latency budget for a subscriber: its upper temporal layers are dropped from there, and the allocator steps it down.", sub, nil),
 	}
 }
 

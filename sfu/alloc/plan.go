@@ -22,7 +22,7 @@ type Video struct {
 	Current      int32     // the layer forwarded (-1: none)
 	Target       int32     // the layer asked for
 	Temporal     int32     // the highest temporal layer forwarded
-	LateDrops    uint64    // packets dropped for missing the latency budget, ever
+	LateDrops    uint64    // frames past the SFU's latency budget, ever (its upper temporal layers were dropped)
 }
 
 // Decision is what one video gets.
@@ -43,11 +43,18 @@ type State struct {
 	provenFrom   time.Time   // since when the current rate has been sent
 	sending      float64     // the rate of the last allocation
 	picks        map[any]option
-	lateSeen     map[any]uint64 // late drops already acted on
+	lateSeen     map[any]uint64   // late drops already acted on
+	lateHold     map[any]lateHold // videos held down after late drops
 	nextProbe    time.Time
 	probeBackoff time.Duration
 	probe        any // the video probing now, or nil
 	probeAt      time.Time
+}
+
+// lateHold keeps a video at or below top until a time: it missed the latency budget there.
+type lateHold struct {
+	top   option
+	until time.Time
 }
 
 type estSample struct {
@@ -127,14 +134,26 @@ func (s *State) Plan(now time.Time, estimate, audio float64, videos []Video) ([]
 			dm.current.temporal = 2
 		}
 		if seen := s.lateSeen[v.Key]; v.LateDrops != seen {
-			// Packets missed the SFU's latency budget: step this video down, and count it as a drop.
+			// Packets missed the SFU's latency budget: step this video down, count it as a drop, and hold it
+			// there for upHold (the CPU was short, which the bandwidth estimate does not show).
 			if s.lateSeen == nil {
-				s.lateSeen = map[any]uint64{}
+				s.lateSeen, s.lateHold = map[any]uint64{}, map[any]lateHold{}
 			}
 			s.lateSeen[v.Key] = v.LateDrops
 			s.lastDrop, s.proven = now, 0
-			if k := slices.Index(dm.options, dm.current); k >= 0 && k+1 < len(dm.options) {
+			// One step below what the allocator chose last (the DownTrack has turned its upper temporal layers
+			// off already, which is not a choice to step down from).
+			from := dm.current
+			if prev, ok := s.picks[v.Key]; ok {
+				from = prev
+			}
+			if k := slices.Index(dm.options, from); k >= 0 && k+1 < len(dm.options) {
 				dm.options, dm.costs = dm.options[k+1:], dm.costs[k+1:]
+			}
+			s.lateHold[v.Key] = lateHold{top: dm.options[0], until: now.Add(upHold)}
+		} else if h, ok := s.lateHold[v.Key]; ok && now.Before(h.until) {
+			if k := slices.IndexFunc(dm.options, func(o option) bool { return !o.above(h.top) }); k > 0 {
+				dm.options, dm.costs = dm.options[k:], dm.costs[k:]
 			}
 		}
 		switch {
@@ -187,9 +206,19 @@ func (s *State) Plan(now time.Time, estimate, audio float64, videos []Video) ([]
 	if changed {
 		s.provenFrom = now
 	}
+	// Forget the late drops of videos no longer received; a hidden one keeps its count for when it is shown.
+	received := make(map[any]bool, len(videos))
+	for i := range videos {
+		received[videos[i].Key] = true
+	}
 	for key := range s.lateSeen {
-		if _, ok := next[key]; !ok {
+		if !received[key] {
 			delete(s.lateSeen, key)
+		}
+	}
+	for key, h := range s.lateHold {
+		if !received[key] || !now.Before(h.until) {
+			delete(s.lateHold, key)
 		}
 	}
 	s.sending, s.picks = sending, next

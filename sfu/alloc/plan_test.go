@@ -129,18 +129,47 @@ func TestPlan(t *testing.T) {
 				sending: 50_000 + 2_500_000 + 500_000 + 150_000}},
 		},
 		{
-			// A new late-drop count steps that video down one option (here a temporal layer); the same count
-			// again does not, a higher one does again. The other video, with no new drops, keeps its layer. (The
-			// DownTracks do not switch here: decisions are not applied.)
-			name: "late drops step down", audio: 50_000,
+			// A new late-drop count steps that video down one option (here a temporal layer) and holds it there
+			// for upHold, however much bandwidth there is: the CPU, not the link, was short. A higher count steps it
+			// down again; after upHold without new drops it may rise. The other video, with no new drops, keeps
+			// its layer.
+			name: "late drops step down and hold", audio: 50_000, apply: true,
 			videos: []Video{forwarding(camera("late", 1280, 720), 2, 2), forwarding(camera("other", 640, 360), 1, 2)},
 			rounds: []planRound{
 				{at: 0, estimate: 10e6, want: []Decision{fwd(2, 2, 2), fwd(1, 1, 2)}},
 				{at: Interval, estimate: 10e6, edit: func(vs []Video) { vs[0].LateDrops = 4 },
 					want: []Decision{fwd(2, 2, 1), fwd(1, 1, 2)}, sending: 50_000 + 1_875_000 + 500_000},
-				{at: 2 * Interval, estimate: 10e6, want: []Decision{fwd(2, 2, 2), fwd(1, 1, 2)}},
+				{at: 2 * Interval, estimate: 10e6, want: []Decision{fwd(2, 2, 1), fwd(1, 1, 2)}},
 				{at: 3 * Interval, estimate: 10e6, edit: func(vs []Video) { vs[0].LateDrops = 5 },
-					want: []Decision{fwd(2, 2, 1), fwd(1, 1, 2)}},
+					want: []Decision{fwd(2, 2, 0), fwd(1, 1, 2)}},
+				{at: 3*Interval + upHold - time.Millisecond, estimate: 10e6, want: []Decision{fwd(2, 2, 0), fwd(1, 1, 2)}},
+				{at: 3*Interval + upHold + 4*Interval, estimate: 10e6, want: []Decision{fwd(2, 2, 2), fwd(1, 1, 2)}},
+			},
+		},
+		{
+			// The DownTrack turned its upper temporal layers off when the frames were late; the allocator steps
+			// down from what it chose last (2, 2), to (2, 1), not from (2, 0) to a lower spatial layer, which would
+			// cost a keyframe.
+			name: "late drops step down from the last choice", audio: 50_000,
+			videos: []Video{forwarding(camera("cam", 1280, 720), 2, 2)},
+			rounds: []planRound{
+				{at: 0, estimate: 10e6, want: []Decision{fwd(2, 2, 2)}},
+				{at: Interval, estimate: 10e6, edit: func(vs []Video) { vs[0].LateDrops, vs[0].Temporal = 1, 0 },
+					want: []Decision{fwd(2, 2, 1)}},
+			},
+		},
+		{
+			// A video hidden for a while and shown again keeps its late-drop count: the old drops are not taken
+			// for new ones (which would step it down and forget the proven rate).
+			name: "late drops seen before a video was hidden", audio: 50_000, apply: true,
+			videos: []Video{forwarding(camera("cam", 1280, 720), 2, 2)},
+			rounds: []planRound{
+				{at: 0, estimate: 10e6, edit: func(vs []Video) { vs[0].LateDrops = 4 }, want: []Decision{fwd(2, 2, 1)}},
+				{at: Interval, estimate: 10e6, edit: func(vs []Video) { vs[0].TileW, vs[0].TileH = 0, 0 }, want: []Decision{paused(-1)}},
+				{at: 10 * time.Second, estimate: 10e6, edit: func(vs []Video) {
+					vs[0].TileW, vs[0].TileH = 1280, 720
+					vs[0].Current, vs[0].Target, vs[0].Temporal = 2, 2, 2
+				}, want: []Decision{fwd(2, 2, 2)}},
 			},
 		},
 		{

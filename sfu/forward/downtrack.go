@@ -36,7 +36,7 @@ type DownTrack struct {
 	desired     atomic.Int32 // the layer the subscriber would take, bandwidth aside (-1: none); dynacast keeps it on
 	boundNanos  atomic.Int64 // when the subscriber's connection took the track
 	sent        atomic.Uint64
-	lateDrops   atomic.Uint64 // packets dropped for missing the SFU's latency budget
+	lateDrops   atomic.Uint64 // frames (or audio packets) past the SFU's latency budget
 
 	// Packets of two layers can arrive at once during a switch, from two read goroutines: mu serialises them.
 	mu  sync.Mutex
@@ -177,7 +177,8 @@ func (d *DownTrack) Desired() int32 { return d.desired.Load() }
 // Sent counts the packets sent to the subscriber.
 func (d *DownTrack) Sent() uint64 { return d.sent.Load() }
 
-// LateDrops counts the packets not sent for missing the SFU's latency budget.
+// LateDrops counts the frames (audio: packets) that were past the SFU's latency budget: the upper temporal layers
+// are dropped from there until the allocator decides again.
 func (d *DownTrack) LateDrops() uint64 { return d.lateDrops.Load() }
 
 // writeRTP rewrites a packet for this subscriber and sends it; it reports whether the packet went out.
@@ -203,6 +204,9 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 			d.receiver.RequestKeyframe(l) // throttled; the subscriber cannot decode this layer before one
 			return false
 		}
+	}
+	if pi.late && !switching {
+		d.stepDown(pi)
 	}
 	inOrder := d.mg.inOrder(seq, switching)
 	m := d.mg.current()
@@ -273,20 +277,18 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 	return true
 }
 
-// dropLate drops a packet that would leave past the SFU's latency budget: the frame it belongs to is broken, so
-// the DownTrack waits for a keyframe (and asks for one), and the allocator sees the drop and lowers the layer.
-func (d *DownTrack) dropLate(pi *Packet) {
-	if pi.layer != d.current.Load() {
-		return // not a layer it forwards
+// stepDown handles a packet of the forwarded layer that is past the SFU's latency budget: it is counted (the
+// allocator then lowers this video's layers), and when it starts a frame of an upper temporal layer the upper
+// layers are turned off, so that this frame and the ones that depend on it are dropped whole with the stream
+// kept continuous. Anything else late is sent all the same: the rest of a frame already started, a base-layer
+// frame, audio. None of it asks the publisher for a keyframe.
+func (d *DownTrack) stepDown(pi *Packet) {
+	if !pi.hasVP8 || pi.vp8.Start {
+		d.lateDrops.Add(1) // once a frame
 	}
-	d.lateDrops.Add(1)
-	if d.receiver.kind != webrtc.RTPCodecTypeVideo {
-		return // audio packets stand alone: the next one is fine
+	if pi.hasVP8 && pi.vp8.Start && pi.vp8.HasTID && pi.vp8.TID > 0 && int32(pi.vp8.TID) <= d.maxTemporal.Load() {
+		d.maxTemporal.Store(0)
 	}
-	d.mu.Lock()
-	d.current.Store(-1)
-	d.mu.Unlock()
-	d.RequestKeyframe()
 }
 
 // HandleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are

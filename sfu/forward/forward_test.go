@@ -332,8 +332,11 @@ func BenchmarkForward(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
 }
 
-// A packet that has waited past the SFU's latency budget is not sent: the video waits for a keyframe (asked
-// for) and restarts there, its stream still continuous; keyframes carry the playout-delay extension.
+// Past the SFU's latency budget quality steps down by whole frames, never at the cost of a keyframe: a late
+// frame of an upper temporal layer is dropped whole (and the upper layers with it until the allocator decides
+// again), a late base-layer frame and the rest of a frame already started still go, nothing asks the publisher
+// for a keyframe, and the stream stays continuous. Late audio is sent. Keyframes carry the playout-delay
+// extension.
 func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 	pli := &nopRTCP{}
 	r := simulcastReceiver(pli, 1)
@@ -347,8 +350,8 @@ func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 	r.AddDownTrack(d)
 
 	s := &vp8Stream{seq: 100, ts: 1000, picID: 1}
-	send(r, s, true)
-	send(r, s, false)
+	send(r, s, true)  // temporal layer 0
+	send(r, s, false) // 2
 	if len(w.headers) != 4 {
 		t.Fatalf("forwarded %d packets, want 4", len(w.headers))
 	}
@@ -358,28 +361,60 @@ func TestLatencyBudgetAndPlayoutDelay(t *testing.T) {
 	if w.headers[2].GetExtension(7) != nil {
 		t.Fatalf("an inter frame carries the playout-delay extension")
 	}
-
 	plisBefore := pli.plis.Load()
-	for _, p := range s.frame(false) { // arrived 20 ms ago: past the budget
-		r.writePacket(&Packet{pkt: p, arrival: time.Now().Add(-20 * time.Millisecond)}, len(p.Payload))
+	late := func(key bool) {
+		for _, p := range s.frame(key) { // arrived 20 ms ago: past the budget
+			r.writePacket(&Packet{pkt: p, arrival: time.Now().Add(-20 * time.Millisecond)}, len(p.Payload))
+		}
 	}
+
+	late(false) // temporal layer 1, late: dropped whole
 	if len(w.headers) != 4 || d.LateDrops() != 1 {
-		t.Fatalf("late packets: %d forwarded in all, %d late drops; want none forwarded, and one drop (the rest of the frame waits for a keyframe)", len(w.headers), d.LateDrops())
+		t.Fatalf("a late frame of temporal layer 1: %d packets forwarded in all, %d late; want it dropped (4) and counted (1)",
+			len(w.headers), d.LateDrops())
 	}
-	if cur, _ := d.Layers(); cur != -1 {
-		t.Fatalf("after a late drop the video is on layer %d, want -1 (waiting for a keyframe)", cur)
+	send(r, s, false) // temporal layer 2, on time: the upper layers stay off until the allocator says
+	if len(w.headers) != 4 {
+		t.Fatalf("the next upper-layer frame went out (%d packets): want the upper layers off after a late one", len(w.headers))
 	}
-	time.Sleep(KeyframeInterval + 50*time.Millisecond) // the throttled request goes out
-	if pli.plis.Load() <= plisBefore {
-		t.Fatalf("no keyframe request after the late drop")
+	late(false) // temporal layer 0, late: sent, as its loss would cost a keyframe
+	if len(w.headers) != 6 || d.LateDrops() != 2 {
+		t.Fatalf("a late base-layer frame: %d packets, %d late; want it sent (6) and counted (2)", len(w.headers), d.LateDrops())
 	}
-	send(r, s, false) // inter frame: still waiting
-	send(r, s, true)
-	send(r, s, false)
-	if len(w.headers) != 8 || !w.keys[4] {
-		t.Fatalf("after the keyframe: %d packets, restart on a keyframe %v", len(w.headers), len(w.keys) > 4 && w.keys[4])
+	if cur, _ := d.Layers(); cur != 0 {
+		t.Fatalf("after late frames the video is on layer %d, want 0: no restart", cur)
+	}
+
+	// A frame whose first packet was on time and the rest late goes out whole.
+	pkts := s.frame(false) // temporal layer 2
+	d.SetMaxTemporalLayer(AllTemporal)
+	r.writePacket(&Packet{pkt: pkts[0], arrival: time.Now()}, 500)
+	r.writePacket(&Packet{pkt: pkts[1], arrival: time.Now().Add(-20 * time.Millisecond)}, 500)
+	if len(w.headers) != 8 {
+		t.Fatalf("a frame started on time and finished late: %d packets in all, want 8 (the frame whole)", len(w.headers))
+	}
+	time.Sleep(KeyframeInterval + 50*time.Millisecond) // a throttled request would have gone out by now
+	if pli.plis.Load() != plisBefore {
+		t.Fatalf("late frames asked the publisher for %d keyframes, want none", pli.plis.Load()-plisBefore)
 	}
 	checkContinuous(t, w)
+
+	// Late audio is sent.
+	a := NewReceiver(ReceiverConfig{ID: "a", Kind: webrtc.RTPCodecTypeAudio, Codec: webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000}, PayloadType: 111},
+		RTCP: &nopRTCP{}, Budget: 5 * time.Millisecond})
+	a.StartLayer(0, 5, "")
+	da := NewDownTrack(a, "PA_pub", nil)
+	wa := &captureWriter{keep: true}
+	bind(da, 998, 111, wa)
+	a.AddDownTrack(da)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 7, SSRC: 5}, Payload: []byte{0xf8, 1, 2}}
+	a.writePacket(&Packet{pkt: pkt, arrival: time.Now()}, 15)
+	pkt.SequenceNumber++
+	a.writePacket(&Packet{pkt: pkt, arrival: time.Now().Add(-20 * time.Millisecond)}, 15)
+	if len(wa.headers) != 2 || da.LateDrops() != 1 {
+		t.Fatalf("late audio: %d sent, %d late; want it sent and counted", len(wa.headers), da.LateDrops())
+	}
 }
 
 // BenchmarkForwardSimulcast: one packet of each of three layers in, ten subscribers (four on the top layer,

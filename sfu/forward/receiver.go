@@ -114,6 +114,7 @@ type Packet struct {
 	hasVP8  bool
 	arrival time.Time
 	slack   time.Duration // added to the SFU's budget: the time audio processing may take
+	late    bool          // past the SFU's latency budget by this subscriber's turn
 }
 
 // ProcessingSlack is how much longer than the SFU's budget a packet handed back by an in-path stage may take:
@@ -334,8 +335,9 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 			}
 		}
 	}
-	// Fan out, starting at a different subscriber each packet so that none is always last. A packet whose SFU
-	// latency budget has run out by its turn is not sent: that subscriber restarts on a keyframe instead.
+	// Fan out, starting at a different subscriber each packet so that none is always last. A subscriber whose
+	// copy is past the SFU's latency budget by its turn steps down (DownTrack.writeRTP): whole frames of upper
+	// temporal layers are dropped, never part of a frame, never anything that would cost a keyframe.
 	var sent, bytes uint64
 	downs := *r.downs.Load()
 	n := len(downs)
@@ -343,15 +345,11 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 	if n > 1 {
 		start = int(r.rotate.Add(1) % uint32(n))
 	}
-	late := false
+	pi.late = false
 	for k := 0; k < n; k++ {
 		d := downs[(start+k)%n]
-		if r.budget > 0 && k&7 == 0 && !late {
-			late = time.Since(pi.arrival) > r.budget+pi.slack
-		}
-		if late {
-			d.dropLate(pi)
-			continue
+		if r.budget > 0 && k&7 == 0 && !pi.late {
+			pi.late = time.Since(pi.arrival) > r.budget+pi.slack
 		}
 		if d.writeRTP(pi) {
 			sent++
