@@ -44,6 +44,8 @@ type DownTrack struct {
 	hdr rtp.Header
 	ext [4]rtp.Extension // room for interceptors to add header extensions without allocating
 	buf [1500]byte       // a private copy of a payload whose descriptor is rewritten
+
+	rtx *rtxScratch // the RTCP reader's, for retransmissions
 }
 
 type binding struct {
@@ -209,6 +211,9 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 		d.stepDown(pi)
 	}
 	inOrder := d.mg.inOrder(seq, switching)
+	if pi.rtx && inOrder {
+		return false // a retransmission goes only where the packet went before
+	}
 	m := d.mg.current()
 	if !inOrder {
 		var ok bool
@@ -217,7 +222,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 		}
 	}
 
-	if len(pkt.Payload) == 0 || pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
+	if len(pkt.Payload) == 0 || !pi.rtx && pi.hasVP8 && pi.vp8.HasTID && int32(pi.vp8.TID) > d.maxTemporal.Load() {
 		// Dropped (padding, or a temporal layer above the limit): later packets close the gap it leaves.
 		if !switching && inOrder {
 			d.mg.skip(seq, m, pi.hasVP8 && pi.vp8.Start && pi.vp8.PicIDBytes > 0)
@@ -291,8 +296,8 @@ func (d *DownTrack) stepDown(pi *Packet) {
 	}
 }
 
-// HandleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled) and NACKs are
-// counted (Pion's NACK responder retransmits from its own buffer of what this DownTrack sent).
+// HandleRTCP acts on the subscriber's feedback: keyframe requests go to the publisher (throttled); NACKs are
+// counted and answered from the layer's retransmission buffer (rtx.go). It is called from one goroutine.
 func (d *DownTrack) HandleRTCP(pkts []rtcp.Packet) {
 	for _, p := range pkts {
 		switch p := p.(type) {
@@ -304,6 +309,7 @@ func (d *DownTrack) HandleRTCP(pkts []rtcp.Packet) {
 				lost += uint64(len(n.PacketList()))
 			}
 			d.receiver.stats.nacks.Add(lost)
+			d.retransmit(p)
 		}
 	}
 }

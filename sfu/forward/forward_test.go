@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -534,5 +535,74 @@ func TestDownTrackPaddingKeepsPictureIDs(t *testing.T) {
 	checkContinuous(t, w)
 	if len(w.headers) != 4 {
 		t.Fatalf("forwarded %d packets, want 4", len(w.headers))
+	}
+}
+
+// forwardFrame passes the packets of the stream's next frame through Receiver.Forward, as they come off the wire.
+func forwardFrame(t *testing.T, r *Receiver, s *vp8Stream, key bool) {
+	t.Helper()
+	pkts := s.frame(key)
+	i := 0
+	err := r.Forward(int(s.layer), func(b []byte) (int, error) {
+		if i == len(pkts) {
+			return 0, io.EOF
+		}
+		raw, err := pkts[i].Marshal()
+		i++
+		if err != nil {
+			return 0, err
+		}
+		return copy(b, raw), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A subscriber's NACK is answered from the layer's retransmission buffer, shared by every subscriber: the lost
+// packet goes out again with the sequence number, timestamp and picture id it had, however the subscriber's
+// stream was rewritten; a packet never sent to this subscriber (dropped, or of another layer) is not.
+func TestNACKAnsweredFromSharedBuffer(t *testing.T) {
+	r := simulcastReceiver(&nopRTCP{}, 2)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(1)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.AddDownTrack(d)
+	low, high := &vp8Stream{layer: 0, seq: 50}, &vp8Stream{layer: 1, seq: 7000, picID: 300}
+	forwardFrame(t, r, low, true)
+	forwardFrame(t, r, high, true)
+	forwardFrame(t, r, high, false) // temporal layer 2
+	d.SetMaxTemporalLayer(1)
+	forwardFrame(t, r, high, false) // temporal layer 1
+	forwardFrame(t, r, high, false) // temporal layer 2: dropped
+	forwardFrame(t, r, high, false) // temporal layer 0
+	if len(w.headers) != 8 {
+		t.Fatalf("forwarded %d packets, want 8", len(w.headers))
+	}
+	sent := append([]rtp.Header(nil), w.headers...)
+	descs := append([]codec.VP8Descriptor(nil), w.descs...)
+	nack := func(seqs ...uint16) {
+		var pairs []rtcp.NackPair
+		for _, s := range seqs {
+			pairs = append(pairs, rtcp.NackPair{PacketID: s})
+		}
+		d.HandleRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 999, Nacks: pairs}})
+	}
+	nack(sent[2].SequenceNumber, sent[7].SequenceNumber, sent[7].SequenceNumber+1)
+	if len(w.headers) != 10 {
+		t.Fatalf("after a NACK of two sent packets and one not yet sent: %d packets in all, want 10", len(w.headers))
+	}
+	for i, k := range []int{2, 7} {
+		got, want := w.headers[8+i], sent[k]
+		if got.SequenceNumber != want.SequenceNumber || got.Timestamp != want.Timestamp || got.SSRC != want.SSRC ||
+			w.descs[8+i].PictureID != descs[k].PictureID {
+			t.Errorf("retransmission of packet %d: seq %d ts %d pic %d, want seq %d ts %d pic %d", k,
+				got.SequenceNumber, got.Timestamp, w.descs[8+i].PictureID, want.SequenceNumber, want.Timestamp, descs[k].PictureID)
+		}
+	}
+	if got := r.Counters().NACKs; got != 3 {
+		t.Errorf("NACK counter %d, want 3", got)
 	}
 }

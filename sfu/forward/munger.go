@@ -68,7 +68,7 @@ func (m *munger) inOrder(seq uint16, switching bool) bool {
 // It has none (false) when it is from before every mapping kept, too old to place, or from a gap that was never
 // sent. Distances are signed: a drop's mapping starts just after the newest packet.
 func (m *munger) lateMapping(seq uint16, layer int8) (mapping, bool) {
-	if back := int16(m.lastIn - seq); back <= 0 || back > mapWindow {
+	if back := int16(m.lastIn - seq); back < 0 || back > mapWindow { // back 0: the newest again (a retransmission)
 		return mapping{}, false
 	}
 	for i := 0; i < m.nmap; i++ {
@@ -82,6 +82,25 @@ func (m *munger) lateMapping(seq uint16, layer int8) (mapping, bool) {
 		return mp, true
 	}
 	return mapping{}, false
+}
+
+// source finds which input packet went out as sequence number out: its layer and input sequence number; false
+// for a number no packet of the mappings kept went out as.
+func (m *munger) source(out uint16) (int8, uint16, bool) {
+	if !m.started {
+		return 0, 0, false
+	}
+	limit := m.lastIn + 1 // the newest mapping covers input up to the newest packet
+	for i := 0; i < m.nmap; i++ {
+		mp := m.maps[(m.head-i+mapHistory)%mapHistory]
+		in := out - mp.seqDelta
+		inRange := int16(in-mp.from) >= 0 && int16(limit-in) > 0 && (!mp.ended || int16(mp.until-in) >= 0)
+		if inRange {
+			return mp.layer, in, true
+		}
+		limit = mp.from
+	}
+	return 0, 0, false
 }
 
 // skip drops an in-order packet of the current layer on purpose (padding, a temporal layer above the limit): the

@@ -103,6 +103,7 @@ type layer struct {
 	width  atomic.Uint32    // from the last VP8 key frame, 0 when unknown
 	height atomic.Uint32
 	pli    keyframeThrottle
+	rtx    rtxBuffer // video: the recent packets, for retransmissions
 }
 
 // Packet is one received packet with what the receiver learnt from it, shared by every DownTrack.
@@ -115,6 +116,7 @@ type Packet struct {
 	arrival time.Time
 	slack   time.Duration // added to the SFU's budget: the time audio processing may take
 	late    bool          // past the SFU's latency budget by this subscriber's turn
+	rtx     bool          // a retransmission a subscriber asked for: only to a place it had before
 }
 
 // ProcessingSlack is how much longer than the SFU's budget a packet handed back by an in-path stage may take:
@@ -269,6 +271,9 @@ func (r *Receiver) Forward(l int, read PacketReader) error {
 			continue // not RTP: ignore, as a hostile or broken publisher must not stop the track
 		}
 		pi.arrival = time.Now()
+		if r.kind == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 0 {
+			r.layers[l].rtx.put(pkt.SequenceNumber, buf[:n])
+		}
 		if box := r.inPath.Load(); box != nil {
 			if box.s.Push(buf[:n], pi.arrival) {
 				continue // the stage hands it back, processed
@@ -304,25 +309,13 @@ func (r *Receiver) WriteProcessed(pkt *rtp.Packet, arrival time.Time) {
 func (r *Receiver) writePacket(pi *Packet, size int) {
 	r.stats.packetsIn.Add(1)
 	r.stats.bytesIn.Add(uint64(size))
-	if r.blocked.Load() {
+	if r.blocked.Load() || !r.describe(pi) {
 		return
 	}
 	pkt := pi.pkt
-	pi.key = r.keyframe == nil
-	pi.hasVP8 = false
 	if len(pkt.Payload) > 0 {
-		if r.vp8 {
-			d, err := codec.ParseVP8(pkt.Payload)
-			if err != nil {
-				return // malformed: no subscriber could use it
-			}
-			pi.vp8, pi.hasVP8 = d, true
-			pi.key = d.Start && d.Keyframe
-			if pi.key {
-				r.noteDimensions(pi.layer, pkt.Payload[d.Size:])
-			}
-		} else if r.keyframe != nil {
-			pi.key = r.keyframe(pkt.Payload)
+		if pi.key && pi.hasVP8 {
+			r.noteDimensions(pi.layer, pkt.Payload[pi.vp8.Size:])
 		}
 		tid := 0
 		if pi.hasVP8 && pi.vp8.HasTID && pi.vp8.TID < 3 {
@@ -363,6 +356,28 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 			r.latency.Observe(time.Since(pi.arrival).Seconds())
 		}
 	}
+}
+
+// describe reads what the DownTracks need of a packet: whether it starts a keyframe, and its VP8 descriptor. It
+// reports false for a payload no subscriber could use (a malformed VP8 descriptor).
+func (r *Receiver) describe(pi *Packet) bool {
+	pkt := pi.pkt
+	pi.key = r.keyframe == nil
+	pi.hasVP8 = false
+	if len(pkt.Payload) == 0 {
+		return true
+	}
+	if r.vp8 {
+		d, err := codec.ParseVP8(pkt.Payload)
+		if err != nil {
+			return false
+		}
+		pi.vp8, pi.hasVP8 = d, true
+		pi.key = d.Start && d.Keyframe
+	} else if r.keyframe != nil {
+		pi.key = r.keyframe(pkt.Payload)
+	}
+	return true
 }
 
 // noteDimensions reads the picture size from a VP8 key frame's header (RFC 6386 section 9.1).

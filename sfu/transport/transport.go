@@ -16,7 +16,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
@@ -147,18 +146,12 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 	return a, closer, nil
 }
 
-// Subscribe builds the API of one subscribe connection: NACK responses, RTCP reports, transport-wide
-// sequence numbers on every packet, and a send-side bandwidth estimator (Pion's gcc fed by the subscriber's TWCC
-// feedback) handed to onBWE. Packets are not paced: the SFU forwards each one as it arrives.
+// Subscribe builds the API of one subscribe connection: RTCP reports, transport-wide sequence numbers on every
+// packet, and a send-side bandwidth estimator (Pion's gcc fed by the subscriber's TWCC feedback) handed to onBWE.
+// Packets are not paced: the SFU forwards each one as it arrives. NACKs are answered by the forwarding path from
+// one buffer per published layer (sfu/forward/rtx.go), not by a responder that copies every packet per subscriber.
 func (a *APIs) Subscribe(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error) {
 	ir := &interceptor.Registry{}
-	// 256 packets is a second of the top layer and several of the others: enough for a retransmission to be
-	// useful; the default 1024 costs a megabyte of copies per video a subscriber receives.
-	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(256))
-	if err != nil {
-		return nil, fmt.Errorf("nack responder: %w", err)
-	}
-	ir.Add(responder)
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
 		return nil, fmt.Errorf("rtcp report interceptors: %w", err)
 	}
