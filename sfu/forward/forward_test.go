@@ -606,3 +606,32 @@ func TestNACKAnsweredFromSharedBuffer(t *testing.T) {
 		t.Errorf("NACK counter %d, want 3", got)
 	}
 }
+
+// A subscriber that keeps asking for retransmissions (a broken or hostile client, or one whose link collapsed)
+// gets at most rtxRate packets a second again, whatever it asks: it cannot turn the SFU into an amplifier.
+func TestNACKStormBounded(t *testing.T) {
+	r := simulcastReceiver(&nopRTCP{}, 1)
+	defer r.Close()
+	d := NewDownTrack(r, "PA_pub", nil)
+	d.SetTargetLayer(0)
+	w := &captureWriter{keep: true}
+	bind(d, 999, 96, w)
+	r.AddDownTrack(d)
+	s := &vp8Stream{}
+	forwardFrame(t, r, s, true)
+	for i := 0; i < 200; i++ {
+		forwardFrame(t, r, s, false)
+	}
+	sent := len(w.headers)
+	first := w.headers[0].SequenceNumber
+	for i := 0; i < 100; i++ { // 100 NACKs of 64 packets each, at once
+		var pairs []rtcp.NackPair
+		for k := 0; k < 4; k++ {
+			pairs = append(pairs, rtcp.NackPair{PacketID: first + uint16(k*17), LostPackets: 0xffff})
+		}
+		d.HandleRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: 999, Nacks: pairs}})
+	}
+	if again := len(w.headers) - sent; again == 0 || again > rtxBurst {
+		t.Fatalf("a storm of 6,400 NACKed packets had %d sent again; want some, at most %d", again, rtxBurst)
+	}
+}

@@ -17,8 +17,13 @@ import (
 // rtxPackets is how many packets a layer keeps: about a second of a 2.5 Mbit/s layer.
 const rtxPackets = 512
 
-// maxRetransmits bounds the packets one NACK message may have sent again.
-const maxRetransmits = 64
+// maxRetransmits bounds the packets one NACK message may have sent again; rtxRate and rtxBurst those one
+// subscriber may have sent again, a second and at once.
+const (
+	maxRetransmits = 64
+	rtxRate        = 400
+	rtxBurst       = 200
+)
 
 // rtxBuffer is one layer's recent packets, by sequence number.
 type rtxBuffer struct {
@@ -58,8 +63,25 @@ func (b *rtxBuffer) get(seq uint16, dst []byte) (int, bool) {
 
 // rtxScratch is what a DownTrack's RTCP reader needs to replay packets; only that goroutine touches it.
 type rtxScratch struct {
-	buf [rtxSlot]byte
-	pkt rtp.Packet
+	buf    [rtxSlot]byte
+	pkt    rtp.Packet
+	tokens float64   // retransmissions allowed now (a token bucket of rtxRate a second, rtxBurst deep)
+	at     time.Time // when tokens was last filled
+}
+
+// allow takes one retransmission from the bucket.
+func (x *rtxScratch) allow(now time.Time) bool {
+	if x.at.IsZero() {
+		x.tokens = rtxBurst
+	} else {
+		x.tokens = min(rtxBurst, x.tokens+now.Sub(x.at).Seconds()*rtxRate)
+	}
+	x.at = now
+	if x.tokens < 1 {
+		return false
+	}
+	x.tokens--
+	return true
 }
 
 // retransmit sends again the packets a subscriber reports lost, by their sequence numbers in its stream. It
@@ -74,7 +96,7 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) int {
 	sent, tried := 0, 0
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
-			if tried++; tried > maxRetransmits {
+			if tried++; tried > maxRetransmits || !d.rtx.allow(time.Now()) {
 				return sent
 			}
 			d.mu.Lock()
