@@ -21,7 +21,6 @@ require (
 	github.com/redis/go-redis/v9 v9.17.2
 	github.com/tetratelabs/wazero v1.12.0
 	go.uber.org/zap v1.28.0
-	golang.org/x/net v0.59.0
 	gopkg.in/hraban/opus.v2 v2.0.0-20230925203106-0188a62cb302
 )
 
@@ -45,6 +44,7 @@ require (
 	github.com/wlynxg/anet v0.0.5 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/time v0.14.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

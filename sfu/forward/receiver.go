@@ -34,13 +34,6 @@ type InPath interface {
 	Push(pkt []byte, arrival time.Time) bool
 }
 
-// Batcher gathers the writes of one fan-out into as few system calls as it can (sfu/transport's media socket):
-// writes between Begin and End may be held until End.
-type Batcher interface {
-	Begin()
-	End()
-}
-
 // ReceiverConfig describes a published track.
 type ReceiverConfig struct {
 	ID     string // the track id the publisher chose
@@ -57,8 +50,6 @@ type ReceiverConfig struct {
 	Latency prometheus.Observer
 	// AudioLevelID is the RFC 6464 header extension id, 0 when not negotiated.
 	AudioLevelID uint8
-	// Batch gathers each fan-out's writes; nil: every write is sent on its own.
-	Batch Batcher
 }
 
 // Receiver is one published track, with up to three simulcast layers. Each layer's RTP is read on its own
@@ -76,7 +67,6 @@ type Receiver struct {
 	playout      [3]byte // playout-delay extension (0 to the latency budget) put on video keyframes
 	latency      prometheus.Observer
 	audioLevelID uint8
-	batch        Batcher
 
 	mu     sync.Mutex // serialises changes to downs and ended
 	downs  atomic.Pointer[[]*DownTrack]
@@ -136,7 +126,7 @@ const ProcessingSlack = 20 * time.Millisecond
 // NewReceiver makes the Receiver of a published track; its layers start with StartLayer.
 func NewReceiver(cfg ReceiverConfig) *Receiver {
 	r := &Receiver{id: cfg.ID, kind: cfg.Kind, codec: cfg.Codec, source: cfg.Source, rtcp: cfg.RTCP,
-		budget: max(cfg.Budget, 0), latency: cfg.Latency, audioLevelID: cfg.AudioLevelID, batch: cfg.Batch}
+		budget: max(cfg.Budget, 0), latency: cfg.Latency, audioLevelID: cfg.AudioLevelID}
 	r.layerCap.Store(MaxLayers)
 	if cfg.Kind == webrtc.RTPCodecTypeVideo {
 		r.keyframe = codec.KeyframeDetector(cfg.Codec.MimeType)
@@ -349,10 +339,6 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 		start = int(r.rotate.Add(1) % uint32(n))
 	}
 	pi.late = false
-	if r.batch != nil && n > 0 {
-		r.batch.Begin()
-		defer r.batch.End()
-	}
 	for k := 0; k < n; k++ {
 		d := downs[(start+k)%n]
 		if r.budget > 0 && k&7 == 0 && !pi.late {

@@ -94,10 +94,6 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) int {
 		d.rtx = &rtxScratch{}
 	}
 	sent, tried := 0, 0
-	if b := d.receiver.batch; b != nil {
-		b.Begin()
-		defer b.End()
-	}
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			if tried++; tried > maxRetransmits || !d.rtx.allow(time.Now()) {

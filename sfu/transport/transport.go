@@ -69,19 +69,6 @@ type APIs struct {
 	lf logging.LoggerFactory
 	// Publish builds publish connections.
 	Publish *webrtc.API
-	batch   *batchConn // the media socket, when it is one socket of ours
-}
-
-// Batcher gathers the writes of a fan-out into few system calls (see batchConn); nil when the media sockets are
-// Pion's own (a port range, or one port on every interface).
-func (a *APIs) Batcher() interface {
-	Begin()
-	End()
-} {
-	if a.batch == nil {
-		return nil
-	}
-	return a.batch
 }
 
 // New sets up codecs, header extensions and the ICE network settings. Publish connections get NACK generation,
@@ -131,16 +118,14 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		}
 		return errors.Join(errs...)
 	}
-	var batcher *batchConn
 	switch {
 	case cfg.UDPAddr != "":
-		mux, bc, err := udpMux(cfg.UDPAddr, ipFilter, loopback, lf)
+		mux, err := udpMux(cfg.UDPAddr, ipFilter, loopback, lf)
 		if err != nil {
 			return nil, nil, err
 		}
 		se.SetICEUDPMux(mux)
 		closers = append(closers, mux.Close)
-		batcher = bc
 	case cfg.PortMin != 0:
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, nil, fmt.Errorf("udp port range: %w", err)
@@ -156,7 +141,7 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		closers = append(closers, mux.Close)
 	}
 
-	a := &APIs{me: me, se: se, lf: lf, batch: batcher}
+	a := &APIs{me: me, se: se, lf: lf}
 	a.Publish = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
 	return a, closer, nil
 }
@@ -192,30 +177,29 @@ func (a *APIs) Subscribe(onBWE func(cc.BandwidthEstimator)) (*webrtc.API, error)
 const socketBuffer = 8 << 20
 
 // udpMux opens the single media socket. A host in addr binds that address only; no host binds every interface.
-func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.LoggerFactory) (ice.UDPMux, *batchConn, error) {
+func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.LoggerFactory) (ice.UDPMux, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("udp address %q: %w", addr, err)
+		return nil, fmt.Errorf("udp address %q: %w", addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, nil, fmt.Errorf("udp address %q: bad port", addr)
+		return nil, fmt.Errorf("udp address %q: bad port", addr)
 	}
 	if host != "" {
 		ip := net.ParseIP(host)
 		if ip == nil || ip.IsUnspecified() {
-			return nil, nil, fmt.Errorf("udp address %q: host must be an IP address", addr)
+			return nil, fmt.Errorf("udp address %q: host must be an IP address", addr)
 		}
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
 		// One socket carries every participant's media: give it room for bursts (the kernel caps this at
 		// net.core.rmem_max and wmem_max).
 		_ = conn.SetReadBuffer(socketBuffer)
 		_ = conn.SetWriteBuffer(socketBuffer)
-		bc := newBatchConn(conn)
-		return webrtc.NewICEUDPMux(lf.NewLogger("ice"), bc), bc, nil
+		return webrtc.NewICEUDPMux(lf.NewLogger("ice"), conn), nil
 	}
 	opts := []ice.UDPMuxFromPortOption{
 		ice.UDPMuxFromPortWithLogger(lf.NewLogger("ice")),
@@ -231,9 +215,9 @@ func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.Log
 	}
 	mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen udp port %d: %w", port, err)
+		return nil, fmt.Errorf("listen udp port %d: %w", port, err)
 	}
-	return mux, nil, nil
+	return mux, nil
 }
 
 // ICE-TCP buffers: packets queued from one connection for its ICE agent, and bytes queued to one connection.
