@@ -131,9 +131,6 @@ func (p *Participant) ID() string { return p.info.ID }
 // Name is the participant's display name.
 func (p *Participant) Name() string { return p.info.Name }
 
-// Room is the participant's room.
-func (p *Participant) Room() *Room { return p.room }
-
 // Tracks returns the participant's published tracks, in publish order.
 func (p *Participant) Tracks() []*Track {
 	p.mu.Lock()
@@ -281,9 +278,6 @@ func (p *Participant) Close() {
 		p.wg.Wait()
 	})
 }
-
-// tileUnknown is the tile size of a video whose subscriber has not said it.
-const tileUnknown = alloc.TileUnknown
 
 // The allocator and the forwarding path count layers alike.
 var _ [alloc.MaxLayers - forward.MaxLayers]struct{} = [0]struct{}{}

@@ -17,7 +17,6 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*Participant
-	closed       bool               // the room is gone from the node: nobody joins it again
 	locked       bool               // only administrators may join
 	speakers     []Speaker          // loudest first
 	smoothed     map[string]float64 // smoothed loudness by participant id

@@ -227,7 +227,6 @@ func (s *SFU) removeRoom(rm *Room) {
 	gone := len(rm.participants) == 0 && s.rooms[rm.name] == rm
 	if gone {
 		delete(s.rooms, rm.name)
-		rm.closed = true
 	}
 	rm.mu.Unlock()
 	s.mu.Unlock()
@@ -275,18 +274,11 @@ func (s *SFU) roomList() []*Room {
 	return rooms
 }
 
-// rooms returns the open rooms.
+// openRooms returns the open rooms.
 func (s *SFU) openRooms() []*Room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.roomList()
-}
-
-// room returns an open room by name, or nil.
-func (s *SFU) room(name string) *Room {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rooms[name]
 }
 
 // retire adds an ended track's counters to the node's totals.

@@ -7,6 +7,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/edge-sfu/sfu/sfu/alloc"
 	"github.com/edge-sfu/sfu/sfu/forward"
 )
 
@@ -35,8 +36,8 @@ func (p *Participant) subscribe(t *Track) {
 	r := t.r
 	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
 	s := &subscription{track: t, down: d}
-	s.tileW.Store(tileUnknown)
-	s.tileH.Store(tileUnknown)
+	s.tileW.Store(alloc.TileUnknown)
+	s.tileH.Store(alloc.TileUnknown)
 	p.mu.Lock()
 	if p.closed || p.downs[r] != nil || p.answerMode && !p.freeTransceiver(r.Kind()) {
 		p.mu.Unlock()

@@ -181,9 +181,6 @@ func (r *Receiver) SetMuted(m bool) bool { return r.muted.Swap(m) != m }
 // SetBlocked stops (or resumes) forwarding the track altogether: moderation.
 func (r *Receiver) SetBlocked(b bool) { r.blocked.Store(b) }
 
-// Blocked reports whether the track is blocked.
-func (r *Receiver) Blocked() bool { return r.blocked.Load() }
-
 // LayerCap is the number of layers that may be forwarded (MaxLayers: all).
 func (r *Receiver) LayerCap() int32 { return r.layerCap.Load() }
 
@@ -443,13 +440,6 @@ func (r *Receiver) End() ([]*DownTrack, bool) {
 	}
 	r.ended = true
 	return *r.downs.Load(), true
-}
-
-// Ended reports whether the track was unpublished or closed.
-func (r *Receiver) Ended() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ended || r.closed.Load()
 }
 
 // RequestKeyframe asks the publisher for a keyframe (PLI) on layer l, at most once per KeyframeInterval. A
