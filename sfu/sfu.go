@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -112,7 +111,7 @@ func New(cfg Config) (*SFU, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	apis, closeNet, err := transport.New(cfg.Net, pionLogger(log))
+	apis, closeNet, err := transport.New(cfg.Net, transport.Logger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -344,14 +343,4 @@ func newID(prefix string) string {
 	var b [10]byte
 	_, _ = rand.Read(b[:])
 	return prefix + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
-}
-
-// pionLogger sends Pion's own warnings and errors to zap.
-func pionLogger(log *zap.Logger) logging.LoggerFactory {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
-	if w := zap.NewStdLog(log.Named("pion")).Writer(); w != nil {
-		lf.Writer = w
-	}
-	return lf
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 )
 
 // Retransmissions: each video layer keeps its recent packets as they arrived, once for all its subscribers, and
@@ -63,25 +64,9 @@ func (b *rtxBuffer) get(seq uint16, dst []byte) (int, bool) {
 
 // rtxScratch is what a DownTrack's RTCP reader needs to replay packets; only that goroutine touches it.
 type rtxScratch struct {
-	buf    [rtxSlot]byte
-	pkt    rtp.Packet
-	tokens float64   // retransmissions allowed now (a token bucket of rtxRate a second, rtxBurst deep)
-	at     time.Time // when tokens was last filled
-}
-
-// allow takes one retransmission from the bucket.
-func (x *rtxScratch) allow(now time.Time) bool {
-	if x.at.IsZero() {
-		x.tokens = rtxBurst
-	} else {
-		x.tokens = min(rtxBurst, x.tokens+now.Sub(x.at).Seconds()*rtxRate)
-	}
-	x.at = now
-	if x.tokens < 1 {
-		return false
-	}
-	x.tokens--
-	return true
+	buf   [rtxSlot]byte
+	pkt   rtp.Packet
+	limit *rate.Limiter // rtxRate a second, rtxBurst at once
 }
 
 // retransmit sends again the packets a subscriber reports lost, by their sequence numbers in its stream. It
@@ -91,12 +76,12 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) int {
 		return 0
 	}
 	if d.rtx == nil {
-		d.rtx = &rtxScratch{}
+		d.rtx = &rtxScratch{limit: rate.NewLimiter(rtxRate, rtxBurst)}
 	}
 	sent, tried := 0, 0
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
-			if tried++; tried > maxRetransmits || !d.rtx.allow(time.Now()) {
+			if tried++; tried > maxRetransmits || !d.rtx.limit.Allow() {
 				return sent
 			}
 			d.mu.Lock()

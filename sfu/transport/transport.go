@@ -20,6 +20,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
 )
 
 // NetConfig says where media flows: the UDP sockets the SFU listens on and the addresses it advertises.
@@ -36,6 +37,16 @@ type NetConfig struct {
 	// TCPAddr, when set, also takes ICE over TCP on one listener for every connection (ICE-TCP, RFC 6544), e.g.
 	// ":7881": a fallback for clients whose network blocks UDP. Candidates are passive, and rank below UDP.
 	TCPAddr string
+}
+
+// Logger sends Pion's own warnings and errors to zap.
+func Logger(log *zap.Logger) logging.LoggerFactory {
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelWarn
+	if w := zap.NewStdLog(log.Named("pion")).Writer(); w != nil {
+		lf.Writer = w
+	}
+	return lf
 }
 
 // ParsePortRange reads "MIN-MAX".

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/logging"
+	"github.com/edge-sfu/sfu/sfu/transport"
 	pionturn "github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -171,7 +171,7 @@ func Start(cfg Config) (*Server, error) {
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   authHandler(cfg.Secret, log, time.Now),
-		LoggerFactory: pionLoggers(log),
+		LoggerFactory: transport.Logger(log),
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: conn, RelayAddressGenerator: relays,
 			PermissionHandler: mediaPeers(cfg.PublicIPs, cfg.ICEIPs, log)}},
 	})
@@ -269,14 +269,4 @@ func (c *watchedConn) Close() error {
 	c.isClosed = true
 	c.mu.Unlock()
 	return c.PacketConn.Close()
-}
-
-// pionLoggers sends pion's warnings and errors to the node's log.
-func pionLoggers(log *zap.Logger) logging.LoggerFactory {
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
-	if w := zap.NewStdLog(log.Named("pion")).Writer(); w != nil {
-		lf.Writer = w
-	}
-	return lf
 }
