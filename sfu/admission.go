@@ -36,7 +36,7 @@ func (rm *Room) admitLocked(p *Participant) error {
 	if rm.locked && !p.info.Admin {
 		return ErrRoomLocked
 	}
-	if max := rm.sfu.maxParticipants; max > 0 && len(rm.participants) >= max {
+	if max := rm.maxParticipants(); max > 0 && len(rm.participants) >= max {
 		for _, q := range rm.participants {
 			if strings.EqualFold(q.info.Identity, p.info.Identity) {
 				return nil // a rejoin replaces the old session
@@ -45,6 +45,14 @@ func (rm *Room) admitLocked(p *Participant) error {
 		return fmt.Errorf("%w: %d participants is the limit", ErrRoomFull, max)
 	}
 	return nil
+}
+
+// maxParticipants is the room's size limit (0: none): its settings', else the node's.
+func (rm *Room) maxParticipants() int {
+	if n := rm.settings.MaxParticipants; n != nil {
+		return *n
+	}
+	return rm.sfu.maxParticipants
 }
 
 // maxMediaSections bounds an offer's m-lines of any kind and direction: each costs a transceiver.

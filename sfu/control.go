@@ -68,7 +68,9 @@ func (p *Participant) allocate(now time.Time) {
 	for _, s := range p.subscriptions() {
 		r := s.track.r
 		if r.Kind() != webrtc.RTPCodecTypeVideo {
-			audio += alloc.AudioCost(r.LayerRates()[0][2])
+			if !r.Silenced() {
+				audio += alloc.AudioCost(r.LayerRates()[0][2])
+			}
 			continue
 		}
 		cur, tgt := s.down.Layers()

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+
+	"github.com/edge-sfu/sfu/sfu/alloc"
 )
 
 // Room is a set of participants who receive each other's tracks. It exists from its first join until its last
@@ -15,11 +17,14 @@ type Room struct {
 	settings RoomSettings  // from the node's configuration, fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
 
-	mu           sync.Mutex
-	participants map[string]*Participant
-	locked       bool               // only administrators may join
-	speakers     []Speaker          // loudest first
-	smoothed     map[string]float64 // smoothed loudness by participant id
+	mu            sync.Mutex
+	participants  map[string]*Participant
+	locked        bool               // only administrators may join
+	speakers      []Speaker          // loudest first
+	smoothed      map[string]float64 // smoothed loudness by participant id
+	speakerLevels levelReader        // the speaker list's readings of the microphones
+	micLevels     levelReader        // the audio selection's readings (selection.go)
+	audioSel      alloc.AudioSelector
 }
 
 // newRoom opens a room and its workers; s.mu is held.

@@ -51,8 +51,11 @@ type Config struct {
 	Workers []Worker
 	// Rooms gives a room's settings when it is created; nil: every room has the defaults.
 	Rooms func(room string) RoomSettings
-	// MaxParticipants bounds each room (0: no limit).
+	// MaxParticipants bounds each room (0: no limit); a room's settings may say otherwise.
 	MaxParticipants int
+	// MaxAudioStreams is how many microphones a room forwards at once, its loudest (0: every one); a room's
+	// settings may say otherwise.
+	MaxAudioStreams int
 	// MaxPublishBitrate bounds what one participant may publish, in bits per second over its tracks (0: no
 	// limit): beyond it, its highest simulcast layers are not forwarded.
 	MaxPublishBitrate float64
@@ -92,6 +95,7 @@ type SFU struct {
 	workers []Worker
 
 	maxParticipants   int
+	maxAudioStreams   int
 	maxPublishBitrate float64
 	joinSlots         chan struct{} // nil: no limit on concurrent joins
 	onWorkerStart     func(room, participantID, trackID, worker string)
@@ -117,7 +121,7 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
 		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, workers: cfg.Workers, roomSettings: cfg.Rooms,
-		maxParticipants: cfg.MaxParticipants, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart}
+		maxParticipants: cfg.MaxParticipants, maxAudioStreams: cfg.MaxAudioStreams, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart}
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}

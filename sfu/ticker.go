@@ -10,12 +10,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/edge-sfu/sfu/sfu/alloc"
 	"github.com/edge-sfu/sfu/sfu/forward"
 )
 
-// The room ticker: every speakerInterval it reads each room's audio levels (RFC 6464, which publishers put in
-// their packets), smooths them, lists the speakers loudest first and tells the room when that list changes; every
-// second it enforces the publish bitrate limit.
+// The room ticker: every alloc.AudioInterval it chooses which microphones each room forwards (audio.go); every
+// speakerInterval it reads each room's audio levels (RFC 6464, which publishers put in their packets), smooths
+// them, lists the speakers loudest first and tells the room when that list changes; every second it enforces the
+// publish bitrate limit.
 const (
 	speakerInterval = 300 * time.Millisecond
 	minVoiced       = 0.3  // share of a window's packets that must be speech
@@ -29,20 +31,27 @@ const (
 
 // tickRooms runs the room ticker until ctx ends.
 func (s *SFU) tickRooms(ctx context.Context) {
-	t := time.NewTicker(speakerInterval)
+	t := time.NewTicker(alloc.AudioInterval)
 	defer t.Stop()
-	var lastBitrateCheck time.Time
+	var lastBitrateCheck, lastSpeakers time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		now := time.Now()
 		rooms := s.openRooms()
 		for _, rm := range rooms {
-			rm.updateSpeakers()
+			rm.selectAudio(now)
 		}
-		if now := time.Now(); s.maxPublishBitrate > 0 && now.Sub(lastBitrateCheck) >= bitrateInterval {
+		if now.Sub(lastSpeakers) >= speakerInterval-alloc.AudioInterval/2 {
+			lastSpeakers = now
+			for _, rm := range rooms {
+				rm.updateSpeakers()
+			}
+		}
+		if s.maxPublishBitrate > 0 && now.Sub(lastBitrateCheck) >= bitrateInterval {
 			lastBitrateCheck = now
 			for _, rm := range rooms {
 				for _, p := range rm.snapshot() {
@@ -53,21 +62,47 @@ func (s *SFU) tickRooms(ctx context.Context) {
 	}
 }
 
+// levelReader reads tracks' audio levels since its previous reading of each.
+type levelReader map[*Track]forward.Levels
+
+// read is t's mean loudness and voiced share since the last read (zero the first time).
+func (lr levelReader) read(t *Track) (level, voiced float64) {
+	now := t.r.Levels()
+	prev, ok := lr[t]
+	lr[t] = now
+	if !ok {
+		return 0, 0
+	}
+	return now.Since(prev)
+}
+
+// keep forgets the tracks not in live.
+func (lr levelReader) keep(live map[*Track]bool) {
+	for t := range lr {
+		if !live[t] {
+			delete(lr, t)
+		}
+	}
+}
+
 // updateSpeakers reads the levels since the last update and tells the room if its speakers changed.
 func (rm *Room) updateSpeakers() {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if rm.smoothed == nil {
 		rm.smoothed = map[string]float64{}
+		rm.speakerLevels = levelReader{}
 	}
 	var list []Speaker
+	live := map[*Track]bool{}
 	for id, p := range rm.participants {
 		score := 0.0
 		for _, t := range p.Tracks() {
 			if !t.r.HasAudioLevel() || t.Source() != SourceMicrophone {
 				continue
 			}
-			level, voiced := t.r.TakeLevel()
+			live[t] = true
+			level, voiced := rm.speakerLevels.read(t)
 			if voiced >= minVoiced && !t.r.Muted() {
 				score = max(score, level)
 			}
@@ -82,6 +117,7 @@ func (rm *Room) updateSpeakers() {
 			list = append(list, Speaker{ParticipantID: id, Level: math.Round(sm*100) / 100})
 		}
 	}
+	rm.speakerLevels.keep(live)
 	for id := range rm.smoothed {
 		if rm.participants[id] == nil {
 			delete(rm.smoothed, id)

@@ -33,24 +33,39 @@ type RoomWorker interface {
 	Close()
 }
 
-// RoomSettings are a room's settings from the node's configuration, as a JSON object: E2EE, which the room layer
-// enforces itself, and each worker's own keys, which the worker reads with Decode.
+// RoomSettings are a room's settings from the node's configuration, as a JSON object: those the room layer
+// enforces itself (e2ee, max_participants, max_audio_streams), and each worker's own keys, which the worker reads
+// with Decode.
 type RoomSettings struct {
 	// E2EE says the room's media is end-to-end encrypted: the server cannot decode it, so workers refuse to
 	// process it (ErrE2EE).
 	E2EE bool
-	raw  json.RawMessage
+	// MaxParticipants is the room's size limit instead of the node's (0: no limit); nil: the node's.
+	MaxParticipants *int
+	// MaxAudioStreams is how many microphones the room forwards at once, the loudest (0: every one); nil: the
+	// node's.
+	MaxAudioStreams *int
+	raw             json.RawMessage
 }
 
-// UnmarshalJSON keeps the object for the workers and reads "e2ee".
+// UnmarshalJSON keeps the object for the workers and reads the room layer's keys.
 func (s *RoomSettings) UnmarshalJSON(b []byte) error {
 	var known struct {
-		E2EE bool `json:"e2ee"`
+		E2EE            bool `json:"e2ee"`
+		MaxParticipants *int `json:"max_participants"`
+		MaxAudioStreams *int `json:"max_audio_streams"`
 	}
 	if err := json.Unmarshal(b, &known); err != nil {
 		return fmt.Errorf("room settings: %w", err)
 	}
-	s.E2EE, s.raw = known.E2EE, append(json.RawMessage(nil), b...)
+	if n := known.MaxParticipants; n != nil && *n < 0 {
+		return fmt.Errorf("room settings: max_participants %d: want 0 (no limit) or more", *n)
+	}
+	if n := known.MaxAudioStreams; n != nil && *n < 0 {
+		return fmt.Errorf("room settings: max_audio_streams %d: want 0 (every one) or more", *n)
+	}
+	s.E2EE, s.MaxParticipants, s.MaxAudioStreams = known.E2EE, known.MaxParticipants, known.MaxAudioStreams
+	s.raw = append(json.RawMessage(nil), b...)
 	return nil
 }
 

@@ -64,6 +64,7 @@ type config struct {
 	AuditDir           string
 	AuditRetention     time.Duration
 	MaxParticipants    int
+	MaxAudioStreams    int
 	MaxPublishBitrate  int
 	MaxConcurrentJoins int
 
@@ -107,7 +108,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
 	fs.StringVar(&processors, "audio-processors", "speex", "comma-separated processors that denoise runs on a microphone track, in order: speex (speexdsp, about 0.1 ms of CPU per 20 ms), rnnoise (RNNoise in WebAssembly, about 1 ms)")
 	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "node_modules/@echogarden/rnnoise-wasm", "folder of the npm package @echogarden/rnnoise-wasm (make deps installs it)")
-	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false}}}`)
+	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false, "max_participants": 1000, "max_audio_streams": 3}}}`)
 	fs.StringVar(&c.Captions, "captions", "pocketsphinx", "speech recognizer for live captions: pocketsphinx (built in, English), vosk, whisper (whisper.cpp server), openai (OpenAI-compatible /v1/audio/transcriptions), off")
 	fs.StringVar(&c.CaptionsURL, "captions-url", "", "the recognizer server's URL (vosk: ws://host:2700; whisper, openai: http://host:port)")
 	fs.StringVar(&c.CaptionsKey, "captions-key", "", "API key for -captions openai")
@@ -122,7 +123,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
 	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify); empty: no audit log")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 365*24*time.Hour, "how long audit files are kept")
-	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit)")
+	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit); a room's max_participants in -room-config overrides it")
+	fs.IntVar(&c.MaxAudioStreams, "max-audio-streams", 3, "microphones a room forwards at once, its loudest by their audio levels (0: every one); a room's max_audio_streams in -room-config overrides it")
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
 	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
@@ -173,6 +175,9 @@ func parseConfig(args []string) (config, error) {
 		if _, _, err := transport.ParsePortRange(c.UDPPortRange); err != nil {
 			return c, err
 		}
+	}
+	if c.MaxParticipants < 0 || c.MaxAudioStreams < 0 {
+		return c, fmt.Errorf("-max-participants and -max-audio-streams: want 0 (no limit) or more")
 	}
 	if err := c.checkSecurity(); err != nil {
 		return c, err

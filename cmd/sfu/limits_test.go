@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -23,6 +25,37 @@ func TestRoomFull(t *testing.T) {
 	}
 	if _, msg := rawJoin(t, n, token(t, "small", "bob", true, true)); msg["type"] != "joined" {
 		t.Fatalf("bob rejoining a full room: %v", msg)
+	}
+}
+
+// TestRoomSizeFromRoomConfig: a room whose settings give max_participants takes that many whatever the node's
+// limit; other rooms keep the node's; a negative size does not load.
+func TestRoomSizeFromRoomConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rooms.json")
+	if err := os.WriteFile(path, []byte(`{"rooms": {"allhands": {"max_participants": 3}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startTestNode(t, func(c *config) { c.MaxParticipants = 1; c.RoomConfig = path })
+	for _, who := range []string{"ann", "ben", "cat"} {
+		if _, msg := rawJoin(t, n, token(t, "allhands", who, true, true)); msg["type"] != "joined" {
+			t.Fatalf("%s joining the all-hands room of 3: %v", who, msg)
+		}
+	}
+	if _, msg := rawJoin(t, n, token(t, "allhands", "dan", true, true)); msg["code"] != "room_full" {
+		t.Fatalf("a fourth in the all-hands room of 3: %v", msg)
+	}
+	if _, msg := rawJoin(t, n, token(t, "other", "ann", true, true)); msg["type"] != "joined" {
+		t.Fatalf("first in another room: %v", msg)
+	}
+	if _, msg := rawJoin(t, n, token(t, "other", "ben", true, true)); msg["code"] != "room_full" {
+		t.Fatalf("a second in a room under the node's limit of 1: %v", msg)
+	}
+	if err := os.WriteFile(path, []byte(`{"default": {"max_audio_streams": -1}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadRoomConfig(path); err == nil {
+		t.Fatal("a negative max_audio_streams was accepted")
 	}
 }
 

@@ -140,7 +140,7 @@ func startNode(cfg config) (_ *node, err error) {
 	workers = append(workers, captioner)
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
 		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Workers: workers, Rooms: rooms.settings,
-		MaxParticipants: cfg.MaxParticipants, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
+		MaxParticipants: cfg.MaxParticipants, MaxAudioStreams: cfg.MaxAudioStreams, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
 		OnWorkerStart: func(room, participantID, trackID, worker string) {
 			if err := auditLog.Write(audit.Record{Kind: audit.KindWorkerStart, Room: room, Participant: participantID,
 				Detail: map[string]any{"track": trackID, "worker": worker}}); err != nil {

@@ -137,3 +137,51 @@ func TestTrackSource(t *testing.T) {
 		t.Fatalf("changing the source of a published track was not refused: %v", err)
 	}
 }
+
+// TestLoudestMicrophonesForwarded: with four open microphones and a limit of two, a listener receives the two
+// that speak and nothing of the silent ones; when one speaker stops and another starts, the newcomer is heard and
+// the listener still receives at most two.
+func TestLoudestMicrophonesForwarded(t *testing.T) {
+	n := startTestNode(t, func(c *config) { c.MaxAudioStreams = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	media := startMedia(t, ctx)
+	var mics []*speakingTrack
+	var ids []string
+	for _, name := range []string{"ann", "ben", "cat", "dan"} {
+		tc := joinClient(t, ctx, n, "allhands", name)
+		mics = append(mics, publishSpeaking(t, ctx, media, tc))
+		ids = append(ids, tc.ID())
+	}
+	listener := joinClient(t, ctx, n, "allhands", "listener")
+	// window counts the audio packets from each microphone over d.
+	window := func(d time.Duration) []int64 {
+		before := make([]int64, len(ids))
+		for i, id := range ids {
+			before[i] = listener.stats(id, "audio").packets.Load()
+		}
+		time.Sleep(d)
+		got := make([]int64, len(ids))
+		for i, id := range ids {
+			got[i] = listener.stats(id, "audio").packets.Load() - before[i]
+		}
+		return got
+	}
+	mics[0].level <- 10
+	mics[1].level <- 15
+	eventually(t, 10*time.Second, "the two speakers are heard", func() bool {
+		w := window(300 * time.Millisecond)
+		return w[0] > 0 && w[1] > 0
+	})
+	if w := window(time.Second); w[0] < 20 || w[1] < 20 || w[2] != 0 || w[3] != 0 {
+		t.Fatalf("packets in one second from ann, ben, cat, dan: %v; want the speakers' only", w)
+	}
+	mics[0].level <- 127 // ann stops; cat starts
+	mics[2].level <- 20
+	eventually(t, 10*time.Second, "cat is heard after ann stopped", func() bool {
+		return window(300 * time.Millisecond)[2] > 0
+	})
+	if w := window(time.Second); w[1] < 20 || w[2] < 20 || w[0] != 0 || w[3] != 0 {
+		t.Fatalf("packets in one second from ann, ben, cat, dan: %v; want ben's and cat's only", w)
+	}
+}

@@ -139,9 +139,9 @@ func (d *DownTrack) RequestKeyframe() {
 }
 
 // SetTargetLayer chooses the layer to forward; -1 pauses the track. The switch happens on that layer's next
-// keyframe, which is asked for; pausing is immediate.
+// keyframe, which is asked for; pausing is immediate. Audio has one layer, 0: it resumes on its next packet.
 func (d *DownTrack) SetTargetLayer(l int32) {
-	if d.receiver.kind != webrtc.RTPCodecTypeVideo || d.target.Swap(l) == l {
+	if d.receiver.kind != webrtc.RTPCodecTypeVideo && l > 0 || d.target.Swap(l) == l {
 		return
 	}
 	if l < 0 {

@@ -78,6 +78,9 @@ type Receiver struct {
 	muted  atomic.Bool
 	// blocked: an administrator muted the track, or took the publisher's right away: nothing is forwarded.
 	blocked atomic.Bool
+	// silenced: an audio track the room does not forward now (not among its loudest microphones); its levels are
+	// still measured. Changed under mu, with every DownTrack paused or resumed to match.
+	silenced atomic.Bool
 	// layerCap: layers from this index up are not forwarded (the publisher is over its bitrate limit).
 	layerCap atomic.Int32
 	rotate   atomic.Uint32 // where the next fan-out starts
@@ -180,6 +183,31 @@ func (r *Receiver) SetMuted(m bool) bool { return r.muted.Swap(m) != m }
 
 // SetBlocked stops (or resumes) forwarding the track altogether: moderation.
 func (r *Receiver) SetBlocked(b bool) { r.blocked.Store(b) }
+
+// SetSilenced stops (true) or resumes forwarding an audio track to every subscriber, present and future. Each
+// subscriber's stream continues across the pause without a gap in its sequence numbers. It reports whether that
+// changed anything.
+func (r *Receiver) SetSilenced(s bool) bool {
+	if r.kind != webrtc.RTPCodecTypeAudio {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.silenced.Swap(s) == s {
+		return false
+	}
+	target := int32(0)
+	if s {
+		target = -1
+	}
+	for _, d := range *r.downs.Load() {
+		d.SetTargetLayer(target)
+	}
+	return true
+}
+
+// Silenced reports whether the audio track is held back from every subscriber (SetSilenced).
+func (r *Receiver) Silenced() bool { return r.silenced.Load() }
 
 // LayerCap is the number of layers that may be forwarded (MaxLayers: all).
 func (r *Receiver) LayerCap() int32 { return r.layerCap.Load() }
@@ -325,6 +353,9 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 			}
 		}
 	}
+	if r.silenced.Load() {
+		return // measured above, forwarded to nobody
+	}
 	// Fan out, starting at a different subscriber each packet so that none is always last. A subscriber whose
 	// copy is past the SFU's latency budget by its turn steps down (DownTrack.writeRTP): whole frames of upper
 	// temporal layers are dropped, never part of a frame, never anything that would cost a keyframe.
@@ -410,6 +441,9 @@ func (r *Receiver) AddDownTrack(d *DownTrack) bool {
 	next := make([]*DownTrack, len(old), len(old)+1)
 	copy(next, old)
 	next = append(next, d)
+	if r.silenced.Load() {
+		d.SetTargetLayer(-1)
+	}
 	r.downs.Store(&next)
 	return true
 }

@@ -76,29 +76,41 @@ func (r *Receiver) LayerRates() [MaxLayers][3]float64 {
 	return m.rates
 }
 
-// levelMeter accumulates audio levels (RFC 6464: 0 is 0 dBov, 127 is -127 dBov) between two reads.
+// levelMeter counts audio levels (RFC 6464: 0 is 0 dBov, 127 is -127 dBov) since the track began. Readers keep
+// their previous Levels and take the difference, so more than one can read without disturbing the others.
 type levelMeter struct {
-	sum, count, voiced atomic.Uint32
+	sum, count, voiced atomic.Uint64
 }
 
 // voiceThreshold is the level, in -dBov, louder than which a packet counts as speech.
 const voiceThreshold = 50
 
 func (m *levelMeter) add(dBov uint8) {
-	m.sum.Add(uint32(127 - dBov))
+	m.sum.Add(uint64(127 - dBov))
 	m.count.Add(1)
 	if dBov < voiceThreshold {
 		m.voiced.Add(1)
 	}
 }
 
-// TakeLevel returns the mean loudness (0 silent to 1 loud) and the share of voiced packets since the last take.
-func (r *Receiver) TakeLevel() (level, voiced float64) {
+// Levels are a track's audio level totals since it began: the sum of loudness (127 minus -dBov), the packets
+// that carried a level, and how many of those were speech.
+type Levels struct {
+	Sum, Count, Voiced uint64
+}
+
+// Levels reads the totals so far.
+func (r *Receiver) Levels() Levels {
 	m := &r.level
-	n := m.count.Swap(0)
-	sum, v := m.sum.Swap(0), m.voiced.Swap(0)
-	if n == 0 {
+	// Not one snapshot: a packet being counted may be in one total and not yet in another, which Since absorbs.
+	return Levels{Sum: m.sum.Load(), Count: m.count.Load(), Voiced: m.voiced.Load()}
+}
+
+// Since is the mean loudness (0 silent to 1 loud) and the share of voiced packets between prev and l.
+func (l Levels) Since(prev Levels) (level, voiced float64) {
+	if l.Count <= prev.Count || l.Sum < prev.Sum || l.Voiced < prev.Voiced {
 		return 0, 0
 	}
-	return float64(sum) / float64(n) / 127, float64(v) / float64(n)
+	n := l.Count - prev.Count
+	return min(float64(l.Sum-prev.Sum)/float64(n)/127, 1), min(float64(l.Voiced-prev.Voiced)/float64(n), 1)
 }
