@@ -204,7 +204,7 @@ func (p *Participant) newTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceive
 		}
 	}
 	cfg := forward.ReceiverConfig{ID: remote.ID(), Kind: remote.Kind(), Codec: remote.Codec(), Source: source,
-		RTCP: p.pub, Budget: s.budget, PlayoutDelay: s.playout, Latency: s.latency}
+		RTCP: p.pub, Budget: s.budget, PlayoutDelay: s.playout, Latency: s.latency, Spreader: s.spreader}
 	for _, e := range rr.GetParameters().HeaderExtensions {
 		if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
 			cfg.AudioLevelID = uint8(e.ID)

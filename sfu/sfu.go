@@ -21,6 +21,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,7 @@ type SFU struct {
 
 	maxParticipants   int
 	maxAudioStreams   int
+	spreader          *forward.Spreader // shares the fan-out of rooms with many subscribers
 	maxPublishBitrate float64
 	joinSlots         chan struct{} // nil: no limit on concurrent joins
 	onWorkerStart     func(room, participantID, trackID, worker string)
@@ -121,7 +123,9 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
 		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, workers: cfg.Workers, roomSettings: cfg.Rooms,
-		maxParticipants: cfg.MaxParticipants, maxAudioStreams: cfg.MaxAudioStreams, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart}
+		maxParticipants: cfg.MaxParticipants, maxAudioStreams: cfg.MaxAudioStreams, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart,
+		// One worker fewer than the CPUs: the read goroutine that shares out a fan-out writes a part itself.
+		spreader: forward.NewSpreader(max(runtime.GOMAXPROCS(0)-1, 1))}
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -262,6 +266,7 @@ func (s *SFU) Close() error {
 	wg.Wait()
 	s.stop()
 	s.wg.Wait()
+	s.spreader.Close()
 	if err := s.closeNet(); err != nil {
 		return fmt.Errorf("close media sockets: %w", err)
 	}

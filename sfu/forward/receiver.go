@@ -50,6 +50,8 @@ type ReceiverConfig struct {
 	Latency prometheus.Observer
 	// AudioLevelID is the RFC 6464 header extension id, 0 when not negotiated.
 	AudioLevelID uint8
+	// Spreader shares large fan-outs among the node's workers; nil: the read goroutine writes every copy.
+	Spreader *Spreader
 }
 
 // Receiver is one published track, with up to three simulcast layers. Each layer's RTP is read on its own
@@ -67,6 +69,7 @@ type Receiver struct {
 	playout      [3]byte // playout-delay extension (0 to the latency budget) put on video keyframes
 	latency      prometheus.Observer
 	audioLevelID uint8
+	spreader     *Spreader
 
 	mu     sync.Mutex // serialises changes to downs and ended
 	downs  atomic.Pointer[[]*DownTrack]
@@ -129,7 +132,7 @@ const ProcessingSlack = 20 * time.Millisecond
 // NewReceiver makes the Receiver of a published track; its layers start with StartLayer.
 func NewReceiver(cfg ReceiverConfig) *Receiver {
 	r := &Receiver{id: cfg.ID, kind: cfg.Kind, codec: cfg.Codec, source: cfg.Source, rtcp: cfg.RTCP,
-		budget: max(cfg.Budget, 0), latency: cfg.Latency, audioLevelID: cfg.AudioLevelID}
+		budget: max(cfg.Budget, 0), latency: cfg.Latency, audioLevelID: cfg.AudioLevelID, spreader: cfg.Spreader}
 	r.layerCap.Store(MaxLayers)
 	if cfg.Kind == webrtc.RTPCodecTypeVideo {
 		r.keyframe = codec.KeyframeDetector(cfg.Codec.MimeType)
@@ -356,26 +359,19 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 	if r.silenced.Load() {
 		return // measured above, forwarded to nobody
 	}
-	// Fan out, starting at a different subscriber each packet so that none is always last. A subscriber whose
-	// copy is past the SFU's latency budget by its turn steps down (DownTrack.writeRTP): whole frames of upper
-	// temporal layers are dropped, never part of a frame, never anything that would cost a keyframe.
-	var sent, bytes uint64
+	// Fan out, starting at a different subscriber each packet so that none is always last; a large fan-out is
+	// shared with the node's Spreader.
 	downs := *r.downs.Load()
 	n := len(downs)
 	start := 0
 	if n > 1 {
 		start = int(r.rotate.Add(1) % uint32(n))
 	}
-	pi.late = false
-	for k := 0; k < n; k++ {
-		d := downs[(start+k)%n]
-		if r.budget > 0 && k&7 == 0 && !pi.late {
-			pi.late = time.Since(pi.arrival) > r.budget+pi.slack
-		}
-		if d.writeRTP(pi) {
-			sent++
-			bytes += uint64(len(pkt.Payload))
-		}
+	var sent, bytes uint64
+	if r.spreader != nil && n >= SpreadThreshold {
+		sent, bytes = r.spreader.spread(r, pi, downs, start)
+	} else {
+		sent, bytes = r.fanOut(pi, downs, start, 0, n)
 	}
 	if sent > 0 {
 		r.stats.packetsOut.Add(sent)
@@ -384,6 +380,25 @@ func (r *Receiver) writePacket(pi *Packet, size int) {
 			r.latency.Observe(time.Since(pi.arrival).Seconds())
 		}
 	}
+}
+
+// fanOut writes copies lo to hi-1 of a packet, counting from start in the DownTrack list. A subscriber whose copy
+// is past the SFU's latency budget by its turn steps down (DownTrack.writeRTP): whole frames of upper temporal
+// layers are dropped, never part of a frame, never anything that would cost a keyframe.
+func (r *Receiver) fanOut(pi *Packet, downs []*DownTrack, start, lo, hi int) (sent, bytes uint64) {
+	n := len(downs)
+	pi.late = false
+	for k := lo; k < hi; k++ {
+		d := downs[(start+k)%n]
+		if r.budget > 0 && (k-lo)&7 == 0 && !pi.late {
+			pi.late = time.Since(pi.arrival) > r.budget+pi.slack
+		}
+		if d.writeRTP(pi) {
+			sent++
+			bytes += uint64(len(pi.pkt.Payload))
+		}
+	}
+	return sent, bytes
 }
 
 // describe reads what the DownTracks need of a packet: whether it starts a keyframe, and its VP8 descriptor. It
