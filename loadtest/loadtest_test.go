@@ -27,7 +27,7 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), s.Collector())
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), s.Collector(false))
 	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	hs := httptest.NewServer(sig)

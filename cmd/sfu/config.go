@@ -24,10 +24,13 @@ type config struct {
 	ICEIPs        []string
 	ICEServers    []string
 	Secret        string
+	Dev           bool // a development node: a random secret unless one is given, GET /token, loopback unless told otherwise
 	LogLevel      zapcore.Level
 	LatencyBudget time.Duration
 	SFUBudget     time.Duration
 	PprofAddr     string
+	MetricsAddr   string // Prometheus /metrics listener; empty: none
+	MetricsDetail bool   // per-subscriber series, labelled with room names and participant ids
 
 	TLSCert        string   // PEM certificate chain: with TLSKey, HTTP and the WebSocket are served over TLS
 	TLSKey         string   // PEM private key
@@ -84,13 +87,16 @@ func parseConfig(args []string) (config, error) {
 	var c config
 	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs, origins, turnURLs, keys string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
-	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP, metrics)")
+	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP); with -dev, 127.0.0.1:7880 unless given")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
 	fs.StringVar(&c.UDPPortRange, "udp-port-range", "", `UDP port range, one port per connection, e.g. "50000-60000" (with -udp "")`)
 	fs.StringVar(&publicIPs, "public-ip", "", "comma-separated public addresses to advertise (1:1 NAT)")
 	fs.StringVar(&iceIPs, "ice-ip", "", "comma-separated local addresses to gather candidates on (default: all)")
 	fs.StringVar(&iceServers, "ice-servers", "", "comma-separated STUN/TURN URLs given to clients")
-	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; empty runs in dev mode with a random secret and /token")
+	fs.StringVar(&c.Secret, "secret", "", "HS256 token secret; required unless -dev")
+	fs.BoolVar(&c.Dev, "dev", false, "development node: a random secret unless -secret is given, GET /token mints tokens for anyone, and every listener on loopback unless its flag is given")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:7889", "Prometheus /metrics listener; empty: off")
+	fs.BoolVar(&c.MetricsDetail, "metrics-detail", false, "add per-subscriber metrics labelled with room names and participant ids")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: with -tls-key, serve HTTPS and wss:// on -addr; reloaded when the file changes")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
@@ -151,10 +157,25 @@ func parseConfig(args []string) (config, error) {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
 			}
+			set[f.Name] = true
 		}
 	})
 	if envErr != nil {
 		return c, envErr
+	}
+	if c.Dev { // a development node stays on this machine unless told otherwise
+		if !set["addr"] {
+			c.Addr = "127.0.0.1:7880"
+		}
+		if !set["udp"] {
+			c.UDPAddr = "127.0.0.1:7882"
+		}
+		if !set["tcp"] {
+			c.TCPAddr = "127.0.0.1:7881"
+		}
+		if !set["ice-ip"] {
+			iceIPs = "127.0.0.1"
+		}
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
 	c.AudioProcessors = splitList(processors)
@@ -182,7 +203,22 @@ func parseConfig(args []string) (config, error) {
 	if err := c.checkSecurity(); err != nil {
 		return c, err
 	}
+	if err := c.checkSecret(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// errNoSecret is why a node without a secret and without -dev does not start.
+var errNoSecret = errors.New("no token secret: give -secret (or SFU_SECRET) for a real node, or -dev for a development node on this machine (a random secret, and GET /token mints tokens for anyone)")
+
+// checkSecret refuses a node without a secret unless it is a development node: an empty or misspelt secret must
+// not silently open the node.
+func (c *config) checkSecret() error {
+	if c.Secret == "" && !c.Dev {
+		return errNoSecret
+	}
+	return nil
 }
 
 // checkSecurity validates the TLS, origin, ICE-TCP and TURN settings.

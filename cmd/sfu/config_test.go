@@ -13,7 +13,7 @@ import (
 
 // configEnv lists the environment variable of every flag of parseConfig.
 var configEnv = []string{"SFU_ADDR", "SFU_UDP", "SFU_UDP_PORT_RANGE", "SFU_PUBLIC_IP", "SFU_ICE_IP", "SFU_ICE_SERVERS",
-	"SFU_SECRET", "SFU_LOG_LEVEL"}
+	"SFU_SECRET", "SFU_LOG_LEVEL", "SFU_DEV", "SFU_METRICS_ADDR", "SFU_METRICS_DETAIL", "SFU_TCP"}
 
 // clearSFUEnv unsets every SFU_* variable for the test (t.Setenv restores them afterwards).
 func clearSFUEnv(t *testing.T) {
@@ -37,14 +37,45 @@ func TestEnvName(t *testing.T) {
 
 func TestParseConfigDefaults(t *testing.T) {
 	clearSFUEnv(t)
-	c, err := parseConfig(nil)
+	c, err := parseConfig([]string{"-secret", "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != ":7880" || c.UDPAddr != ":7882" || c.UDPPortRange != "" || len(c.PublicIPs) != 0 || len(c.ICEIPs) != 0 ||
-		len(c.ICEServers) != 0 || c.Secret != "" || c.LogLevel != zapcore.InfoLevel ||
-		c.LatencyBudget != 150*time.Millisecond || c.SFUBudget != 5*time.Millisecond {
-		t.Errorf("defaults %+v, want addr :7880, udp :7882, log level info and nothing else", c)
+		len(c.ICEServers) != 0 || c.Dev || c.LogLevel != zapcore.InfoLevel ||
+		c.LatencyBudget != 150*time.Millisecond || c.SFUBudget != 5*time.Millisecond ||
+		c.MetricsAddr != "127.0.0.1:7889" || c.MetricsDetail {
+		t.Errorf("defaults %+v, want addr :7880, udp :7882, metrics on 127.0.0.1:7889, log level info and nothing else", c)
+	}
+}
+
+// TestDevModeIsExplicit: a node without a secret does not start unless -dev says it is a development node; -dev
+// keeps every listener on loopback unless one is given; metrics are not on the public listener.
+func TestDevModeIsExplicit(t *testing.T) {
+	clearSFUEnv(t)
+	if _, err := parseConfig(nil); err == nil || !strings.Contains(err.Error(), "-dev") {
+		t.Fatalf("no secret and no -dev: %v, want a refusal that names -dev", err)
+	}
+	t.Setenv("SFU_SECRET", " ") // a misspelt variable leaves it empty; a blank one is not a secret either
+	if _, err := startNode(config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", LogLevel: zapcore.WarnLevel}); err == nil {
+		t.Fatal("startNode without a secret and without Dev started")
+	}
+	clearSFUEnv(t)
+	c, err := parseConfig([]string{"-dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:7880" || c.UDPAddr != "127.0.0.1:7882" || c.TCPAddr != "127.0.0.1:7881" ||
+		!reflect.DeepEqual(c.ICEIPs, []string{"127.0.0.1"}) || c.MetricsAddr != "127.0.0.1:7889" {
+		t.Errorf("-dev: addr %q udp %q tcp %q ice %v metrics %q, want all on 127.0.0.1", c.Addr, c.UDPAddr, c.TCPAddr, c.ICEIPs, c.MetricsAddr)
+	}
+	c, err = parseConfig([]string{"-dev", "-addr", ":8080"})
+	if err != nil || c.Addr != ":8080" || c.UDPAddr != "127.0.0.1:7882" {
+		t.Errorf("-dev -addr :8080: %q %q %v, want the given address and the rest on loopback", c.Addr, c.UDPAddr, err)
+	}
+	t.Setenv("SFU_UDP", ":9999")
+	if c, err = parseConfig([]string{"-dev"}); err != nil || c.UDPAddr != ":9999" {
+		t.Errorf("-dev with SFU_UDP: %q %v, want the variable's address", c.UDPAddr, err)
 	}
 }
 
@@ -64,7 +95,7 @@ func TestParseConfigEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{Addr: "127.0.0.1:9000", UDPAddr: "", UDPPortRange: "50000-50100",
+	want := config{Addr: "127.0.0.1:9000", UDPAddr: "", UDPPortRange: "50000-50100", MetricsAddr: "127.0.0.1:7889",
 		PublicIPs: []string{"203.0.113.7", "198.51.100.2"}, ICEIPs: []string{"10.0.0.5"},
 		ICEServers: []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478"},
 		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond,
@@ -85,7 +116,7 @@ func TestParseConfigFlagBeatsEnv(t *testing.T) {
 	t.Setenv("SFU_LOG_LEVEL", "not-a-level") // never parsed: the flag wins
 	t.Setenv("SFU_PUBLIC_IP", "203.0.113.7")
 	t.Setenv("SFU_UDP", "127.0.0.1:9002")
-	c, err := parseConfig([]string{"-addr", "127.0.0.1:9100", "-log-level", "warn", "-public-ip", "192.0.2.1,192.0.2.2", "-udp="})
+	c, err := parseConfig([]string{"-secret", "s", "-addr", "127.0.0.1:9100", "-log-level", "warn", "-public-ip", "192.0.2.1,192.0.2.2", "-udp="})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +164,7 @@ func TestParseConfigErrors(t *testing.T) {
 func TestParseConfigPortRangeIgnoredWithUDP(t *testing.T) {
 	clearSFUEnv(t)
 	t.Setenv("SFU_UDP_PORT_RANGE", "9-1")
-	c, err := parseConfig(nil)
+	c, err := parseConfig([]string{"-secret", "s"})
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}

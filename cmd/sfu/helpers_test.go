@@ -28,7 +28,7 @@ const testSecret = "test-secret-0123456789"
 func startTestNode(t testing.TB, options ...func(*config)) *node {
 	t.Helper()
 	cfg := config{Addr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"},
-		Secret: testSecret, LogLevel: zapcore.WarnLevel}
+		Secret: testSecret, LogLevel: zapcore.WarnLevel, MetricsAddr: "127.0.0.1:0"}
 	for _, o := range options {
 		o(&cfg)
 	}
@@ -253,10 +253,13 @@ func joinPublishing(t *testing.T, ctx context.Context, n *node, m *mediaRun, roo
 	return cs
 }
 
-// scrape returns the node's /metrics text.
+// scrape returns the node's /metrics text, from its metrics listener.
 func scrape(t *testing.T, n *node) string {
 	t.Helper()
-	resp, err := http.Get(n.baseURL() + "/metrics")
+	if n.metricsAddr == nil {
+		t.Fatal("the node serves no metrics")
+	}
+	resp, err := http.Get("http://" + n.metricsAddr.String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

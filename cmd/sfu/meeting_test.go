@@ -21,7 +21,7 @@ func receivesFrom(tc *testClient, pid string, min int64) bool {
 // left behind.
 func TestMeeting(t *testing.T) {
 	baseline := runtime.NumGoroutine()
-	n := startTestNode(t)
+	n := startTestNode(t, func(c *config) { c.MetricsDetail = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	media := startMedia(t, ctx)
@@ -46,7 +46,7 @@ func TestMeeting(t *testing.T) {
 			receivesFrom(a, c.ID(), 20) && receivesFrom(b, c.ID(), 20)
 	})
 
-	// /metrics shows each subscriber: what it is sent and on which layer.
+	// /metrics (with -metrics-detail) shows each subscriber: what it is sent and on which layer.
 	metrics := scrape(t, n)
 	for _, want := range []string{
 		fmt.Sprintf(`sfu_subscriber_videos{layer="q",participant=%q,room="standup"} 2`, c.ID()),

@@ -30,17 +30,19 @@ import (
 
 // node is a running server: the SFU, its HTTP surface and the listener.
 type node struct {
-	log      *zap.Logger
-	pprof    *http.Server                // nil unless -pprof
-	release  func(context.Context) error // frees the audio workers' engines
-	sfu      *sfu.SFU
-	sig      *signaling.Server
-	http     *http.Server
-	addr     net.Addr
-	tls      bool               // HTTPS and wss://
-	turn     *turn.Server       // nil unless -turn
-	turnMint *turn.Minter       // nil unless -turn or -turn-urls
-	place    *cluster.Placement // nil unless -redis
+	log         *zap.Logger
+	pprof       *http.Server // nil unless -pprof
+	metrics     *http.Server // nil when -metrics-addr is empty
+	metricsAddr net.Addr
+	release     func(context.Context) error // frees the audio workers' engines
+	sfu         *sfu.SFU
+	sig         *signaling.Server
+	http        *http.Server
+	addr        net.Addr
+	tls         bool               // HTTPS and wss://
+	turn        *turn.Server       // nil unless -turn
+	turnMint    *turn.Minter       // nil unless -turn or -turn-urls
+	place       *cluster.Placement // nil unless -redis
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -75,11 +77,16 @@ func startNode(cfg config) (_ *node, err error) {
 		return nil, fmt.Errorf("logger: %w", err)
 	}
 
-	secret, dev := []byte(cfg.Secret), cfg.Secret == ""
+	if err := cfg.checkSecret(); err != nil {
+		return nil, err
+	}
+	secret, dev := []byte(cfg.Secret), cfg.Dev
 	if dev {
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-		log.Warn("dev mode: no secret configured, so a random one is used and GET /token mints tokens for anyone")
+		if len(secret) == 0 {
+			secret = make([]byte, 32)
+			_, _ = rand.Read(secret)
+		}
+		log.Warn("dev mode: GET /token mints tokens for anyone", zap.Bool("random_secret", cfg.Secret == ""))
 	}
 
 	var certs *certFiles
@@ -166,9 +173,9 @@ func startNode(cfg config) (_ *node, err error) {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector())
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector(cfg.MetricsDetail))
 	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), AllowedOrigins: cfg.AllowedOrigins}
+		AllowedOrigins: cfg.AllowedOrigins}
 	if mint != nil {
 		sigCfg.ICEServers = mint.ICEServers
 	}
@@ -209,6 +216,21 @@ func startNode(cfg config) (_ *node, err error) {
 		}
 		close(n.serveErr)
 	}()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("-metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		n.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+		n.metricsAddr = mln.Addr()
+		go func() {
+			if err := n.metrics.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Warn("metrics", zap.Error(err))
+			}
+		}()
+	}
 	if cfg.PprofAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -236,6 +258,9 @@ func (n *node) shutdown(ctx context.Context) error {
 
 func (n *node) stop(ctx context.Context) error {
 	n.log.Info("shutting down")
+	if n.metrics != nil {
+		_ = n.metrics.Close()
+	}
 	if n.pprof != nil {
 		_ = n.pprof.Close()
 	}

@@ -250,7 +250,7 @@ func clearSecurityEnv(t *testing.T) {
 // them.
 func TestConfigSecurity(t *testing.T) {
 	clearSecurityEnv(t)
-	c, err := parseConfig(nil)
+	c, err := parseConfig([]string{"-secret", "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestConfigSecurity(t *testing.T) {
 	t.Setenv("SFU_TURN_PUBLIC_IP", "203.0.113.7")
 	t.Setenv("SFU_TURN_RELAY_PORT_RANGE", "40000-40999")
 	t.Setenv("SFU_TURN_TTL", "2h")
-	c, err = parseConfig([]string{"-tcp", "10.0.0.5:443", "-turn-urls", "turns:turn.example.org:5349", "-turn-secret", "s"})
+	c, err = parseConfig([]string{"-secret", "s", "-tcp", "10.0.0.5:443", "-turn-urls", "turns:turn.example.org:5349", "-turn-secret", "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
