@@ -108,6 +108,10 @@ type SFU struct {
 	retired         forward.Counters // counters of tracks that have ended
 }
 
+// UDPMedia is where the node takes media over UDP (its ICE UDP mux, or its port range): what the built-in TURN
+// server may relay to.
+func (s *SFU) UDPMedia() transport.UDPMedia { return s.apis.UDP }
+
 // ErrShutdown is returned by Join once the SFU is closing.
 var ErrShutdown = errors.New("sfu is shutting down")
 

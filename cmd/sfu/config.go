@@ -11,6 +11,7 @@ import (
 
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/sfu/transport"
+	"github.com/edge-sfu/sfu/sfu/turn"
 	"github.com/edge-sfu/sfu/signaling"
 	"go.uber.org/zap/zapcore"
 )
@@ -102,7 +103,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
 	fs.StringVar(&origins, "allowed-origins", "", `comma-separated browser origins, e.g. "https://meet.example.org", that may open the signaling WebSocket besides the node's own; "*" allows any`)
 	fs.StringVar(&c.TCPAddr, "tcp", ":7881", `ICE-TCP address for clients whose network blocks UDP (UDP stays preferred), e.g. ":7881"; empty disables`)
-	fs.StringVar(&c.TURNAddr, "turn", "", `run a TURN server on this UDP address, e.g. ":3478", relaying to this node only, and give each participant short-lived credentials for it; empty: off`)
+	fs.StringVar(&c.TURNAddr, "turn", "", fmt.Sprintf(`run a TURN server on this UDP address, e.g. ":3478", relaying UDP to this node's media ports only (at most %d relays per credential, no TCP relays), and give each participant short-lived credentials for it; empty: off`, turn.DefaultMaxAllocations))
 	fs.StringVar(&c.TURNRealm, "turn-realm", "edge-sfu", "the TURN server's realm")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", "", "the address the TURN server advertises for itself and its relays (default: the first -public-ip, else the -turn host, else 127.0.0.1)")
 	fs.StringVar(&c.TURNPortRange, "turn-relay-port-range", "", `UDP ports the TURN server relays on, e.g. "40000-49999" (default: any free port)`)
@@ -242,6 +243,9 @@ func (c *config) checkSecurity() error {
 	if c.TURNAddr != "" {
 		if _, _, err := net.SplitHostPort(c.TURNAddr); err != nil {
 			return fmt.Errorf("-turn %q: %w", c.TURNAddr, err)
+		}
+		if c.UDPAddr == "" && c.UDPPortRange == "" {
+			return errors.New("-turn needs -udp or -udp-port-range: the TURN server relays to the media ports only, which are otherwise any")
 		}
 	}
 	if c.TURNPublicIP != "" && net.ParseIP(c.TURNPublicIP) == nil {

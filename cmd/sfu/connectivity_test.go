@@ -133,7 +133,8 @@ func turnNode(t *testing.T, options ...func(*config)) *node {
 // turnAllocate allocates a relay on the node's TURN server with the credentials (turntest.Allocate).
 func turnAllocate(t *testing.T, n *node, username, password string) error {
 	t.Helper()
-	return turntest.Allocate(t, n.turn.Addr(), "edge-sfu", username, password)
+	_, err := turntest.Allocate(t, n.turn.Addr(), "edge-sfu", username, password)
+	return err
 }
 
 // TestTURNRelayedMedia: a WHEP player that may only use relay candidates (ICETransportPolicyRelay), with

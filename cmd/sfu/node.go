@@ -160,7 +160,7 @@ func startNode(cfg config) (_ *node, err error) {
 	}
 	undo.push(func() { _ = s.Close() })
 
-	turnSrv, mint, err := startTURN(cfg, secret, log.Named("turn"))
+	turnSrv, mint, err := startTURN(cfg, secret, s.UDPMedia(), log.Named("turn"))
 	if err != nil {
 		return nil, err
 	}
@@ -295,8 +295,10 @@ func (n *node) stop(ctx context.Context) error {
 }
 
 // startTURN mints TURN credentials when -turn or -turn-urls is set (nil otherwise) and starts the built-in TURN
-// server when -turn is (nil otherwise).
-func startTURN(cfg config, tokenSecret []byte, log *zap.Logger) (*turn.Server, *turn.Minter, error) {
+// server when -turn is (nil otherwise), relaying to the SFU's UDP media only: the ICE UDP mux's address:port
+// pairs, or the media IPs at the -udp-port-range ports. The ICE-TCP listener is not among them: the relays carry
+// UDP only, and a UDP datagram to its port number would reach some other service, not the SFU.
+func startTURN(cfg config, tokenSecret []byte, media transport.UDPMedia, log *zap.Logger) (*turn.Server, *turn.Minter, error) {
 	if cfg.TURNAddr == "" && len(cfg.TURNURLs) == 0 {
 		return nil, nil, nil
 	}
@@ -305,7 +307,7 @@ func startTURN(cfg config, tokenSecret []byte, log *zap.Logger) (*turn.Server, *
 		return nil, mint, nil
 	}
 	tcfg := turn.Config{Addr: cfg.TURNAddr, Realm: cfg.TURNRealm, PublicIP: cfg.TURNPublicIP, PublicIPs: cfg.PublicIPs,
-		ICEIPs: cfg.ICEIPs, Secret: mint.Secret, Logger: log}
+		Media: media, Secret: mint.Secret, Logger: log}
 	if cfg.TURNPortRange != "" {
 		var err error
 		if tcfg.PortMin, tcfg.PortMax, err = transport.ParsePortRange(cfg.TURNPortRange); err != nil {

@@ -300,6 +300,7 @@ func TestConfigSecurityErrors(t *testing.T) {
 		{"turn urls not turn", []string{"-turn-urls", "stun:x:3478", "-turn-secret", "s"}, "stun:x:3478"},
 		{"turn urls without secret", []string{"-turn-urls", "turn:x:3478"}, "-turn-secret"},
 		{"turn ttl", []string{"-turn", ":3478", "-turn-ttl", "0s"}, "-turn-ttl"},
+		{"turn without media ports", []string{"-turn", ":3478", "-udp", ""}, "-udp-port-range"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			clearSecurityEnv(t)

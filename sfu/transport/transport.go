@@ -80,6 +80,35 @@ type APIs struct {
 	lf logging.LoggerFactory
 	// Publish builds publish connections.
 	Publish *webrtc.API
+	// UDP is where media arrive over UDP.
+	UDP UDPMedia
+}
+
+// UDPMedia is where the SFU takes media over UDP: its IPs at ports PortMin..PortMax. With the ICE UDP mux that
+// is the mux's one port (PortMin == PortMax) on the addresses it is bound to; with a port range, the range on the
+// addresses candidates are gathered on. Either way the public addresses (1:1 NAT) are among the IPs. PortMin is 0
+// when the ports are not known: with neither a mux nor a range, each connection takes any free port.
+type UDPMedia struct {
+	IPs              []net.IP
+	PortMin, PortMax uint16
+}
+
+// Allows reports whether ip:port is one of the media addresses.
+func (m UDPMedia) Allows(ip net.IP, port int) bool {
+	if m.PortMin == 0 || port < int(m.PortMin) || port > int(m.PortMax) {
+		return false
+	}
+	return m.AllowsIP(ip)
+}
+
+// AllowsIP reports whether ip is one of the media IPs, at whatever port.
+func (m UDPMedia) AllowsIP(ip net.IP) bool {
+	for _, a := range m.IPs {
+		if a.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // New sets up codecs, header extensions and the ICE network settings. Publish connections get NACK generation,
@@ -129,6 +158,7 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		}
 		return errors.Join(errs...)
 	}
+	var udp UDPMedia
 	switch {
 	case cfg.UDPAddr != "":
 		mux, err := udpMux(cfg.UDPAddr, ipFilter, loopback, lf)
@@ -137,9 +167,19 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		}
 		se.SetICEUDPMux(mux)
 		closers = append(closers, mux.Close)
+		udp = muxMedia(mux.GetListenAddresses())
 	case cfg.PortMin != 0:
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, nil, fmt.Errorf("udp port range: %w", err)
+		}
+		if udp.IPs, err = gatheredIPs(cfg.ICEIPs); err != nil {
+			return nil, nil, err
+		}
+		udp.PortMin, udp.PortMax = cfg.PortMin, cfg.PortMax
+	}
+	for _, s := range cfg.PublicIPs {
+		if ip := net.ParseIP(strings.TrimSpace(s)); ip != nil {
+			udp.IPs = append(udp.IPs, ip)
 		}
 	}
 	if cfg.TCPAddr != "" {
@@ -152,7 +192,7 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		closers = append(closers, mux.Close)
 	}
 
-	a := &APIs{me: me, se: se, lf: lf}
+	a := &APIs{me: me, se: se, lf: lf, UDP: udp}
 	a.Publish = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
 	return a, closer, nil
 }
@@ -229,6 +269,42 @@ func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.Log
 		return nil, fmt.Errorf("listen udp port %d: %w", port, err)
 	}
 	return mux, nil
+}
+
+// muxMedia is the media address of an ICE UDP mux: its one port on each address it listens on.
+func muxMedia(addrs []net.Addr) UDPMedia {
+	var m UDPMedia
+	for _, a := range addrs {
+		if u, ok := a.(*net.UDPAddr); ok && u.Port > 0 && u.Port <= 65535 {
+			m.IPs = append(m.IPs, u.IP)
+			m.PortMin, m.PortMax = uint16(u.Port), uint16(u.Port)
+		}
+	}
+	return m
+}
+
+// gatheredIPs are the addresses candidates are gathered on: the ICE addresses, or every local address (loopback
+// included) when there are none.
+func gatheredIPs(iceIPs []string) ([]net.IP, error) {
+	var ips []net.IP
+	for _, s := range iceIPs {
+		if ip := net.ParseIP(strings.TrimSpace(s)); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	if len(iceIPs) > 0 {
+		return ips, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("local addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips, nil
 }
 
 // ICE-TCP buffers: packets queued from one connection for its ICE agent, and bytes queued to one connection.

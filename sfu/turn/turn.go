@@ -1,6 +1,7 @@
 // Package turn is the node's TURN side: short-lived credentials minted for each participant (TURN REST API
 // style, as coturn's use-auth-secret checks them) and the built-in TURN server (pion/turn) on one UDP socket,
-// which relays to this node's own media addresses only.
+// which relays UDP to this node's own media address:port pairs only (peers.go), offers no TCP relays, and holds
+// at most a few allocations per username (quota.go).
 package turn
 
 import (
@@ -52,17 +53,18 @@ func passwordFor(secret, username string) string {
 }
 
 // authHandler checks minted credentials: an unexpired username, and the key derived from its password. A wrong
-// password is found out by the server, whose check of the request's integrity fails with the key returned.
+// password is found out by the server, whose check of the request's integrity fails with the key returned. The
+// user ID it gives pion/turn is the whole username, which the quota counts by.
 func authHandler(secret string, log *zap.Logger, now func() time.Time) pionturn.AuthHandler {
 	return func(ra *pionturn.RequestAttributes) (string, []byte, bool) {
-		expiry, identity, _ := strings.Cut(ra.Username, ":")
+		expiry, _, _ := strings.Cut(ra.Username, ":")
 		t, err := strconv.ParseInt(expiry, 10, 64)
 		if err != nil || now().Unix() > t {
 			log.Debug("TURN: refused an expired or malformed username", zap.String("username", ra.Username),
 				zap.Stringer("from", ra.SrcAddr))
 			return "", nil, false
 		}
-		return identity, pionturn.GenerateAuthKey(ra.Username, ra.Realm, passwordFor(secret, ra.Username)), true
+		return ra.Username, pionturn.GenerateAuthKey(ra.Username, ra.Realm, passwordFor(secret, ra.Username)), true
 	}
 }
 
@@ -98,13 +100,17 @@ type Config struct {
 	// PublicIP is the address it advertises for itself and its relays; "": the first of PublicIPs, else the Addr
 	// host, else 127.0.0.1.
 	PublicIP string
-	// PublicIPs and ICEIPs are the node's media addresses (its -public-ip and -ice-ip): relays reach those only,
-	// or every local address when ICEIPs is empty.
-	PublicIPs, ICEIPs []string
+	// PublicIPs are the node's -public-ip addresses, for PublicIP's default.
+	PublicIPs []string
+	// Media is where the node takes media over UDP (sfu.SFU.UDPMedia): the only address:port pairs relays send
+	// to and pass datagrams on from. Start refuses a Media without its ports.
+	Media transport.UDPMedia
 	// PortMin and PortMax bound the relay ports; 0: any free port.
 	PortMin, PortMax uint16
-	Secret           string // the TURN REST API secret credentials are minted with
-	Logger           *zap.Logger
+	// MaxAllocations bounds the relays one username holds at once; 0: DefaultMaxAllocations.
+	MaxAllocations int
+	Secret         string // the TURN REST API secret credentials are minted with
+	Logger         *zap.Logger
 }
 
 // Server is the built-in TURN server on one UDP socket.
@@ -125,11 +131,15 @@ func (s *Server) Addr() net.Addr { return s.addr }
 func (s *Server) AllocationCount() int { return s.srv.AllocationCount() }
 
 // Start opens the TURN socket and serves it. Relays are bound on the Addr host (every interface when it has
-// none) and advertised at the public address.
+// none) and advertised at the public address; they carry UDP to and from cfg.Media only.
 func Start(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if len(cfg.Media.IPs) == 0 || cfg.Media.PortMin == 0 || cfg.Media.PortMax < cfg.Media.PortMin {
+		return nil, fmt.Errorf("TURN: the media addresses are not known (IPs %v, ports %d-%d): relays would have nowhere to go, or anywhere",
+			cfg.Media.IPs, cfg.Media.PortMin, cfg.Media.PortMax)
 	}
 	public := cfg.PublicIP
 	host, _, _ := net.SplitHostPort(cfg.Addr)
@@ -159,6 +169,9 @@ func Start(cfg Config) (*Server, error) {
 		relays = &pionturn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: bind, MinPort: cfg.PortMin, MaxPort: cfg.PortMax}
 	}
 
+	relays = &mediaRelays{RelayAddressGenerator: relays, media: cfg.Media, log: log}
+	q := newQuota(cfg.MaxAllocations, log)
+
 	network := "udp4"
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		network = "udp6"
@@ -171,9 +184,11 @@ func Start(cfg Config) (*Server, error) {
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   authHandler(cfg.Secret, log, time.Now),
+		QuotaHandler:  q.allow,
+		EventHandler:  q.events(),
 		LoggerFactory: transport.Logger(log),
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: conn, RelayAddressGenerator: relays,
-			PermissionHandler: mediaPeers(cfg.PublicIPs, cfg.ICEIPs, log)}},
+			PermissionHandler: mediaPeers(cfg.Media, log)}},
 	})
 	if err != nil {
 		_ = pc.Close()
@@ -182,41 +197,10 @@ func Start(cfg Config) (*Server, error) {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	s := &Server{srv: srv, conn: conn, addr: pc.LocalAddr(),
 		url: "turn:" + net.JoinHostPort(public, strconv.Itoa(port)) + "?transport=udp"}
-	log.Info("TURN server", zap.Stringer("addr", s.addr), zap.String("url", s.url), zap.String("realm", cfg.Realm))
+	log.Info("TURN server", zap.Stringer("addr", s.addr), zap.String("url", s.url), zap.String("realm", cfg.Realm),
+		zap.Any("media_ips", cfg.Media.IPs), zap.Uint16("media_port_min", cfg.Media.PortMin),
+		zap.Uint16("media_port_max", cfg.Media.PortMax), zap.Int("max_allocations", q.max))
 	return s, nil
-}
-
-// mediaPeers lets relays reach this node's own media addresses only (its public and ICE addresses, or every
-// local address when no ICE address is given): the server is there to reach the SFU, not to relay to anyone
-// else, the node's network included.
-func mediaPeers(publicIPs, iceIPs []string, log *zap.Logger) pionturn.PermissionHandler {
-	var allowed []net.IP
-	for _, s := range append(append([]string{}, publicIPs...), iceIPs...) {
-		if ip := net.ParseIP(s); ip != nil {
-			allowed = append(allowed, ip)
-		}
-	}
-	if len(iceIPs) == 0 {
-		addrs, err := net.InterfaceAddrs()
-		if err != nil {
-			log.Warn("TURN: local addresses", zap.Error(err))
-		}
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				allowed = append(allowed, n.IP)
-			}
-		}
-	}
-	return func(client net.Addr, peer net.IP) bool {
-		for _, ip := range allowed {
-			if ip.Equal(peer) {
-				return true
-			}
-		}
-		log.Debug("TURN: refused a permission to a peer that is not this node", zap.Stringer("client", client),
-			zap.Stringer("peer", peer))
-		return false
-	}
 }
 
 // Close stops the server: its socket and every allocation's relay. It waits, within ctx, for the server's read
