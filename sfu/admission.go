@@ -3,7 +3,6 @@ package sfu
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pion/sdp/v3"
 )
@@ -37,10 +36,8 @@ func (rm *Room) admitLocked(p *Participant) error {
 		return ErrRoomLocked
 	}
 	if max := rm.maxParticipants(); max > 0 && len(rm.participants) >= max {
-		for _, q := range rm.participants {
-			if strings.EqualFold(q.info.Identity, p.info.Identity) {
-				return nil // a rejoin replaces the old session
-			}
+		if rm.byIdentityLocked(p.info.Identity) != nil {
+			return nil // a rejoin replaces the old session (Room.join)
 		}
 		return fmt.Errorf("%w: %d participants is the limit", ErrRoomFull, max)
 	}

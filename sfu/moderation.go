@@ -1,7 +1,10 @@
 package sfu
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -23,7 +26,7 @@ const (
 type AdminRequest struct {
 	Action      string
 	Participant string // the target's id (mute, unmute, kick, set_role)
-	Track       string // mute/unmute one track; "" means all of the target's audio
+	Track       string // mute/unmute one track; "" means all of the target's audio, tracks it publishes later included
 	Publish     bool   // set_role: may publish
 }
 
@@ -66,32 +69,115 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 		return "kicked " + target.info.Identity, nil
 	case ActionMute, ActionUnmute:
 		muted := req.Action == ActionMute
-		n := 0
-		for _, t := range target.Tracks() {
-			if req.Track != "" && t.ID() != req.Track || req.Track == "" && t.Kind() != webrtc.RTPCodecTypeAudio {
-				continue
-			}
-			n++
-			t.r.SetBlocked(muted)
-			if t.r.SetMuted(muted) {
-				rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: target.info.ID, Track: t.Info()})
-			}
-			target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, Track: t.Info(), By: p.info.ID})
+		changes, err := target.setAdminMute(req.Track, muted)
+		if err != nil {
+			return "", err
 		}
-		if n == 0 {
-			return "", fmt.Errorf("participant %s has no such track: %w", target.info.ID, ErrBadRequest)
+		for _, c := range changes {
+			if c.shown {
+				rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: target.info.ID, Track: c.track.Info()})
+			}
+			target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, Track: c.track.Info(), By: p.info.ID})
 		}
-		return fmt.Sprintf("%sd %d tracks of %s", req.Action, n, target.info.Identity), nil
+		if len(changes) == 0 { // all its audio, of which it publishes none yet: the mute holds for what it will
+			target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, By: p.info.ID})
+		}
+		return fmt.Sprintf("%sd %d tracks of %s", req.Action, len(changes), target.info.Identity), nil
 	case ActionSetRole:
 		target.setCanPublish(req.Publish)
-		tracks := target.Tracks()
 		target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, Publish: req.Publish, By: p.info.ID})
-		if !req.Publish { // what it publishes stops
-			for _, t := range tracks {
-				t.r.SetBlocked(true)
-			}
-		}
 		return fmt.Sprintf("%s may publish: %v", target.info.Identity, req.Publish), nil
 	}
 	return "", fmt.Errorf("unknown admin action %.20q: %w", req.Action, ErrBadRequest)
+}
+
+// moderation is what administrators decided about a participant's tracks. It is kept on the participant, not
+// on its tracks, so that it holds for every track it publishes, those that start later included (newTrack).
+// Under Participant.mu; whether the participant may publish at all is its info.CanPublish.
+type moderation struct {
+	audioMuted bool                 // all its audio is muted
+	tracks     map[string]trackMute // by track id, while the track is published: a mute or unmute of it alone
+}
+
+// trackMute is an administrator's mute or unmute of one track, which outranks moderation.audioMuted.
+type trackMute struct {
+	kind  webrtc.RTPCodecType
+	muted bool
+}
+
+// mutes reports whether administrators muted a track of this id and kind.
+func (m *moderation) mutes(id string, kind webrtc.RTPCodecType) bool {
+	if tm, ok := m.tracks[id]; ok {
+		return tm.muted
+	}
+	return m.audioMuted && kind == webrtc.RTPCodecTypeAudio
+}
+
+// blockedLocked reports whether nothing of a track may be forwarded: its publisher lost the right to publish, or
+// an administrator muted it. p.mu is held.
+func (p *Participant) blockedLocked(id string, kind webrtc.RTPCodecType) bool {
+	return !p.info.CanPublish || p.mod.mutes(id, kind)
+}
+
+// mutedLocked is the mute state the room is told of for a track: muted by its publisher or by an
+// administrator. p.mu is held.
+func (p *Participant) mutedLocked(id string, kind webrtc.RTPCodecType) bool {
+	return p.pubState.muteState[id] || p.mod.mutes(id, kind)
+}
+
+// applyModerationLocked blocks or unblocks each of the participant's tracks as its moderation says. p.mu is
+// held.
+func (p *Participant) applyModerationLocked() {
+	for id, t := range p.pubState.receiving {
+		t.r.SetBlocked(p.blockedLocked(id, t.r.Kind()))
+	}
+}
+
+// setCanPublish grants or takes away the right to publish. Without it, nothing the participant publishes is
+// forwarded, tracks that start later included; with it back, what no administrator muted is forwarded again.
+func (p *Participant) setCanPublish(can bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.info.CanPublish = can
+	p.applyModerationLocked()
+}
+
+// muteChange is a track an administrator's mute or unmute applied to, and whether the mute state the room is
+// told of changed.
+type muteChange struct {
+	track *Track
+	shown bool
+}
+
+// setAdminMute mutes or unmutes one of the participant's tracks (by id) or, with trackID "", all its audio,
+// including audio tracks it publishes later. It returns the tracks it applied to, in id order; a track id
+// that the participant does not publish is ErrBadRequest.
+func (p *Participant) setAdminMute(trackID string, muted bool) ([]muteChange, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var hit []*Track
+	for id, t := range p.pubState.receiving {
+		if trackID == id || (trackID == "" && t.r.Kind() == webrtc.RTPCodecTypeAudio) {
+			hit = append(hit, t)
+		}
+	}
+	switch {
+	case trackID != "" && len(hit) == 0:
+		return nil, fmt.Errorf("participant %s has no such track: %w", p.info.ID, ErrBadRequest)
+	case trackID != "":
+		if p.mod.tracks == nil {
+			p.mod.tracks = map[string]trackMute{}
+		}
+		p.mod.tracks[trackID] = trackMute{kind: hit[0].r.Kind(), muted: muted}
+	default:
+		p.mod.audioMuted = muted
+		maps.DeleteFunc(p.mod.tracks, func(_ string, tm trackMute) bool { return tm.kind == webrtc.RTPCodecTypeAudio })
+	}
+	p.applyModerationLocked()
+	slices.SortFunc(hit, func(a, b *Track) int { return cmp.Compare(a.r.ID(), b.r.ID()) })
+	changes := make([]muteChange, len(hit))
+	for i, t := range hit {
+		changes[i] = muteChange{track: t, shown: t.r.SetMuted(p.mutedLocked(t.r.ID(), t.r.Kind()))}
+	}
+	return changes, nil
 }

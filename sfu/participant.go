@@ -37,6 +37,7 @@ type Participant struct {
 	published []*Track                            // this participant's tracks, in publish order
 	downs     map[*forward.Receiver]*subscription // other participants' tracks this one receives
 	pubState  publishState
+	mod       moderation // what administrators decided about its tracks (moderation.go)
 	// bitrateCappedAt is when the publish bitrate limit last cut a layer; zero: not capped.
 	bitrateCappedAt time.Time
 	held            [2][]webrtc.ICECandidateInit
@@ -220,13 +221,6 @@ func (p *Participant) canPublish() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.info.CanPublish
-}
-
-// setCanPublish grants or takes away the right to publish.
-func (p *Participant) setCanPublish(can bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.info.CanPublish = can
 }
 
 func (p *Participant) isClosed() bool {

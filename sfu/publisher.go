@@ -72,12 +72,13 @@ func (p *Participant) SetMuted(trackID string, muted bool) error {
 		return fmt.Errorf("mute states for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
 	}
 	st.muteState[trackID] = muted
+	changed := t != nil && t.r.SetMuted(p.mutedLocked(trackID, t.r.Kind())) // an administrator's mute stays shown
 	p.mu.Unlock()
 	if t == nil {
 		return nil
 	}
 	t.setAudioMuted(muted)
-	if t.r.SetMuted(muted) {
+	if changed {
 		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: t.Info()})
 	}
 	return nil
@@ -186,6 +187,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver
 		delete(st.receiving, r.ID())
 		delete(st.muteState, r.ID())
 		delete(st.sources, r.ID())
+		delete(p.mod.tracks, r.ID())
 	}
 	p.mu.Unlock()
 	if last {
@@ -211,7 +213,10 @@ func (p *Participant) newTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceive
 		}
 	}
 	r := forward.NewReceiver(cfg)
-	r.SetMuted(p.pubState.muteState[remote.ID()])
+	// Moderation holds for tracks that start after it: an administrator's mute of all the participant's audio,
+	// the loss of its right to publish.
+	r.SetMuted(p.mutedLocked(remote.ID(), remote.Kind()))
+	r.SetBlocked(p.blockedLocked(remote.ID(), remote.Kind()))
 	return &Track{r: r, publisher: p, sfu: s}
 }
 
@@ -220,5 +225,6 @@ func (p *Participant) dropReceiving(t *Track) {
 	defer p.mu.Unlock()
 	if p.pubState.receiving[t.r.ID()] == t {
 		delete(p.pubState.receiving, t.r.ID())
+		delete(p.mod.tracks, t.r.ID())
 	}
 }

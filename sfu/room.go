@@ -45,12 +45,11 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}
-	var replaced *Participant
+	replaced := rm.byIdentityLocked(p.info.Identity)
 	others := make([]ParticipantInfo, 0, len(rm.participants))
 	var tracks []*Track
 	for _, q := range rm.participants {
-		if q.info.Identity == p.info.Identity {
-			replaced = q
+		if q == replaced {
 			continue
 		}
 		others = append(others, q.Info())
@@ -69,6 +68,17 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		p.peer.SendEvent(Event{Kind: EventRoomState, Locked: true})
 	}
 	return tracks, replaced, nil
+}
+
+// byIdentityLocked finds the participant with this identity, or nil. Identities are case-sensitive ids, compared
+// exactly: admission's rejoin exemption and the replacement of the old session must agree. rm.mu is held.
+func (rm *Room) byIdentityLocked(identity string) *Participant {
+	for _, q := range rm.participants {
+		if q.info.Identity == identity {
+			return q
+		}
+	}
+	return nil
 }
 
 // removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller.

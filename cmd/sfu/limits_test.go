@@ -28,6 +28,28 @@ func TestRoomFull(t *testing.T) {
 	}
 }
 
+// TestRoomFullIdentityCase: identities are case-sensitive: in a full room, "ALICE" and "Alice" are newcomers,
+// refused with room_full, not rejoins of alice that replace her.
+func TestRoomFullIdentityCase(t *testing.T) {
+	n := startTestNode(t, func(c *config) { c.MaxParticipants = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	joinClient(t, ctx, n, "small", "alice")
+	joinClient(t, ctx, n, "small", "bob")
+	for _, id := range []string{"ALICE", "Alice", "BOB"} {
+		if _, msg := rawJoin(t, n, token(t, "small", id, true, true)); msg["code"] != "room_full" {
+			t.Fatalf("%s joining a full room with alice and bob in it: %v", id, msg)
+		}
+	}
+	_, msg := rawJoin(t, n, token(t, "small", "alice", true, true))
+	if msg["type"] != "joined" {
+		t.Fatalf("alice rejoining a full room: %v", msg)
+	}
+	if others, _ := msg["participants"].([]any); len(others) != 1 {
+		t.Fatalf("alice rejoined a room of %d others, want bob alone: %v", len(others), msg["participants"])
+	}
+}
+
 // TestRoomSizeFromRoomConfig: a room whose settings give max_participants takes that many whatever the node's
 // limit; other rooms keep the node's; a negative size does not load.
 func TestRoomSizeFromRoomConfig(t *testing.T) {
