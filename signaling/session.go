@@ -113,7 +113,7 @@ func (s *session) readLoop() {
 		if !s.rate.allow(time.Now()) {
 			if s.rate.shouldTell(time.Now()) {
 				s.srv.record(audit.Record{Kind: audit.KindLimit, Room: s.claims.Room, Identity: s.claims.Identity, Remote: s.remote,
-					Detail: map[string]any{"refused": "message", "code": protocol.CodeRateLimited}})
+					Refused: true, Detail: map[string]any{"refused": "message", "code": protocol.CodeRateLimited}})
 				s.sendError(protocol.Errorf(protocol.CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
 			}
 			continue
@@ -185,7 +185,8 @@ func (s *session) handle(data []byte) bool {
 		if err != nil {
 			detail["refused"] = err.Error()
 		}
-		s.srv.record(audit.Record{Kind: kind, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote, Detail: detail})
+		s.srv.record(audit.Record{Kind: kind, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote,
+			Refused: err != nil, Detail: detail}) // the log bounds the client's strings (track, target)
 		if err != nil {
 			s.sendError(sfuError(req.Type, err))
 			return true
@@ -205,7 +206,8 @@ func (s *session) handle(data []byte) bool {
 func (s *session) join(token string) bool {
 	claims, err := s.srv.keys.Verify(token)
 	if err != nil {
-		s.srv.record(audit.Record{Kind: audit.KindAuthFailure, Remote: s.remote, Detail: map[string]any{"endpoint": "ws", "error": err.Error()}})
+		s.srv.record(audit.Record{Kind: audit.KindAuthFailure, Remote: s.remote, Refused: true,
+			Detail: map[string]any{"endpoint": "ws", "error": err.Error()}})
 		code := protocol.CodeUnauthorized
 		if errors.Is(err, ErrTokenExpired) {
 			code = protocol.CodeTokenExpired
@@ -226,7 +228,7 @@ func (s *session) join(token string) bool {
 		switch {
 		case errors.Is(err, ErrResidency):
 			s.srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
-				Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "error": err.Error()}})
+				Refused: true, Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "error": err.Error()}})
 			s.sendError(protocol.Errorf(protocol.CodeResidency, "join", "%v", err))
 			s.End("")
 			return false
@@ -257,7 +259,7 @@ func (s *session) join(token string) bool {
 			return false
 		}
 		s.srv.record(audit.Record{Kind: audit.KindLimit, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
-			Detail: map[string]any{"refused": "join", "code": pe.Code, "error": pe.Message}})
+			Refused: true, Detail: map[string]any{"refused": "join", "code": pe.Code, "error": pe.Message}})
 		s.sendError(pe) // a room rule or a limit: the client may try again later on this socket
 		return true
 	}

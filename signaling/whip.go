@@ -65,8 +65,9 @@ func cors(w http.ResponseWriter) {
 	h.Set("Access-Control-Expose-Headers", "Location")
 }
 
-// bearerClaims verifies the request's bearer token and that it is for the room in the path.
-func (srv *Server) bearerClaims(r *http.Request) (*Claims, int, error) {
+// bearerClaims verifies the request's bearer token and that it is for the room in the path; endpoint names the
+// request in the audit log.
+func (srv *Server) bearerClaims(r *http.Request, endpoint string) (*Claims, int, error) {
 	auth := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || tok == "" {
@@ -74,7 +75,7 @@ func (srv *Server) bearerClaims(r *http.Request) (*Claims, int, error) {
 	}
 	claims, err := srv.keys.Verify(strings.TrimSpace(tok))
 	if err != nil {
-		srv.recordAuthFailure(r, r.URL.Path, err)
+		srv.recordAuthFailure(r, endpoint, err)
 		return nil, http.StatusUnauthorized, err
 	}
 	if claims.Room != r.PathValue("room") {
@@ -86,7 +87,7 @@ func (srv *Server) bearerClaims(r *http.Request) (*Claims, int, error) {
 func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		cors(w)
-		claims, status, err := srv.bearerClaims(r)
+		claims, status, err := srv.bearerClaims(r, kind)
 		if err != nil {
 			http.Error(w, err.Error(), status)
 			return
@@ -114,7 +115,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			route, err := pl.Route(r.Context(), claims.Room, regions)
 			switch {
 			case errors.Is(err, ErrResidency):
-				srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: r.RemoteAddr,
+				srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: r.RemoteAddr, Refused: true,
 					Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "endpoint": kind}})
 				http.Error(w, err.Error(), http.StatusForbidden)
 				return
@@ -166,7 +167,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 func (srv *Server) deleteHTTPSession(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		cors(w)
-		claims, status, err := srv.bearerClaims(r)
+		claims, status, err := srv.bearerClaims(r, kind+" delete")
 		if err != nil {
 			http.Error(w, err.Error(), status)
 			return

@@ -77,3 +77,29 @@ func TestAuditVerifyCmd(t *testing.T) {
 		t.Fatal("missing dir accepted")
 	}
 }
+
+// TestAuditHeadCmd: `sfu audit head` prints the seq and hash of the last record, which verify reports too.
+func TestAuditHeadCmd(t *testing.T) {
+	dir := t.TempDir()
+	writeAuditLog(t, dir)
+	rep, err := audit.Verify(dir)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	var out bytes.Buffer
+	if err := auditCmd([]string{"head", "-dir", dir}, &out); err != nil {
+		t.Fatalf("head: %v\n%s", err, out.String())
+	}
+	fields := strings.Fields(out.String())
+	if len(fields) < 2 || fields[0] != "6" || fields[1] != rep.LastHash {
+		t.Fatalf("head printed %q, want seq 6 and hash %s", out.String(), rep.LastHash)
+	}
+	t.Setenv("SFU_AUDIT_DIR", dir)
+	out.Reset()
+	if err := auditCmd([]string{"head"}, &out); err != nil || !strings.Contains(out.String(), rep.LastHash) {
+		t.Fatalf("head with SFU_AUDIT_DIR: %v %q", err, out.String())
+	}
+	if err := auditCmd([]string{"head", "-dir", t.TempDir()}, &out); err == nil {
+		t.Fatal("head of an empty log: no error")
+	}
+}

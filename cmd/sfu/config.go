@@ -140,7 +140,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: host name and URL)")
 	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n       sfu audit verify [-dir DIR]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n       sfu audit verify [-dir DIR]\n       sfu audit head [-dir DIR]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
 		fs.PrintDefaults()
 	}

@@ -1,5 +1,5 @@
 // Command sfu runs one SFU node: `sfu` serves, `sfu token` mints a join token, `sfu audit verify` checks the
-// audit log's hash chain.
+// audit log's hash chain and `sfu audit head` prints its last hash, to be kept off the host.
 //
 // A packet's way through the code: main → node (this package) starts sfu.New (media sockets, sfu/transport) and
 // signaling.NewServer (HTTP and /ws). A client's join reaches signaling/session.go, which calls sfu.SFU.Join;

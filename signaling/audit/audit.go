@@ -17,7 +17,8 @@
 //
 // The chain runs across files: the first record of a day links to the last record of the previous file.
 // Verify (and `sfu audit verify`) therefore reports a changed line, a removed line, reordered lines and a
-// removed file between two others.
+// removed file between two others. Head (and `sfu audit head`) gives the seq and hash of the last record, to
+// be kept off the host.
 //
 // # Limits
 //
@@ -33,11 +34,33 @@
 //
 // # Durability
 //
-// Write issues one write(2) per record on a file opened with O_APPEND; nothing is buffered across records,
-// so a record is safe from a crash of the process once Write returns. The file is fsynced when it is closed
-// (on a new day and by Close), not per record: a crash of the machine may lose the last records, which then
-// looks like a truncated tail. If a write was cut short (a full disk), the next write starts on a new line
-// and Verify reports the partial line.
+// Write does not touch the disk: it bounds the record's fields, encodes it and puts it on a bounded queue
+// that one writer goroutine, owned by the Log, drains; a request is never held up by the disk. The writer
+// issues one write(2) per record on a file opened with O_APPEND; Flush waits until the records written before
+// it are in the file, and Close waits until the queue is drained. The file is fsynced when it is closed (on a
+// new day and by Close), not per record: a crash of the machine may lose the last records, which then looks
+// like a truncated tail. If a write was cut short (a full disk), the next write starts on a new line and
+// Verify reports the partial line.
+//
+// # Losses are recorded
+//
+// A record the writer failed to write, or one Write dropped because the queue was full (ErrQueueFull), is
+// counted; before the next record that is written, the writer writes a record of kind "gap" whose detail
+// holds lost (the total), write_failures and dropped. Verify reports each gap (Report.Gaps, Report.Lost), so
+// a lost record is visible in the chain rather than silently missing. Records lost with no write succeeding
+// after them (until Close) are only logged.
+//
+// # Bounds
+//
+// Every string of a record (room, identity, participant, remote and each string in detail) is cut so that its
+// JSON encoding is at most 128 bytes, and lists in detail to 16 items; the original length (bytes, or items)
+// goes into detail.truncated, keyed by the field ("room", "detail.track", "detail.regions.3"). A record is
+// therefore a few kilobytes at most whatever a client sends.
+//
+// Records marked Refused (a refused token, request or limit) are rate-limited per kind, identity and source
+// host: the first Options.RefusalBurst in a window of Options.RefusalWindow are written, the others counted and
+// written as one record of kind "suppressed" (detail: kind, count, since) when the window ends, before the
+// next refusal of the same key after it, or at Close.
 //
 // # Retention
 //
@@ -76,13 +99,28 @@ const (
 	// KindOpen is written by Open itself; its detail holds last_seq, last_hash and last_file, the record the
 	// chain was resumed from.
 	KindOpen = "open"
+	// KindGap is written by the log before the first record written after records were lost; its detail holds
+	// lost, write_failures and dropped.
+	KindGap = "gap"
+	// KindSuppressed is written by the log for refusals beyond a window's allowance; its detail holds the kind
+	// of the refusals, their count and since (the start of the window); identity and remote are the key's.
+	KindSuppressed = "suppressed"
 )
 
-// DefaultRetention is how long files are kept when Options.Retention is zero.
-const DefaultRetention = 365 * 24 * time.Hour
+// Defaults of Options.
+const (
+	DefaultRetention     = 365 * 24 * time.Hour
+	DefaultQueueSize     = 4096
+	DefaultRefusalBurst  = 10
+	DefaultRefusalWindow = time.Minute
+)
 
 // ZeroHash is the prev of the very first record.
 const ZeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// ErrQueueFull is returned by Write when the writer is that far behind: the record is dropped, and counted in
+// the next gap record.
+var ErrQueueFull = errors.New("audit: queue full, record dropped")
 
 const (
 	filePrefix = "audit-"
@@ -93,13 +131,16 @@ const (
 
 // Record is one event. All fields but Kind are optional.
 type Record struct {
-	Time        time.Time // zero: the time of writing
+	Time        time.Time // zero: the time of Write
 	Kind        string
 	Room        string
 	Identity    string
 	Participant string
 	Remote      string // remote address
 	Detail      map[string]any
+	// Refused marks a refusal (a bad token, a refused request, a limit hit): repeated ones of the same kind,
+	// identity and remote host are collapsed (see Options.RefusalBurst). Not written.
+	Refused bool
 }
 
 // Options configure Open.
@@ -110,22 +151,58 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets warnings (default: none).
 	Logger *zap.Logger
+	// QueueSize is how many records may wait for the writer (default DefaultQueueSize).
+	QueueSize int
+	// RefusalBurst is how many refusals of one key are written per RefusalWindow (default
+	// DefaultRefusalBurst; negative: all are written); RefusalWindow defaults to DefaultRefusalWindow.
+	RefusalBurst  int
+	RefusalWindow time.Duration
+
+	wrap func(io.Writer) io.Writer // tests: wraps each file the writer writes to
 }
 
-// Log is an open audit log, safe for concurrent use. A nil *Log is valid: Write and Close do nothing.
+// Log is an open audit log, safe for concurrent use. A nil *Log is valid: Write, Flush and Close do nothing.
+//
+// Lock order: qmu and refusals.mu are never held together; the writer's state (f, w, day, seq, prev,
+// needNL, failed, dropped, closeErr) belongs to the writer goroutine (to Open before it starts).
 type Log struct {
 	dir       string
 	retention time.Duration
 	now       func() time.Time
 	log       *zap.Logger
+	wrap      func(io.Writer) io.Writer
+	refusals  *refusals
 
-	mu     sync.Mutex
-	f      *os.File
-	day    string // date of f, or of the newest file before the first write
-	seq    uint64 // seq of the last record written
-	prev   string // hash of the last record written
-	needNL bool   // f does not end with a newline (a cut-short write)
-	closed bool
+	qmu      sync.Mutex
+	queue    chan entry
+	closed   bool          // under qmu: Write refuses
+	overflow uint64        // under qmu: records dropped since the writer last took the count
+	stop     chan struct{} // closed by Close: the writer drains the queue and exits
+	done     chan struct{} // closed by the writer when it has exited
+
+	// The writer's state.
+	f        *os.File
+	w        io.Writer // f, wrapped in tests
+	day      string    // date of f, or of the newest file before the first write
+	seq      uint64    // seq of the last record written
+	prev     string    // hash of the last record written
+	needNL   bool      // f does not end with a newline (a cut-short write)
+	failed   uint64    // records the writer failed to write since the last gap record
+	dropped  uint64    // records dropped (queue full) since the last gap record
+	closeErr error     // the last file's close, for Close
+}
+
+// entry is a record ready for the writer, or a Flush barrier.
+type entry struct {
+	at          time.Time // the clock at Write: picks the day's file
+	ts          time.Time // the record's time
+	kind        string
+	room        string
+	identity    string
+	participant string
+	remote      string
+	detail      json.RawMessage // nil: no detail
+	flushed     chan struct{}   // a barrier: closed when the entries before it are written
 }
 
 // line is the on-disk record; the field order is the canonical order.
@@ -141,10 +218,24 @@ type line struct {
 	Prev        string         `json:"prev"`
 }
 
+// rawLine is line with its detail already encoded: the same bytes as line's encoding.
+type rawLine struct {
+	Seq         uint64          `json:"seq"`
+	TS          string          `json:"ts"`
+	Kind        string          `json:"kind"`
+	Room        string          `json:"room,omitempty"`
+	Identity    string          `json:"identity,omitempty"`
+	Participant string          `json:"participant,omitempty"`
+	Remote      string          `json:"remote,omitempty"`
+	Detail      json.RawMessage `json:"detail,omitempty"`
+	Prev        string          `json:"prev"`
+}
+
 // Open opens (creating it if needed) the audit log in dir, resumes the chain from the newest existing
-// file, deletes files past retention and writes an "open" record.
+// file, deletes files past retention, writes an "open" record and starts the writer.
 func Open(dir string, opt Options) (*Log, error) {
-	l := &Log{dir: dir, retention: opt.Retention, now: opt.Now, log: opt.Logger, prev: ZeroHash}
+	l := &Log{dir: dir, retention: opt.Retention, now: opt.Now, log: opt.Logger, wrap: opt.wrap, prev: ZeroHash,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if l.retention == 0 {
 		l.retention = DefaultRetention
 	}
@@ -154,6 +245,17 @@ func Open(dir string, opt Options) (*Log, error) {
 	if l.log == nil {
 		l.log = zap.NewNop()
 	}
+	if opt.QueueSize <= 0 {
+		opt.QueueSize = DefaultQueueSize
+	}
+	l.queue = make(chan entry, opt.QueueSize)
+	if opt.RefusalBurst == 0 {
+		opt.RefusalBurst = DefaultRefusalBurst
+	}
+	if opt.RefusalWindow <= 0 {
+		opt.RefusalWindow = DefaultRefusalWindow
+	}
+	l.refusals = newRefusals(opt.RefusalBurst, opt.RefusalWindow)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -167,12 +269,12 @@ func Open(dir string, opt Options) (*Log, error) {
 	}
 	// The chain resumes from the last valid record of the newest file that has one.
 	for i := len(files) - 1; i >= 0; i-- {
-		seq, hash, ok, err := lastValid(filepath.Join(dir, files[i]))
+		rec, hash, ok, err := lastValid(filepath.Join(dir, files[i]))
 		if err != nil {
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 		if ok {
-			l.seq, l.prev, lastFile = seq, hash, files[i]
+			l.seq, l.prev, lastFile = rec.Seq, hash, files[i]
 			if i != len(files)-1 {
 				l.log.Warn("audit: newest files hold no valid record; chain resumed from an older file",
 					zap.String("file", files[i]))
@@ -180,16 +282,24 @@ func Open(dir string, opt Options) (*Log, error) {
 			break
 		}
 	}
-	if err := l.Write(Record{Kind: KindOpen, Detail: map[string]any{
+	open, err := l.prepare(Record{Kind: KindOpen, Detail: map[string]any{
 		"last_seq": l.seq, "last_hash": l.prev, "last_file": lastFile,
-	}}); err != nil {
-		l.Close()
+	}}, l.now())
+	if err == nil {
+		err = l.writeLine(open)
+	}
+	if err != nil {
+		_ = l.closeFile()
 		return nil, err
 	}
+	go l.run()
 	return l, nil
 }
 
-// Write appends one record. It fails if Kind is empty or Detail cannot be encoded as JSON.
+// Write bounds the record's fields and queues it for the writer; it does not wait for the disk. It fails if
+// Kind is empty, Detail cannot be encoded as JSON, the log is closed, or the queue is full (ErrQueueFull: the
+// record is dropped and counted in the next gap record). A refusal beyond its window's allowance is counted,
+// not queued, and Write returns nil.
 func (l *Log) Write(r Record) error {
 	if l == nil {
 		return nil
@@ -197,122 +307,119 @@ func (l *Log) Write(r Record) error {
 	if r.Kind == "" {
 		return errors.New("audit: record without kind")
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return fmt.Errorf("audit: %w", os.ErrClosed)
-	}
 	now := l.now()
-	if err := l.rotate(now); err != nil {
-		return err
-	}
-	t := r.Time
-	if t.IsZero() {
-		t = now
-	}
-	rec := line{Seq: l.seq + 1, TS: t.UTC().Format(time.RFC3339Nano), Kind: r.Kind, Room: r.Room,
-		Identity: r.Identity, Participant: r.Participant, Remote: r.Remote, Detail: r.Detail, Prev: l.prev}
-	buf, hash, err := encode(rec)
+	e, err := l.prepare(r, now)
 	if err != nil {
 		return err
 	}
-	if l.needNL {
-		buf = append([]byte{'\n'}, buf...)
-	}
-	n, err := l.f.Write(buf)
-	if err != nil {
-		if n > 0 {
-			l.needNL = true // a partial line: the next record starts on a new one
+	if r.Refused {
+		summary, write := l.refusals.admit(e, now)
+		if summary != nil { // if dropped, counted in the next gap record; e is queued all the same
+			if err := l.enqueue(*summary); errors.Is(err, os.ErrClosed) {
+				return err
+			}
 		}
-		return fmt.Errorf("audit: %w", err)
+		if !write {
+			return nil
+		}
 	}
-	l.needNL = false
-	l.seq, l.prev = rec.Seq, hash
-	return nil
+	return l.enqueue(e)
 }
 
-// Close syncs and closes the current file. Later Writes fail.
+// prepare bounds r's fields and encodes its detail.
+func (l *Log) prepare(r Record, now time.Time) (entry, error) {
+	b := bounded(r)
+	e := entry{at: now, ts: r.Time, kind: b.Kind, room: b.Room, identity: b.Identity, participant: b.Participant,
+		remote: b.Remote}
+	if e.ts.IsZero() {
+		e.ts = now
+	}
+	if len(b.Detail) > 0 {
+		d, err := json.Marshal(b.Detail)
+		if err != nil {
+			return entry{}, fmt.Errorf("audit: encoding record: %w", err)
+		}
+		e.detail = d
+	}
+	return e, nil
+}
+
+func (l *Log) enqueue(e entry) error {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return fmt.Errorf("audit: %w", os.ErrClosed)
+	}
+	select {
+	case l.queue <- e:
+		l.qmu.Unlock()
+		return nil
+	default:
+	}
+	l.overflow++
+	first := l.overflow == 1
+	l.qmu.Unlock()
+	if first {
+		l.log.Warn("audit: queue full; dropping records until the writer catches up (a gap record will count them)")
+	}
+	return ErrQueueFull
+}
+
+// takeOverflow returns and resets the count of records dropped by Write.
+func (l *Log) takeOverflow() uint64 {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	n := l.overflow
+	l.overflow = 0
+	return n
+}
+
+// Flush waits until the records Written before it are in the file (or failed to be).
+func (l *Log) Flush() error {
+	if l == nil {
+		return nil
+	}
+	l.qmu.Lock()
+	closed := l.closed
+	l.qmu.Unlock()
+	if closed {
+		return fmt.Errorf("audit: %w", os.ErrClosed)
+	}
+	e := entry{flushed: make(chan struct{})}
+	select {
+	case l.queue <- e:
+	case <-l.done:
+		return fmt.Errorf("audit: %w", os.ErrClosed)
+	}
+	select {
+	case <-e.flushed:
+		return nil
+	case <-l.done:
+		return fmt.Errorf("audit: %w", os.ErrClosed)
+	}
+}
+
+// Close stops the writer once it has written what is queued and the pending summaries of refusals, then
+// syncs and closes the file. Later Writes fail.
 func (l *Log) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		<-l.done
+		return nil
+	}
 	l.closed = true
-	return l.closeFile()
+	close(l.stop)
+	l.qmu.Unlock()
+	<-l.done
+	return l.closeErr
 }
 
-func (l *Log) closeFile() error {
-	if l.f == nil {
-		return nil
-	}
-	err := l.f.Sync()
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	l.f = nil
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	return nil
-}
-
-// rotate makes l.f the file for now's day (never going back to an earlier day if the clock does).
-func (l *Log) rotate(now time.Time) error {
-	d := now.UTC().Format(dayLayout)
-	if l.f != nil && d <= l.day {
-		return nil
-	}
-	if d < l.day {
-		d = l.day // the newest file is dated later than the clock: keep appending to it
-	}
-	if err := l.closeFile(); err != nil {
-		l.log.Warn("audit: closing file", zap.Error(err))
-	}
-	name := filePrefix + d + fileSuffix
-	f, err := os.OpenFile(filepath.Join(l.dir, name), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	needNL, err := endsWithoutNewline(f)
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("audit: %w", err)
-	}
-	if needNL {
-		l.log.Warn("audit: file ends with a partial line; Verify will report it", zap.String("file", name))
-	}
-	l.f, l.day, l.needNL = f, d, needNL
-	l.prune(now, name)
-	return nil
-}
-
-// prune deletes the files whose whole day ended more than retention before now, except keep.
-func (l *Log) prune(now time.Time, keep string) {
-	if l.retention < 0 {
-		return
-	}
-	files, err := listFiles(l.dir)
-	if err != nil {
-		l.log.Warn("audit: listing files for retention", zap.Error(err))
-		return
-	}
-	cutoff := now.Add(-l.retention)
-	for _, name := range files {
-		d, err := time.Parse(dayLayout, fileDay(name))
-		if err != nil || name == keep || d.Add(day).After(cutoff) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(l.dir, name)); err != nil {
-			l.log.Warn("audit: removing expired file", zap.String("file", name), zap.Error(err))
-		} else {
-			l.log.Info("audit: removed expired file", zap.String("file", name))
-		}
-	}
-}
-
-// encode returns the line for rec, newline-terminated, and its hash.
-func encode(rec line) ([]byte, string, error) {
+// encode returns the line for rec (a line or a rawLine), newline-terminated, and its hash.
+func encode(rec any) ([]byte, string, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return nil, "", fmt.Errorf("audit: encoding record: %w", err)
@@ -375,24 +482,24 @@ func isHex64(s string) bool {
 	return true
 }
 
-// lastValid returns the seq and hash of the last line of the file whose own hash checks, reading the
-// file from its end.
-func lastValid(path string) (seq uint64, hash string, ok bool, err error) {
+// lastValid returns the last line of the file whose own hash checks, and its hash, reading the file from its
+// end.
+func lastValid(path string) (rec line, hash string, ok bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, "", false, err
+		return line{}, "", false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, "", false, err
+		return line{}, "", false, err
 	}
 	size := st.Size()
 	for chunk := int64(64 << 10); ; chunk *= 2 {
 		start := max(size-chunk, 0)
 		buf := make([]byte, size-start)
 		if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-			return 0, "", false, err
+			return line{}, "", false, err
 		}
 		lines := bytes.Split(buf, []byte{'\n'})
 		if start > 0 {
@@ -400,11 +507,11 @@ func lastValid(path string) (seq uint64, hash string, ok bool, err error) {
 		}
 		for i := len(lines) - 1; i >= 0; i-- {
 			if rec, h, err := checkLine(lines[i]); err == nil {
-				return rec.Seq, h, true, nil
+				return rec, h, true, nil
 			}
 		}
 		if start == 0 {
-			return 0, "", false, nil
+			return line{}, "", false, nil
 		}
 	}
 }

@@ -238,6 +238,9 @@ func TestRetention(t *testing.T) {
 			}
 		}
 	}
+	if err := l.Flush(); err != nil { // Write only queues the records
+		t.Fatal(err)
+	}
 	// Day 5 09:00 minus 2 days is day 3 09:00: days 1 and 2 have wholly expired, day 3 has not.
 	for d := 1; d <= 5; d++ {
 		_, err := os.Stat(filepath.Join(dir, dayFile(d)))

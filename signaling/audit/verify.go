@@ -24,6 +24,11 @@ type Report struct {
 	// chain no longer contains it shows that records were removed from the end.
 	LastHash string
 	Problems []string // "file:line: what", in file order; empty when the chain is intact
+	// Gaps are the gap records, "file:line: what": records the log lost (failed writes, a full queue). They are
+	// not Problems: the chain is intact and shows the loss.
+	Gaps       []string
+	Lost       uint64 // records lost, the sum of the gap records' counts
+	Suppressed uint64 // repeated refusals counted in "suppressed" records instead of written
 }
 
 // OK reports whether no problems were found.
@@ -133,6 +138,15 @@ func (v *verifier) line(loc string, b []byte, complete bool) {
 	if rec.Kind == "" {
 		v.problem(loc, "no kind")
 	}
+	switch rec.Kind {
+	case KindGap:
+		lost := count(rec.Detail, "lost")
+		v.rep.Lost += lost
+		v.rep.Gaps = append(v.rep.Gaps, fmt.Sprintf("%s: %d record(s) lost before seq %d (write failures %d, dropped %d)",
+			loc, lost, rec.Seq, count(rec.Detail, "write_failures"), count(rec.Detail, "dropped")))
+	case KindSuppressed:
+		v.rep.Suppressed += count(rec.Detail, "count")
+	}
 	if rec.Kind == KindOpen && rec.Detail != nil {
 		if h, _ := rec.Detail["last_hash"].(string); h != rec.Prev {
 			v.problem(loc, "open record's last_hash does not match its prev")
@@ -158,4 +172,13 @@ func (v *verifier) line(loc string, b []byte, complete bool) {
 	rep.Records++
 	rep.LastSeq, rep.LastHash = rec.Seq, hash
 	v.have, v.prev, v.seq, v.prevLoc = true, hash, rec.Seq, loc
+}
+
+// count reads a non-negative count from a decoded detail (0 if absent or not a count).
+func count(detail map[string]any, key string) uint64 {
+	f, ok := detail[key].(float64)
+	if !ok || f < 0 {
+		return 0
+	}
+	return uint64(f)
 }
