@@ -302,7 +302,7 @@ func (r *Receiver) Forward(l int, read PacketReader) error {
 		if r.kind == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 0 {
 			r.layers[l].rtx.put(pkt.SequenceNumber, buf[:n])
 		}
-		if box := r.inPath.Load(); box != nil {
+		if box := r.inPath.Load(); box != nil && !r.blocked.Load() { // a blocked track is neither processed nor heard
 			if box.s.Push(buf[:n], pi.arrival) {
 				continue // the stage hands it back, processed
 			}

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -68,5 +69,43 @@ func TestSilencedAudio(t *testing.T) {
 	video := simulcastReceiver(&nopRTCP{}, 1)
 	if video.SetSilenced(true) || video.Silenced() {
 		t.Fatal("a video track was silenced")
+	}
+}
+
+// countingStage is an in-path stage that takes every packet and counts them.
+type countingStage struct{ n int }
+
+func (s *countingStage) Push([]byte, time.Time) bool { s.n++; return true }
+
+// TestBlockedTrackSkipsInPath: a track an administrator blocked reaches no in-path stage (denoise, captions), so
+// nothing of it is processed or transcribed; unblocked, it does again.
+func TestBlockedTrackSkipsInPath(t *testing.T) {
+	r := NewReceiver(ReceiverConfig{ID: "mic", Kind: webrtc.RTPCodecTypeAudio, Codec: opusParams})
+	r.StartLayer(0, 7, "")
+	stage := &countingStage{}
+	r.SetInPath(stage)
+	feed := func(n int) {
+		seq := uint16(0)
+		read := func(b []byte) (int, error) {
+			if int(seq) >= n {
+				return 0, io.EOF
+			}
+			p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, SSRC: 7}, Payload: []byte{0xfc, 1}}
+			seq++
+			return p.MarshalTo(b)
+		}
+		if err := r.Forward(0, read); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.SetBlocked(true)
+	feed(20)
+	if stage.n != 0 {
+		t.Fatalf("a blocked track's packets reached the in-path stage: %d", stage.n)
+	}
+	r.SetBlocked(false)
+	feed(20)
+	if stage.n != 20 {
+		t.Fatalf("after unblocking the stage got %d packets, want 20", stage.n)
 	}
 }
