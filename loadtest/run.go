@@ -243,6 +243,18 @@ func (r *runner) plan() {
 	}
 }
 
+// startSpeech draws the speakers' schedule for a run of length total and starts their open microphones, which
+// send until ctx ends.
+func (r *runner) startSpeech(ctx context.Context, wg *sync.WaitGroup, total time.Duration) {
+	r.speech = newSchedule(r.speakers(), total+turnLen, speechSeed)
+	r.mics = &openMics{sched: r.speech, start: r.start, sent: &r.feeds.sent}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.mics.run(ctx)
+	}()
+}
+
 // joinRank orders the joins: publishers, open microphones, listeners.
 func (u *user) joinRank() int {
 	switch {
@@ -308,13 +320,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.start = time.Now()
 	var wg sync.WaitGroup
 	if cfg.Scenario == AllHands {
-		r.speech = newSchedule(r.speakers(), total+turnLen, speechSeed)
-		r.mics = &openMics{sched: r.speech, start: r.start, sent: &f.sent}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.mics.run(runCtx)
-		}()
+		r.startSpeech(runCtx, &wg, total)
 	}
 	wg.Add(1)
 	go func() { // schedule the joins
@@ -335,8 +341,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := &Report{Scenario: cfg.Scenario, URL: cfg.URL, Users: cfg.Users, Rooms: cfg.Rooms, Publishers: r.publishers(),
 		Speakers: len(r.speakers())}
-	var good, counted, audioSum, audioN, speakerPackets int64
-	audioMax := 0
+	var good, counted int64
+	var audio audioTally
 	cpu0 := selfCPU()
 	prev := sampleState{at: r.start, cpu: cpu0, server: before}
 	fwd := forwardedFrom{at: r.start, count: before.forwarded, set: measureFrom == 0}
@@ -358,10 +364,7 @@ loop:
 			prev = st
 			good += st.good
 			counted += st.counted
-			audioSum += st.audioSum
-			audioN += st.audioN
-			audioMax = max(audioMax, st.audioMax)
-			speakerPackets += st.speakerPackets
+			audio.add(st.audio)
 			if !fwd.set && now.Sub(r.start) >= measureFrom && st.server.ok {
 				fwd = forwardedFrom{at: now, count: st.server.forwarded, set: true}
 			}
@@ -391,11 +394,7 @@ loop:
 	if counted > 0 {
 		rep.Stability = float64(good) / float64(counted)
 	}
-	rep.AudioStreamsMax = audioMax
-	rep.SpeakerPacketsRecv = speakerPackets
-	if audioN > 0 {
-		rep.AudioStreamsMean = float64(audioSum) / float64(audioN)
-	}
+	rep.AudioStreamsMax, rep.AudioStreamsMean, rep.SpeakerPacketsRecv = audio.max, audio.mean(), audio.speakerPackets
 	rep.JoinMS = r.join.quantiles()
 	rep.LatencyMS = r.latency.quantiles()
 	rep.SFULatencyMS = histogramQuantiles(before.latency, after.latency)
@@ -458,11 +457,7 @@ type sampleState struct {
 	expected       int64
 	freezes        int64
 	good, counted  int64
-	// Audio tracks that brought packets, summed over the listener-seconds (audioN of them), and the most any
-	// listener had.
-	audioSum, audioN int64
-	audioMax         int
-	speakerPackets   int64 // the open microphones' packets the listeners received
+	audio          audioTally
 }
 
 // sample measures one second.
@@ -487,17 +482,11 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 			stableUsers++
 		}
 		if u.listener() {
-			st.audioSum += int64(f.audio)
-			st.audioN++
-			st.audioMax = max(st.audioMax, f.audio)
-			st.speakerPackets += f.speakerPackets
+			st.audio.listened(f)
 		}
 	}
 	st.good, st.counted = int64(stableUsers), int64(countedUsers)
-	s.AudioStreamsMax = st.audioMax
-	if st.audioN > 0 {
-		s.AudioStreams = float64(st.audioSum) / float64(st.audioN)
-	}
+	s.AudioStreamsMax, s.AudioStreams = st.audio.max, st.audio.mean()
 	if countedUsers > 0 {
 		s.Stable = float64(stableUsers) / float64(countedUsers)
 	} else {
