@@ -142,7 +142,8 @@ func (u *user) second(sched *schedule, from, to time.Duration, now time.Time) se
 	return f
 }
 
-// join connects, publishes if the user is a publisher, and runs until ctx ends or the session is lost.
+// join connects, publishes if the user is a publisher or an open microphone, and runs until ctx ends or the
+// session is lost.
 func (u *user) join(ctx context.Context) {
 	r := u.run
 	tok, err := r.token(ctx, u.room, u.identity)
