@@ -54,11 +54,12 @@ func (r *Report) htmlPage() htmlPage {
 	}
 	p.Rows = []htmlRow{
 		{"run", p.State, r.Partial},
-		{"users", fmt.Sprintf("%d in %d rooms, %d publishers", r.Users, r.Rooms, r.Publishers), false},
+		{"users", r.usersLine(), false},
 		{"joined", fmt.Sprintf("%d joined, %d failed to join, %d disconnected", r.Joined, r.JoinFailed, r.Disconnects),
 			r.JoinFailed > 0 || r.Disconnects > 0},
 		{"duration", fmt.Sprintf("%.1f s", r.DurationS), false},
 		{"stability", fmt.Sprintf("%.3f %% of %d user-seconds", 100*r.Stability, r.UserSeconds), false},
+		{"audio streams", r.audioStreamsLine(), false},
 		{"loss", fmt.Sprintf("%.4f %% of %d packets", 100*r.Loss, r.PacketsRecv), false},
 		{"freezes", fmt.Sprintf("%d (no frame for over %v) in %d frames", r.Freezes, FreezeGap, r.FramesRecv), false},
 		{"bitrate", fmt.Sprintf("%.1f Mbit/s received, %.1f Mbit/s sent", r.RecvMbps, r.SentMbps), false},
@@ -67,6 +68,7 @@ func (r *Report) htmlPage() htmlPage {
 		{"cpu per packet", fmt.Sprintf("server %.1f µs (%d forwarded), harness %.1f µs (%d received)", r.ServerUSPerPacket,
 			r.PacketsForwarded, r.HarnessUSPerPacket, r.PacketsRecv), false},
 		{"keyframe requests", fmt.Sprintf("%d", r.KeyframeRequests), false},
+		{"forwarded", fmt.Sprintf("%.0f packets/s by the server after the joins", r.PacketsForwardedPerS), false},
 	}
 	p.Quantiles = []htmlQuantiles{
 		{"join", r.JoinMS, "WebSocket open to the first remote video frame"},
@@ -89,7 +91,7 @@ func (r *Report) charts() []chartSVG {
 		return v
 	}
 	t := col(func(s Sample) float64 { return s.T })
-	return []chartSVG{
+	charts := []chartSVG{
 		lineChart("Connected users", t, chartOpts{Unit: "users", FromZero: true},
 			chartSeries{Name: "connected", Y: col(func(s Sample) float64 { return float64(s.Connected) })}),
 		lineChart("Stable users (received every stream that second)", t, chartOpts{Unit: "%", Refs: []float64{99.95}},
@@ -108,6 +110,12 @@ func (r *Report) charts() []chartSVG {
 		lineChart("SFU resident memory", t, chartOpts{Unit: "MB", FromZero: true},
 			chartSeries{Name: "RSS", Y: col(func(s Sample) float64 { return s.SFURSSMB })}),
 	}
+	if r.Scenario == AllHands {
+		charts = append(charts, lineChart("Audio tracks a listener received packets from", t, chartOpts{Unit: "tracks", FromZero: true},
+			chartSeries{Name: "mean", Y: col(func(s Sample) float64 { return s.AudioStreams })},
+			chartSeries{Name: "most", Y: col(func(s Sample) float64 { return float64(s.AudioStreamsMax) })}))
+	}
+	return charts
 }
 
 // chartSeries is one line (or set of bars) of a chart, a value per x; NaN and ±Inf values are left out.

@@ -206,3 +206,40 @@ func TestWriteHTMLOddValues(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteHTMLAllHands: an all-hands report says who spoke and how many audio tracks the listeners received,
+// with a chart of them.
+func TestWriteHTMLAllHands(t *testing.T) {
+	r := testReport(30)
+	r.Scenario, r.Rooms, r.Publishers, r.Speakers = AllHands, 1, 2, 20
+	r.AudioStreamsMax, r.AudioStreamsMean, r.SpeakerPacketsRecv, r.PacketsForwardedPerS = 4, 2.75, 98765, 43210
+	for i := range r.Timeline {
+		r.Timeline[i].AudioStreams, r.Timeline[i].AudioStreamsMax = 2.5, 3+i%2
+	}
+	path := filepath.Join(t.TempDir(), "report.html")
+	if err := r.WriteHTML(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(b)
+	checkHTML(t, out)
+	for _, want := range []string{"120 in 1 room, 2 presenters, 20 open microphones", "at most 4, mean 2.75 per listener-second",
+		"98765 open-microphone packets", "43210 packets/s", "Audio tracks a listener received packets from"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q", want)
+		}
+	}
+	if n := strings.Count(out, "<svg"); n != 8 {
+		t.Errorf("%d charts, want 8", n)
+	}
+	var sum strings.Builder
+	r.WriteSummary(&sum)
+	for _, want := range []string{"2 presenters, 20 open microphones", "at most 4, mean 2.75", "43210 packets/s"} {
+		if !strings.Contains(sum.String(), want) {
+			t.Errorf("summary: no %q in\n%s", want, sum.String())
+		}
+	}
+}

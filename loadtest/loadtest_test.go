@@ -151,3 +151,74 @@ func TestIVFPlayback(t *testing.T) {
 		t.Fatalf("joined %d, frames received %d; want 4 and the file's frames at every subscriber", rep.Joined, rep.FramesRecv)
 	}
 }
+
+// TestAllHands runs a small all-hands (30 users: 2 presenters, 6 open microphones taking turns, 22 listeners)
+// against a real server and checks that the listeners hear the speakers and that the audio figures are counted.
+func TestAllHands(t *testing.T) {
+	url := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const users, presenters, speakers = 30, 2, 6
+	rep, err := Run(ctx, Config{URL: url, Scenario: AllHands, Users: users, Presenters: presenters, Speakers: speakers,
+		Duration: 12 * time.Second, JoinRate: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: stability %.4f over %d user-seconds, audio streams max %d mean %.2f, %d open-microphone packets, %.0f packets forwarded/s, loss %.4f",
+		rep.Stability, rep.UserSeconds, rep.AudioStreamsMax, rep.AudioStreamsMean, rep.SpeakerPacketsRecv,
+		rep.PacketsForwardedPerS, rep.Loss)
+	if rep.Joined != users || rep.JoinFailed != 0 {
+		t.Errorf("joined %d, failed %d; want all %d", rep.Joined, rep.JoinFailed, users)
+	}
+	if rep.Rooms != 1 || rep.Publishers != presenters || rep.Speakers != speakers {
+		t.Errorf("%d rooms, %d publishers, %d speakers; want 1, %d, %d", rep.Rooms, rep.Publishers, rep.Speakers, presenters, speakers)
+	}
+	listeners := int64(users - presenters - speakers)
+	// Each listener hears someone speaking for most of the 12 s, 50 packets a second (at least a second's worth
+	// each, however slow the machine).
+	if rep.SpeakerPacketsRecv < listeners*50 {
+		t.Errorf("the listeners received %d packets of the open microphones: too few", rep.SpeakerPacketsRecv)
+	}
+	if rep.UserSeconds < users*8 || rep.Stability <= 0 || rep.Stability > 1 {
+		t.Errorf("stability %.4f over %d user-seconds: want a fraction of at least %d user-seconds", rep.Stability, rep.UserSeconds, users*8)
+	}
+	if rep.AudioStreamsMax < 1 || rep.AudioStreamsMax > presenters+speakers {
+		t.Errorf("audio streams max %d: want 1 to the %d audio tracks published", rep.AudioStreamsMax, presenters+speakers)
+	}
+	if !(rep.AudioStreamsMean > 0) || rep.AudioStreamsMean > float64(rep.AudioStreamsMax) {
+		t.Errorf("audio streams mean %.2f: want positive, at most the max %d", rep.AudioStreamsMean, rep.AudioStreamsMax)
+	}
+	if rep.FramesRecv == 0 || rep.JoinMS.Count < int64(users-presenters) {
+		t.Errorf("frames received %d, join samples %d: want the presenters' video at everyone", rep.FramesRecv, rep.JoinMS.Count)
+	}
+	if !(rep.PacketsForwardedPerS > 0) || !finite(rep.PacketsForwardedPerS) {
+		t.Errorf("packets forwarded per second %v: want a positive rate", rep.PacketsForwardedPerS)
+	}
+	var perSecond bool
+	for _, s := range rep.Timeline {
+		perSecond = perSecond || s.AudioStreamsMax > 0 && s.ForwardedPerS > 0
+	}
+	if !perSecond {
+		t.Error("no second of the timeline has audio streams and packets forwarded")
+	}
+}
+
+// TestAllHandsConfig: the speakers and presenters must fit in the users.
+func TestAllHandsConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Scenario: AllHands, Users: 10, Rooms: 1},                              // the default 2 + 20
+		{Scenario: AllHands, Users: 10, Rooms: 1, Presenters: 5, Speakers: 6},  // 11
+		{Scenario: AllHands, Users: 10, Rooms: 1, Presenters: -1, Speakers: 2}, // negative
+	} {
+		c.URL = "http://127.0.0.1:1"
+		c.Defaults()
+		if err := c.validate(); err == nil {
+			t.Errorf("%d users, %d presenters, %d speakers: accepted", c.Users, c.Presenters, c.Speakers)
+		}
+	}
+	c := Config{URL: "http://127.0.0.1:1", Scenario: AllHands, Users: 22, Rooms: 1}
+	c.Defaults()
+	if err := c.validate(); err != nil || c.Presenters != 2 || c.Speakers != 20 {
+		t.Errorf("22 users: %v, %d presenters, %d speakers; want accepted with 2 and 20", err, c.Presenters, c.Speakers)
+	}
+}

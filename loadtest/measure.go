@@ -123,3 +123,33 @@ func (s *seqTracker) expected() int64 {
 	}
 	return s.highest - s.first + 1
 }
+
+// audioTally counts what the listeners (users who publish nothing) received of the audio.
+type audioTally struct {
+	sum, n         int64 // audio tracks that brought packets, summed over n listener-seconds
+	max            int   // the most any listener had in a second
+	speakerPackets int64 // the open microphones' packets
+}
+
+// listened adds a listener's second.
+func (a *audioTally) listened(f secondFigures) {
+	a.sum += int64(f.audio)
+	a.n++
+	a.max = max(a.max, f.audio)
+	a.speakerPackets += f.speakerPackets
+}
+
+func (a *audioTally) add(o audioTally) {
+	a.sum += o.sum
+	a.n += o.n
+	a.max = max(a.max, o.max)
+	a.speakerPackets += o.speakerPackets
+}
+
+// mean is the mean number of audio tracks a listener received packets from in a second.
+func (a *audioTally) mean() float64 {
+	if a.n == 0 {
+		return 0
+	}
+	return float64(a.sum) / float64(a.n)
+}

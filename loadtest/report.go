@@ -18,7 +18,8 @@ type Report struct {
 	URL         string  `json:"url"`
 	Users       int     `json:"users"`
 	Rooms       int     `json:"rooms"`
-	Publishers  int     `json:"publishers"`
+	Publishers  int     `json:"publishers"` // send audio and video (allhands: the presenters)
+	Speakers    int     `json:"speakers"`   // allhands: open microphones, sending audio only
 	DurationS   float64 `json:"duration_s"`
 	Partial     bool    `json:"partial"` // stopped early (Ctrl-C)
 	Joined      int     `json:"joined"`  // users that joined
@@ -27,9 +28,20 @@ type Report struct {
 
 	// Stability is the fraction of user-seconds in which the user was connected and received every stream it
 	// should have (tracks published more than a grace period ago), counted from each user's scheduled join plus
-	// the join grace.
+	// the join grace. In allhands the audio it should have received is only that of the participants who, by the
+	// harness's schedule, had been speaking for more than MinTalk at the second's start and still were at its
+	// end (every video still counts): the server may forward only the loudest microphones.
 	Stability   float64 `json:"stability"`
 	UserSeconds int64   `json:"user_seconds"`
+
+	// Audio streams a listener (a user who publishes nothing) received packets from within one second: the most
+	// any listener had in any second, and the mean over the listener-seconds counted for stability in which the
+	// listener was connected.
+	AudioStreamsMax  int     `json:"audio_streams_max"`
+	AudioStreamsMean float64 `json:"audio_streams_mean"`
+	// SpeakerPacketsRecv counts the packets of the open microphones (allhands) the listeners received in those
+	// seconds.
+	SpeakerPacketsRecv int64 `json:"speaker_packets_received"`
 
 	// JoinMS is from the WebSocket's opening to the first remote video frame (for a user who joined before any
 	// video was published in its room: from the first track_published).
@@ -58,6 +70,9 @@ type Report struct {
 	ServerUSPerPacket  float64 `json:"server_us_per_packet"`
 	HarnessUSPerPacket float64 `json:"harness_us_per_packet"`
 	KeyframeRequests   int64   `json:"keyframe_requests"` // PLIs the server sent publishers during the run
+	// PacketsForwardedPerS is the server's rate of packets forwarded (sfu_packets_forwarded_total) from the last
+	// scheduled join plus the join grace to the end (ramp, or a run stopped before: the whole run).
+	PacketsForwardedPerS float64 `json:"packets_forwarded_per_s"`
 
 	Timeline []Sample `json:"timeline"` // one sample per second
 }
@@ -83,8 +98,14 @@ type Sample struct {
 	Loss       float64 `json:"loss"`
 	Freezes    int64   `json:"freezes"` // freezes that ended this second
 	SFUCPU     float64 `json:"sfu_cpu_cores"`
-	SFURSSMB   float64 `json:"sfu_rss_mb"`
-	HarnessCPU float64 `json:"harness_cpu_cores"`
+	// ForwardedPerS is the server's packets forwarded per second.
+	ForwardedPerS float64 `json:"packets_forwarded_per_s"`
+	// AudioStreams is the mean number of audio tracks the connected listeners received packets from this
+	// second, AudioStreamsMax the most any one did.
+	AudioStreams    float64 `json:"audio_streams"`
+	AudioStreamsMax int     `json:"audio_streams_max"`
+	SFURSSMB        float64 `json:"sfu_rss_mb"`
+	HarnessCPU      float64 `json:"harness_cpu_cores"`
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -107,10 +128,11 @@ func (r *Report) WriteSummary(w io.Writer) {
 		state = "partial (stopped early)"
 	}
 	fmt.Fprintf(tw, "scenario\t%s, %s, %s\n", r.Scenario, state, r.URL)
-	fmt.Fprintf(tw, "users\t%d in %d rooms, %d publishers; %d joined, %d failed to join, %d disconnected\n",
-		r.Users, r.Rooms, r.Publishers, r.Joined, r.JoinFailed, r.Disconnects)
+	fmt.Fprintf(tw, "users\t%s; %d joined, %d failed to join, %d disconnected\n",
+		r.usersLine(), r.Joined, r.JoinFailed, r.Disconnects)
 	fmt.Fprintf(tw, "duration\t%.1f s\n", r.DurationS)
 	fmt.Fprintf(tw, "stability\t%.3f %% of %d user-seconds\n", 100*r.Stability, r.UserSeconds)
+	fmt.Fprintf(tw, "audio streams\t%s\n", r.audioStreamsLine())
 	fmt.Fprintf(tw, "join (ms)\t%s\n", r.JoinMS)
 	fmt.Fprintf(tw, "latency (ms)\t%s  publisher send to subscriber receipt\n", r.LatencyMS)
 	fmt.Fprintf(tw, "sfu latency (ms)\t%s  the server's histogram, arrival to last copy sent\n", r.SFULatencyMS)
@@ -126,7 +148,26 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(tw, "cpu per packet\tserver %.1f µs (%d forwarded), harness %.1f µs (%d received)\n",
 		r.ServerUSPerPacket, r.PacketsForwarded, r.HarnessUSPerPacket, r.PacketsRecv)
 	fmt.Fprintf(tw, "keyframe requests\t%d\n", r.KeyframeRequests)
+	fmt.Fprintf(tw, "forwarded\t%.0f packets/s by the server after the joins\n", r.PacketsForwardedPerS)
 	_ = tw.Flush()
+}
+
+// usersLine says who took part.
+func (r *Report) usersLine() string {
+	if r.Scenario == AllHands {
+		return fmt.Sprintf("%d in %d room, %d presenters, %d open microphones", r.Users, r.Rooms, r.Publishers, r.Speakers)
+	}
+	return fmt.Sprintf("%d in %d rooms, %d publishers", r.Users, r.Rooms, r.Publishers)
+}
+
+// audioStreamsLine says how many audio tracks a listener received at once.
+func (r *Report) audioStreamsLine() string {
+	line := fmt.Sprintf("at most %d, mean %.2f per listener-second (tracks a listener received packets from)",
+		r.AudioStreamsMax, r.AudioStreamsMean)
+	if r.Speakers > 0 {
+		line += fmt.Sprintf("; %d open-microphone packets received", r.SpeakerPacketsRecv)
+	}
+	return line
 }
 
 func (q Quantiles) String() string {

@@ -27,6 +27,9 @@ const (
 	Meeting = "meeting" // Rooms rooms of Users/Rooms participants, Publishers of them sending audio and video
 	Webinar = "webinar" // one room: one presenter, everyone else watching
 	Ramp    = "ramp"    // a meeting whose users keep joining at JoinRate for the whole run
+	// AllHands is one large room: Presenters send audio and video, Speakers keep their microphones open (audio
+	// only) and take turns to speak, with now and then an interjection, and everyone else listens and watches.
+	AllHands = "allhands"
 )
 
 // Config describes a run.
@@ -37,6 +40,8 @@ type Config struct {
 	Users      int
 	Rooms      int
 	Publishers int           // per room (meeting, ramp)
+	Presenters int           // allhands: participants sending audio and video
+	Speakers   int           // allhands: participants with open microphones, sending audio only
 	Duration   time.Duration // measured time after the last join
 	JoinRate   float64       // joins per second
 	// TileWidth and TileHeight are the size at which every subscriber shows each video (a gallery of small
@@ -48,7 +53,7 @@ type Config struct {
 }
 
 // Defaults fills in what is zero: the 500-user meeting of 50 rooms of 10 with 2 publishers per room, 60 s,
-// 50 joins a second, 320x180 tiles.
+// 50 joins a second, 320x180 tiles; for allhands, 2 presenters and 20 speakers.
 func (c *Config) Defaults() {
 	if c.Scenario == "" {
 		c.Scenario = Meeting
@@ -61,6 +66,12 @@ func (c *Config) Defaults() {
 	}
 	if c.Publishers == 0 {
 		c.Publishers = 2
+	}
+	if c.Scenario == AllHands && c.Presenters == 0 {
+		c.Presenters = 2
+	}
+	if c.Scenario == AllHands && c.Speakers == 0 {
+		c.Speakers = 20
 	}
 	if c.Duration == 0 {
 		c.Duration = 60 * time.Second
@@ -82,14 +93,18 @@ const (
 
 func (c *Config) validate() error {
 	switch {
-	case c.Scenario != Meeting && c.Scenario != Webinar && c.Scenario != Ramp:
-		return fmt.Errorf("scenario %q: want meeting, webinar or ramp", c.Scenario)
+	case c.Scenario != Meeting && c.Scenario != Webinar && c.Scenario != Ramp && c.Scenario != AllHands:
+		return fmt.Errorf("scenario %q: want meeting, webinar, ramp or allhands", c.Scenario)
 	case c.Users < 1 || c.Users > MaxUsers:
 		return fmt.Errorf("users %d: want 1 to %d", c.Users, MaxUsers)
 	case c.Rooms < 1 || c.Rooms > c.Users:
 		return fmt.Errorf("rooms %d: want 1 to the number of users", c.Rooms)
 	case c.Publishers < 0:
 		return errors.New("publishers must not be negative")
+	case c.Presenters < 0 || c.Speakers < 0:
+		return errors.New("presenters and speakers must not be negative")
+	case c.Scenario == AllHands && c.Presenters+c.Speakers > c.Users:
+		return fmt.Errorf("%d presenters and %d speakers: more than the %d users", c.Presenters, c.Speakers, c.Users)
 	case c.Duration <= 0 || c.Duration > MaxDuration:
 		return fmt.Errorf("duration %v: want up to %v", c.Duration, MaxDuration)
 	case c.JoinRate <= 0:
@@ -109,8 +124,12 @@ type runner struct {
 	api   *webrtc.API
 	hc    *http.Client
 	feeds *feeds
-	users []*user
-	start time.Time
+	mics  *openMics // allhands
+	// speech is the allhands speakers' schedule, nil in the other scenarios: with it, a listener need not
+	// receive the audio of those not speaking.
+	speech *schedule
+	users  []*user
+	start  time.Time
 
 	join        histogram
 	latency     histogram
@@ -191,6 +210,16 @@ func (r *runner) plan() {
 			if i == 0 {
 				u.identity = "presenter"
 			}
+		case AllHands:
+			u.room = "allhands"
+			switch {
+			case i < c.Presenters:
+				u.publisher, u.identity = true, fmt.Sprintf("presenter-%02d", i)
+			case i < c.Presenters+c.Speakers:
+				u.openMic, u.identity = true, fmt.Sprintf("speaker-%03d", i-c.Presenters)
+			default:
+				u.identity = fmt.Sprintf("listener-%04d", i)
+			}
 		default:
 			room := i % c.Rooms
 			u.room = fmt.Sprintf("room-%03d", room)
@@ -199,12 +228,13 @@ func (r *runner) plan() {
 		}
 		r.users = append(r.users, u)
 	}
-	// Publishers join first in each room so that the others' join time includes receiving video.
+	// Publishers join first in each room so that the others' join time includes receiving video, then the open
+	// microphones, then the listeners.
 	if c.Scenario != Ramp {
 		k := 0
-		for _, pub := range []bool{true, false} {
+		for _, rank := range []int{0, 1, 2} {
 			for _, u := range r.users {
-				if u.publisher == pub {
+				if u.joinRank() == rank {
 					u.joinAt = time.Duration(k) * step
 					k++
 				}
@@ -213,11 +243,48 @@ func (r *runner) plan() {
 	}
 }
 
+// startSpeech draws the speakers' schedule for a run of length total and starts their open microphones, which
+// send until ctx ends.
+func (r *runner) startSpeech(ctx context.Context, wg *sync.WaitGroup, total time.Duration) {
+	r.speech = newSchedule(r.speakers(), total+turnLen, speechSeed)
+	r.mics = &openMics{sched: r.speech, start: r.start, sent: &r.feeds.sent}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.mics.run(ctx)
+	}()
+}
+
+// joinRank orders the joins: publishers, open microphones, listeners.
+func (u *user) joinRank() int {
+	switch {
+	case u.publisher:
+		return 0
+	case u.openMic:
+		return 1
+	}
+	return 2
+}
+
+// speakers are the identities of the open microphones.
+func (r *runner) speakers() []string {
+	var ids []string
+	for _, u := range r.users {
+		if u.openMic {
+			ids = append(ids, u.identity)
+		}
+	}
+	return ids
+}
+
 // Run runs the load test until it ends or ctx is cancelled (then the report is partial).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.Defaults()
-	if cfg.Scenario == Webinar {
+	switch cfg.Scenario {
+	case Webinar:
 		cfg.Rooms, cfg.Publishers = 1, 1
+	case AllHands:
+		cfg.Rooms = 1
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -246,11 +313,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stop()
 	lastJoin := r.users[len(r.users)-1].joinAt
 	total := lastJoin + cfg.Duration
+	measureFrom := lastJoin + joinGrace // the window of packets_forwarded_per_s
 	if cfg.Scenario == Ramp {
-		total = cfg.Duration
+		total, measureFrom = cfg.Duration, 0
 	}
 	r.start = time.Now()
 	var wg sync.WaitGroup
+	if cfg.Scenario == AllHands {
+		r.startSpeech(runCtx, &wg, total)
+	}
 	wg.Add(1)
 	go func() { // schedule the joins
 		defer wg.Done()
@@ -268,13 +339,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 
-	rep := &Report{Scenario: cfg.Scenario, URL: cfg.URL, Users: cfg.Users, Rooms: cfg.Rooms, Publishers: r.publishers()}
-	if cfg.Scenario == Webinar {
-		rep.Rooms = 1
-	}
+	rep := &Report{Scenario: cfg.Scenario, URL: cfg.URL, Users: cfg.Users, Rooms: cfg.Rooms, Publishers: r.publishers(),
+		Speakers: len(r.speakers())}
 	var good, counted int64
+	var audio audioTally
 	cpu0 := selfCPU()
 	prev := sampleState{at: r.start, cpu: cpu0, server: before}
+	fwd := forwardedFrom{at: r.start, count: before.forwarded, set: measureFrom == 0}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	deadline := time.NewTimer(total)
@@ -293,6 +364,10 @@ loop:
 			prev = st
 			good += st.good
 			counted += st.counted
+			audio.add(st.audio)
+			if !fwd.set && now.Sub(r.start) >= measureFrom && st.server.ok {
+				fwd = forwardedFrom{at: now, count: st.server.forwarded, set: true}
+			}
 			rssPeak = max(rssPeak, st.server.rssBytes)
 			rep.Timeline = append(rep.Timeline, s)
 			if cfg.Progress != nil {
@@ -300,7 +375,8 @@ loop:
 			}
 		}
 	}
-	elapsed := time.Since(r.start)
+	end := time.Now()
+	elapsed := end.Sub(r.start)
 	after, _ := scrape(context.Background(), r.hc, cfg.URL)
 	harnessCPU := selfCPU()
 	stop()
@@ -318,6 +394,7 @@ loop:
 	if counted > 0 {
 		rep.Stability = float64(good) / float64(counted)
 	}
+	rep.AudioStreamsMax, rep.AudioStreamsMean, rep.SpeakerPacketsRecv = audio.max, audio.mean(), audio.speakerPackets
 	rep.JoinMS = r.join.quantiles()
 	rep.LatencyMS = r.latency.quantiles()
 	rep.SFULatencyMS = histogramQuantiles(before.latency, after.latency)
@@ -335,6 +412,12 @@ loop:
 			rep.ServerUSPerPacket = (after.cpuSeconds - before.cpuSeconds) * 1e6 / float64(rep.PacketsForwarded)
 		}
 		rep.KeyframeRequests = int64(after.plis - before.plis)
+		if !fwd.set { // stopped before the window: the whole run
+			fwd = forwardedFrom{at: r.start, count: before.forwarded}
+		}
+		if d := end.Sub(fwd.at).Seconds(); d > 0 {
+			rep.PacketsForwardedPerS = (after.forwarded - fwd.count) / d
+		}
 		rep.SFUCPUCores = (after.cpuSeconds - before.cpuSeconds) / elapsed.Seconds()
 		rep.SFURSSMB = after.rssBytes / 1e6
 		rep.SFURSSPeakMB = max(rssPeak, after.rssBytes) / 1e6
@@ -357,7 +440,14 @@ func (r *runner) publishers() int {
 	return n
 }
 
-// sampleState carries what a sample needs from the previous one.
+// forwardedFrom is the server's count of packets forwarded at the start of the measured window.
+type forwardedFrom struct {
+	at    time.Time
+	count float64
+	set   bool
+}
+
+// sampleState carries what a sample needs from the previous one, and a second's counts.
 type sampleState struct {
 	at             time.Time
 	cpu            time.Duration
@@ -367,6 +457,7 @@ type sampleState struct {
 	expected       int64
 	freezes        int64
 	good, counted  int64
+	audio          audioTally
 }
 
 // sample measures one second.
@@ -376,20 +467,26 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 	dt := now.Sub(prev.at).Seconds()
 	s := Sample{T: now.Sub(r.start).Seconds()}
 	stableUsers, countedUsers := 0, 0
+	from, to := prev.at.Sub(r.start), now.Sub(r.start)
 	for _, u := range r.users {
-		if now.Sub(r.start) < u.joinAt+joinGrace {
+		if to < u.joinAt+joinGrace {
 			continue
 		}
 		countedUsers++
-		conn := u.connected()
-		if conn {
-			s.Connected++
+		if !u.connected() {
+			continue
 		}
-		if conn && u.secondGood(now) {
+		s.Connected++
+		f := u.second(r.speech, from, to, now)
+		if f.good {
 			stableUsers++
+		}
+		if u.listener() {
+			st.audio.listened(f)
 		}
 	}
 	st.good, st.counted = int64(stableUsers), int64(countedUsers)
+	s.AudioStreamsMax, s.AudioStreams = st.audio.max, st.audio.mean()
 	if countedUsers > 0 {
 		s.Stable = float64(stableUsers) / float64(countedUsers)
 	} else {
@@ -409,6 +506,7 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 		st.server = srv
 		if prev.server.ok {
 			s.SFUCPU = (srv.cpuSeconds - prev.server.cpuSeconds) / dt
+			s.ForwardedPerS = (srv.forwarded - prev.server.forwarded) / dt
 		}
 		s.SFURSSMB = srv.rssBytes / 1e6
 	} else {

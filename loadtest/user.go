@@ -24,7 +24,8 @@ type user struct {
 	run       *runner
 	room      string
 	identity  string
-	publisher bool
+	publisher bool          // sends audio and simulcast video
+	openMic   bool          // sends audio only, speaking by the schedule (allhands)
 	joinAt    time.Duration // after the start of the run
 
 	c          *client.Client
@@ -39,11 +40,16 @@ type user struct {
 
 	mu      sync.Mutex
 	streams map[string]*stream // remote tracks this user should receive, by track id
+	idents  map[string]string  // the room's participants: id to the harness's identity (their name)
 }
+
+// listener reports whether u only receives.
+func (u *user) listener() bool { return !u.publisher && !u.openMic }
 
 // stream is one remote track as a subscriber receives it.
 type stream struct {
 	kind      string
+	publisher string    // the publisher's participant id, once known; guarded by the user's mu
 	published time.Time // when this user learnt of it
 
 	perSecond atomic.Int64 // packets since the sampler last looked
@@ -53,7 +59,8 @@ type stream struct {
 	lastFrame time.Time
 }
 
-func (u *user) streamFor(trackID, kind string) *stream {
+// streamFor is the stream of a track, published by the participant with the given id ("" if unknown).
+func (u *user) streamFor(trackID, kind, publisherID string) *stream {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	s := u.streams[trackID]
@@ -64,7 +71,21 @@ func (u *user) streamFor(trackID, kind string) *stream {
 			u.videoKnown.CompareAndSwap(0, max(s.published.UnixNano(), u.joinStart.UnixNano()))
 		}
 	}
+	if s.publisher == "" {
+		s.publisher = publisherID
+	}
 	return s
+}
+
+// participant records who the participant with this id is: the harness's identity for it, which the harness
+// gives as its name (a dev-mode server makes identities up).
+func (u *user) participant(id, identity string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.idents == nil {
+		u.idents = map[string]string{}
+	}
+	u.idents[id] = identity
 }
 
 func (u *user) dropStream(trackID string) {
@@ -85,21 +106,44 @@ func (u *user) connected() bool {
 	return n == 0 || u.c.Sub.ConnectionState() == webrtc.PeerConnectionStateConnected
 }
 
-// secondGood reads and resets the per-second counters: it reports whether every stream older than the grace
-// period brought at least one packet since the last call.
-func (u *user) secondGood(now time.Time) bool {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	good := true
-	for _, s := range u.streams {
-		if s.perSecond.Swap(0) == 0 && now.Sub(s.published) > streamGrace {
-			good = false
-		}
-	}
-	return good
+// secondFigures are what one user received in one second.
+type secondFigures struct {
+	good           bool  // every stream the user must receive brought packets
+	audio          int   // audio tracks that brought packets
+	speakerPackets int64 // packets of the open microphones
 }
 
-// join connects, publishes if the user is a publisher, and runs until ctx ends or the session is lost.
+// second reads and resets the per-second counters for the second [from, to) of the run, which ends now. The
+// second is good when every stream the user must receive that is older than the grace period brought at least
+// one packet. Without a speech schedule the user must receive every stream; with one (allhands), every video,
+// and the audio of those who by the schedule had been speaking for more than MinTalk at from and still were at
+// to: the server may forward only the loudest microphones.
+func (u *user) second(sched *schedule, from, to time.Duration, now time.Time) secondFigures {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	f := secondFigures{good: true}
+	for _, s := range u.streams {
+		n := s.perSecond.Swap(0)
+		must := true
+		if s.kind == "audio" {
+			who := u.idents[s.publisher]
+			if n > 0 {
+				f.audio++
+			}
+			if sched.speaker(who) {
+				f.speakerPackets += n
+			}
+			must = sched == nil || sched.mustHear(who, from, to)
+		}
+		if n == 0 && must && now.Sub(s.published) > streamGrace {
+			f.good = false
+		}
+	}
+	return f
+}
+
+// join connects, publishes if the user is a publisher or an open microphone, and runs until ctx ends or the
+// session is lost.
 func (u *user) join(ctx context.Context) {
 	r := u.run
 	tok, err := r.token(ctx, u.room, u.identity)
@@ -129,14 +173,20 @@ func (u *user) join(ctx context.Context) {
 	u.c = c
 	close(u.ready)
 	for _, p := range c.Joined.Participants {
+		u.participant(p.ID, p.Name)
 		for _, t := range p.Tracks {
-			u.streamFor(t.ID, t.Kind)
+			u.streamFor(t.ID, t.Kind, p.ID)
 		}
 	}
 	u.joined.Store(true)
 	r.joinedCount.Add(1)
-	if u.publisher {
+	switch {
+	case u.publisher:
 		if err := r.feeds.publish(ctx, u); err != nil {
+			r.log("publish %s: %v", u.identity, err)
+		}
+	case u.openMic:
+		if err := r.mics.publish(ctx, u); err != nil {
 			r.log("publish %s: %v", u.identity, err)
 		}
 	}
@@ -157,9 +207,13 @@ func (u *user) join(ctx context.Context) {
 
 func (u *user) onEvent(m client.Message) {
 	switch m.Type {
+	case "participant_joined":
+		if m.Participant != nil {
+			u.participant(m.Participant.ID, m.Participant.Name)
+		}
 	case "track_published":
 		if m.Track != nil {
-			u.streamFor(m.Track.ID, m.Track.Kind)
+			u.streamFor(m.Track.ID, m.Track.Kind, m.ParticipantID)
 		}
 	case "track_unpublished":
 		if m.Track != nil {
@@ -180,7 +234,7 @@ func (u *user) onEvent(m client.Message) {
 func (u *user) onTrack(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	<-u.ready
 	r := u.run
-	s := u.streamFor(track.ID(), track.Kind().String())
+	s := u.streamFor(track.ID(), track.Kind().String(), track.StreamID()) // the stream id is the publisher's id
 	video := track.Kind() == webrtc.RTPCodecTypeVideo
 	if video && r.cfg.TileWidth >= 0 && r.cfg.TileHeight >= 0 {
 		_ = u.c.Send(map[string]any{"type": "subscription", "track": track.ID(), "width": r.cfg.TileWidth, "height": r.cfg.TileHeight})
