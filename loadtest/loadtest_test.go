@@ -19,8 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// startServer runs an SFU in dev mode on loopback, as `make run` does but on free ports.
-func startServer(t *testing.T) string {
+// startServer runs an SFU in dev mode on loopback, as `make run` does but on free ports, with its metrics on a
+// listener of their own; it returns the two base URLs.
+func startServer(t *testing.T) (string, string) {
 	t.Helper()
 	s, err := sfu.New(sfu.Config{Net: transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}})
 	if err != nil {
@@ -28,17 +29,18 @@ func startServer(t *testing.T) string {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), s.Collector(false))
-	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true})
 	hs := httptest.NewServer(sig)
+	ms := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = sig.Shutdown(ctx)
 		hs.Close()
+		ms.Close()
 		_ = s.Close()
 	})
-	return hs.URL
+	return hs.URL, ms.URL
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -47,10 +49,10 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // the figures come from what was received: everyone joined, frames arrived, latencies are positive and finite,
 // and stability was computed from user-seconds.
 func TestSmallMeeting(t *testing.T) {
-	url := startServer(t)
+	url, metrics := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rep, err := Run(ctx, Config{URL: url, Users: 20, Rooms: 4, Publishers: 2, Duration: 10 * time.Second, JoinRate: 20})
+	rep, err := Run(ctx, Config{URL: url, MetricsURL: metrics, Users: 20, Rooms: 4, Publishers: 2, Duration: 10 * time.Second, JoinRate: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +141,10 @@ func TestIVFPlayback(t *testing.T) {
 	if err != nil || len(got) != 60 || d != time.Second/30 {
 		t.Fatalf("readIVF: %d frames every %v, %v; want 60 every 33ms", len(got), d, err)
 	}
-	url := startServer(t)
+	url, metrics := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rep, err := Run(ctx, Config{URL: url, Users: 4, Rooms: 1, Publishers: 1, Duration: 4 * time.Second, IVF: path})
+	rep, err := Run(ctx, Config{URL: url, MetricsURL: metrics, Users: 4, Rooms: 1, Publishers: 1, Duration: 4 * time.Second, IVF: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +157,11 @@ func TestIVFPlayback(t *testing.T) {
 // TestAllHands runs a small all-hands (30 users: 2 presenters, 6 open microphones taking turns, 22 listeners)
 // against a real server and checks that the listeners hear the speakers and that the audio figures are counted.
 func TestAllHands(t *testing.T) {
-	url := startServer(t)
+	url, metrics := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const users, presenters, speakers = 30, 2, 6
-	rep, err := Run(ctx, Config{URL: url, Scenario: AllHands, Users: users, Presenters: presenters, Speakers: speakers,
+	rep, err := Run(ctx, Config{URL: url, MetricsURL: metrics, Scenario: AllHands, Users: users, Presenters: presenters, Speakers: speakers,
 		Duration: 12 * time.Second, JoinRate: 30})
 	if err != nil {
 		t.Fatal(err)

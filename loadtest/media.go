@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
@@ -110,14 +112,24 @@ func (f *feeds) layers(u *user, rids, pausedRIDs []string) {
 
 // publish starts u's video and audio; the feeding goroutine stops with ctx or u's session.
 func (f *feeds) publish(ctx context.Context, u *user) error {
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "mic-"+u.identity, u.identity)
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2},
+		"mic-"+u.identity, u.identity)
 	if err != nil {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if _, err := u.c.Publish(pctx, audio); err != nil {
+	senders, err := u.c.Publish(pctx, track)
+	if err != nil {
 		return err
+	}
+	audio := &levelAudio{track: track}
+	for _, s := range senders {
+		for _, e := range s.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI {
+				audio.extID = uint8(e.ID)
+			}
+		}
 	}
 	keys, paused := &[3]atomic.Bool{}, &[3]atomic.Bool{}
 	f.mu.Lock()
@@ -151,7 +163,7 @@ func (f *feeds) publish(ctx context.Context, u *user) error {
 
 // feed runs a publisher's clock: every 20 ms an Opus packet, and every frameDur a video frame written by video,
 // until ctx ends or the user's session does.
-func (f *feeds) feed(ctx context.Context, u *user, audio *webrtc.TrackLocalStaticSample, frameDur time.Duration,
+func (f *feeds) feed(ctx context.Context, u *user, audio *levelAudio, frameDur time.Duration,
 	video func(frame uint32) error) {
 	defer f.wg.Done()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -170,7 +182,7 @@ func (f *feeds) feed(ctx context.Context, u *user, audio *webrtc.TrackLocalStati
 		elapsed := time.Since(start)
 		for ; time.Duration(apkt)*20*time.Millisecond <= elapsed; apkt++ {
 			abuf = f.audioFrame(abuf, apkt)
-			if err := audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond}); err != nil {
+			if err := audio.write(abuf, apkt); err != nil {
 				return
 			}
 			f.sent.Add(int64(len(abuf)))
@@ -207,6 +219,31 @@ func (f *feeds) syntheticVideo(writeFrame func(int, []byte, uint32) error, keys,
 		}
 		return nil
 	}
+}
+
+// levelAudio is a publisher's microphone: Opus packets carrying an RFC 6464 audio level, as browsers send them
+// (a quiet room, not speech: the presenters and meeting publishers are not in a speaking schedule).
+type levelAudio struct {
+	track *webrtc.TrackLocalStaticRTP
+	extID uint8 // 0 when the extension was not negotiated: no level
+	pkt   rtp.Packet
+}
+
+// publisherLevel is the level of a publisher's audio, in -dBov: a quiet room.
+const publisherLevel = 70
+
+// write sends the n-th 20 ms packet.
+func (a *levelAudio) write(payload []byte, n uint32) error {
+	p := &a.pkt
+	p.Header = rtp.Header{Version: 2, SequenceNumber: uint16(n), Timestamp: n * opusSamples}
+	p.Payload = payload
+	if a.extID != 0 {
+		ext, _ := (&rtp.AudioLevelExtension{Level: publisherLevel}).Marshal()
+		if err := p.SetExtension(a.extID, ext); err != nil {
+			return err
+		}
+	}
+	return a.track.WriteRTP(p)
 }
 
 // audioFrame is the next Opus packet: from the Ogg file, or synthetic with a stamp.

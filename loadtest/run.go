@@ -35,6 +35,7 @@ const (
 // Config describes a run.
 type Config struct {
 	URL        string // the server, http://host:port
+	MetricsURL string // its Prometheus listener, http://host:port (default: the server's host, port 7889)
 	Secret     string // the server's token secret; empty: use its dev-mode /token endpoint
 	Scenario   string
 	Users      int
@@ -114,6 +115,13 @@ func (c *Config) validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q: want http://host:port", c.URL)
 	}
+	if c.MetricsURL == "" { // the server's host, its default metrics port
+		c.MetricsURL = "http://" + net.JoinHostPort(u.Hostname(), "7889")
+	}
+	if m, err := url.Parse(c.MetricsURL); err != nil || (m.Scheme != "http" && m.Scheme != "https") || m.Host == "" {
+		return fmt.Errorf("metrics url %q: want http://host:port", c.MetricsURL)
+	}
+	c.MetricsURL = strings.TrimSuffix(c.MetricsURL, "/")
 	return nil
 }
 
@@ -304,7 +312,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.window.Store(&histogram{})
 	r.plan()
 
-	before, err := scrape(ctx, r.hc, cfg.URL)
+	before, err := scrape(ctx, r.hc, r.cfg.MetricsURL)
 	if err != nil {
 		return nil, fmt.Errorf("the server does not answer: %w", err)
 	}
@@ -377,7 +385,7 @@ loop:
 	}
 	end := time.Now()
 	elapsed := end.Sub(r.start)
-	after, _ := scrape(context.Background(), r.hc, cfg.URL)
+	after, _ := scrape(context.Background(), r.hc, r.cfg.MetricsURL)
 	harnessCPU := selfCPU()
 	stop()
 	wg.Wait()
@@ -502,7 +510,7 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 	q := w.quantiles()
 	s.LatencyP50, s.LatencyP99 = q.P50, q.P99
 	s.HarnessCPU = (st.cpu - prev.cpu).Seconds() / dt
-	if srv, err := scrape(context.Background(), r.hc, r.cfg.URL); err == nil && srv.ok {
+	if srv, err := scrape(context.Background(), r.hc, r.cfg.MetricsURL); err == nil && srv.ok {
 		st.server = srv
 		if prev.server.ok {
 			s.SFUCPU = (srv.cpuSeconds - prev.server.cpuSeconds) / dt

@@ -1,5 +1,5 @@
 // Package signaling is the node's HTTP surface: the signaling WebSocket, join tokens, the embedded browser client,
-// health and metrics.
+// health (metrics are served by the node on a listener of their own).
 package signaling
 
 import (
@@ -40,8 +40,7 @@ type Config struct {
 	Audit  *audit.Log        // where security events are recorded; nil: nowhere
 	// Placement routes joins when the node is one of several (a cluster); nil: every room is hosted here.
 	Placement Placement
-	Dev       bool         // serve GET /token, which mints tokens for anyone
-	Metrics   http.Handler // served at /metrics; nil for none
+	Dev       bool // serve GET /token, which mints tokens for anyone
 	Logger    *zap.Logger
 
 	// AllowedOrigins are the browser origins (scheme://host[:port]) that may open the WebSocket besides the
@@ -129,9 +128,6 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	})
 	if cfg.Dev {
 		srv.mux.HandleFunc("GET /token", srv.devToken)
-	}
-	if cfg.Metrics != nil {
-		srv.mux.Handle("GET /metrics", cfg.Metrics)
 	}
 	return srv
 }

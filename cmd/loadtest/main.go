@@ -34,6 +34,7 @@ func run(args []string) error {
 	var wait time.Duration
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:7880", "the SFU's HTTP address")
+	fs.StringVar(&cfg.MetricsURL, "metrics-url", "", "the SFU's metrics listener (its -metrics-addr) (default: the -url host, port 7889)")
 	fs.StringVar(&cfg.Secret, "secret", os.Getenv("SFU_SECRET"), "the SFU's token secret (default $SFU_SECRET); empty uses a dev-mode server's /token")
 	fs.StringVar(&cfg.Scenario, "scenario", loadtest.Meeting,
 		"meeting, webinar, ramp or allhands (one room: presenters, open microphones taking turns to speak, listeners)")
