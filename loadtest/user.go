@@ -9,6 +9,7 @@ import (
 	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -239,10 +240,15 @@ func (u *user) onTrack(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceive
 	if video && r.cfg.TileWidth >= 0 && r.cfg.TileHeight >= 0 {
 		_ = u.c.Send(map[string]any{"type": "subscription", "track": track.ID(), "width": r.cfg.TileWidth, "height": r.cfg.TileHeight})
 	}
+	buf := make([]byte, 1500) // one buffer and packet for the track's life: nothing allocated per packet
+	var pkt rtp.Packet
 	for {
-		pkt, _, err := track.ReadRTP()
+		n, _, err := track.Read(buf)
 		if err != nil {
 			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
 		}
 		now := time.Now()
 		fresh, grew := s.seq.add(pkt.SequenceNumber)
