@@ -55,13 +55,10 @@ func (rm *Room) maxParticipants() int {
 // maxMediaSections bounds an offer's m-lines of any kind and direction: each costs a transceiver.
 const maxMediaSections = 32
 
-// checkOffer refuses a publish offer that asks for more than the participant may: data channels without the
-// right, or more tracks than the limit.
-func (p *Participant) checkOffer(offer string) error {
-	var parsed sdp.SessionDescription
-	if err := parsed.UnmarshalString(offer); err != nil {
-		return fmt.Errorf("publish offer: %w: %w", ErrBadSDP, err)
-	}
+// checkOffer refuses an offer (a publish, WHIP or WHEP one) that asks for more than the participant may: data
+// channels without the right (publishData), more media sections than maxMediaSections, or more tracks sent than
+// may be published.
+func checkOffer(parsed *sdp.SessionDescription, publishData bool) error {
 	if n := len(parsed.MediaDescriptions); n > maxMediaSections {
 		return fmt.Errorf("the offer has %d media sections; at most %d are taken: %w", n, maxMediaSections, ErrLimit)
 	}
@@ -69,7 +66,7 @@ func (p *Participant) checkOffer(offer string) error {
 	for _, m := range parsed.MediaDescriptions {
 		switch m.MediaName.Media {
 		case "application":
-			if !p.info.CanPublishData {
+			if !publishData {
 				return fmt.Errorf("token does not allow publishing data: %w", ErrForbidden)
 			}
 		case "audio", "video":

@@ -41,7 +41,9 @@ type Participant struct {
 	// bitrateCappedAt is when the publish bitrate limit last cut a layer; zero: not capped.
 	bitrateCappedAt time.Time
 	held            [2][]webrtc.ICECandidateInit
-	added           [2]int // remote candidates added per connection
+	added           [2]int // remote candidates named per connection, trickled or in descriptions
+
+	candidates candidateFilter // which remote candidates are taken; set once, before any
 
 	neg negotiation // the subscribe connection's offers
 

@@ -37,7 +37,14 @@ func (p *Participant) HandleOffer(sdp string) (webrtc.SessionDescription, error)
 	if !p.canPublish() {
 		return webrtc.SessionDescription{}, fmt.Errorf("publishing is not allowed: %w", ErrForbidden)
 	}
-	if err := p.checkOffer(sdp); err != nil {
+	parsed, err := parseDescription("publish offer", sdp)
+	if err != nil {
+		return webrtc.SessionDescription{}, err
+	}
+	if err := checkOffer(parsed, p.info.CanPublishData); err != nil {
+		return webrtc.SessionDescription{}, err
+	}
+	if sdp, err = p.screen(PublishPC, "publish offer", parsed, sdp); err != nil {
 		return webrtc.SessionDescription{}, err
 	}
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {

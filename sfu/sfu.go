@@ -60,8 +60,12 @@ type Config struct {
 	// MaxPublishBitrate bounds what one participant may publish, in bits per second over its tracks (0: no
 	// limit): beyond it, its highest simulcast layers are not forwarded.
 	MaxPublishBitrate float64
-	// MaxConcurrentJoins bounds the joins being set up at once (0: no limit); one more gets ErrBusy.
+	// MaxConcurrentJoins bounds the joins being set up at once (0: no limit); one more gets ErrBusy. WHIP and
+	// WHEP sessions take a slot too, until their answer is ready.
 	MaxConcurrentJoins int
+	// DropPrivateCandidates drops clients' ICE candidates at private addresses (RFC 1918, fc00::/7) as well as
+	// those at addresses no client can have (loopback unless the node is on loopback, link-local, multicast).
+	DropPrivateCandidates bool
 	// OnWorkerStart is told when a worker (a denoise chain, a captions job) starts on a track, for the audit
 	// log; nil: nobody is.
 	OnWorkerStart func(room, participantID, trackID, worker string)
@@ -100,6 +104,7 @@ type SFU struct {
 	spreader          *forward.Spreader // shares the fan-out of rooms with many subscribers
 	maxPublishBitrate float64
 	joinSlots         chan struct{} // nil: no limit on concurrent joins
+	candidates        candidateFilter
 	onWorkerStart     func(room, participantID, trackID, worker string)
 	roomSettings      func(string) RoomSettings
 
@@ -128,6 +133,7 @@ func New(cfg Config) (*SFU, error) {
 	s := &SFU{apis: apis, closeNet: closeNet, iceServers: cfg.ICEServers, log: log, rooms: map[string]*Room{},
 		budget: cfg.SFUBudget, playout: cfg.LatencyBudget, audio: cfg.Audio, workers: cfg.Workers, roomSettings: cfg.Rooms,
 		maxParticipants: cfg.MaxParticipants, maxAudioStreams: cfg.MaxAudioStreams, maxPublishBitrate: cfg.MaxPublishBitrate, onWorkerStart: cfg.OnWorkerStart,
+		candidates: candidateFilter{loopback: apis.OnLoopback, private: cfg.DropPrivateCandidates},
 		// One worker fewer than the CPUs: the read goroutine that shares out a fan-out writes a part itself.
 		spreader: forward.NewSpreader(max(runtime.GOMAXPROCS(0)-1, 1))}
 	if cfg.MaxConcurrentJoins > 0 {
@@ -180,6 +186,11 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 		return nil, err
 	}
 	defer release()
+	return s.join(req, peer)
+}
+
+// join is Join once a join slot is taken.
+func (s *SFU) join(req JoinRequest, peer Peer) (*Participant, error) {
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, err
@@ -195,7 +206,12 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
 		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
-	return newParticipant(s.apis, info, peer, s.iceServers, log)
+	p, err := newParticipant(s.apis, info, peer, s.iceServers, log)
+	if err != nil {
+		return nil, err
+	}
+	p.candidates = s.candidates
+	return p, nil
 }
 
 // enter adds p to its room and subscribes it to the tracks there.

@@ -17,7 +17,7 @@ import (
 // description are held until it has one.
 
 // Bounds on ICE candidates a client may send: held before a connection has a remote description, and in all per
-// connection.
+// connection, trickled and inside descriptions (candidates.go).
 const (
 	maxHeldCandidates = 64
 	maxCandidates     = 256
@@ -130,6 +130,14 @@ func (p *Participant) HandleAnswer(sdp string) error {
 		p.neg.mu.Unlock()
 		return fmt.Errorf("subscribe answer with no offer pending: %w", ErrOutOfOrder)
 	}
+	parsed, err := parseDescription("subscribe answer", sdp)
+	if err == nil {
+		sdp, err = p.screen(SubscribePC, "subscribe answer", parsed, sdp)
+	}
+	if err != nil {
+		p.neg.mu.Unlock()
+		return err
+	}
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		p.neg.mu.Unlock()
 		return fmt.Errorf("subscribe answer: %w: %w", ErrBadSDP, err)
@@ -193,7 +201,8 @@ func (p *Participant) negotiate() {
 	p.peer.SendDescription(SubscribePC, offer)
 }
 
-// AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description.
+// AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description. A
+// candidate at an address the SFU does not send to (candidates.go) is dropped without an error.
 func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
 	if c.Candidate == "" {
 		return nil // end of candidates
@@ -208,26 +217,29 @@ func (p *Participant) AddCandidate(which PC, c webrtc.ICECandidateInit) error {
 		p.held[which] = append(p.held[which], c)
 		return nil
 	}
-	if p.added[which] >= maxCandidates {
-		p.mu.Unlock()
-		return fmt.Errorf("more than %d candidates for the %s connection: %w", maxCandidates, which, ErrBadRequest)
-	}
-	p.added[which]++
 	p.mu.Unlock()
+	if ok, err := p.trickled(which, c); !ok {
+		return err
+	}
 	if err := pc.AddICECandidate(c); err != nil {
 		return fmt.Errorf("%s candidate: %w: %w", which, ErrBadRequest, err)
 	}
 	return nil
 }
 
-// applyHeld adds the candidates held for a connection that now has a remote description.
+// applyHeld adds the candidates held for a connection that now has a remote description; they count against
+// its limit and pass its filter as trickled ones do.
 func (p *Participant) applyHeld(which PC) {
 	p.mu.Lock()
 	held := p.held[which]
 	p.held[which] = nil
 	p.mu.Unlock()
 	for _, c := range held {
-		if err := p.pc(which).AddICECandidate(c); err != nil {
+		ok, err := p.trickled(which, c)
+		if ok {
+			err = p.pc(which).AddICECandidate(c)
+		}
+		if err != nil {
 			p.log.Debug("held candidate refused", zap.Stringer("pc", which), zap.Error(err))
 		}
 	}

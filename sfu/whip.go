@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
 // WHIP (RFC 9725) and WHEP clients send one offer over HTTP and take one answer back, with every candidate in it:
-// no trickle, no renegotiation.
+// no trickle, no renegotiation. Their offers get the checks of a WebSocket client's (media sections, tracks,
+// candidates) before the participant enters the room, and each takes a join slot until its answer is ready.
 
 // gatherTimeout bounds the wait for the SFU's own candidates before an HTTP answer goes out.
 const gatherTimeout = 3 * time.Second
@@ -23,16 +25,67 @@ func (p *Participant) PublishOffer(sdp string) (string, error) {
 	return p.completeAnswer(p.pub, gathered)
 }
 
+// JoinWHIP joins a WHIP publisher and applies its offer; it returns the answer with the SFU's candidates. An offer
+// refused by the checks leaves no session behind.
+func (s *SFU) JoinWHIP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
+	release, err := s.takeJoinSlot()
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
+	if _, err := precheckOffer("whip offer", offer, req.CanPublishData); err != nil {
+		return nil, "", err
+	}
+	p, err := s.join(req, peer)
+	if err != nil {
+		return nil, "", err
+	}
+	answer, err := p.PublishOffer(offer)
+	if err != nil {
+		p.Close()
+		return nil, "", err
+	}
+	return p, answer, nil
+}
+
+// precheckOffer parses and checks an HTTP client's offer before its participant is made.
+func precheckOffer(what, offer string, publishData bool) (*sdp.SessionDescription, error) {
+	parsed, err := parseDescription(what, offer)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOffer(parsed, publishData); err != nil {
+		return nil, err
+	}
+	if _, err := checkCandidateCount(what, parsed); err != nil {
+		return nil, err
+	}
+	return parsed, nil
+}
+
 // JoinWHEP joins a watcher whose client offered the subscribe connection (WHEP): each of the offer's audio and
 // video sections carries one track of the room, the first published of its kind not yet taken. Tracks
 // published later are not added: the client would have to offer again.
 func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
 	req.CanPublish, req.CanSubscribe = false, true
+	release, err := s.takeJoinSlot()
+	if err != nil {
+		return nil, "", err
+	}
+	defer release()
+	parsed, err := precheckOffer("whep offer", offer, req.CanPublishData)
+	if err != nil {
+		return nil, "", err
+	}
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, "", err
 	}
 	p.answerMode = true
+	if offer, err = p.screen(SubscribePC, "whep offer", parsed, offer); err != nil {
+		p.discard()
+		return nil, "", err
+	}
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		p.discard()
 		return nil, "", fmt.Errorf("whep offer: %w: %w", ErrBadSDP, err)

@@ -131,21 +131,14 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 			CanPublish: kind == "whip", CanSubscribe: kind == "whep"}
-		var p *sfu.Participant
-		var answer string
+		join := srv.sfu.JoinWHEP
 		if kind == "whip" {
-			p, err = srv.sfu.Join(req, h)
-			if err == nil {
-				if answer, err = p.PublishOffer(string(body)); err != nil {
-					p.Close()
-				}
-			}
-		} else {
-			p, answer, err = srv.sfu.JoinWHEP(req, h, string(body))
+			join = srv.sfu.JoinWHIP
 		}
+		p, answer, err := join(req, h, string(body))
 		if err != nil {
 			srv.forgetHTTPSession(h)
-			http.Error(w, err.Error(), httpStatus(err))
+			httpError(w, err)
 			return
 		}
 		srv.mu.Lock()
@@ -211,11 +204,22 @@ func (srv *Server) forgetHTTPSession(h *httpSession) {
 	}
 }
 
+// httpError answers with an SFU error, its message and its HTTP status; a busy node says when to try again.
+func httpError(w http.ResponseWriter, err error) {
+	status := httpStatus(err)
+	if errors.Is(err, sfu.ErrBusy) {
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, err.Error(), status)
+}
+
 // httpStatus maps an SFU error to an HTTP status.
 func httpStatus(err error) int {
 	switch {
-	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrBadRequest):
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrBadRequest), errors.Is(err, sfu.ErrLimit):
 		return http.StatusBadRequest
+	case errors.Is(err, sfu.ErrBusy):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, sfu.ErrForbidden):
 		return http.StatusForbidden
 	case errors.Is(err, sfu.ErrShutdown):

@@ -71,6 +71,7 @@ type config struct {
 	MaxAudioStreams    int
 	MaxPublishBitrate  int
 	MaxConcurrentJoins int
+	DropPrivate        bool // drop clients' ICE candidates at private addresses
 
 	Region    string // this node's region (e.g. hk)
 	Redis     string // the region's Redis URL; empty: a single node
@@ -134,6 +135,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxAudioStreams, "max-audio-streams", 3, "microphones a room forwards at once, its loudest by their audio levels (0: every one); a room's max_audio_streams in -room-config overrides it")
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
+	fs.BoolVar(&c.DropPrivate, "drop-private-candidates", false, "ignore clients' ICE candidates at private addresses (10/8, 172.16/12, 192.168/16, fc00::/7), so the node sends no connectivity checks into its own network; clients behind NAT then connect through their public (srflx) or relay candidates")
 	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL shared by the region's nodes, e.g. redis://10.0.0.2:6379/0; empty: a single node")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR)")

@@ -258,3 +258,11 @@ func TestTokenCmdErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParseConfigDropPrivateCandidates(t *testing.T) {
+	clearSFUEnv(t)
+	c, err := parseConfig([]string{"-secret", "s", "-drop-private-candidates"})
+	if err != nil || !c.DropPrivate {
+		t.Fatalf("-drop-private-candidates: %v, DropPrivate %v", err, c.DropPrivate)
+	}
+}

@@ -148,6 +148,7 @@ func startNode(cfg config) (_ *node, err error) {
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
 		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Workers: workers, Rooms: rooms.settings,
 		MaxParticipants: cfg.MaxParticipants, MaxAudioStreams: cfg.MaxAudioStreams, MaxPublishBitrate: float64(cfg.MaxPublishBitrate), MaxConcurrentJoins: cfg.MaxConcurrentJoins,
+		DropPrivateCandidates: cfg.DropPrivate,
 		OnWorkerStart: func(room, participantID, trackID, worker string) {
 			if err := auditLog.Write(audit.Record{Kind: audit.KindWorkerStart, Room: room, Participant: participantID,
 				Detail: map[string]any{"track": trackID, "worker": worker}}); err != nil && !errors.Is(err, audit.ErrQueueFull) {

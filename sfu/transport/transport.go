@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,6 +83,10 @@ type APIs struct {
 	Publish *webrtc.API
 	// UDP is where media arrive over UDP.
 	UDP UDPMedia
+	// OnLoopback: the node's ICE addresses (NetConfig.ICEIPs) or its UDP mux name a loopback address, as on a
+	// test or development node whose clients are on the same machine. Only then are clients' loopback
+	// candidates taken.
+	OnLoopback bool
 }
 
 // UDPMedia is where the SFU takes media over UDP: its IPs at ports PortMin..PortMax. With the ICE UDP mux that
@@ -192,7 +197,7 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		closers = append(closers, mux.Close)
 	}
 
-	a := &APIs{me: me, se: se, lf: lf, UDP: udp}
+	a := &APIs{me: me, se: se, lf: lf, UDP: udp, OnLoopback: onLoopback(cfg)}
 	a.Publish = webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(pubIR), webrtc.WithSettingEngine(se))
 	return a, closer, nil
 }
@@ -324,6 +329,20 @@ func tcpMux(addr string, lf logging.LoggerFactory) (ice.TCPMux, error) {
 	}
 	return ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: ln, Logger: lf.NewLogger("ice-tcp"),
 		ReadBufferSize: tcpReadPackets, WriteBufferSize: tcpWriteBuffer}), nil
+}
+
+// onLoopback reports whether an ICE address or the UDP mux's host is a loopback address.
+func onLoopback(cfg NetConfig) bool {
+	hosts := slices.Clone(cfg.ICEIPs)
+	if host, _, err := net.SplitHostPort(cfg.UDPAddr); err == nil {
+		hosts = append(hosts, host)
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(strings.TrimSpace(h)); ip != nil && ip.IsLoopback() {
+			return true
+		}
+	}
+	return false
 }
 
 // ipFilter turns a list of addresses into a gathering filter. Loopback candidates are offered when the list is
