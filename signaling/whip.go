@@ -130,7 +130,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			h.release = route.Release
 		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-			CanPublish: kind == "whip", CanSubscribe: kind == "whep"}
+			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil()}
 		var p *sfu.Participant
 		var answer string
 		if kind == "whip" {
@@ -216,7 +216,7 @@ func httpStatus(err error) int {
 	switch {
 	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, sfu.ErrForbidden):
+	case errors.Is(err, sfu.ErrForbidden), errors.Is(err, sfu.ErrKicked):
 		return http.StatusForbidden
 	case errors.Is(err, sfu.ErrShutdown):
 		return http.StatusServiceUnavailable
