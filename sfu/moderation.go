@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -15,7 +16,7 @@ import (
 const (
 	ActionMute    = "mute"     // stop forwarding a participant's track (or all its audio), until unmute
 	ActionUnmute  = "unmute"   // undo mute
-	ActionKick    = "kick"     // end a participant's session
+	ActionKick    = "kick"     // end a participant's session and refuse its identity in the room until its token expires
 	ActionLock    = "lock"     // refuse new participants (admins still get in)
 	ActionUnlock  = "unlock"   // undo lock
 	ActionEnd     = "end"      // end everyone's session and close the room
@@ -62,11 +63,13 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	}
 	switch req.Action {
 	case ActionKick:
+		// Banned before the session ends, so that a rejoin after the bye is refused; the ban ends with its token.
+		until := rm.sfu.ban(rm.name, target.info.Identity, target.info.ValidUntil)
 		target.peer.End("kicked")
 		if target != p {
 			target.Close()
 		}
-		return "kicked " + target.info.Identity, nil
+		return fmt.Sprintf("kicked %s, banned from the room until %s", target.info.Identity, until.UTC().Format(time.RFC3339)), nil
 	case ActionMute, ActionUnmute:
 		muted := req.Action == ActionMute
 		changes, err := target.setAdminMute(req.Track, muted)
@@ -89,6 +92,17 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 		return fmt.Sprintf("%s may publish: %v", target.info.Identity, req.Publish), nil
 	}
 	return "", fmt.Errorf("unknown admin action %.20q: %w", req.Action, ErrBadRequest)
+}
+
+// ban refuses identity's joins of room until validUntil (its token's end), or for defaultBan from now when its
+// token has no end; it returns when the ban ends.
+func (s *SFU) ban(room, identity string, validUntil time.Time) time.Time {
+	now := time.Now()
+	if validUntil.IsZero() {
+		validUntil = now.Add(defaultBan)
+	}
+	s.bans.add(room, identity, validUntil, now)
+	return validUntil
 }
 
 // moderation is what administrators decided about a participant's tracks. It is kept on the participant, not

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"errors"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -96,6 +97,7 @@ type ParticipantInfo struct {
 	CanPublishData bool
 	Admin          bool
 	Tracks         []TrackInfo
+	ValidUntil     time.Time // the end of its token (JoinRequest.ValidUntil); zero: none
 }
 
 // TrackInfo describes a published track.

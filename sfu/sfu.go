@@ -8,7 +8,7 @@
 // A goroutine holding one of these locks may take only those after it, never one before:
 //
 //	Participant.negMu → Participant.sigMu[pc] → SFU.mu → Room.mu → Participant.mu → Track.audioMu →
-//	forward.Receiver's locks → forward.DownTrack's lock
+//	forward.Receiver's locks → forward.DownTrack's lock → banList.mu
 //
 // Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them. No
 // lock is held across network I/O (Pion's calls that negotiate or close a connection, worker engines, Redis).
@@ -66,6 +66,8 @@ type Config struct {
 	// DropPrivateCandidates drops clients' ICE candidates at private addresses (RFC 1918, fc00::/7) as well as
 	// those at addresses no client can have (loopback unless the node is on loopback, link-local, multicast).
 	DropPrivateCandidates bool
+	// MaxBans bounds the kicked identities the node keeps refusing (0: DefaultMaxBans); see bans.go.
+	MaxBans int
 	// OnWorkerStart is told when a worker (a denoise chain, a captions job) starts on a track, for the audit
 	// log; nil: nobody is.
 	OnWorkerStart func(room, participantID, trackID, worker string)
@@ -107,6 +109,7 @@ type SFU struct {
 	candidates        candidateFilter
 	onWorkerStart     func(room, participantID, trackID, worker string)
 	roomSettings      func(string) RoomSettings
+	bans              *banList // identities kicked from rooms, refused until their tokens expire
 
 	tracksPublished atomic.Uint64
 	retiredMu       sync.Mutex
@@ -136,6 +139,10 @@ func New(cfg Config) (*SFU, error) {
 		candidates: candidateFilter{loopback: apis.OnLoopback, private: cfg.DropPrivateCandidates},
 		// One worker fewer than the CPUs: the read goroutine that shares out a fan-out writes a part itself.
 		spreader: forward.NewSpreader(max(runtime.GOMAXPROCS(0)-1, 1))}
+	if cfg.MaxBans <= 0 {
+		cfg.MaxBans = DefaultMaxBans
+	}
+	s.bans = newBanList(cfg.MaxBans)
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -176,6 +183,9 @@ type JoinRequest struct {
 	CanSubscribe   bool
 	CanPublishData bool
 	Admin          bool
+	// ValidUntil is the last moment the participant's token is taken (its exp plus the verifier's leeway); zero:
+	// no end. A kick bans the identity from the room until then; its TURN credentials end then at the latest.
+	ValidUntil time.Time
 }
 
 // Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
@@ -204,7 +214,8 @@ func (s *SFU) join(req JoinRequest, peer Peer) (*Participant, error) {
 
 func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
-		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin}
+		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin,
+		ValidUntil: req.ValidUntil}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
 	p, err := newParticipant(s.apis, info, peer, s.iceServers, log)
 	if err != nil {
@@ -220,6 +231,11 @@ func (s *SFU) enter(p *Participant, room string) error {
 	if s.closed {
 		s.mu.Unlock()
 		return ErrShutdown
+	}
+	if until, banned := s.bans.banned(room, p.info.Identity, time.Now()); banned {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: an administrator removed %.40q from room %.40q; it may not join it again before %s",
+			ErrKicked, p.info.Identity, room, until.UTC().Format(time.RFC3339))
 	}
 	rm := s.rooms[room]
 	if rm == nil {

@@ -43,12 +43,25 @@ var (
 )
 
 // Keys are the secrets tokens may be signed with: Default for tokens without a "kid" header, the others by
-// kid. Rotating keys: add the new key with its kid, mint new tokens with it, and remove the old key once the
-// tokens signed with it have expired.
+// kid, and what a token must say to be taken here. Rotating keys: add the new key with its kid, mint new tokens
+// with it, and remove the old key once the tokens signed with it have expired.
 type Keys struct {
 	Default []byte
 	ByID    map[string][]byte
+	// Audience is the "aud" a token must name (one of its audiences); "": DefaultAudience.
+	Audience string
+	// MaxTTL is the longest lifetime a token may have: exp - iat, or exp - now without iat; 0: DefaultMaxTokenTTL.
+	MaxTTL time.Duration
 }
+
+// Defaults of Keys, and of the -token-audience and -max-token-ttl flags.
+const (
+	DefaultAudience    = "edge-sfu"
+	DefaultMaxTokenTTL = 24 * time.Hour
+)
+
+// Leeway is the clock skew allowed between the minter and this node: a token is taken until Leeway after its exp.
+const Leeway = 5 * time.Second
 
 // ParseKeys reads "kid1:secret1,kid2:secret2" (the -keys flag).
 func ParseKeys(s string) (map[string][]byte, error) {
@@ -75,10 +88,14 @@ func MintToken(secret []byte, c Claims, ttl time.Duration) (string, error) {
 	return MintTokenWithKey("", secret, c, ttl)
 }
 
-// MintTokenWithKey signs claims with the key named kid ("" for the default key).
+// MintTokenWithKey signs claims with the key named kid ("" for the default key). The token's audience is the
+// claims' Audience, DefaultAudience when it has none.
 func MintTokenWithKey(kid string, secret []byte, c Claims, ttl time.Duration) (string, error) {
 	if err := c.validate(); err != nil {
 		return "", err
+	}
+	if len(c.Audience) == 0 {
+		c.Audience = jwt.ClaimStrings{DefaultAudience}
 	}
 	now := time.Now()
 	c.IssuedAt = jwt.NewNumericDate(now)
@@ -94,13 +111,29 @@ func MintTokenWithKey(kid string, secret []byte, c Claims, ttl time.Duration) (s
 	return s, nil
 }
 
+func (k Keys) audience() string {
+	if k.Audience == "" {
+		return DefaultAudience
+	}
+	return k.Audience
+}
+
+func (k Keys) maxTTL() time.Duration {
+	if k.MaxTTL <= 0 {
+		return DefaultMaxTokenTTL
+	}
+	return k.MaxTTL
+}
+
 // VerifyToken checks a token signed with secret and no key id.
 func VerifyToken(secret []byte, token string) (*Claims, error) {
 	return Keys{Default: secret}.Verify(token)
 }
 
-// Verify checks the token's signature (HS256 only, with the key its kid names), expiry and fields.
+// Verify checks the token's signature (HS256 only, with the key its kid names), expiry, audience, lifetime and
+// fields.
 func (k Keys) Verify(token string) (*Claims, error) {
+	aud, maxTTL := k.audience(), k.maxTTL()
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -118,12 +151,19 @@ func (k Keys) Verify(token string) (*Claims, error) {
 	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(5*time.Second))
+		jwt.WithIssuedAt(),
+		jwt.WithAudience(aud),
+		jwt.WithLeeway(Leeway))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrTokenExpired
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return nil, fmt.Errorf("%w: the token's audience (aud) must be %.64q here", ErrUnauthorized, aud)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if err := c.checkLifetime(maxTTL, time.Now()); err != nil {
+		return nil, err
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
@@ -132,6 +172,27 @@ func (k Keys) Verify(token string) (*Claims, error) {
 		c.Name = c.Identity
 	}
 	return &c, nil
+}
+
+// checkLifetime refuses a token that lives longer than max: from its iat, or from now when it has none. A token
+// minted for exactly max passes (the leeway covers the rounding of its times to seconds).
+func (c *Claims) checkLifetime(max time.Duration, now time.Time) error {
+	from := now
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time
+	}
+	if life := c.ExpiresAt.Sub(from); life > max+Leeway {
+		return fmt.Errorf("%w: token lifetime %v is over this node's maximum of %v (max-token-ttl)", ErrUnauthorized, life.Round(time.Second), max)
+	}
+	return nil
+}
+
+// validUntil is the last moment the token is taken: its exp plus the leeway.
+func (c *Claims) validUntil() time.Time {
+	if c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Add(Leeway)
 }
 
 func (c *Claims) validate() error {

@@ -130,7 +130,7 @@ func TestTokenExpired(t *testing.T) {
 
 func TestTokenOtherAlgorithms(t *testing.T) {
 	exp := jsonTime(time.Now().Add(time.Hour))
-	payload := `{"room":"r","identity":"i","publish":true,"subscribe":true,"exp":` + exp + `}`
+	payload := `{"room":"r","identity":"i","publish":true,"subscribe":true,"aud":"edge-sfu","exp":` + exp + `}`
 
 	// Control: the hand-built HS256 token is accepted, so the refusals below are about the algorithm.
 	if _, err := VerifyToken(authSecret, signRaw(authSecret, `{"alg":"HS256","typ":"JWT"}`, payload)); err != nil {
@@ -138,7 +138,7 @@ func TestTokenOtherAlgorithms(t *testing.T) {
 	}
 
 	claims := Claims{Room: "r", Identity: "i", Publish: true, Subscribe: true,
-		RegisteredClaims: jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
+		RegisteredClaims: jwt.RegisteredClaims{Audience: jwt.ClaimStrings{DefaultAudience}, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
 
 	t.Run("none", func(t *testing.T) {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -235,6 +235,7 @@ func TestTokenFieldLimits(t *testing.T) {
 			// VerifyToken checks them again on a token signed without MintToken.
 			c := tt.c
 			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
+			c.Audience = jwt.ClaimStrings{DefaultAudience}
 			tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(authSecret)
 			if err != nil {
 				t.Fatal(err)

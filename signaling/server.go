@@ -22,6 +22,7 @@ import (
 	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling/audit"
 	"github.com/edge-sfu/sfu/signaling/protocol"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -37,7 +38,11 @@ const devTokenTTL = 6 * time.Hour
 type Config struct {
 	Secret []byte            // HS256 secret for join tokens without a key id
 	Keys   map[string][]byte // more HS256 keys, by the key id (kid) in a token's header: for key rotation
-	Audit  *audit.Log        // where security events are recorded; nil: nowhere
+	// Audience is the "aud" tokens must name here ("": DefaultAudience); MaxTokenTTL the longest lifetime they
+	// may have (0: DefaultMaxTokenTTL).
+	Audience    string
+	MaxTokenTTL time.Duration
+	Audit       *audit.Log // where security events are recorded; nil: nowhere
 	// Placement routes joins when the node is one of several (a cluster); nil: every room is hosted here.
 	Placement Placement
 	Dev       bool // serve GET /token, which mints tokens for anyone
@@ -50,8 +55,9 @@ type Config struct {
 	// Transcripts serves GET /transcript/{room}; nil: no transcripts.
 	Transcripts Transcripts
 	// ICEServers, when set, returns the ICE servers of one joining participant (e.g. TURN credentials minted
-	// for its identity); its joined message carries them after the SFU's own.
-	ICEServers func(identity string) []webrtc.ICEServer
+	// for its identity, ending by notAfter, its token's end; zero: no end); its joined message carries them after
+	// the SFU's own.
+	ICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
 }
 
 // Server serves the signaling WebSocket and the browser client.
@@ -68,7 +74,7 @@ type Server struct {
 	upgrader       websocket.Upgrader
 	anyOrigin      bool                // Config.AllowedOrigins has "*"
 	origins        map[string]struct{} // normalized Config.AllowedOrigins
-	joinICEServers func(identity string) []webrtc.ICEServer
+	joinICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
 	transcripts    Transcripts
 
 	mu           sync.Mutex
@@ -100,7 +106,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
+	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys, Audience: cfg.Audience, MaxTTL: cfg.MaxTokenTTL}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second,
 			CheckOrigin: func(*http.Request) bool { return true }}, // serveWS checks it first, with a clearer answer
@@ -184,7 +190,11 @@ func (srv *Server) devToken(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = identity
 	}
-	tok, err := MintToken(srv.secret, Claims{Room: room, Identity: identity, Name: name, Publish: true, Subscribe: true}, devTokenTTL)
+	c := Claims{Room: room, Identity: identity, Name: name, Publish: true, Subscribe: true}
+	if srv.keys.Audience != "" {
+		c.Audience = jwt.ClaimStrings{srv.keys.Audience}
+	}
+	tok, err := MintToken(srv.secret, c, min(devTokenTTL, srv.keys.maxTTL()))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -284,7 +294,7 @@ func (srv *Server) iceServersFor(ev sfu.Event) []webrtc.ICEServer {
 	if ev.Kind != sfu.EventJoined || srv.joinICEServers == nil {
 		return ice
 	}
-	return append(slices.Clone(ice), srv.joinICEServers(ev.Participant.Identity)...)
+	return append(slices.Clone(ice), srv.joinICEServers(ev.Participant.Identity, ev.Participant.ValidUntil)...)
 }
 
 // Shutdown tells every client the server is stopping, ends their sessions and waits for them, or for ctx.

@@ -250,7 +250,8 @@ func (s *session) join(token string) bool {
 		}
 	}
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin}, s)
+		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin,
+		ValidUntil: claims.validUntil()}, s)
 	if err != nil {
 		pe := sfuError("join", err)
 		if pe.Code == protocol.CodeInternal {
@@ -278,7 +279,7 @@ var sfuErrorCodes = []struct {
 }{
 	{sfu.ErrBadSDP, protocol.CodeBadSDP}, {sfu.ErrOutOfOrder, protocol.CodeOutOfOrder}, {sfu.ErrForbidden, protocol.CodeForbidden},
 	{sfu.ErrBadRequest, protocol.CodeBadRequest}, {sfu.ErrRoomFull, protocol.CodeRoomFull}, {sfu.ErrRoomLocked, protocol.CodeRoomLocked},
-	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
+	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrKicked, protocol.CodeKicked}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
 }
 
 // sfuError maps an SFU error to a protocol error.

@@ -130,7 +130,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			h.release = route.Release
 		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-			CanPublish: kind == "whip", CanSubscribe: kind == "whep"}
+			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil()}
 		join := srv.sfu.JoinWHEP
 		if kind == "whip" {
 			join = srv.sfu.JoinWHIP
@@ -220,7 +220,7 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, sfu.ErrBusy):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, sfu.ErrForbidden):
+	case errors.Is(err, sfu.ErrForbidden), errors.Is(err, sfu.ErrKicked):
 		return http.StatusForbidden
 	case errors.Is(err, sfu.ErrShutdown):
 		return http.StatusServiceUnavailable

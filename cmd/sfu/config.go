@@ -65,6 +65,8 @@ type config struct {
 	LibreKey        string
 
 	Keys               map[string][]byte // token keys by kid, for rotation
+	TokenAudience      string            // the aud tokens must name here
+	MaxTokenTTL        time.Duration     // the longest lifetime a token may have
 	AuditDir           string
 	AuditRetention     time.Duration
 	MaxParticipants    int
@@ -110,7 +112,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.TURNPortRange, "turn-relay-port-range", "", `UDP ports the TURN server relays on, e.g. "40000-49999" (default: any free port)`)
 	fs.StringVar(&c.TURNSecret, "turn-secret", "", "TURN REST API shared secret for minted credentials (default: derived from -secret); set it to coturn's static-auth-secret with -turn-urls")
 	fs.StringVar(&turnURLs, "turn-urls", "", `comma-separated URLs of an external TURN server using the TURN REST API (coturn use-auth-secret), e.g. "turn:turn.example.org:3478?transport=udp"; clients get minted credentials for them`)
-	fs.DurationVar(&c.TURNCredential, "turn-ttl", 12*time.Hour, "how long a participant's minted TURN credentials last (a relayed call longer than this loses its relay)")
+	fs.DurationVar(&c.TURNCredential, "turn-ttl", 12*time.Hour, "how long a participant's minted TURN credentials last, at most until its token expires (a relayed call longer than this loses its relay)")
 	fs.StringVar(&c.PprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060; off when empty")
 	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
@@ -129,6 +131,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
 	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
+	fs.StringVar(&c.TokenAudience, "token-audience", signaling.DefaultAudience, "the audience (aud) a token must name to be taken here; sfu token names it")
+	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", signaling.DefaultMaxTokenTTL, "the longest lifetime a token may have (exp - iat, or exp - now without iat); longer ones, and tokens without exp, are refused")
 	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify); empty: no audit log")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 365*24*time.Hour, "how long audit files are kept")
 	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit); a room's max_participants in -room-config overrides it")
@@ -142,7 +146,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: host name and URL)")
 	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n       sfu audit verify [-dir DIR]\n       sfu audit head [-dir DIR]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K] [-token-audience A] [-max-token-ttl 24h]\n       sfu audit verify [-dir DIR]\n       sfu audit head [-dir DIR]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
 		fs.PrintDefaults()
 	}
@@ -268,6 +272,9 @@ func (c *config) checkSecurity() error {
 	}
 	if (c.TURNAddr != "" || len(c.TURNURLs) > 0) && c.TURNCredential <= 0 {
 		return errors.New("-turn-ttl must be positive")
+	}
+	if c.MaxTokenTTL <= 0 || c.TokenAudience == "" {
+		return errors.New("-max-token-ttl must be positive and -token-audience set")
 	}
 	return nil
 }

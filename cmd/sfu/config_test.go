@@ -13,7 +13,7 @@ import (
 
 // configEnv lists the environment variable of every flag of parseConfig.
 var configEnv = []string{"SFU_ADDR", "SFU_UDP", "SFU_UDP_PORT_RANGE", "SFU_PUBLIC_IP", "SFU_ICE_IP", "SFU_ICE_SERVERS",
-	"SFU_SECRET", "SFU_LOG_LEVEL", "SFU_DEV", "SFU_METRICS_ADDR", "SFU_METRICS_DETAIL", "SFU_TCP"}
+	"SFU_SECRET", "SFU_LOG_LEVEL", "SFU_DEV", "SFU_METRICS_ADDR", "SFU_METRICS_DETAIL", "SFU_TCP", "SFU_TOKEN_AUDIENCE", "SFU_MAX_TOKEN_TTL"}
 
 // clearSFUEnv unsets every SFU_* variable for the test (t.Setenv restores them afterwards).
 func clearSFUEnv(t *testing.T) {
@@ -104,7 +104,7 @@ func TestParseConfigEnv(t *testing.T) {
 		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"},
 		TCPAddr: ":7881", TURNRealm: "edge-sfu", TURNCredential: 12 * time.Hour,
 		AuditDir: "audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50,
-		Region: "local", Capacity: 100}
+		TokenAudience: "edge-sfu", MaxTokenTTL: 24 * time.Hour, Region: "local", Capacity: 100}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)
 	}

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/edge-sfu/sfu/signaling"
 )
 
@@ -81,7 +83,9 @@ func tokenCmd(args []string, out io.Writer) error {
 	subscribe := fs.Bool("subscribe", false, "may subscribe")
 	publishData := fs.Bool("publish-data", false, "may publish data channels")
 	admin := fs.Bool("admin", false, "room administrator: may mute, kick, lock and end the room")
-	ttl := fs.Duration("ttl", time.Hour, "validity")
+	ttl := fs.Duration("ttl", time.Hour, "validity, at most -max-token-ttl")
+	audience := fs.String("token-audience", "", "the audience (aud) of the nodes the token is for (env SFU_TOKEN_AUDIENCE; default "+signaling.DefaultAudience+")")
+	maxTTL := fs.Duration("max-token-ttl", 0, "the nodes' -max-token-ttl (env SFU_MAX_TOKEN_TTL; default "+signaling.DefaultMaxTokenTTL.String()+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,6 +94,19 @@ func tokenCmd(args []string, out io.Writer) error {
 	}
 	if *keys == "" {
 		*keys = os.Getenv("SFU_KEYS")
+	}
+	if *audience == "" {
+		*audience = os.Getenv("SFU_TOKEN_AUDIENCE")
+	}
+	if *maxTTL == 0 && os.Getenv("SFU_MAX_TOKEN_TTL") != "" {
+		d, err := time.ParseDuration(os.Getenv("SFU_MAX_TOKEN_TTL"))
+		if err != nil {
+			return fmt.Errorf("SFU_MAX_TOKEN_TTL: %w", err)
+		}
+		*maxTTL = d
+	}
+	if *maxTTL <= 0 {
+		*maxTTL = signaling.DefaultMaxTokenTTL
 	}
 	key := []byte(*secret)
 	if *kid != "" {
@@ -110,8 +127,15 @@ func tokenCmd(args []string, out io.Writer) error {
 	if *ttl <= 0 {
 		return errors.New("-ttl must be positive")
 	}
-	tok, err := signaling.MintTokenWithKey(*kid, key, signaling.Claims{Room: *room, Identity: *identity,
-		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, PublishData: *publishData, Admin: *admin}, *ttl)
+	if *ttl > *maxTTL {
+		return fmt.Errorf("-ttl %v is over -max-token-ttl %v: the nodes would refuse the token", *ttl, *maxTTL)
+	}
+	c := signaling.Claims{Room: *room, Identity: *identity,
+		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, PublishData: *publishData, Admin: *admin}
+	if *audience != "" {
+		c.Audience = jwt.ClaimStrings{*audience}
+	}
+	tok, err := signaling.MintTokenWithKey(*kid, key, c, *ttl)
 	if err != nil {
 		return err
 	}

@@ -175,10 +175,10 @@ func startNode(cfg config) (_ *node, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector(cfg.MetricsDetail))
-	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
+	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audience: cfg.TokenAudience, MaxTokenTTL: cfg.MaxTokenTTL, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
 		AllowedOrigins: cfg.AllowedOrigins}
 	if mint != nil {
-		sigCfg.ICEServers = mint.ICEServers
+		sigCfg.ICEServers = mint.ICEServersUntil
 	}
 	sigCfg.Transcripts = captioner
 
@@ -346,7 +346,7 @@ func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg promet
 		Cluster: cluster.Config{RedisURL: cfg.Redis, Logger: log,
 			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
 			LoadFunc: func() int { return s.Stats().Participants }},
-		RelayAPI: api, RelayToken: cluster.RelayToken(secret, id), Registerer: reg})
+		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

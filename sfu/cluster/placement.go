@@ -21,7 +21,7 @@ type PlacementConfig struct {
 	// reach it at), its load function, heartbeat and TTL.
 	Cluster Config
 	// RelayAPI builds the peer connections of the relays to other nodes; RelayToken mints the token they join
-	// both nodes with (RelayToken(secret, node id)).
+	// both nodes with (RelayToken(secret, audience, node id)).
 	RelayAPI   *webrtc.API
 	RelayToken func(room string) (string, error)
 	// Registerer takes the placement's metrics (residency refusals, relayed rooms, the node's region); nil: none.

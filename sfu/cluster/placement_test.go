@@ -32,7 +32,7 @@ func startPlacement(t *testing.T, url, id, region string, capacity int) *testPla
 		Cluster: Config{RedisURL: url, Heartbeat: testHeartbeat, TTL: testTTL, Logger: zaptest.NewLogger(t).Named(id),
 			Node:     NodeInfo{ID: id, Region: region, URL: "http://" + id + ".test:7880/", Capacity: capacity},
 			LoadFunc: func() int { return int(tp.load.Load()) }},
-		RelayToken: RelayToken([]byte("relay-secret"), id),
+		RelayToken: RelayToken([]byte("relay-secret"), "", id),
 		Registerer: tp.reg,
 	})
 	if err != nil {

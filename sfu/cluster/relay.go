@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -243,10 +244,13 @@ func (rs *relays) close() {
 }
 
 // RelayToken mints the token a relay's clients join with: both rights, and the relay claim, so that neither
-// node routes it elsewhere.
-func RelayToken(secret []byte, nodeID string) func(room string) (string, error) {
+// node routes it elsewhere; audience is the region's token audience ("": the default).
+func RelayToken(secret []byte, audience, nodeID string) func(room string) (string, error) {
 	return func(room string) (string, error) {
-		return signaling.MintToken(secret, signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID,
-			Publish: true, Subscribe: true, Relay: true}, time.Hour)
+		c := signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID, Publish: true, Subscribe: true, Relay: true}
+		if audience != "" {
+			c.Audience = jwt.ClaimStrings{audience}
+		}
+		return signaling.MintToken(secret, c, time.Hour)
 	}
 }

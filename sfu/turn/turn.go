@@ -79,6 +79,12 @@ type Minter struct {
 
 // ICEServers returns the TURN server entry of identity's joined message; none when there are no TURN URLs.
 func (m *Minter) ICEServers(identity string) []webrtc.ICEServer {
+	return m.ICEServersUntil(identity, time.Time{})
+}
+
+// ICEServersUntil is ICEServers with credentials that expire by notAfter at the latest (the participant's token's
+// end: they never outlive it); a zero notAfter is no limit.
+func (m *Minter) ICEServersUntil(identity string, notAfter time.Time) []webrtc.ICEServer {
 	if m == nil || len(m.URLs) == 0 {
 		return nil
 	}
@@ -89,7 +95,11 @@ func (m *Minter) ICEServers(identity string) []webrtc.ICEServer {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	user, pass := Credentials(m.Secret, identity, now().Add(ttl))
+	expires := now().Add(ttl)
+	if !notAfter.IsZero() && notAfter.Before(expires) {
+		expires = notAfter
+	}
+	user, pass := Credentials(m.Secret, identity, expires)
 	return []webrtc.ICEServer{{URLs: m.URLs, Username: user, Credential: pass, CredentialType: webrtc.ICECredentialTypePassword}}
 }
 

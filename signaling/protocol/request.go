@@ -52,6 +52,7 @@ const (
 	CodeLimit         = "limit_exceeded" // tracks, bitrate
 	CodeRateLimited   = "rate_limited"   // too many messages a second
 	CodeResidency     = "residency"      // the room may not be hosted in this node's region
+	CodeKicked        = "kicked"         // an administrator kicked this identity from the room: not before its token expires
 )
 
 // Request is a client-to-server message. Which fields are set depends on Type.
