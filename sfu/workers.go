@@ -145,3 +145,18 @@ func (rm *Room) WorkerStarted(participantID, trackID, worker string) {
 		rm.sfu.onWorkerStart(rm.name, participantID, trackID, worker)
 	}
 }
+
+// CanSubscribe says whether the participant's token lets it receive the room's media, and what workers derive
+// from it (captions).
+func (p *Participant) CanSubscribe() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info.CanSubscribe
+}
+
+// IsAdmin says whether the participant is an administrator of its room.
+func (p *Participant) IsAdmin() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info.Admin
+}

@@ -1,13 +1,16 @@
-// Package roomcaptions is the live-captions worker of a node: while anyone in a room reads captions, it taps
-// every microphone of the room (the SFU's audio pipeline), runs a captions job over each (recognition in the
-// language its speaker speaks, then translation into every language someone reads), and sends each caption to
-// the participants who read captions, with the translations each asked for. It keeps a room's final captions as
-// its transcript (GET /transcript/{room}).
+// Package roomcaptions is the live-captions worker of a node: while anyone in a room reads captions (in a room
+// whose settings say "captions": "admin", while an administrator does), it taps every microphone of the room
+// (the SFU's audio pipeline), runs a captions job over each (recognition in the language its speaker speaks,
+// then translation into every language someone reads), and sends each caption to the participants who read
+// captions, with the translations each asked for. Reading captions needs the right to subscribe. Everyone in the
+// room is told whose speech is transcribed (a transcription message), and each job holds a slot of the node's
+// worker budget. It keeps a room's final captions as its transcript (GET /transcript/{room}).
 package roomcaptions
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -43,7 +46,9 @@ type Config struct {
 	// refused as unavailable (turning them off is not).
 	Service Service
 	// Lang is what participants speak unless they or their room say otherwise (default "en").
-	Lang   string
+	Lang string
+	// Budget is the node's slots for worker streams: a job on a track holds one (nil: no limit).
+	Budget *sfu.WorkerBudget
 	Logger *zap.Logger
 }
 
@@ -71,19 +76,44 @@ func New(cfg Config) *Worker {
 // Name implements sfu.Worker: participants' captions messages come to it.
 func (w *Worker) Name() string { return protocol.TypeCaptions }
 
+// Who may turn on transcription in a room: its "captions" setting.
+const (
+	PolicyAnyone = "anyone" // anyone who reads captions (the default)
+	PolicyAdmin  = "admin"  // only an administrator: the room is transcribed while one reads captions
+)
+
 // roomSettings are the worker's keys of a room's settings.
 type roomSettings struct {
 	// Language is what the room's participants speak unless they say otherwise ("en", "yue", ...).
 	Language string `json:"language,omitempty"`
+	// Captions is who turns on transcription: PolicyAnyone ("": the same) or PolicyAdmin.
+	Captions string `json:"captions,omitempty"`
+}
+
+// CheckSettings refuses room settings whose captions policy is neither "anyone" nor "admin".
+func (w *Worker) CheckSettings(s sfu.RoomSettings) error {
+	var rs roomSettings
+	if err := s.Decode(&rs); err != nil {
+		return err
+	}
+	switch rs.Captions {
+	case "", PolicyAnyone, PolicyAdmin:
+		return nil
+	}
+	return fmt.Errorf("captions %q: want %q or %q", rs.Captions, PolicyAnyone, PolicyAdmin)
 }
 
 // OpenRoom implements sfu.Worker.
 func (w *Worker) OpenRoom(rm *sfu.Room) sfu.RoomWorker {
 	ctx, cancel := context.WithCancel(context.Background())
 	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, ctx: ctx, cancel: cancel, origin: time.Now(),
-		readers: map[string][]string{}, spoken: map[string]string{}, jobs: map[*sfu.Track]*job{}, names: map[string]string{}}
+		readers: map[string]reader{}, spoken: map[string]string{}, jobs: map[*sfu.Track]*job{}, names: map[string]string{}}
 	if err := rm.Settings().Decode(&rw.settings); err != nil {
 		w.log.Warn("room settings", zap.String("room", rm.Name()), zap.Error(err))
+	}
+	if err := w.CheckSettings(rm.Settings()); err != nil { // unchecked settings: the strict policy
+		w.log.Warn("room settings: only administrators turn on captions", zap.String("room", rm.Name()), zap.Error(err))
+		rw.settings.Captions = PolicyAdmin
 	}
 	w.mu.Lock()
 	w.rooms[rm.Name()] = rw
@@ -123,18 +153,28 @@ type roomWorker struct {
 	origin   time.Time // time zero of the transcript
 	wg       sync.WaitGroup
 
+	announceMu sync.Mutex // held while telling the room who is transcribed, so that the news goes out in order
+	announced  []string   // who the room was last told is transcribed; under announceMu
+
 	mu          sync.Mutex
-	readers     map[string][]string // languages each participant reads, by id; absent: no captions
-	spoken      map[string]string   // the language each participant speaks, when it said
+	readers     map[string]reader // participants who read captions, by id; absent: no captions
+	spoken      map[string]string // the language each participant speaks, when it said
 	jobs        map[*sfu.Track]*job
 	transcript  []captions.Caption
 	names       map[string]string // participant id → display name, for the transcript
 	unavailable string            // why the engine is failing; "" while it works
 }
 
+// reader is a participant who reads captions.
+type reader struct {
+	langs []string // the languages it reads
+	admin bool     // an administrator: it turns transcription on in a room of PolicyAdmin
+}
+
 type job struct {
-	lang   string
-	cancel context.CancelFunc
+	lang    string
+	cancel  context.CancelFunc
+	release func() // gives back the job's budget slot (once)
 }
 
 // Control implements sfu.RoomWorker: a captions message chooses the languages the participant reads captions in
@@ -155,6 +195,8 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 	}
 	switch {
 	case len(langs) == 0:
+	case !p.CanSubscribe():
+		return fmt.Errorf("reading captions needs the right to subscribe: %w", sfu.ErrForbidden)
 	case rw.e2ee:
 		return sfu.ErrE2EE
 	case rw.w.cfg.Service == nil:
@@ -162,7 +204,7 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 	}
 	rw.mu.Lock()
 	if len(langs) > 0 {
-		rw.readers[p.ID()] = slices.Clone(langs)
+		rw.readers[p.ID()] = reader{langs: slices.Clone(langs), admin: p.IsAdmin()}
 	} else {
 		delete(rw.readers, p.ID())
 	}
@@ -171,24 +213,27 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 	}
 	reason := rw.unavailable
 	rw.mu.Unlock()
-	rw.sync()
-	if len(langs) > 0 && reason != "" {
-		rw.room.Send(p.ID(), protocol.CaptionsStatus{Type: protocol.TypeCaptionsStatus, Available: false, Reason: reason})
+	err := rw.sync() // a microphone the budget has no slot for: the reader is told, and reads the others
+	if len(langs) > 0 {
+		rw.tell(p.ID())
+		if reason != "" {
+			rw.room.Send(p.ID(), protocol.CaptionsStatus{Type: protocol.TypeCaptionsStatus, Available: false, Reason: reason})
+		}
 	}
-	return nil
+	return err
 }
 
 // TrackPublished implements sfu.RoomWorker.
 func (rw *roomWorker) TrackPublished(t *sfu.Track) {
 	if t.IsMicrophone() {
-		rw.sync()
+		_ = rw.sync()
 	}
 }
 
 // TrackUnpublished implements sfu.RoomWorker.
 func (rw *roomWorker) TrackUnpublished(t *sfu.Track) {
 	if t.IsMicrophone() {
-		rw.sync()
+		_ = rw.sync()
 	}
 }
 
@@ -198,7 +243,7 @@ func (rw *roomWorker) ParticipantLeft(p *sfu.Participant) {
 	delete(rw.readers, p.ID())
 	delete(rw.spoken, p.ID())
 	rw.mu.Unlock()
-	rw.sync()
+	_ = rw.sync()
 }
 
 // Close implements sfu.RoomWorker: it ends every job and waits for them.
@@ -224,11 +269,26 @@ func (rw *roomWorker) spokenLanguage(participantID string) string {
 	return rw.w.cfg.Lang
 }
 
-// sync runs a job on every microphone of the room while anyone reads captions, in the language its speaker
-// speaks, and stops them all when nobody does.
-func (rw *roomWorker) sync() {
+// transcribingLocked says whether the room's microphones are transcribed: while anyone reads captions, or in a
+// room of PolicyAdmin while an administrator does; rw.mu is held.
+func (rw *roomWorker) transcribingLocked() bool {
+	if rw.settings.Captions != PolicyAdmin {
+		return len(rw.readers) > 0
+	}
+	for _, r := range rw.readers {
+		if r.admin {
+			return true
+		}
+	}
+	return false
+}
+
+// sync runs a job on every microphone of the room while it is transcribed, in the language its speaker speaks,
+// and stops them all when it is not; then it tells the room who is transcribed. The error says which
+// microphones got no job (a spent budget: ErrUnavailable).
+func (rw *roomWorker) sync() error {
 	if rw.e2ee || rw.w.cfg.Service == nil {
-		return
+		return nil
 	}
 	var mics []*sfu.Track
 	for _, p := range rw.room.Participants() {
@@ -243,7 +303,9 @@ func (rw *roomWorker) sync() {
 		lang string
 	}
 	var started []start
-	defer func() { // after the lock: the audit log writes
+	var errs []error
+	defer rw.announce() // after the lock, as the audit log
+	defer func() {      // after the lock: the audit log writes
 		for _, s := range started {
 			rw.room.WorkerStarted(s.t.Publisher().ID(), s.t.ID(), "captions:"+s.lang)
 		}
@@ -251,10 +313,10 @@ func (rw *roomWorker) sync() {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
 	if rw.ctx.Err() != nil {
-		return
+		return nil
 	}
 	want := map[*sfu.Track]string{}
-	if len(rw.readers) > 0 {
+	if rw.transcribingLocked() {
 		for _, t := range mics {
 			want[t] = rw.spokenLanguage(t.Publisher().ID())
 		}
@@ -262,6 +324,7 @@ func (rw *roomWorker) sync() {
 	for t, j := range rw.jobs {
 		if lang, ok := want[t]; !ok || lang != j.lang {
 			j.cancel()
+			j.release() // now, not when the job has wound down: a new language's job takes it again
 			delete(rw.jobs, t)
 		}
 	}
@@ -272,21 +335,28 @@ func (rw *roomWorker) sync() {
 		}
 		if err := rw.startLocked(t, lang); err != nil {
 			rw.w.log.Warn("captions not started", zap.String("room", rw.room.Name()), zap.String("track", t.ID()), zap.Error(err))
+			errs = append(errs, err)
 			continue
 		}
 		started = append(started, start{t, lang})
 	}
+	return errors.Join(errs...)
 }
 
 // startLocked taps t's audio and runs the captions service over it; rw.mu is held.
 func (rw *roomWorker) startLocked(t *sfu.Track, lang string) error {
+	release, err := rw.w.cfg.Budget.Take("captions of " + t.Publisher().ID())
+	if err != nil {
+		return err
+	}
 	pipe, err := t.Audio()
 	if err != nil {
+		release()
 		return err
 	}
 	tap := pipe.AddTap(tapFrames)
 	ctx, cancel := context.WithCancel(rw.ctx)
-	j := &job{lang: lang, cancel: cancel}
+	j := &job{lang: lang, cancel: cancel, release: release}
 	rw.jobs[t] = j
 	pid := t.Publisher().ID()
 	rw.names[pid] = t.Publisher().Name()
@@ -298,13 +368,56 @@ func (rw *roomWorker) startLocked(t *sfu.Track, lang string) error {
 		rw.w.cfg.Service.Run(ctx, cj)
 		pipe.RemoveTap(tap)
 		cancel()
+		release()
 		rw.mu.Lock()
-		if rw.jobs[t] == j {
+		ended := rw.jobs[t] == j
+		if ended {
 			delete(rw.jobs, t)
 		}
 		rw.mu.Unlock()
+		if ended && rw.ctx.Err() == nil { // it ended by itself: the room hears that it is no longer transcribed
+			rw.announce()
+		}
 	}()
 	return nil
+}
+
+// transcribedLocked is who is transcribed now: the participants whose microphones have a job, sorted; rw.mu is
+// held.
+func (rw *roomWorker) transcribedLocked() []string {
+	ids := []string{}
+	for t := range rw.jobs {
+		if id := t.Publisher().ID(); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// announce tells everyone in the room who is transcribed, when that changed since it last did.
+func (rw *roomWorker) announce() {
+	rw.announceMu.Lock()
+	defer rw.announceMu.Unlock()
+	rw.mu.Lock()
+	ids := rw.transcribedLocked()
+	rw.mu.Unlock()
+	if slices.Equal(ids, rw.announced) { // nobody before the first announcement
+		return
+	}
+	rw.announced = ids
+	msg := protocol.Transcription{Type: protocol.TypeTranscription, Transcribed: ids}
+	for _, p := range rw.room.Participants() {
+		rw.room.Send(p.ID(), msg)
+	}
+}
+
+// tell tells one participant who is transcribed now.
+func (rw *roomWorker) tell(participantID string) {
+	rw.mu.Lock()
+	ids := rw.transcribedLocked()
+	rw.mu.Unlock()
+	rw.room.Send(participantID, protocol.Transcription{Type: protocol.TypeTranscription, Transcribed: ids})
 }
 
 // targets is every language someone in the room reads.
@@ -312,8 +425,8 @@ func (rw *roomWorker) targets() []string {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
 	var out []string
-	for _, langs := range rw.readers {
-		for _, l := range langs {
+	for _, r := range rw.readers {
+		for _, l := range r.langs {
 			if !slices.Contains(out, l) {
 				out = append(out, l)
 			}
@@ -333,8 +446,8 @@ func (rw *roomWorker) deliver(c captions.Caption) {
 		rw.transcript = append(rw.transcript, c)
 	}
 	readers := make(map[string][]string, len(rw.readers))
-	for id, langs := range rw.readers {
-		readers[id] = langs
+	for id, r := range rw.readers {
+		readers[id] = r.langs
 	}
 	rw.mu.Unlock()
 	for id, langs := range readers {

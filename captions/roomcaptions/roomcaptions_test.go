@@ -30,6 +30,17 @@ func (nopService) Run(ctx context.Context, _ captions.Job) { <-ctx.Done() }
 // join starts a node with the captions worker and joins one participant to room "r".
 func join(t *testing.T, settings string) (*Worker, *sfu.Participant) {
 	t.Helper()
+	w, s := start(t, settings)
+	p, err := s.Join(sfu.JoinRequest{Room: "r", Identity: "a", CanSubscribe: true}, nopPeer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, p
+}
+
+// start starts a node with the captions worker.
+func start(t *testing.T, settings string) (*Worker, *sfu.SFU) {
+	t.Helper()
 	w := New(Config{Service: nopService{}})
 	var rs sfu.RoomSettings
 	if err := json.Unmarshal([]byte(settings), &rs); err != nil {
@@ -41,11 +52,7 @@ func join(t *testing.T, settings string) (*Worker, *sfu.Participant) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	p, err := s.Join(sfu.JoinRequest{Room: "r", Identity: "a", CanSubscribe: true}, nopPeer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w, p
+	return w, s
 }
 
 func read(langs ...string) protocol.Request {
@@ -95,6 +102,15 @@ func TestCaptionsRequests(t *testing.T) {
 		t.Errorf("captions off on a node without an engine: %v, want it taken", err)
 	}
 
+	_, ps := start(t, `{}`)
+	pub, err := ps.Join(sfu.JoinRequest{Room: "r", Identity: "pub", CanPublish: true}, nopPeer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Control(protocol.TypeCaptions, read("en")); !errors.Is(err, sfu.ErrForbidden) {
+		t.Errorf("captions for a participant that may not subscribe: %v, want ErrForbidden", err)
+	}
+
 	_, q := join(t, `{"e2ee": true}`)
 	if err := q.Control(protocol.TypeCaptions, read("en")); !errors.Is(err, sfu.ErrE2EE) {
 		t.Errorf("captions in an end-to-end encrypted room: %v, want ErrE2EE", err)
@@ -121,6 +137,21 @@ func TestCaptionMessage(t *testing.T) {
 		}
 		if string(b) != tc.want {
 			t.Errorf("got  %s\nwant %s", b, tc.want)
+		}
+	}
+}
+
+// A room's captions policy is "anyone", "admin" or unset.
+func TestCaptionsPolicySetting(t *testing.T) {
+	w := New(Config{})
+	for settings, ok := range map[string]bool{`{}`: true, `{"captions": "anyone"}`: true, `{"captions": "admin"}`: true,
+		`{"captions": "everyone"}`: false, `{"captions": true}`: false} {
+		var rs sfu.RoomSettings
+		if err := json.Unmarshal([]byte(settings), &rs); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.CheckSettings(rs); (err == nil) != ok {
+			t.Errorf("%s: %v", settings, err)
 		}
 	}
 }

@@ -63,7 +63,7 @@ func (rc *roomConfig) check(check func(sfu.RoomSettings) error) error {
 
 // audioWorkers sets up the media pipeline's codecs and the denoise worker with its processors (the denoisers).
 // A chain that cannot run here is an error when the operator asked for it, and a warning when it is the default.
-func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioConfig, *denoiseworker.Worker, func(context.Context) error, error) {
+func audioWorkers(ctx context.Context, cfg config, budget *sfu.WorkerBudget, log *zap.Logger) (*sfu.AudioConfig, *denoiseworker.Worker, func(context.Context) error, error) {
 	reg := audio.NewRegistry()
 	release := denoise.Register(ctx, reg, denoise.Options{RNNoiseDir: cfg.RNNoiseDir})
 	ac := &sfu.AudioConfig{NewDecoder: func() (audio.Decoder, error) { return opus.NewDecoder() }}
@@ -87,6 +87,6 @@ func audioWorkers(ctx context.Context, cfg config, log *zap.Logger) (*sfu.AudioC
 		log.Info("audio processor", zap.String("name", name), zap.String("about", reg.About(name)))
 	}
 	w := denoiseworker.New(denoiseworker.Config{Registry: reg, Chain: cfg.AudioProcessors, CanEncode: ac.NewEncoder != nil,
-		Logger: log.Named("denoise")})
+		Budget: budget, Logger: log.Named("denoise")})
 	return ac, w, release, nil
 }

@@ -48,6 +48,12 @@ type captionReader struct {
 
 func readCaptions(t *testing.T, ctx context.Context, n *node, room, identity string, langs ...string) *captionReader {
 	t.Helper()
+	return readCaptionsToken(t, ctx, n, token(t, room, identity, false, true), langs...)
+}
+
+// readCaptionsToken is readCaptions with the given token; it also keeps the transcription messages in status.
+func readCaptionsToken(t *testing.T, ctx context.Context, n *node, tok string, langs ...string) *captionReader {
+	t.Helper()
 	conn, _, err := websocket.DefaultDialer.DialContext(ctx, client.WSURL(n.baseURL()), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func readCaptions(t *testing.T, ctx context.Context, n *node, room, identity str
 	cr := &captionReader{conn: conn, done: make(chan struct{})}
 	t.Cleanup(func() { _ = conn.Close(); <-cr.done })
 	for _, m := range []any{
-		map[string]any{"type": "join", "token": token(t, room, identity, false, true)},
+		map[string]any{"type": "join", "token": tok},
 		map[string]any{"type": "captions", "languages": langs},
 	} {
 		if err := conn.WriteJSON(m); err != nil {
@@ -83,7 +89,7 @@ func readCaptions(t *testing.T, ctx context.Context, n *node, room, identity str
 					cr.captions = append(cr.captions, c)
 					cr.mu.Unlock()
 				}
-			case "captions_status", "error":
+			case "captions_status", "error", "transcription":
 				cr.mu.Lock()
 				cr.status = append(cr.status, string(b))
 				cr.mu.Unlock()

@@ -74,6 +74,7 @@ type config struct {
 	MaxPublishBitrate  int
 	MaxConcurrentJoins int
 	DropPrivate        bool // drop clients' ICE candidates at private addresses
+	MaxWorkerStreams   int  // denoise chains and captions streams the node runs at once, over all rooms
 
 	Region    string // this node's region (e.g. hk)
 	Redis     string // the region's Redis URL; empty: a single node
@@ -140,6 +141,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxPublishBitrate, "max-publish-bitrate", 8_000_000, "bits per second one participant may publish over all its tracks; beyond, its highest layers are not forwarded (0: no limit)")
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
 	fs.BoolVar(&c.DropPrivate, "drop-private-candidates", false, "ignore clients' ICE candidates at private addresses (10/8, 172.16/12, 192.168/16, fc00::/7), so the node sends no connectivity checks into its own network; clients behind NAT then connect through their public (srflx) or relay candidates")
+	fs.IntVar(&c.MaxWorkerStreams, "max-worker-streams", 32, "denoise chains and captions streams this node runs at once over all rooms, one per microphone track and worker (RNNoise costs about 12 % of a core each); more are refused with unavailable (0: no limit)")
 	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL shared by the region's nodes, e.g. redis://10.0.0.2:6379/0; empty: a single node")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR)")
@@ -204,8 +206,8 @@ func parseConfig(args []string) (config, error) {
 			return c, err
 		}
 	}
-	if c.MaxParticipants < 0 || c.MaxAudioStreams < 0 {
-		return c, fmt.Errorf("-max-participants and -max-audio-streams: want 0 (no limit) or more")
+	if c.MaxParticipants < 0 || c.MaxAudioStreams < 0 || c.MaxWorkerStreams < 0 {
+		return c, fmt.Errorf("-max-participants, -max-audio-streams and -max-worker-streams: want 0 (no limit) or more")
 	}
 	if err := c.checkSecurity(); err != nil {
 		return c, err

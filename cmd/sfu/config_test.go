@@ -103,7 +103,7 @@ func TestParseConfigEnv(t *testing.T) {
 		Captions: "pocketsphinx", CaptionsLang: "en", CaptionsTimeout: 10 * time.Second,
 		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"},
 		TCPAddr: ":7881", TURNRealm: "edge-sfu", TURNCredential: 12 * time.Hour,
-		AuditDir: "audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50,
+		AuditDir: "audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50, MaxWorkerStreams: 32,
 		TokenAudience: "edge-sfu", MaxTokenTTL: 24 * time.Hour, Region: "local", Capacity: 100}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)

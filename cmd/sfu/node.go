@@ -113,7 +113,9 @@ func startNode(cfg config) (_ *node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	audioCfg, denoiser, releaseAudio, err := audioWorkers(context.Background(), cfg, log.Named("audio"))
+	// The node's slots for denoise chains and captions streams, over all its rooms.
+	budget := sfu.NewWorkerBudget(cfg.MaxWorkerStreams, "-max-worker-streams")
+	audioCfg, denoiser, releaseAudio, err := audioWorkers(context.Background(), cfg, budget, log.Named("audio"))
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +141,14 @@ func startNode(cfg config) (_ *node, err error) {
 	workers := []sfu.Worker{denoiser} // denoise first: captions hear the denoised audio
 	// The captions worker runs without an engine too: it then refuses captions with a reason, and serves
 	// (empty) transcripts.
-	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Logger: log.Named("captions")}
+	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Budget: budget, Logger: log.Named("captions")}
 	if capSvc != nil {
 		capCfg.Service = capSvc
 	}
 	captioner := roomcaptions.New(capCfg)
+	if err := rooms.check(captioner.CheckSettings); err != nil {
+		return nil, err
+	}
 	workers = append(workers, captioner)
 	scfg := sfu.Config{Net: netCfg, ICEServers: ice, Logger: log.Named("sfu"), LatencyBudget: cfg.LatencyBudget,
 		SFUBudget: cfg.SFUBudget, Audio: audioCfg, Workers: workers, Rooms: rooms.settings,

@@ -59,12 +59,13 @@ type Message struct {
 	Nodes         []string                 `json:"nodes,omitempty"` // joined: the region's other nodes
 	ICEServers    []webrtc.ICEServer       `json:"ice_servers,omitempty"`
 	Error         string                   `json:"error,omitempty"`
-	Available     bool                     `json:"available,omitempty"` // captions_status
-	Locked        bool                     `json:"locked,omitempty"`    // room_state
-	Action        string                   `json:"action,omitempty"`    // moderation
-	Publish       bool                     `json:"publish,omitempty"`   // moderation
-	By            string                   `json:"by,omitempty"`        // moderation
-	Caption       *Caption                 `json:"-"`                   // caption
+	Available     bool                     `json:"available,omitempty"`   // captions_status
+	Transcribed   []string                 `json:"transcribed,omitempty"` // transcription
+	Locked        bool                     `json:"locked,omitempty"`      // room_state
+	Action        string                   `json:"action,omitempty"`      // moderation
+	Publish       bool                     `json:"publish,omitempty"`     // moderation
+	By            string                   `json:"by,omitempty"`          // moderation
+	Caption       *Caption                 `json:"-"`                     // caption
 }
 
 // loose is Message without its methods.

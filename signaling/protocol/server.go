@@ -24,6 +24,7 @@ const (
 	TypeAudioProcessing   = "audio_processing"
 	TypeCaption           = "caption"
 	TypeCaptionsStatus    = "captions_status"
+	TypeTranscription     = "transcription"
 	TypeRoomState         = "room_state"
 	TypeModeration        = "moderation"
 	TypePong              = "pong"
@@ -143,6 +144,13 @@ type CaptionsStatus struct {
 	Reason    string `json:"reason,omitempty"`
 }
 
+// Transcription lists the participants whose speech the server transcribes now, for live captions
+// (TypeTranscription); sent to everyone in the room when the list changes.
+type Transcription struct {
+	Type        string   `json:"type"`
+	Transcribed []string `json:"transcribed"` // participant ids; empty: nobody is transcribed
+}
+
 // RoomState says the room was locked or unlocked (TypeRoomState).
 type RoomState struct {
 	Type   string `json:"type"`
@@ -204,6 +212,8 @@ func ServerMessage(typ string) any {
 		return &Caption{}
 	case TypeCaptionsStatus:
 		return &CaptionsStatus{}
+	case TypeTranscription:
+		return &Transcription{}
 	case TypeRoomState:
 		return &RoomState{}
 	case TypeModeration:

@@ -27,7 +27,9 @@ type Config struct {
 	Chain []string
 	// CanEncode says the node can encode Opus again after processing (libopus, a cgo build).
 	CanEncode bool
-	Logger    *zap.Logger
+	// Budget is the node's slots for worker streams: a chain running on a track holds one (nil: no limit).
+	Budget *sfu.WorkerBudget
+	Logger *zap.Logger
 }
 
 // Worker is the denoise worker of a node.
@@ -77,7 +79,8 @@ func (w *Worker) CheckSettings(s sfu.RoomSettings) error {
 
 // OpenRoom implements sfu.Worker.
 func (w *Worker) OpenRoom(rm *sfu.Room) sfu.RoomWorker {
-	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, choices: map[string]choice{}, running: map[*sfu.Track][]string{}}
+	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, choices: map[string]choice{}, running: map[*sfu.Track][]string{},
+		slots: map[*sfu.Track]func(){}}
 	if err := rm.Settings().Decode(&rw.settings); err != nil {
 		w.log.Warn("room settings", zap.String("room", rm.Name()), zap.Error(err))
 	}
@@ -94,6 +97,7 @@ type roomWorker struct {
 	mu      sync.Mutex
 	choices map[string]choice       // a participant's own choice, by participant id
 	running map[*sfu.Track][]string // the chain running on each track
+	slots   map[*sfu.Track]func()   // the budget slot each track with a chain (or one being set) holds: its release
 }
 
 // choice is what a participant asked for.
@@ -132,11 +136,20 @@ func (rw *roomWorker) TrackPublished(t *sfu.Track) {
 	}
 }
 
-// TrackUnpublished implements sfu.RoomWorker.
+// TrackUnpublished implements sfu.RoomWorker: the track's chain ended with it, and gives back its slot.
 func (rw *roomWorker) TrackUnpublished(t *sfu.Track) {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
 	delete(rw.running, t)
+	rw.releaseLocked(t)
+}
+
+// releaseLocked gives back the track's budget slot, if it holds one; rw.mu is held.
+func (rw *roomWorker) releaseLocked(t *sfu.Track) {
+	if release := rw.slots[t]; release != nil {
+		release()
+		delete(rw.slots, t)
+	}
 }
 
 // ParticipantLeft implements sfu.RoomWorker.
@@ -146,8 +159,14 @@ func (rw *roomWorker) ParticipantLeft(p *sfu.Participant) {
 	delete(rw.choices, p.ID())
 }
 
-// Close implements sfu.RoomWorker: the pipelines end with their tracks.
-func (rw *roomWorker) Close() {}
+// Close implements sfu.RoomWorker: the pipelines end with their tracks; any slot still held is given back.
+func (rw *roomWorker) Close() {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	for t := range rw.slots {
+		rw.releaseLocked(t)
+	}
+}
 
 // Control implements sfu.RoomWorker: a denoise message turns noise suppression on or off for the participant's
 // microphone tracks, now and for those it publishes later. Its engine picks one processor by name instead of the
@@ -229,6 +248,47 @@ func (rw *roomWorker) setChain(t *sfu.Track, names []string) error {
 	if len(names) == 0 && !wasRunning {
 		return nil // nothing runs: no pipeline to start
 	}
+	took, err := rw.takeSlot(t, len(names) > 0)
+	if err != nil {
+		return err
+	}
+	if err := rw.runChain(t, names); err != nil {
+		if took { // the chain did not start: its slot goes back
+			rw.mu.Lock()
+			rw.releaseLocked(t)
+			rw.mu.Unlock()
+		}
+		return err
+	}
+	rw.mu.Lock()
+	if len(names) == 0 {
+		delete(rw.running, t)
+		rw.releaseLocked(t)
+	} else {
+		rw.running[t] = slices.Clone(names)
+	}
+	rw.mu.Unlock()
+	return nil
+}
+
+// takeSlot takes a budget slot for a chain on the track, unless it holds one or none is wanted; it says whether
+// it took one. A spent budget is ErrUnavailable, naming the limit.
+func (rw *roomWorker) takeSlot(t *sfu.Track, want bool) (bool, error) {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if !want || rw.slots[t] != nil {
+		return false, nil
+	}
+	release, err := rw.w.cfg.Budget.Take("denoise")
+	if err != nil {
+		return false, err
+	}
+	rw.slots[t] = release
+	return true, nil
+}
+
+// runChain puts the named processors in the track's path; none takes processing out.
+func (rw *roomWorker) runChain(t *sfu.Track, names []string) error {
 	pipe, err := t.Audio()
 	if err != nil {
 		return err
@@ -242,12 +302,5 @@ func (rw *roomWorker) setChain(t *sfu.Track, names []string) error {
 	if err := pipe.SetChain(chain); err != nil {
 		return sfu.Unavailable(err)
 	}
-	rw.mu.Lock()
-	if len(names) == 0 {
-		delete(rw.running, t)
-	} else {
-		rw.running[t] = slices.Clone(names)
-	}
-	rw.mu.Unlock()
 	return nil
 }
