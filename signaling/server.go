@@ -58,7 +58,20 @@ type Config struct {
 	// for its identity, ending by notAfter, its token's end; zero: no end); its joined message carries them after
 	// the SFU's own.
 	ICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
+
+	// MaxUnjoinedPerIP bounds the WebSockets one remote address (IPv6: its /64) holds open before joining; one
+	// more gets 429. MaxUnjoined bounds them over the node; one more gets 503. 0: the defaults; negative: no limit.
+	MaxUnjoinedPerIP, MaxUnjoined int
+	// BodyTimeout bounds reading a request's body, counted from when its headers are in; 0: DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
+
+// The defaults of Config's caps on the HTTP surface.
+const (
+	DefaultMaxUnjoinedPerIP = 20
+	DefaultMaxUnjoined      = 1000
+	DefaultBodyTimeout      = 10 * time.Second
+)
 
 // Server serves the signaling WebSocket and the browser client.
 type Server struct {
@@ -72,6 +85,9 @@ type Server struct {
 	mux       *http.ServeMux
 
 	upgrader       websocket.Upgrader
+	writeBuffers   sync.Pool     // the upgrader's write buffers: a socket holds one only while it writes
+	unjoined       *unjoinedCaps // sockets open but not joined, per address and in all
+	bodyTimeout    time.Duration
 	anyOrigin      bool                // Config.AllowedOrigins has "*"
 	origins        map[string]struct{} // normalized Config.AllowedOrigins
 	joinICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
@@ -108,9 +124,16 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	}
 	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys, Audience: cfg.Audience, MaxTTL: cfg.MaxTokenTTL}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
-		upgrader: websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096, HandshakeTimeout: 10 * time.Second,
-			CheckOrigin: func(*http.Request) bool { return true }}, // serveWS checks it first, with a clearer answer
+		unjoined: newUnjoinedCaps(cfg.MaxUnjoinedPerIP, cfg.MaxUnjoined), bodyTimeout: cfg.BodyTimeout,
 		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts}
+	if srv.bodyTimeout <= 0 {
+		srv.bodyTimeout = DefaultBodyTimeout
+	}
+	// What a socket holds for its life is small: a 1 KiB read buffer (larger messages are read past it) and, from
+	// the pool, a write buffer only while it writes.
+	srv.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &srv.writeBuffers,
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      func(*http.Request) bool { return true }} // serveWS checks it first, with a clearer answer
 	for _, o := range cfg.AllowedOrigins {
 		if strings.TrimSpace(o) == "*" {
 			srv.anyOrigin = true
@@ -141,6 +164,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 // ServeHTTP implements http.Handler.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	srv.setDeadlines(w)
 	srv.mux.ServeHTTP(w, r)
 }
 
@@ -213,11 +237,17 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			": the server allows its own origin and those it is configured with (allowed origins)", http.StatusForbidden)
 		return
 	}
+	slot, status := srv.unjoined.acquire(r.RemoteAddr)
+	if slot == nil {
+		srv.refuseUnjoined(w, r, status)
+		return
+	}
 	conn, err := srv.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		slot.release()
 		return // the upgrader has answered with the HTTP error
 	}
-	s := newSession(srv, conn, srv.log.With(zap.String("remote", r.RemoteAddr)))
+	s := newSession(srv, conn, slot, srv.log.With(zap.String("remote", r.RemoteAddr)))
 	srv.mu.Lock()
 	if srv.closed {
 		srv.mu.Unlock()
@@ -228,13 +258,18 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	srv.sessions[s] = struct{}{}
 	srv.wg.Add(1)
 	srv.mu.Unlock()
-	defer func() {
-		srv.mu.Lock()
-		delete(srv.sessions, s)
-		srv.mu.Unlock()
-		srv.wg.Done()
+	// The session runs on a goroutine of the Server's (Shutdown waits for it through wg), not on the HTTP
+	// connection's: once this handler returns, net/http lets go of the hijacked connection's state (its 4 KiB
+	// read and write buffers, the request) and of that goroutine's stack.
+	go func() {
+		defer func() {
+			srv.mu.Lock()
+			delete(srv.sessions, s)
+			srv.mu.Unlock()
+			srv.wg.Done()
+		}()
+		s.run()
 	}()
-	s.run()
 }
 
 // NormalizeOrigin reads an origin as browsers send it, scheme://host[:port], into its lower-case form without

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"sync"
 	"time"
 
@@ -23,7 +22,8 @@ const (
 	readTimeout   = 30 * time.Second
 	joinTimeout   = 10 * time.Second // a socket that has not joined by then is closed
 	writeTimeout  = 10 * time.Second
-	// sendQueue bounds the messages waiting for a slow client; a client that falls this far behind is dropped.
+	// sendQueue bounds the messages waiting for a slow client (besides those being written); a client that falls
+	// this far behind is dropped.
 	sendQueue = 256
 )
 
@@ -34,7 +34,7 @@ type session struct {
 	conn *websocket.Conn
 	log  *zap.Logger
 
-	out      chan []byte
+	out      *outbox
 	closing  chan struct{} // closed by End: the writer flushes, says goodbye and closes the socket
 	readDone chan struct{} // closed when the read loop returns
 	endOnce  sync.Once
@@ -46,10 +46,11 @@ type session struct {
 	release func()           // called when the session ends: the placement's relay for this participant
 	nodes   []string         // the joined message's fallback nodes, looked up before joining: no lookup under the SFU's locks
 	remote  string           // the client's address, for the audit log
+	slot    *unjoinedSlot    // the socket's place under the unjoined caps, released once it joins or ends
 }
 
-func newSession(srv *Server, conn *websocket.Conn, log *zap.Logger) *session {
-	return &session{srv: srv, conn: conn, log: log, remote: conn.RemoteAddr().String(), out: make(chan []byte, sendQueue),
+func newSession(srv *Server, conn *websocket.Conn, slot *unjoinedSlot, log *zap.Logger) *session {
+	return &session{srv: srv, conn: conn, slot: slot, log: log, remote: conn.RemoteAddr().String(), out: newOutbox(),
 		closing: make(chan struct{}), readDone: make(chan struct{})}
 }
 
@@ -61,6 +62,7 @@ func (s *session) run() {
 		s.writeLoop()
 	}()
 	s.readLoop()
+	s.slot.release()
 	close(s.readDone)
 	s.End("")
 	if s.release != nil {
@@ -83,7 +85,7 @@ func (s *session) readLoop() {
 		}
 		return s.conn.SetReadDeadline(time.Now().Add(readTimeout))
 	})
-	buf := make([]byte, protocol.MaxMessageSize+1)
+	var buf []byte // see preJoinBuffer
 	for {
 		kind, r, err := s.conn.NextReader()
 		if err != nil {
@@ -95,16 +97,17 @@ func (s *session) readLoop() {
 		if s.p != nil {
 			_ = s.conn.SetReadDeadline(time.Now().Add(readTimeout))
 		}
-		n, err := io.ReadFull(r, buf)
+		msg, size, err := readMessage(r, buf, protocol.MaxMessageSize)
+		if buf = msg; s.p == nil && cap(buf) > preJoinBuffer {
+			buf = nil
+		}
 		switch {
-		case err == nil: // filled the buffer: over the limit
-			rest, _ := io.Copy(io.Discard, r)
-			s.sendError(protocol.Errorf(protocol.CodeTooLarge, "", "message is %d bytes; the limit is %d", int64(n)+rest, protocol.MaxMessageSize))
-			continue
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		default:
+		case err != nil:
 			s.log.Debug("websocket read", zap.Error(err))
 			return
+		case size > protocol.MaxMessageSize:
+			s.sendError(protocol.Errorf(protocol.CodeTooLarge, "", "message is %d bytes; the limit is %d", size, protocol.MaxMessageSize))
+			continue
 		}
 		if kind != websocket.TextMessage {
 			s.sendError(protocol.Errorf(protocol.CodeBadMessage, "", "messages are JSON text frames"))
@@ -118,7 +121,7 @@ func (s *session) readLoop() {
 			}
 			continue
 		}
-		if !s.handle(buf[:n]) {
+		if !s.handle(msg) {
 			return
 		}
 	}
@@ -268,6 +271,7 @@ func (s *session) join(token string) bool {
 	s.srv.record(audit.Record{Kind: audit.KindJoin, Room: claims.Room, Identity: claims.Identity, Participant: p.ID(), Remote: s.remote,
 		Detail: map[string]any{"publish": claims.Publish, "subscribe": claims.Subscribe, "publish_data": claims.PublishData, "admin": claims.Admin}})
 	s.p = p
+	s.slot.release()
 	s.log.Debug("joined", zap.String("room", claims.Room), zap.String("participant", p.ID()))
 	return true
 }
@@ -317,9 +321,7 @@ func (s *session) send(msg any) {
 		return
 	default:
 	}
-	select {
-	case s.out <- b:
-	default:
+	if !s.out.put(b) {
 		s.log.Warn("client too slow: send queue full")
 		s.End("")
 	}
@@ -365,12 +367,16 @@ func (s *session) writeLoop() {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return s.conn.WriteMessage(kind, b)
 	}
+	var sent [][]byte // the last batch, handed back to the outbox
 	for {
 		select {
-		case b := <-s.out:
-			if err := write(websocket.TextMessage, b); err != nil {
-				s.End("")
-				return
+		case <-s.out.ready:
+			sent = s.out.take(sent)
+			for _, b := range sent {
+				if err := write(websocket.TextMessage, b); err != nil {
+					s.End("")
+					return
+				}
 			}
 		case <-ping.C:
 			if err := write(websocket.PingMessage, nil); err != nil {
@@ -387,14 +393,9 @@ func (s *session) writeLoop() {
 // flush sends what is queued and the goodbye, closes the WebSocket cleanly and gives the client a moment to
 // answer the close before the socket goes.
 func (s *session) flush(write func(int, []byte) error) {
-	for drained := false; !drained; {
-		select {
-		case b := <-s.out:
-			if write(websocket.TextMessage, b) != nil {
-				return
-			}
-		default:
-			drained = true
+	for _, b := range s.out.take(nil) {
+		if write(websocket.TextMessage, b) != nil {
+			return
 		}
 	}
 	if s.bye != nil {

@@ -101,10 +101,15 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDPSize))
+		if bodyTimedOut(err) {
+			http.Error(w, fmt.Sprintf("the offer did not arrive within %v", srv.bodyTimeout), http.StatusRequestTimeout)
+			return
+		}
 		if err != nil {
 			http.Error(w, fmt.Sprintf("offer over %d bytes or unreadable", maxSDPSize), http.StatusRequestEntityTooLarge)
 			return
 		}
+		clearBodyDeadline(w) // the body is in: a slow join must not fail the request's read (see setDeadlines)
 		if len(body) == 0 {
 			http.Error(w, "empty offer", http.StatusBadRequest)
 			return

@@ -73,8 +73,12 @@ type config struct {
 	MaxAudioStreams    int
 	MaxPublishBitrate  int
 	MaxConcurrentJoins int
-	DropPrivate        bool // drop clients' ICE candidates at private addresses
-	MaxWorkerStreams   int  // denoise chains and captions streams the node runs at once, over all rooms
+	DropPrivate        bool          // drop clients' ICE candidates at private addresses
+	MaxWorkerStreams   int           // denoise chains and captions streams the node runs at once, over all rooms
+	MaxUnjoinedPerIP   int           // WebSockets one remote IP (IPv6: /64) may hold open before joining
+	MaxUnjoined        int           // WebSockets the node holds open before they join
+	HTTPIdleTimeout    time.Duration // a kept-alive HTTP connection idle this long is closed
+	HTTPBodyTimeout    time.Duration // a request's body must be in this long after its headers
 
 	Region    string // this node's region (e.g. hk)
 	Redis     string // the region's Redis URL; empty: a single node
@@ -142,6 +146,10 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxConcurrentJoins, "max-concurrent-joins", 50, "joins being set up at once; more are refused with busy (0: no limit)")
 	fs.BoolVar(&c.DropPrivate, "drop-private-candidates", false, "ignore clients' ICE candidates at private addresses (10/8, 172.16/12, 192.168/16, fc00::/7), so the node sends no connectivity checks into its own network; clients behind NAT then connect through their public (srflx) or relay candidates")
 	fs.IntVar(&c.MaxWorkerStreams, "max-worker-streams", 32, "denoise chains and captions streams this node runs at once over all rooms, one per microphone track and worker (RNNoise costs about 12 % of a core each); more are refused with unavailable (0: no limit)")
+	fs.IntVar(&c.MaxUnjoinedPerIP, "max-unjoined-per-ip", signaling.DefaultMaxUnjoinedPerIP, "WebSockets one remote address (IPv6: its /64) may hold open before joining; more get 429 (0: no limit). Behind a reverse proxy every client has the proxy's address: raise it")
+	fs.IntVar(&c.MaxUnjoined, "max-unjoined", signaling.DefaultMaxUnjoined, "WebSockets the node holds open before they join; more get 503 (0: no limit)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", defaultIdleTimeout, "a kept-alive HTTP connection idle this long is closed")
+	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", signaling.DefaultBodyTimeout, "a request's body (a WHIP/WHEP offer) must arrive within this long of its headers; slower ones get 408")
 	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL shared by the region's nodes, e.g. redis://10.0.0.2:6379/0; empty: a single node")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR)")
@@ -206,8 +214,11 @@ func parseConfig(args []string) (config, error) {
 			return c, err
 		}
 	}
-	if c.MaxParticipants < 0 || c.MaxAudioStreams < 0 || c.MaxWorkerStreams < 0 {
-		return c, fmt.Errorf("-max-participants, -max-audio-streams and -max-worker-streams: want 0 (no limit) or more")
+	if c.MaxParticipants < 0 || c.MaxAudioStreams < 0 || c.MaxWorkerStreams < 0 || c.MaxUnjoinedPerIP < 0 || c.MaxUnjoined < 0 {
+		return c, fmt.Errorf("-max-participants, -max-audio-streams, -max-worker-streams, -max-unjoined-per-ip and -max-unjoined: want 0 (no limit) or more")
+	}
+	if c.HTTPIdleTimeout <= 0 || c.HTTPBodyTimeout <= 0 {
+		return c, fmt.Errorf("-http-idle-timeout and -http-body-timeout: want more than 0")
 	}
 	if err := c.checkSecurity(); err != nil {
 		return c, err

@@ -104,6 +104,7 @@ func TestParseConfigEnv(t *testing.T) {
 		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"},
 		TCPAddr: ":7881", TURNRealm: "edge-sfu", TURNCredential: 12 * time.Hour,
 		AuditDir: "audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50, MaxWorkerStreams: 32,
+		MaxUnjoinedPerIP: 20, MaxUnjoined: 1000, HTTPIdleTimeout: 2 * time.Minute, HTTPBodyTimeout: 10 * time.Second,
 		TokenAudience: "edge-sfu", MaxTokenTTL: 24 * time.Hour, Region: "local", Capacity: 100}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config from the environment:\n got %+v\nwant %+v", c, want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -27,6 +28,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 )
+
+// defaultIdleTimeout closes a kept-alive HTTP connection that sends nothing more (-http-idle-timeout).
+const defaultIdleTimeout = 2 * time.Minute
+
+// noLimitIfZero maps a cap's flag, where 0 is no limit, to signaling.Config's, where it is the default.
+func noLimitIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
 
 // node is a running server: the SFU, its HTTP surface and the listener.
 type node struct {
@@ -181,7 +193,7 @@ func startNode(cfg config) (_ *node, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector(cfg.MetricsDetail))
 	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audience: cfg.TokenAudience, MaxTokenTTL: cfg.MaxTokenTTL, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
-		AllowedOrigins: cfg.AllowedOrigins}
+		AllowedOrigins: cfg.AllowedOrigins, MaxUnjoinedPerIP: noLimitIfZero(cfg.MaxUnjoinedPerIP), MaxUnjoined: noLimitIfZero(cfg.MaxUnjoined), BodyTimeout: cfg.HTTPBodyTimeout}
 	if mint != nil {
 		sigCfg.ICEServers = mint.ICEServersUntil
 	}
@@ -211,7 +223,10 @@ func startNode(cfg config) (_ *node, err error) {
 	sig := signaling.NewServer(s, sigCfg)
 	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
-		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}}
+		// No ReadTimeout or WriteTimeout: the WebSocket outlives them; sig gives every request its own (see
+		// signaling's setDeadlines).
+		http: &http.Server{Handler: sig, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cmp.Or(cfg.HTTPIdleTimeout, defaultIdleTimeout),
+			MaxHeaderBytes: 64 << 10}}
 	if certs != nil {
 		n.http.TLSConfig = certs.tlsConfig()
 		ln = tls.NewListener(ln, n.http.TLSConfig)
