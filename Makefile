@@ -35,7 +35,7 @@ LOADTEST_ARGS ?=
 loadtest: deps-go deps-audio deps-captions deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
 	$(GO) build -o bin/loadtest ./cmd/loadtest
-	@bin/sfu -dev -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 -room-config loadtest/rooms.json & \
+	@bin/sfu -dev -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 -room-config loadtest/rooms.json -max-unjoined-per-ip 0 & \
 	pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
 	bin/loadtest -url http://127.0.0.1:7880 -json loadtest.json -html loadtest.html $(LOADTEST_ARGS)
 

@@ -29,7 +29,7 @@ func startServer(t *testing.T) (string, string) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), s.Collector(false))
-	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true})
+	sig := signaling.NewServer(s, signaling.Config{Secret: []byte("loadtest-secret"), Dev: true, MaxUnjoinedPerIP: -1})
 	hs := httptest.NewServer(sig)
 	ms := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(func() {
