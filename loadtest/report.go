@@ -58,14 +58,18 @@ type Report struct {
 	RecvMbps    float64 `json:"recv_mbps"` // mean received bitrate over all subscribers
 	SentMbps    float64 `json:"sent_mbps"` // mean bitrate the publishers sent
 
-	SFUCPUCores      float64 `json:"sfu_cpu_cores"` // mean, from the server's process figures
-	SFURSSMB         float64 `json:"sfu_rss_mb"`    // at the end
-	SFURSSPeakMB     float64 `json:"sfu_rss_peak_mb"`
-	HarnessCPUCores  float64 `json:"harness_cpu_cores"` // mean
-	HarnessSaturated bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
+	SFUCPUCores  float64 `json:"sfu_cpu_cores"` // mean, from the server's process figures
+	SFURSSMB     float64 `json:"sfu_rss_mb"`    // at the end
+	SFURSSPeakMB float64 `json:"sfu_rss_peak_mb"`
+	// SFURSSSlopeMBPerMin is the trend of the server's resident memory over the steady window (after the last
+	// join), in MB per minute: near 0 when memory is flat after warm-up.
+	SFURSSSlopeMBPerMin float64 `json:"sfu_rss_slope_mb_per_min"`
+	HarnessCPUCores     float64 `json:"harness_cpu_cores"` // mean
+	HarnessSaturated    bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
 
 	// CPU per packet: the server's CPU time over the packets it forwarded (sfu_packets_forwarded_total), and the
-	// harness's over the packets it received, in microseconds, over the run.
+	// harness's over the packets it received, in microseconds, over the steady window (from the last join plus
+	// its grace to the end; the whole run for a ramp). PacketsForwarded counts the whole run.
 	PacketsForwarded   int64   `json:"packets_forwarded"`
 	ServerUSPerPacket  float64 `json:"server_us_per_packet"`
 	HarnessUSPerPacket float64 `json:"harness_us_per_packet"`
@@ -139,7 +143,8 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(tw, "loss\t%.4f %% of %d packets\n", 100*r.Loss, r.PacketsRecv)
 	fmt.Fprintf(tw, "freezes\t%d (no frame for over %v) in %d frames\n", r.Freezes, FreezeGap, r.FramesRecv)
 	fmt.Fprintf(tw, "bitrate\t%.1f Mbit/s received, %.1f Mbit/s sent\n", r.RecvMbps, r.SentMbps)
-	fmt.Fprintf(tw, "sfu\t%.2f cores, %.0f MB resident (peak %.0f MB)\n", r.SFUCPUCores, r.SFURSSMB, r.SFURSSPeakMB)
+	fmt.Fprintf(tw, "sfu\t%.2f cores, %.0f MB resident (peak %.0f MB, %+.1f MB/min after the last join)\n", r.SFUCPUCores, r.SFURSSMB,
+		r.SFURSSPeakMB, r.SFURSSSlopeMBPerMin)
 	sat := ""
 	if r.HarnessSaturated {
 		sat = "  SATURATED: the harness, not the server, may be the limit"

@@ -321,7 +321,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stop()
 	lastJoin := r.users[len(r.users)-1].joinAt
 	total := lastJoin + cfg.Duration
-	measureFrom := lastJoin + joinGrace // the window of packets_forwarded_per_s
+	measureFrom := lastJoin + joinGrace // the steady window: packets_forwarded_per_s, CPU per packet, RSS slope
 	if cfg.Scenario == Ramp {
 		total, measureFrom = cfg.Duration, 0
 	}
@@ -353,7 +353,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var audio audioTally
 	cpu0 := selfCPU()
 	prev := sampleState{at: r.start, cpu: cpu0, server: before}
-	fwd := forwardedFrom{at: r.start, count: before.forwarded, set: measureFrom == 0}
+	fwd := forwardedFrom{at: r.start, count: before.forwarded, serverCPU: before.cpuSeconds, harnessCPU: cpu0, set: measureFrom == 0}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	deadline := time.NewTimer(total)
@@ -374,7 +374,8 @@ loop:
 			counted += st.counted
 			audio.add(st.audio)
 			if !fwd.set && now.Sub(r.start) >= measureFrom && st.server.ok {
-				fwd = forwardedFrom{at: now, count: st.server.forwarded, set: true}
+				fwd = forwardedFrom{at: now, count: st.server.forwarded, serverCPU: st.server.cpuSeconds, harnessCPU: st.cpu,
+					received: st.packets, set: true}
 			}
 			rssPeak = max(rssPeak, st.server.rssBytes)
 			rep.Timeline = append(rep.Timeline, s)
@@ -414,25 +415,26 @@ loop:
 	rep.PacketsRecv = r.packets.Load()
 	rep.RecvMbps = float64(r.bytes.Load()) * 8 / elapsed.Seconds() / 1e6
 	rep.SentMbps = float64(f.sent.Load()) * 8 / elapsed.Seconds() / 1e6
+	if !fwd.set { // stopped before the steady window: the whole run
+		fwd = forwardedFrom{at: r.start, count: before.forwarded, serverCPU: before.cpuSeconds, harnessCPU: cpu0}
+	}
 	if after.ok {
 		rep.PacketsForwarded = int64(after.forwarded - before.forwarded)
-		if rep.PacketsForwarded > 0 {
-			rep.ServerUSPerPacket = (after.cpuSeconds - before.cpuSeconds) * 1e6 / float64(rep.PacketsForwarded)
+		if n := after.forwarded - fwd.count; n > 0 {
+			rep.ServerUSPerPacket = (after.cpuSeconds - fwd.serverCPU) * 1e6 / n
 		}
 		rep.KeyframeRequests = int64(after.plis - before.plis)
-		if !fwd.set { // stopped before the window: the whole run
-			fwd = forwardedFrom{at: r.start, count: before.forwarded}
-		}
 		if d := end.Sub(fwd.at).Seconds(); d > 0 {
 			rep.PacketsForwardedPerS = (after.forwarded - fwd.count) / d
 		}
+		rep.SFURSSSlopeMBPerMin = rssSlope(rep.Timeline, fwd.at.Sub(r.start).Seconds())
 		rep.SFUCPUCores = (after.cpuSeconds - before.cpuSeconds) / elapsed.Seconds()
 		rep.SFURSSMB = after.rssBytes / 1e6
 		rep.SFURSSPeakMB = max(rssPeak, after.rssBytes) / 1e6
 	}
 	rep.HarnessCPUCores = (harnessCPU - cpu0).Seconds() / elapsed.Seconds()
-	if rep.PacketsRecv > 0 {
-		rep.HarnessUSPerPacket = (harnessCPU - cpu0).Seconds() * 1e6 / float64(rep.PacketsRecv)
+	if n := rep.PacketsRecv - fwd.received; n > 0 {
+		rep.HarnessUSPerPacket = (harnessCPU - fwd.harnessCPU).Seconds() * 1e6 / float64(n)
 	}
 	rep.HarnessSaturated = rep.HarnessCPUCores >= 0.8*float64(runtime.NumCPU())
 	return rep, nil
@@ -449,10 +451,36 @@ func (r *runner) publishers() int {
 }
 
 // forwardedFrom is the server's count of packets forwarded at the start of the measured window.
+// forwardedFrom is the start of the steady window: after the last join and its grace (for a ramp, or a run
+// stopped before then, the start of the run), with the counters there.
 type forwardedFrom struct {
-	at    time.Time
-	count float64
-	set   bool
+	at         time.Time
+	count      float64       // server: packets forwarded
+	serverCPU  float64       // server: CPU seconds
+	harnessCPU time.Duration // harness: CPU time
+	received   int64         // harness: packets received
+	set        bool
+}
+
+// rssSlope is the least-squares slope of the server's resident memory over the samples from `from` seconds on,
+// in MB per minute (0 with fewer than 10 samples): flat after warm-up is near 0.
+func rssSlope(timeline []Sample, from float64) float64 {
+	var n, sx, sy, sxx, sxy float64
+	for _, s := range timeline {
+		if s.T < from || s.SFURSSMB <= 0 {
+			continue
+		}
+		x := s.T / 60
+		n++
+		sx += x
+		sy += s.SFURSSMB
+		sxx += x * x
+		sxy += x * s.SFURSSMB
+	}
+	if n < 10 || n*sxx-sx*sx == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
 }
 
 // sampleState carries what a sample needs from the previous one, and a second's counts.
