@@ -40,11 +40,15 @@ type Config struct {
 	Scenario   string
 	Users      int
 	Rooms      int
-	Publishers int           // per room (meeting, ramp)
-	Presenters int           // allhands: participants sending audio and video
-	Speakers   int           // allhands: participants with open microphones, sending audio only
-	Duration   time.Duration // measured time after the last join
-	JoinRate   float64       // joins per second
+	Publishers int // per room (meeting, ramp)
+	Presenters int // allhands: participants sending audio and video
+	Speakers   int // allhands: participants with open microphones, sending audio only
+	// MaxAudioStreams is the server's -max-audio-streams: without a speech schedule a user must receive audio from
+	// at least this many of the microphones it could hear (every one if fewer; one fewer if it has a microphone
+	// of its own, which may hold a place). 0: every microphone, as from a server that forwards them all.
+	MaxAudioStreams int
+	Duration        time.Duration // measured time after the last join
+	JoinRate        float64       // joins per second
 	// TileWidth and TileHeight are the size at which every subscriber shows each video (a gallery of small
 	// tiles by default); negative reports nothing, so subscribers get the largest layer their bandwidth allows.
 	TileWidth, TileHeight int
@@ -100,6 +104,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("users %d: want 1 to %d", c.Users, MaxUsers)
 	case c.Rooms < 1 || c.Rooms > c.Users:
 		return fmt.Errorf("rooms %d: want 1 to the number of users", c.Rooms)
+	case c.MaxAudioStreams < 0:
+		return errors.New("max audio streams must not be negative")
 	case c.Publishers < 0:
 		return errors.New("publishers must not be negative")
 	case c.Presenters < 0 || c.Speakers < 0:
@@ -513,7 +519,7 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 			continue
 		}
 		s.Connected++
-		f := u.second(r.speech, from, to, now)
+		f := u.second(r.speech, r.cfg.MaxAudioStreams, from, to, now)
 		if f.good {
 			stableUsers++
 		}

@@ -116,15 +116,18 @@ type secondFigures struct {
 
 // second reads and resets the per-second counters for the second [from, to) of the run, which ends now. The
 // second is good when every stream the user must receive that is older than the grace period brought at least
-// one packet. Without a speech schedule the user must receive every stream; with one (allhands), every video,
-// and the audio of those who by the schedule had been speaking for more than MinTalk at from and still were at
-// to: the server may forward only the loudest microphones.
-func (u *user) second(sched *schedule, from, to time.Duration, now time.Time) secondFigures {
+// one packet: every video; with a speech schedule (allhands), the audio of those who by the schedule had been
+// speaking for more than MinTalk at from and still were at to; without one, audio from at least maxAudio of the
+// microphones (the server forwards only its loudest maxAudio: every one if there are fewer, one fewer if this
+// user has a microphone of its own, which may take a place; maxAudio 0: every one).
+func (u *user) second(sched *schedule, maxAudio int, from, to time.Duration, now time.Time) secondFigures {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	f := secondFigures{good: true}
+	var eligible, heard int
 	for _, s := range u.streams {
 		n := s.perSecond.Swap(0)
+		old := now.Sub(s.published) > streamGrace
 		must := true
 		if s.kind == "audio" {
 			who := u.idents[s.publisher]
@@ -134,9 +137,29 @@ func (u *user) second(sched *schedule, from, to time.Duration, now time.Time) se
 			if sched.speaker(who) {
 				f.speakerPackets += n
 			}
-			must = sched == nil || sched.mustHear(who, from, to)
+			switch {
+			case sched != nil:
+				must = sched.mustHear(who, from, to)
+			case maxAudio > 0:
+				must = false // counted below
+				if old {
+					eligible++
+					if n > 0 {
+						heard++
+					}
+				}
+			}
 		}
-		if n == 0 && must && now.Sub(s.published) > streamGrace {
+		if n == 0 && must && old {
+			f.good = false
+		}
+	}
+	if sched == nil && maxAudio > 0 {
+		places := maxAudio
+		if u.publisher {
+			places--
+		}
+		if heard < min(eligible, places) {
 			f.good = false
 		}
 	}

@@ -42,6 +42,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.Rooms, "rooms", 50, "rooms (meeting, ramp)")
 	fs.IntVar(&cfg.Publishers, "publishers", 2, "participants per room that send audio and simulcast video (meeting, ramp)")
 	fs.IntVar(&cfg.Presenters, "presenters", 2, "participants that send audio and simulcast video (allhands)")
+	fs.IntVar(&cfg.MaxAudioStreams, "max-audio-streams", 3, "the server's -max-audio-streams: a listener must receive audio from that many microphones (every one if fewer); 0: from every one (meeting, webinar, ramp)")
 	fs.IntVar(&cfg.Speakers, "speakers", 20, "participants with open microphones, audio only, taking turns to speak (allhands)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "measured time after the last join (ramp: the whole run) (default 60s)")
 	fs.Float64Var(&cfg.JoinRate, "join-rate", 50, "joins per second")
