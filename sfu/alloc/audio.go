@@ -13,8 +13,9 @@ import (
 // A microphone is speaking in an interval when at least MinVoiced of its packets are marked as speech. A
 // forwarded microphone that spoke within AudioHold keeps its place, so a speaker is not cut between words; a
 // newcomer who speaks takes a free place at once, or the place of the quietest forwarded microphone that has been
-// silent for AudioHold. Among newcomers the loudest (smoothed over a few intervals) go first. With no more
-// microphones than places, every microphone is forwarded and nothing ever switches.
+// silent for AudioHold. Among newcomers the loudest (smoothed over a few intervals) go first. Places nobody
+// speaking needs go to the others (most recently heard first), so the room forwards as many microphones as it
+// may. With no more microphones than places, every microphone is forwarded and nothing ever switches.
 const (
 	AudioInterval = 100 * time.Millisecond
 	AudioHold     = 1500 * time.Millisecond
@@ -128,6 +129,20 @@ func (s *AudioSelector) Next(now time.Time, places int, mics []Mic) map[any]bool
 		}
 		s.mics[victim].selected = false
 		s.mics[k].selected = true
+	}
+	// Places still free go to the others, most recently heard first: a room of silent microphones forwards as
+	// many as it may, and nothing switches until someone speaks.
+	if used < places {
+		var rest []any
+		for _, m := range mics {
+			if st := s.mics[m.Key]; !st.selected && !m.Muted {
+				rest = append(rest, m.Key)
+			}
+		}
+		slices.SortStableFunc(rest, func(a, b any) int { return s.mics[b].lastVoice.Compare(s.mics[a].lastVoice) })
+		for _, k := range rest[:min(len(rest), places-used)] {
+			s.mics[k].selected = true
+		}
 	}
 	for _, m := range mics {
 		if s.mics[m.Key].selected {

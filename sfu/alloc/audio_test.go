@@ -141,3 +141,35 @@ func TestAudioSelectionMuteFreesPlace(t *testing.T) {
 		t.Fatal("a microphone that left is still remembered")
 	}
 }
+
+// TestAudioSelectionFillsPlaces: microphones that arrive together in a silent room take every place (the room
+// forwards as many as it may), and the silent ones give a place to a speaker.
+func TestAudioSelectionFillsPlaces(t *testing.T) {
+	r := newRoom(3, 5)
+	if got := r.step(); len(got) != 3 {
+		t.Fatalf("5 silent microphones arriving together, 3 places: %d forwarded", len(got))
+	}
+	held := r.step()
+	for i := 0; i < 20; i++ {
+		if got := r.step(); len(got) != 3 || !got[firstKey(held)] {
+			t.Fatalf("round %d: the silent room switched its microphones: %v then %v", i, held, got)
+		}
+	}
+	var outside string
+	for _, k := range r.mics {
+		if !held[k] {
+			outside = k
+		}
+	}
+	r.level[outside] = 0.6
+	if got := r.step(); !got[outside] || len(got) != 3 {
+		t.Fatalf("a speaker outside the places is not forwarded at once: %v", got)
+	}
+}
+
+func firstKey(m map[any]bool) any {
+	for k := range m {
+		return k
+	}
+	return nil
+}
