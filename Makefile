@@ -6,7 +6,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench loadtest deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
+.PHONY: run test build bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
 
 run: deps-go deps-audio deps-captions deps-npm
 	$(GO) run ./cmd/sfu -dev $(ARGS)
@@ -38,6 +38,11 @@ loadtest: deps-go deps-audio deps-captions deps-npm
 	@bin/sfu -dev -addr 127.0.0.1:7880 -udp 127.0.0.1:7882 -ice-ip 127.0.0.1 -log-level warn -pprof 127.0.0.1:6060 -room-config loadtest/rooms.json -max-unjoined-per-ip 0 & \
 	pid=$$!; trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
 	bin/loadtest -url http://127.0.0.1:7880 -json loadtest.json -html loadtest.html $(LOADTEST_ARGS)
+
+# The soak: 100 users (10 meetings of 10) for 10 minutes; the summary's sfu line gives the server's memory and
+# goroutine trends after the joins (sfu_rss_slope_mb_per_min, sfu_goroutines_slope_per_min in soak.json).
+soak:
+	$(MAKE) loadtest LOADTEST_ARGS="-users 100 -rooms 10 -duration 10m -quiet -json soak.json -html soak.html $(SOAK_ARGS)"
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -94,4 +99,4 @@ deps-browser:
 	fi
 
 clean:
-	rm -rf bin loadtest.json loadtest.html
+	rm -rf bin loadtest.json loadtest.html soak.json soak.html

@@ -64,8 +64,12 @@ type Report struct {
 	// SFURSSSlopeMBPerMin is the trend of the server's resident memory over the steady window (after the last
 	// join), in MB per minute: near 0 when memory is flat after warm-up.
 	SFURSSSlopeMBPerMin float64 `json:"sfu_rss_slope_mb_per_min"`
-	HarnessCPUCores     float64 `json:"harness_cpu_cores"` // mean
-	HarnessSaturated    bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
+	// SFUGoroutines is the server's goroutines at the end; SFUGoroutinesSlopePerMin their trend over the steady
+	// window, per minute (near 0: none leak).
+	SFUGoroutines            float64 `json:"sfu_goroutines"`
+	SFUGoroutinesSlopePerMin float64 `json:"sfu_goroutines_slope_per_min"`
+	HarnessCPUCores          float64 `json:"harness_cpu_cores"` // mean
+	HarnessSaturated         bool    `json:"harness_saturated"` // the harness used nearly all its CPUs: its limits, not the server's, may show
 
 	// CPU per packet: the server's CPU time over the packets it forwarded (sfu_packets_forwarded_total), and the
 	// harness's over the packets it received, in microseconds, over the steady window (from the last join plus
@@ -109,6 +113,7 @@ type Sample struct {
 	AudioStreams    float64 `json:"audio_streams"`
 	AudioStreamsMax int     `json:"audio_streams_max"`
 	SFURSSMB        float64 `json:"sfu_rss_mb"`
+	SFUGoroutines   float64 `json:"sfu_goroutines"`
 	HarnessCPU      float64 `json:"harness_cpu_cores"`
 }
 
@@ -143,8 +148,8 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(tw, "loss\t%.4f %% of %d packets\n", 100*r.Loss, r.PacketsRecv)
 	fmt.Fprintf(tw, "freezes\t%d (no frame for over %v) in %d frames\n", r.Freezes, FreezeGap, r.FramesRecv)
 	fmt.Fprintf(tw, "bitrate\t%.1f Mbit/s received, %.1f Mbit/s sent\n", r.RecvMbps, r.SentMbps)
-	fmt.Fprintf(tw, "sfu\t%.2f cores, %.0f MB resident (peak %.0f MB, %+.1f MB/min after the last join)\n", r.SFUCPUCores, r.SFURSSMB,
-		r.SFURSSPeakMB, r.SFURSSSlopeMBPerMin)
+	fmt.Fprintf(tw, "sfu\t%.2f cores, %.0f MB resident (peak %.0f MB, %+.1f MB/min after the last join), %.0f goroutines (%+.1f/min)\n",
+		r.SFUCPUCores, r.SFURSSMB, r.SFURSSPeakMB, r.SFURSSSlopeMBPerMin, r.SFUGoroutines, r.SFUGoroutinesSlopePerMin)
 	sat := ""
 	if r.HarnessSaturated {
 		sat = "  SATURATED: the harness, not the server, may be the limit"

@@ -433,7 +433,10 @@ loop:
 		if d := end.Sub(fwd.at).Seconds(); d > 0 {
 			rep.PacketsForwardedPerS = (after.forwarded - fwd.count) / d
 		}
-		rep.SFURSSSlopeMBPerMin = rssSlope(rep.Timeline, fwd.at.Sub(r.start).Seconds())
+		from := fwd.at.Sub(r.start).Seconds()
+		rep.SFURSSSlopeMBPerMin = slope(rep.Timeline, from, func(s Sample) float64 { return s.SFURSSMB })
+		rep.SFUGoroutinesSlopePerMin = slope(rep.Timeline, from, func(s Sample) float64 { return s.SFUGoroutines })
+		rep.SFUGoroutines = after.goroutines
 		rep.SFUCPUCores = (after.cpuSeconds - before.cpuSeconds) / elapsed.Seconds()
 		rep.SFURSSMB = after.rssBytes / 1e6
 		rep.SFURSSPeakMB = max(rssPeak, after.rssBytes) / 1e6
@@ -468,20 +471,21 @@ type forwardedFrom struct {
 	set        bool
 }
 
-// rssSlope is the least-squares slope of the server's resident memory over the samples from `from` seconds on,
-// in MB per minute (0 with fewer than 10 samples): flat after warm-up is near 0.
-func rssSlope(timeline []Sample, from float64) float64 {
+// slope is the least-squares slope of a figure of the samples from `from` seconds on, per minute (0 with fewer
+// than 10 samples, or where the figure is 0: not scraped): flat after warm-up is near 0.
+func slope(timeline []Sample, from float64, figure func(Sample) float64) float64 {
 	var n, sx, sy, sxx, sxy float64
 	for _, s := range timeline {
-		if s.T < from || s.SFURSSMB <= 0 {
+		y := figure(s)
+		if s.T < from || y <= 0 {
 			continue
 		}
 		x := s.T / 60
 		n++
 		sx += x
-		sy += s.SFURSSMB
+		sy += y
 		sxx += x * x
-		sxy += x * s.SFURSSMB
+		sxy += x * y
 	}
 	if n < 10 || n*sxx-sx*sx == 0 {
 		return 0
@@ -551,6 +555,7 @@ func (r *runner) sample(now time.Time, prev sampleState) (Sample, sampleState) {
 			s.ForwardedPerS = (srv.forwarded - prev.server.forwarded) / dt
 		}
 		s.SFURSSMB = srv.rssBytes / 1e6
+		s.SFUGoroutines = srv.goroutines
 	} else {
 		st.server = prev.server
 	}

@@ -20,6 +20,7 @@ type serverFigures struct {
 	rssBytes   float64 // process_resident_memory_bytes
 	forwarded  float64 // sfu_packets_forwarded_total
 	plis       float64 // sfu_plis_total: keyframe requests sent to publishers
+	goroutines float64 // go_goroutines
 	// latency is the sfu_forward_latency_seconds histogram: upper bound (seconds) to cumulative count.
 	latency map[float64]float64
 	ok      bool
@@ -61,6 +62,8 @@ func scrape(ctx context.Context, hc *http.Client, base string) (serverFigures, e
 			f.forwarded = v
 		case name == "sfu_plis_total":
 			f.plis = v
+		case name == "go_goroutines":
+			f.goroutines = v
 		case strings.HasPrefix(name, `sfu_forward_latency_seconds_bucket{le="`):
 			le := strings.TrimSuffix(strings.TrimPrefix(name, `sfu_forward_latency_seconds_bucket{le="`), `"}`)
 			if b, err := strconv.ParseFloat(le, 64); err == nil {
