@@ -8,6 +8,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -64,6 +65,9 @@ type Config struct {
 	MaxUnjoinedPerIP, MaxUnjoined int
 	// BodyTimeout bounds reading a request's body, counted from when its headers are in; 0: DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// Ready, when set, says why the node takes no new participants now (draining, its cluster store unreachable),
+	// nil when it does: GET /readyz answers 503 with the reason, or 200.
+	Ready func() error
 }
 
 // The defaults of Config's caps on the HTTP surface.
@@ -92,6 +96,7 @@ type Server struct {
 	origins        map[string]struct{} // normalized Config.AllowedOrigins
 	joinICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
 	transcripts    Transcripts
+	ready          func() error
 
 	mu           sync.Mutex
 	sessions     map[*session]struct{}
@@ -125,7 +130,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys, Audience: cfg.Audience, MaxTTL: cfg.MaxTokenTTL}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		unjoined: newUnjoinedCaps(cfg.MaxUnjoinedPerIP, cfg.MaxUnjoined), bodyTimeout: cfg.BodyTimeout,
-		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts}
+		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts, ready: cfg.Ready}
 	if srv.bodyTimeout <= 0 {
 		srv.bodyTimeout = DefaultBodyTimeout
 	}
@@ -155,6 +160,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	srv.mux.HandleFunc("GET /readyz", srv.serveReady)
 	if cfg.Dev {
 		srv.mux.HandleFunc("GET /token", srv.devToken)
 	}
@@ -330,6 +336,28 @@ func (srv *Server) iceServersFor(ev sfu.Event) []webrtc.ICEServer {
 		return ice
 	}
 	return append(slices.Clone(ice), srv.joinICEServers(ev.Participant.Identity, ev.Participant.ValidUntil)...)
+}
+
+// serveReady answers 200 while the node takes new participants, 503 with the reason while it does not: shutting
+// down, or what Config.Ready says (draining, the cluster store unreachable).
+func (srv *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	srv.mu.Lock()
+	closed := srv.closed
+	srv.mu.Unlock()
+	var err error
+	switch {
+	case closed:
+		err = errors.New("shutting down")
+	case srv.ready != nil:
+		err = srv.ready()
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
 }
 
 // Shutdown tells every client the server is stopping, ends their sessions and waits for them, or for ctx.

@@ -219,6 +219,7 @@ func startNode(cfg config) (_ *node, err error) {
 		}
 		undo.push(func() { _ = place.Close() })
 		sigCfg.Placement = place
+		sigCfg.Ready = place.Ready
 	}
 	sig := signaling.NewServer(s, sigCfg)
 	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place,

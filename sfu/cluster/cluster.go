@@ -41,6 +41,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -143,6 +144,8 @@ type Cluster struct {
 	// pubMu serialises writes of this node's registration and its removal,
 	// so a SetDraining racing Close cannot re-create the node hash.
 	pubMu sync.Mutex
+
+	unreachable atomic.Bool // the last heartbeat failed: Redis did not answer
 
 	mu     sync.Mutex
 	self   NodeInfo
@@ -417,6 +420,26 @@ func (c *Cluster) Release(ctx context.Context, room string) error {
 	c.mu.Unlock()
 	if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, c.selfID()).Err(); err != nil {
 		return fmt.Errorf("cluster: release room %q: %w", room, err)
+	}
+	return nil
+}
+
+// ErrNotReady is why a node takes no new participants now (Ready).
+var ErrNotReady = errors.New("not ready")
+
+// Ready reports whether this node takes new rooms and participants: it has not left the cluster, is not draining,
+// and its last heartbeat reached Redis.
+func (c *Cluster) Ready() error {
+	c.mu.Lock()
+	closed, draining := c.closed, c.self.Draining
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return fmt.Errorf("%w: left the cluster", ErrNotReady)
+	case draining:
+		return fmt.Errorf("%w: draining", ErrNotReady)
+	case c.unreachable.Load():
+		return fmt.Errorf("%w: the cluster store (Redis) does not answer", ErrNotReady)
 	}
 	return nil
 }
@@ -701,6 +724,7 @@ func (c *Cluster) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		c.unreachable.Store(err != nil)
 		switch {
 		case err != nil && !failing:
 			failing = true

@@ -146,6 +146,9 @@ func (p *Placement) IsPeer(base string) bool {
 	return err == nil && ok
 }
 
+// Ready reports whether this node takes new participants (Cluster.Ready), for /readyz.
+func (p *Placement) Ready() error { return p.c.Ready() }
+
 // Drain marks this node draining, so that no new room is placed here, and returns the base URL of another live
 // node of the region to send its participants to, as Redis has it now; "" if there is none or Redis cannot say.
 func (p *Placement) Drain(ctx context.Context) (string, error) {
