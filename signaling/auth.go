@@ -14,7 +14,7 @@ import (
 type Claims struct {
 	Room      string `json:"room"`
 	Identity  string `json:"identity"`
-	Name      string `json:"name,omitempty"`
+	Name      string `json:"name,omitempty"` // display name; Verify cleans it (see displayName)
 	Publish   bool   `json:"publish"`
 	Subscribe bool   `json:"subscribe"`
 	// PublishData allows data channels on the publish connection.
@@ -131,7 +131,7 @@ func VerifyToken(secret []byte, token string) (*Claims, error) {
 }
 
 // Verify checks the token's signature (HS256 only, with the key its kid names), expiry, audience, lifetime and
-// fields.
+// fields. The claims' Name is the display name to show (see displayName).
 func (k Keys) Verify(token string) (*Claims, error) {
 	aud, maxTTL := k.audience(), k.maxTTL()
 	var c Claims
@@ -168,9 +168,7 @@ func (k Keys) Verify(token string) (*Claims, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	if c.Name == "" {
-		c.Name = c.Identity
-	}
+	c.Name = displayName(c.Name, c.Identity) // what the others see: no control or bidi characters
 	return &c, nil
 }
 

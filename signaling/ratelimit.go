@@ -3,7 +3,8 @@ package signaling
 import "time"
 
 // Message rate per socket: a client may send MaxMessagesPerSecond on average, in bursts of up to
-// MessageBurst; messages beyond are dropped with a rate_limited error (at most one such error a second).
+// MessageBurst; messages beyond are dropped with a rate_limited error (at most one such error a second). Every
+// frame counts, binary and oversized ones too (which are refused besides).
 const (
 	MaxMessagesPerSecond = 50
 	MessageBurst         = 100

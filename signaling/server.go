@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,9 +49,12 @@ type Config struct {
 	Logger    *zap.Logger
 
 	// AllowedOrigins are the browser origins (scheme://host[:port]) that may open the WebSocket besides the
-	// server's own (an Origin whose host is the request's Host); "*" allows any. Requests without an Origin
-	// header (non-browser clients) are always allowed.
+	// node's own (see ownOrigin: never taken from the request's Host header); "*" allows any. Requests without
+	// an Origin header (non-browser clients) are always allowed.
 	AllowedOrigins []string
+	// PublicURL is the base URL browsers reach the node at (e.g. https://meet.example.org, behind a proxy); its
+	// origin is one of the node's own. "": only the node's address is.
+	PublicURL string
 	// Transcripts serves GET /transcript/{room}; nil: no transcripts.
 	Transcripts Transcripts
 	// ICEServers, when set, returns the ICE servers of one joining participant (e.g. TURN credentials minted
@@ -93,7 +95,7 @@ type Server struct {
 	unjoined       *unjoinedCaps // sockets open but not joined, per address and in all
 	bodyTimeout    time.Duration
 	anyOrigin      bool                // Config.AllowedOrigins has "*"
-	origins        map[string]struct{} // normalized Config.AllowedOrigins
+	origins        map[string]struct{} // normalized Config.AllowedOrigins and the origin of Config.PublicURL
 	joinICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
 	transcripts    Transcripts
 	ready          func() error
@@ -139,6 +141,9 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv.upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 4096, WriteBufferPool: &srv.writeBuffers,
 		HandshakeTimeout: 10 * time.Second,
 		CheckOrigin:      func(*http.Request) bool { return true }} // serveWS checks it first, with a clearer answer
+	if o, err := urlOrigin(cfg.PublicURL); err == nil {
+		srv.origins[o] = struct{}{}
+	}
 	for _, o := range cfg.AllowedOrigins {
 		if strings.TrimSpace(o) == "*" {
 			srv.anyOrigin = true
@@ -150,9 +155,9 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	srv.mux.HandleFunc("GET /{$}", srv.page(static, "index.html"))
-	srv.mux.HandleFunc("GET /room/{room}", srv.roomPage(static))
-	srv.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	srv.mux.Handle("GET /{$}", withPageHeaders(srv.page(static, "index.html")))
+	srv.mux.Handle("GET /room/{room}", withPageHeaders(srv.roomPage(static)))
+	srv.mux.Handle("GET /static/", withPageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
 	srv.mux.HandleFunc("GET /ws", srv.serveWS)
 	srv.mux.HandleFunc("GET /transcript/{room}", srv.serveTranscript)
 	srv.routeWHIP()
@@ -239,8 +244,9 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		srv.log.Info("websocket refused: origin not allowed", zap.String("origin", origin), zap.String("host", r.Host),
 			zap.String("remote", r.RemoteAddr))
-		http.Error(w, "origin "+strconv.Quote(origin)+" may not open the signaling WebSocket of "+r.Host+
-			": the server allows its own origin and those it is configured with (allowed origins)", http.StatusForbidden)
+		http.Error(w, "origin "+strconv.Quote(origin)+" may not open the signaling WebSocket of this node: it allows its "+
+			"public URL's origin (public-url), its own address (and localhost on loopback) and the allowed origins "+
+			"(allowed-origins), never one taken from the Host header", http.StatusForbidden)
 		return
 	}
 	slot, status := srv.unjoined.acquire(r.RemoteAddr)
@@ -276,56 +282,6 @@ func (srv *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}()
 		s.run()
 	}()
-}
-
-// NormalizeOrigin reads an origin as browsers send it, scheme://host[:port], into its lower-case form without
-// a default port (443 for https, 80 for http).
-func NormalizeOrigin(s string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", s, err)
-	}
-	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "http" && scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
-		u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("origin %q: want scheme://host[:port], e.g. https://meet.example.org", s)
-	}
-	host := strings.ToLower(u.Host)
-	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
-		host = strings.ToLower(u.Hostname())
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-	}
-	return scheme + "://" + host, nil
-}
-
-// originAllowed says whether r may open the WebSocket: no Origin (not a browser), the server's own origin (the
-// Origin's host is the request's Host), or a configured one.
-func (srv *Server) originAllowed(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || srv.anyOrigin {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if u.Host != "" && strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	n, err := NormalizeOrigin(origin)
-	if err != nil {
-		return false
-	}
-	if _, ok := srv.origins[n]; ok {
-		return true
-	}
-	// In a cluster, a page served by one node of the region opens the socket of the room's owner.
-	if srv.placement != nil {
-		return srv.placement.IsPeer(n)
-	}
-	return false
 }
 
 // iceServersFor returns the ICE servers an event's message carries: the SFU's, and for joined those of the

@@ -101,30 +101,41 @@ func (s *session) readLoop() {
 		if buf = msg; s.p == nil && cap(buf) > preJoinBuffer {
 			buf = nil
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			s.log.Debug("websocket read", zap.Error(err))
 			return
-		case size > protocol.MaxMessageSize:
-			s.sendError(protocol.Errorf(protocol.CodeTooLarge, "", "message is %d bytes; the limit is %d", size, protocol.MaxMessageSize))
+		}
+		// Every frame counts against the rate, whatever its type or size: the refusals below cost an answer each.
+		if !s.allowFrame() {
 			continue
 		}
 		if kind != websocket.TextMessage {
-			s.sendError(protocol.Errorf(protocol.CodeBadMessage, "", "messages are JSON text frames"))
+			s.sendError(protocol.Errorf(protocol.CodeBadMessage, "", "binary frames are refused: messages are JSON text frames"))
 			continue
 		}
-		if !s.rate.allow(time.Now()) {
-			if s.rate.shouldTell(time.Now()) {
-				s.srv.record(audit.Record{Kind: audit.KindLimit, Room: s.claims.Room, Identity: s.claims.Identity, Remote: s.remote,
-					Refused: true, Detail: map[string]any{"refused": "message", "code": protocol.CodeRateLimited}})
-				s.sendError(protocol.Errorf(protocol.CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
-			}
+		if size > protocol.MaxMessageSize {
+			s.sendError(protocol.Errorf(protocol.CodeTooLarge, "", "message is %d bytes; the limit is %d", size, protocol.MaxMessageSize))
 			continue
 		}
 		if !s.handle(msg) {
 			return
 		}
 	}
+}
+
+// allowFrame takes a frame from the socket's rate; over it, the frame is dropped and the client told (once a
+// second at most).
+func (s *session) allowFrame() bool {
+	now := time.Now()
+	if s.rate.allow(now) {
+		return true
+	}
+	if s.rate.shouldTell(now) {
+		s.srv.record(audit.Record{Kind: audit.KindLimit, Room: s.claims.Room, Identity: s.claims.Identity, Remote: s.remote,
+			Refused: true, Detail: map[string]any{"refused": "message", "code": protocol.CodeRateLimited}})
+		s.sendError(protocol.Errorf(protocol.CodeRateLimited, "", "more than %d messages a second; this one was dropped", MaxMessagesPerSecond))
+	}
+	return false
 }
 
 // handle acts on one message; it reports false when the session must end.

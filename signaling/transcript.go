@@ -7,18 +7,15 @@ import (
 )
 
 // serveTranscript answers GET /transcript/{room} with the room's final captions as WebVTT. The caller proves it
-// is in the room with a token for it that may subscribe (Authorization: Bearer, or ?token= for a plain link);
-// ?lang= picks a translation.
+// is in the room with a token for it that may subscribe, in the Authorization header (Bearer) only: a token in
+// the address would stay in histories, proxies' logs and Referer headers. ?lang= picks a translation.
 func (srv *Server) serveTranscript(w http.ResponseWriter, r *http.Request) {
 	room := r.PathValue("room")
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		tok = r.URL.Query().Get("token")
-	}
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	claims, err := srv.keys.Verify(tok)
 	if err != nil {
 		srv.recordAuthFailure(r, "transcript", err)
-		http.Error(w, "a valid token for the room is required: "+err.Error(), http.StatusUnauthorized)
+		http.Error(w, "a valid token for the room is required in the Authorization header (Bearer): "+err.Error(), http.StatusUnauthorized)
 		return
 	}
 	if claims.Room != room || !claims.Subscribe {
@@ -31,6 +28,7 @@ func (srv *Server) serveTranscript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var vtt []byte
+	ok := false
 	if srv.transcripts != nil {
 		vtt, ok = srv.transcripts.Transcript(room, lang)
 	}

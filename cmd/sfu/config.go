@@ -82,7 +82,7 @@ type config struct {
 
 	Region    string // this node's region (e.g. hk)
 	Redis     string // the region's Redis URL; empty: a single node
-	PublicURL string // the base URL other nodes and redirected clients reach this node at
+	PublicURL string // the base URL browsers, other nodes and redirected clients reach this node at; its origin may open the WebSocket
 	NodeID    string
 	Capacity  int // participants this node takes before rooms spill to others
 }
@@ -109,7 +109,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: with -tls-key, serve HTTPS and wss:// on -addr; reloaded when the file changes")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of -tls-cert")
-	fs.StringVar(&origins, "allowed-origins", "", `comma-separated browser origins, e.g. "https://meet.example.org", that may open the signaling WebSocket besides the node's own; "*" allows any`)
+	fs.StringVar(&origins, "allowed-origins", "", `comma-separated browser origins, e.g. "https://meet.example.org", that may open the signaling WebSocket besides the node's own (its -public-url, its address, localhost when on loopback; never one taken from the Host header); "*" allows any`)
 	fs.StringVar(&c.TCPAddr, "tcp", ":7881", `ICE-TCP address for clients whose network blocks UDP (UDP stays preferred), e.g. ":7881"; empty disables`)
 	fs.StringVar(&c.TURNAddr, "turn", "", fmt.Sprintf(`run a TURN server on this UDP address, e.g. ":3478", relaying UDP to this node's media ports only (at most %d relays per credential, no TCP relays), and give each participant short-lived credentials for it; empty: off`, turn.DefaultMaxAllocations))
 	fs.StringVar(&c.TURNRealm, "turn-realm", "edge-sfu", "the TURN server's realm")
@@ -152,7 +152,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.HTTPBodyTimeout, "http-body-timeout", signaling.DefaultBodyTimeout, "a request's body (a WHIP/WHEP offer) must arrive within this long of its headers; slower ones get 408")
 	fs.StringVar(&c.Region, "region", "local", "this node's region, e.g. hk; rooms stay in the regions their policy names")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL shared by the region's nodes, e.g. redis://10.0.0.2:6379/0; empty: a single node")
-	fs.StringVar(&c.PublicURL, "public-url", "", "base URL clients and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL browsers and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR); pages of its origin may open the signaling WebSocket")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: host name and URL)")
 	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
 	fs.Usage = func() {

@@ -59,6 +59,10 @@ const SCREEN_CONSTRAINTS = {
 };
 const SCREEN_MAX_BITRATE = 2_500_000; // one encoding, no simulcast: text must stay sharp
 
+// The tab's sessionStorage keeps the token it was opened with under this prefix and the room's name (the
+// address does not: see takeToken).
+const TOKEN_STORAGE_PREFIX = 'sfu.token:';
+
 const VIDEO_SIZES = {
   '720': { width: 1280, height: 720 },
   '1080': { width: 1920, height: 1080 },
@@ -81,18 +85,22 @@ function readConfig() {
     // A malformed escape: keep the raw segment.
   }
 
+  // The token leaves the address at once, so that it stays out of the history (and of what is shared from the
+  // address bar); the tab keeps it for reloads, "Rejoin" and reconnects.
+  const token = takeToken(params, room);
   let name = (params.get('name') || '').trim();
   if (!name) {
     name = 'Guest-' + String(Math.floor(Math.random() * 10000)).padStart(4, '0');
     // Keep the chosen name in the address so that a reload or "Rejoin" keeps it.
     params.set('name', name);
-    history.replaceState(null, '', `${location.pathname}?${params}${location.hash}`);
   }
+  const query = params.toString();
+  history.replaceState(null, '', `${location.pathname}${query ? '?' + query : ''}${location.hash}`);
 
   return {
     room,
     name,
-    token: params.get('token') || '',
+    token,
     res: params.get('res') === '720' ? '720' : '1080',
     simulcast: params.get('simulcast') !== '0',
     publish: params.get('publish') !== '0',
@@ -101,6 +109,30 @@ function readConfig() {
     captions: parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
   };
+}
+
+// takeToken takes ?token= out of params and keeps it in this tab's sessionStorage, by room; without one in the
+// address it is the token kept before (a reload), or '' (dev mode mints its own).
+function takeToken(params, room) {
+  const key = TOKEN_STORAGE_PREFIX + room;
+  const token = params.get('token') || '';
+  params.delete('token');
+  try {
+    if (token) sessionStorage.setItem(key, token);
+    else return sessionStorage.getItem(key) || '';
+  } catch (err) {
+    // Storage may be disabled: the token then lives as long as the page.
+  }
+  return token;
+}
+
+// forgetToken drops the kept token once the server has refused it: a reload asks for a fresh link.
+function forgetToken() {
+  try {
+    sessionStorage.removeItem(TOKEN_STORAGE_PREFIX + config.room);
+  } catch (err) {
+    // Storage may be disabled.
+  }
 }
 
 // normalizeLanguage reads a captions language: '' for off, the tag itself, or null when it is not a tag.
@@ -2085,8 +2117,10 @@ class Session {
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
     // replaced by a fresh one when the socket closes and the page reconnects.
     if (code === 'unauthorized') {
+      if (!usingDevToken) forgetToken();
       fail(`The server refused the token (unauthorized): ${text}`);
     } else if (code === 'token_expired' && !usingDevToken) {
+      forgetToken();
       fail('The token has expired (token_expired): open the link with a fresh ?token=...');
     }
   }
