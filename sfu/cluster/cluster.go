@@ -24,8 +24,10 @@
 //	sfu:urls:{region} hash: every node URL the region has had → when it was last live (Unix seconds), so that
 //	                pages served by a node that has just left may still reach the others.
 //	sfu:room:{room} string: the id of the owner node, with the lease TTL
-//	                (SET NX PX). The owner's heartbeat renews it only while it
-//	                still holds it (compare-and-pexpire Lua script); Release and
+//	                (SET NX PX). The owner's heartbeat renews it while it still
+//	                holds it (compare-and-pexpire Lua script), and takes it again
+//	                if it lapsed and nobody else took it (Redis was unreachable
+//	                for longer than the TTL, or restarted empty); Release and
 //	                Close delete it only if this node holds it (compare-and-
 //	                delete Lua script). A lease whose holder has no live node
 //	                hash is treated as free.
@@ -90,10 +92,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// renewScript extends a lease only if this node still holds it.
+// renewScript extends a lease if this node still holds it (1), or takes it again if nobody holds it (2): it
+// lapsed while Redis could not be reached, or Redis restarted without its data. Another node's lease is left
+// alone (0).
 var renewScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	return 2
 end
 return 0`)
 
@@ -769,14 +778,24 @@ func (c *Cluster) renew(ctx context.Context) error {
 		return fmt.Errorf("cluster: renew leases: %w", err)
 	}
 	for i, cmd := range cmds {
-		if n, _ := cmd.Int64(); n == 1 {
+		n, _ := cmd.Int64()
+		if n == 1 {
 			continue
 		}
 		c.mu.Lock()
 		_, held := c.leases[rooms[i]] // false: Released meanwhile
-		delete(c.leases, rooms[i])
+		if n != 2 {
+			delete(c.leases, rooms[i])
+		}
 		c.mu.Unlock()
-		if held {
+		switch {
+		case n == 2 && held:
+			c.log.Warn("cluster: took the lapsed lease of a room again", zap.String("room", rooms[i]))
+		case n == 2: // Released after the rooms were read: give back what the script took
+			if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + rooms[i]}, id).Err(); err != nil {
+				return fmt.Errorf("cluster: release room %q: %w", rooms[i], err)
+			}
+		case held:
 			c.log.Warn("cluster: lost the lease of a room", zap.String("room", rooms[i]))
 		}
 	}

@@ -354,6 +354,59 @@ func TestStaleLeaseIsFree(t *testing.T) {
 	}
 }
 
+// A lease that lapsed while its holder still has the room (Redis restarted without its data, or was out of
+// reach for longer than the TTL) is taken again by the holder's heartbeat; one that another node took
+// meanwhile is not, and the holder forgets it.
+func TestLapsedLeaseTakenAgain(t *testing.T) {
+	t.Parallel()
+	url := clustertest.StartRedis(t)
+	ctx := testCtx(t, 10*time.Second)
+	a := startNode(t, url, nodeOpts{id: "a", region: "hk"})
+	startNode(t, url, nodeOpts{id: "b", region: "hk", load: 5})
+	for _, room := range []string{"kept", "taken"} {
+		if owner, mine := place(t, ctx, a, room, "hk"); owner != "a" || !mine {
+			t.Fatalf("a.Place(%s) = %s mine=%v, want a", room, owner, mine)
+		}
+	}
+	rdb := rawClient(t, url)
+	holder := func(room string) string {
+		v, err := rdb.Get(ctx, roomKeyPrefix+room).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// Redis loses everything, as when it restarts without persistence, and b takes one of the rooms first.
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, roomKeyPrefix+"taken", "b", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * testHeartbeat)
+	for holder("kept") != "a" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease of a's room is held by %q %v after Redis lost it, want a again", holder("kept"), 5*testHeartbeat)
+		}
+		time.Sleep(testHeartbeat / 5)
+	}
+	time.Sleep(3 * testHeartbeat)
+	if got := holder("taken"); got != "b" {
+		t.Fatalf("the lease b took is held by %q, want b", got)
+	}
+	// a forgot it: once b's lease goes, a does not take the room back.
+	if err := rdb.Del(ctx, roomKeyPrefix+"taken").Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * testHeartbeat)
+	if got := holder("taken"); got != "" {
+		t.Fatalf("the lease of the room a lost is held by %q, want none", got)
+	}
+	if got := holder("kept"); got != "a" {
+		t.Fatalf("the lease of a's room is held by %q, want a", got)
+	}
+}
+
 func TestDraining(t *testing.T) {
 	t.Parallel()
 	url := clustertest.StartRedis(t)

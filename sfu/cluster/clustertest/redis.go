@@ -1,10 +1,12 @@
 // Package clustertest holds test helpers for code that uses package cluster:
-// StartRedis runs a throw-away redis-server for one test.
+// StartRedis runs a throw-away redis-server for one test; StartRedisServer
+// one that the test may also kill and start again on the same port.
 package clustertest
 
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +28,25 @@ const startTimeout = 5 * time.Second
 // installed or does not come up within 5 s.
 func StartRedis(t testing.TB) (url string) {
 	t.Helper()
+	return StartRedisServer(t).URL
+}
+
+// Redis is a throw-away redis-server that a test may kill, as a crash would,
+// and start again, empty, on the same port.
+type Redis struct {
+	URL  string // redis://127.0.0.1:PORT/0
+	bin  string
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	stop func() // kills the running server and waits for it; nil while stopped
+}
+
+// StartRedisServer is StartRedis returning the server, which the test may
+// Kill and Restart; it is killed when the test ends.
+func StartRedisServer(t testing.TB) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if _, statErr := exec.LookPath("/usr/bin/redis-server"); statErr != nil {
@@ -43,14 +64,44 @@ func StartRedis(t testing.TB) (url string) {
 		if err != nil {
 			t.Fatalf("clustertest: find a free port: %v", err)
 		}
-		url, err := startOn(t, bin, dir, port)
+		url, stop, err := startOn(bin, dir, port)
 		if err == nil {
-			return url
+			r := &Redis{URL: url, bin: bin, dir: dir, port: port, stop: stop}
+			t.Cleanup(r.Kill)
+			return r
 		}
 		lastErr = err
 	}
 	t.Fatalf("clustertest: start redis-server: %v", lastErr)
-	return ""
+	return nil
+}
+
+// Kill stops the server with SIGKILL and waits until it has exited. Without
+// persistence its data is gone. Killing a stopped server does nothing.
+func (r *Redis) Kill() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stop != nil {
+		r.stop()
+		r.stop = nil
+	}
+}
+
+// Restart starts a killed server again, empty, on the same port, and waits
+// until it answers PING (5 s at most). It fails if the server is running or
+// another process has taken the port meanwhile.
+func (r *Redis) Restart() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stop != nil {
+		return errors.New("clustertest: redis-server is running")
+	}
+	_, stop, err := startOn(r.bin, r.dir, r.port)
+	if err != nil {
+		return err
+	}
+	r.stop = stop
+	return nil
 }
 
 func freePort() (int, error) {
@@ -80,8 +131,8 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func startOn(t testing.TB, bin, dir string, port int) (string, error) {
-	t.Helper()
+// startOn runs redis-server on port and waits until it answers PING; stop kills it and waits for it.
+func startOn(bin, dir string, port int) (url string, stop func(), err error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port),
@@ -95,7 +146,7 @@ func startOn(t testing.TB, bin, dir string, port int) (string, error) {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("run %s: %w", bin, err)
+		return "", nil, fmt.Errorf("run %s: %w", bin, err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
@@ -103,7 +154,7 @@ func startOn(t testing.TB, bin, dir string, port int) (string, error) {
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	stop := func() {
+	stop = func() {
 		select {
 		case <-exited:
 		default:
@@ -116,7 +167,7 @@ func startOn(t testing.TB, bin, dir string, port int) (string, error) {
 	for {
 		select {
 		case <-exited:
-			return "", fmt.Errorf("redis-server on port %d exited: %v\n%s", port, waitErr, out.String())
+			return "", nil, fmt.Errorf("redis-server on port %d exited: %v\n%s", port, waitErr, out.String())
 		default:
 		}
 		// The server must be ours: a server of another test that took the
@@ -125,12 +176,11 @@ func startOn(t testing.TB, bin, dir string, port int) (string, error) {
 			break
 		} else if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("redis-server on port %d does not answer PING after %v: %w\n%s", port, startTimeout, err, out.String())
+			return "", nil, fmt.Errorf("redis-server on port %d does not answer PING after %v: %w\n%s", port, startTimeout, err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Cleanup(stop)
-	return "redis://" + addr + "/0", nil
+	return "redis://" + addr + "/0", stop, nil
 }
 
 // ping sends PING, expects +PONG, then checks with INFO server that the
