@@ -146,13 +146,12 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 	if len(cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}
-	ipFilter, loopback, err := ipFilter(cfg.ICEIPs)
-	if err != nil {
-		return nil, nil, err
-	}
+	// A node on loopback (a test or development node) offers loopback candidates; no other does.
+	ipFilter, loopback, err := ipFilter(cfg.ICEIPs, onLoopback(cfg))
 	se.SetIncludeLoopbackCandidate(loopback)
-	if ipFilter != nil {
-		se.SetIPFilter(ipFilter)
+	se.SetIPFilter(ipFilter)
+	if len(cfg.ICEIPs) == 0 {
+		se.SetInterfaceFilter(notVirtual)
 	}
 
 	var closers []func() error
@@ -263,6 +262,7 @@ func udpMux(addr string, filter func(net.IP) bool, loopback bool, lf logging.Log
 		ice.UDPMuxFromPortWithWriteBufferSize(socketBuffer),
 		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 	}
+	opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(notVirtual))
 	if filter != nil {
 		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(filter))
 	}
@@ -345,11 +345,15 @@ func onLoopback(cfg NetConfig) bool {
 	return false
 }
 
-// ipFilter turns a list of addresses into a gathering filter. Loopback candidates are offered when the list is
-// empty (a browser on the same machine can then connect) or names a loopback address.
-func ipFilter(ips []string) (func(net.IP) bool, bool, error) {
+// ipFilter turns a list of addresses into a gathering filter, and reports whether loopback candidates are
+// offered: when the list names a loopback address, or the node is on loopback. An empty list gathers on every
+// address a client elsewhere could reach: not link-local, multicast or unspecified ones, and loopback only on a
+// node on loopback.
+func ipFilter(ips []string, onLoopback bool) (func(net.IP) bool, bool, error) {
 	if len(ips) == 0 {
-		return nil, true, nil
+		return func(ip net.IP) bool {
+			return (onLoopback || !ip.IsLoopback()) && !ip.IsLinkLocalUnicast() && !ip.IsMulticast() && !ip.IsUnspecified()
+		}, onLoopback, nil
 	}
 	allowed := make([]net.IP, 0, len(ips))
 	loopback := false
@@ -368,7 +372,21 @@ func ipFilter(ips []string) (func(net.IP) bool, bool, error) {
 			}
 		}
 		return false
-	}, loopback, nil
+	}, loopback || onLoopback, nil
+}
+
+// virtualPrefixes name the interfaces of containers and virtual machines on the host (Docker, libvirt, CNI,
+// Podman): their addresses reach nothing a client is on, so a node without -ice-ip does not offer them.
+var virtualPrefixes = []string{"docker", "br-", "veth", "virbr", "cni", "flannel", "podman", "vnet"}
+
+// notVirtual is the interface filter of a node without -ice-ip.
+func notVirtual(name string) bool {
+	for _, p := range virtualPrefixes {
+		if strings.HasPrefix(name, p) {
+			return false
+		}
+	}
+	return true
 }
 
 var videoFeedback = []webrtc.RTCPFeedback{
