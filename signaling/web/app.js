@@ -50,6 +50,12 @@ const CAPTION_LANGUAGES = [
   { tag: 'ko', label: 'Korean' },
   { tag: 'fr', label: 'French' },
 ];
+// The page's own words in the languages ?lang= picks (default en): so far the transcription badge.
+const UI_STRINGS = {
+  en: { transcribed: 'Transcribed' },
+  'zh-HK': { transcribed: '正在轉錄' },
+  'zh-CN': { transcribed: '正在转录' },
+};
 // A BCP 47 language tag as the server accepts it (sfu/captions.go).
 const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
@@ -72,6 +78,7 @@ const VIDEO_SIZES = {
 // Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
 //   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
+//   &lang=en|zh-HK|zh-CN (the page's language, see UI_STRINGS)
 // ---------------------------------------------------------------------------------------------------------
 
 function readConfig() {
@@ -108,7 +115,19 @@ function readConfig() {
     denoise: parseDenoiseParam(params.get('denoise')),
     captions: parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
+    ui: parseUiLanguage(params.get('lang')),
   };
+}
+
+// parseUiLanguage: one of UI_STRINGS' languages (tags compare without regard to case), else en.
+function parseUiLanguage(value) {
+  const v = String(value || '').trim().toLowerCase();
+  return Object.keys(UI_STRINGS).find((k) => k.toLowerCase() === v) || 'en';
+}
+
+// tr is the page's word for key in its language (English when that language lacks it).
+function tr(key) {
+  return (UI_STRINGS[config.ui] || {})[key] || UI_STRINGS.en[key] || key;
 }
 
 // takeToken takes ?token= out of params and keeps it in this tab's sessionStorage, by room; without one in the
@@ -214,6 +233,7 @@ const app = {
     finals: [], // the last CAPTION_FINALS_KEPT final captions
     strip: new Map(), // participant id -> caption line in the strip (speakers without a tile: ourselves, ...)
   },
+  transcribed: new Set(), // participant ids whose speech the server transcribes, as its last transcription said
   isAdmin: false, // our token's admin claim, as the last joined said: the host controls show
   roomLocked: false, // as the server last said (room_state)
   adminMuted: new Set(), // ids of our tracks the host muted and has not unmuted (this session)
@@ -241,6 +261,7 @@ window.sfu = {
   setCaptions, // (lang) => boolean: reads captions in lang ('' off); true if sent now, false if at join
   transcript, // (lang?) => Promise<string>: the room's transcript as WebVTT, fetched as the download button does
   downloadTranscript, // () => Promise<boolean>: saves the transcript as a .vtt file; false (with a notice) if not
+  transcribed: [], // participant ids the server transcribes now, as its last transcription message said (this session)
   joins: 0, // joined messages received since the page opened (a full reconnect joins again)
   // ICE restarts started (each connection counts apart) and each connection's ICE state: {state, restarting,
   // attempts, ufrag (the server's ICE username fragment, new after each restart)}. See Session.renderIce.
@@ -404,7 +425,15 @@ function createTile({ label, local = false, screen = false }) {
   camEl.className = 'indicator cam';
   camEl.append(icon('cam'));
   indicators.append(micEl, camEl);
-  plate.append(nameEl, indicators);
+  // Shown while the server transcribes the participant's microphone for live captions (see renderTranscribed).
+  const transcribedEl = document.createElement('span');
+  transcribedEl.className = 'badge transcribed-badge';
+  transcribedEl.lang = config.ui;
+  transcribedEl.textContent = tr('transcribed');
+  transcribedEl.title = tr('transcribed');
+  transcribedEl.setAttribute('aria-label', tr('transcribed'));
+  transcribedEl.hidden = true;
+  plate.append(nameEl, transcribedEl, indicators);
 
   const statsEl = document.createElement('div');
   statsEl.className = 'stats-overlay';
@@ -420,7 +449,7 @@ function createTile({ label, local = false, screen = false }) {
 
   el.append(video, avatar, captionEl, plate, statsEl);
   const caption = { el: captionEl, textEl: captionText, timer: null };
-  const tile = { el, video, avatar, nameEl, micEl, camEl, statsEl, caption, reloadPending: false };
+  const tile = { el, video, avatar, nameEl, micEl, camEl, transcribedEl, statsEl, caption, reloadPending: false };
   setTileName(tile, label);
   setTileIndicators(tile, 'none', 'none');
   return tile;
@@ -430,6 +459,12 @@ function setTileName(tile, label) {
   tile.nameEl.textContent = label;
   tile.avatar.textContent = initials(label);
   tile.el.title = label;
+}
+
+// setTileTranscribed shows or hides the tile's transcription badge.
+function setTileTranscribed(tile, on) {
+  tile.transcribedEl.hidden = !on;
+  tile.el.dataset.transcribed = String(on);
 }
 
 // setTileIndicators: mic and cam are 'on', 'off' (muted) or 'none' (not published).
@@ -1052,6 +1087,35 @@ function clearCaptionLines() {
 }
 
 // onCaptionsStatus: the server's captions engine stopped working, or works again.
+// transcribedIds is the list of a transcription message (signaling/PROTOCOL.md): the participant ids whose
+// speech the server transcribes now, without duplicates; anything not a string is left out. DOM-free.
+function transcribedIds(msg) {
+  const list = msg && Array.isArray(msg.transcribed) ? msg.transcribed : [];
+  return Array.from(new Set(list.filter((id) => typeof id === 'string' && id !== '')));
+}
+
+// onTranscription: the server says whose microphone it transcribes for live captions (security finding 7: the
+// page shows it, on each of their tiles, ours included).
+function onTranscription(msg) {
+  setTranscribed(transcribedIds(msg));
+}
+
+function setTranscribed(ids) {
+  app.transcribed = new Set(ids);
+  window.sfu.transcribed = ids.slice();
+  renderTranscribed();
+}
+
+// renderTranscribed badges the tile of each participant the server transcribes, and only those: the main tile
+// (the microphone's), not screen shares; our own tile when our id is in the list.
+function renderTranscribed() {
+  for (const p of app.participants.values()) setTileTranscribed(p.tile, app.transcribed.has(p.id));
+  if (app.localTile) {
+    const self = window.sfu.participantId;
+    setTileTranscribed(app.localTile, !!self && app.transcribed.has(self));
+  }
+}
+
 function onCaptionsStatus(msg) {
   app.captions.available = msg.available !== false;
   app.captions.reason = app.captions.available ? '' : String(msg.reason || 'the captions engine is not working');
@@ -1387,6 +1451,7 @@ function addParticipant(info) {
       screens: new Map(), // published track id of a screen share -> {tile, stream, seq}
     };
     p.tile.el.dataset.participantId = p.id;
+    setTileTranscribed(p.tile, app.transcribed.has(p.id));
     p.hostMenu = createHostMenu(p);
     p.tile.el.append(p.hostMenu.el);
     app.participants.set(p.id, p);
@@ -1962,6 +2027,7 @@ class Session {
       case 'audio_processing': return onAudioProcessing(msg);
       case 'caption': return onCaption(msg);
       case 'captions_status': return onCaptionsStatus(msg);
+      case 'transcription': return onTranscription(msg);
       case 'room_state': return onRoomState(msg);
       case 'moderation': return onModeration(this, msg);
       default: return undefined; // unknown types are ignored
@@ -2008,6 +2074,7 @@ class Session {
     app.redirectsInRow = 0;
     const you = msg.you || {};
     window.sfu.participantId = you.id || null;
+    renderTranscribed(); // our own tile, should the server already have said we are transcribed
     hideBanner('join');
     // Host controls, and the lock as the server tells it next (room_state follows joined while locked).
     app.isAdmin = you.admin === true;
@@ -2774,6 +2841,7 @@ function followRedirect(session, url, reason) {
 function clearSessionView() {
   clearRemoteParticipants();
   window.sfu.participantId = null;
+  setTranscribed([]); // the next session's server says again who it transcribes
   app.denoise.tracks = new Map(); // nothing runs for us until the next session says so
   app.denoise.pending = false;
   setDenoiseState();
