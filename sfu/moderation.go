@@ -2,12 +2,14 @@ package sfu
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
 )
 
 // Moderation: what a room administrator may do to the room and its participants, checked on the server.
@@ -95,13 +97,23 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 }
 
 // ban refuses identity's joins of room until validUntil (its token's end), or for defaultBan from now when its
-// token has no end; it returns when the ban ends.
+// token has no end, on this node and through the shared store if there is one (see bans.go); it returns when
+// the ban ends. No lock may be held: the store's call is network I/O.
 func (s *SFU) ban(room, identity string, validUntil time.Time) time.Time {
 	now := time.Now()
 	if validUntil.IsZero() {
 		validUntil = now.Add(defaultBan)
 	}
 	s.bans.add(room, identity, validUntil, now)
+	if s.banStore != nil { // no lock is held: AdminAction takes none across this
+		ctx, cancel := context.WithTimeout(context.Background(), banStoreTimeout)
+		err := s.banStore.Ban(ctx, room, identity, validUntil)
+		cancel()
+		if err != nil {
+			s.log.Warn("shared bans: the kick bans on this node only", zap.String("room", room), zap.String("identity", identity),
+				zap.Time("until", validUntil), zap.Error(err))
+		}
+	}
 	return validUntil
 }
 

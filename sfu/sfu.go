@@ -71,6 +71,9 @@ type Config struct {
 	DropPrivateCandidates bool
 	// MaxBans bounds the kicked identities the node keeps refusing (0: DefaultMaxBans); see bans.go.
 	MaxBans int
+	// Bans shares kicks with the other nodes of the region (package cluster's Bans, over Redis); nil: the
+	// node's own list only. See bans.go, which says what happens when it fails.
+	Bans BanStore
 	// OnWorkerStart is told when a worker (a denoise chain, a captions job) starts on a track, for the audit
 	// log; nil: nobody is.
 	OnWorkerStart func(room, participantID, trackID, worker string)
@@ -113,6 +116,7 @@ type SFU struct {
 	onWorkerStart     func(room, participantID, trackID, worker string)
 	roomSettings      func(string) RoomSettings
 	bans              *banList // identities kicked from rooms, refused until their tokens expire
+	banStore          BanStore // nil: bans are this node's only
 
 	tracksPublished atomic.Uint64
 	retiredMu       sync.Mutex
@@ -146,6 +150,7 @@ func New(cfg Config) (*SFU, error) {
 		cfg.MaxBans = DefaultMaxBans
 	}
 	s.bans = newBanList(cfg.MaxBans)
+	s.banStore = cfg.Bans
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -204,6 +209,9 @@ func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 
 // join is Join once a join slot is taken.
 func (s *SFU) join(req JoinRequest, peer Peer) (*Participant, error) {
+	if err := s.checkBan(req.Room, req.Identity); err != nil { // before any lock: it may ask Redis
+		return nil, err
+	}
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, err
@@ -235,10 +243,9 @@ func (s *SFU) enter(p *Participant, room string) error {
 		s.mu.Unlock()
 		return ErrShutdown
 	}
-	if until, banned := s.bans.banned(room, p.info.Identity, time.Now()); banned {
+	if until, banned := s.bans.banned(room, p.info.Identity, time.Now()); banned { // the list only: no I/O here
 		s.mu.Unlock()
-		return fmt.Errorf("%w: an administrator removed %.40q from room %.40q; it may not join it again before %s",
-			ErrKicked, p.info.Identity, room, until.UTC().Format(time.RFC3339))
+		return kickedError(room, p.info.Identity, until)
 	}
 	rm := s.rooms[room]
 	if rm == nil {

@@ -77,6 +77,9 @@ func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, 
 	if err != nil {
 		return nil, "", err
 	}
+	if err := s.checkBan(req.Room, req.Identity); err != nil { // before any lock: it may ask Redis
+		return nil, "", err
+	}
 	p, err := s.newParticipant(req, peer)
 	if err != nil {
 		return nil, "", err

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/edge-sfu/sfu/sfu/cluster/clustertest"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/audit"
@@ -335,4 +337,82 @@ func TestClusterStartFailureReleases(t *testing.T) {
 	eventually(t, 15*time.Second, fmt.Sprintf("goroutines return to the level before the start (%d)", baseline), func() bool {
 		return runtime.NumGoroutine() <= baseline
 	})
+}
+
+// TestClusterKickBan: pen-test finding 12 in a cluster. A participant kicked on node a cannot rejoin the room
+// through node b while the ban lasts (the kicked token's exp plus the leeway): b, which hosts it (the owner a is
+// full, so b relays the room), refuses it with "kicked" from the ban a shared through Redis. Another identity
+// joins through b, and after the ban the kicked identity does too.
+func TestClusterKickBan(t *testing.T) {
+	redisURL := clustertest.StartRedis(t)
+	a := clusterNode(t, redisURL, "hk", "hk-a", 1) // full with the chair: joins through b stay on b
+	b := clusterNode(t, redisURL, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
+	admin, joined := rawJoin(t, a, adminToken(t, "banned", "chair"))
+	if joined["type"] != "joined" {
+		t.Fatalf("admin on a: %v", joined)
+	}
+	opts, err := goredis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	eventually(t, 5*time.Second, "a's heartbeat reports it full", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		load, err := rdb.HGet(ctx, "sfu:node:hk-a", "load").Int()
+		return err == nil && load >= 1
+	})
+
+	const life = 3 * time.Second
+	minted := time.Now()
+	victimTok := tokenFor(t, "banned", "mallory", "", life)
+	victim, msg := rawJoin(t, a, victimTok)
+	if msg["type"] != "joined" {
+		t.Fatalf("mallory on a: %v", msg)
+	}
+	id, _ := msg["you"].(map[string]any)["id"].(string)
+	if err := admin.WriteJSON(map[string]any{"type": "admin", "action": "kick", "participant": id}); err != nil {
+		t.Fatal(err)
+	}
+	if bye := readUntil(t, victim, "bye"); bye["reason"] != "kicked" {
+		t.Fatalf("mallory's bye: %v", bye)
+	}
+
+	refused := func(what, tok string) {
+		t.Helper()
+		_, msg := rawJoin(t, b, tok)
+		if msg["type"] != "error" || msg["code"] != "kicked" || !strings.Contains(msg["message"].(string), "mallory") {
+			t.Fatalf("%s, through b: %v, want error kicked", what, msg)
+		}
+	}
+	refused("the kicked token again", victimTok)
+	refused("a new token for the kicked identity", tokenFor(t, "banned", "mallory", "", time.Hour))
+	if time.Since(minted) > life {
+		t.Fatalf("the refusals took %v, longer than the kicked token's life: the test proved nothing", time.Since(minted))
+	}
+	if _, msg := rawJoin(t, b, tokenFor(t, "banned", "bob", "", time.Hour)); msg["type"] != "joined" {
+		t.Fatalf("another identity through b: %v", msg)
+	}
+	if sfuParticipants(b) < 1 {
+		t.Fatalf("b hosts %d participants: bob was not hosted on b", sfuParticipants(b))
+	}
+
+	// The ban ends when the kicked token can no longer be used: its exp plus the verifier's leeway.
+	deadline := minted.Add(life + 15*time.Second)
+	for i := 0; ; i++ {
+		_, msg := rawJoin(t, b, tokenFor(t, "banned", "mallory", "", time.Hour))
+		if msg["type"] == "joined" {
+			if since := time.Since(minted); since < life {
+				t.Fatalf("joined again %v after minting, before the kicked token's exp", since)
+			}
+			t.Logf("mallory joined through b again %v after its token was minted", time.Since(minted).Round(100*time.Millisecond))
+			break
+		}
+		if msg["code"] != "kicked" || time.Now().After(deadline) || i > 60 {
+			t.Fatalf("after the ban, attempt %d: %v", i, msg)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -55,6 +55,7 @@ type node struct {
 	turn        *turn.Server       // nil unless -turn
 	turnMint    *turn.Minter       // nil unless -turn or -turn-urls
 	place       *cluster.Placement // nil unless -redis
+	bans        *cluster.Bans      // nil unless -redis
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -172,6 +173,14 @@ func startNode(cfg config) (_ *node, err error) {
 				log.Error("audit log write failed", zap.Error(err)) // a dropped record is counted in the log's next gap record
 			}
 		}}
+	var bans *cluster.Bans
+	if cfg.Redis != "" { // kicks are shared with the region's other nodes (finding 12)
+		if bans, err = cluster.NewBans(cfg.Redis, cluster.DefaultBanTimeout); err != nil {
+			return nil, err
+		}
+		undo.push(func() { _ = bans.Close() })
+		scfg.Bans = bans
+	}
 	s, err := sfu.New(scfg)
 	if err != nil {
 		return nil, err
@@ -222,7 +231,7 @@ func startNode(cfg config) (_ *node, err error) {
 		sigCfg.Ready = place.Ready
 	}
 	sig := signaling.NewServer(s, sigCfg)
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place,
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, bans: bans,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		// No ReadTimeout or WriteTimeout: the WebSocket outlives them; sig gives every request its own (see
 		// signaling's setDeadlines).
@@ -305,6 +314,9 @@ func (n *node) stop(ctx context.Context) error {
 	errHTTP := n.http.Shutdown(ctx)
 	errSig := n.sig.Shutdown(ctx)
 	errSFU := n.sfu.Close()
+	if n.bans != nil { // after the SFU: no join or kick asks Redis any more
+		_ = n.bans.Close()
+	}
 	errAudio := n.release(ctx)
 	var errTURN error
 	if n.turn != nil { // after the SFU, whose connections may have been relayed through it

@@ -32,6 +32,10 @@
 //	                delete Lua script). A lease whose holder has no live node
 //	                hash is treated as free.
 //
+//	sfu:ban:{len(room)}:{room}:{identity}
+//	                string: when a kick's ban ends (Unix ms), expiring then;
+//	                see Bans (bans.go).
+//
 // {id} and {room} are used as-is after the prefix (Redis keys are
 // binary-safe), so room names may contain any characters.
 package cluster
