@@ -121,7 +121,8 @@ func TestBrowserCaptions(t *testing.T) {
 	defer cancel()
 
 	room := "browser-captions"
-	u := fmt.Sprintf("%s/room/%s?name=watcher&token=%s&captions=en", n.baseURL(), room, url.QueryEscape(token(t, room, "watcher", true, true)))
+	watcherToken := token(t, room, "watcher", true, true)
+	u := fmt.Sprintf("%s/room/%s?name=watcher&token=%s&captions=en", n.baseURL(), room, url.QueryEscape(watcherToken))
 	tab := openPage(t, ctx, exe, u)
 	c, took := waitCaptions(t, tab, 60*time.Second, "joined with captions in en", func(c pageCaptions) bool {
 		return c.State == "joined" && c.Lang == "en"
@@ -174,12 +175,11 @@ func TestBrowserCaptions(t *testing.T) {
 		t.Fatalf("window.sfu.transcript(): %v\n%s", err, vtt)
 	}
 	t.Logf("transcript:\n%s", vtt)
-	// ... by hand with the token of the page's address...
+	// ... by hand with the token the page was opened with (it has taken it out of its address)...
 	raw, err := chromedp.Run(tab, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
-		const tok = new URLSearchParams(location.search).get('token');
-		const res = await fetch('/transcript/' + encodeURIComponent(%q) + '?lang=en', {headers: {Authorization: 'Bearer ' + tok}});
+		const res = await fetch('/transcript/' + encodeURIComponent(%q) + '?lang=en', {headers: {Authorization: 'Bearer ' + %q}});
 		return res.status + '\n' + await res.text();
-	})()`, room), chromedp.EvalAwaitPromise))
+	})()`, room, watcherToken), chromedp.EvalAwaitPromise))
 	if err != nil || !strings.HasPrefix(raw, "200\nWEBVTT") || !strings.Contains(raw, "meeting") {
 		t.Fatalf("fetch /transcript/%s: %v\n%s", room, err, raw)
 	}
