@@ -44,10 +44,10 @@ func TestReadyz(t *testing.T) {
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := rdb.Do(ctx, "CLIENT", "PAUSE", "4000", "ALL").Err(); err != nil {
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", "6000", "ALL").Err(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 4*time.Second, "/readyz says 503 while Redis does not answer", func() bool {
+	eventually(t, 5*time.Second, "/readyz says 503 while Redis does not answer", func() bool {
 		code, body := readyz(t, n)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "Redis")
 	})
@@ -56,7 +56,7 @@ func TestReadyz(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	eventually(t, 8*time.Second, "/readyz says 200 again once Redis answers", func() bool {
+	eventually(t, 10*time.Second, "/readyz says 200 again once Redis answers", func() bool {
 		code, _ := readyz(t, n)
 		return code == http.StatusOK
 	})

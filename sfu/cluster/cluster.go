@@ -201,6 +201,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: parse redis URL: %w", err)
 	}
+	// Each call's context bounds its reads and writes too (a heartbeat, a route lookup), not only the wait for a
+	// connection: a Redis that stops answering fails the call at its deadline, not at the socket's 3 s timeout.
+	opts.ContextTimeoutEnabled = true
 	c := &Cluster{
 		rdb:       redis.NewClient(opts),
 		log:       cfg.Logger.With(zap.String("node", n.ID), zap.String("region", n.Region)),
