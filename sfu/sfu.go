@@ -261,6 +261,9 @@ func (s *SFU) enter(p *Participant, room string) error {
 		return err
 	}
 	p.log.Info("participant joined")
+	for _, w := range rm.workers { // no SFU lock held
+		w.ParticipantJoined(p)
+	}
 
 	if replaced != nil {
 		replaced.peer.End("replaced")

@@ -24,6 +24,9 @@ type RoomWorker interface {
 	TrackPublished(t *Track)
 	// TrackUnpublished says a track ended.
 	TrackUnpublished(t *Track)
+	// ParticipantJoined says a participant joined the room (after it was told who is there), so that the worker
+	// can tell it its own state (e.g. who is being transcribed).
+	ParticipantJoined(p *Participant)
 	// ParticipantLeft says a participant left the room (its tracks were unpublished before).
 	ParticipantLeft(p *Participant)
 	// Control carries out a participant's request to the worker: a decoded signaling message, whose type the

@@ -237,6 +237,16 @@ func (rw *roomWorker) TrackUnpublished(t *sfu.Track) {
 	}
 }
 
+// ParticipantJoined implements sfu.RoomWorker: a newcomer to a room being transcribed is told who is.
+func (rw *roomWorker) ParticipantJoined(p *sfu.Participant) {
+	rw.mu.Lock()
+	transcribed := len(rw.transcribedLocked()) > 0
+	rw.mu.Unlock()
+	if transcribed {
+		rw.tell(p.ID())
+	}
+}
+
 // ParticipantLeft implements sfu.RoomWorker: it may have been the last to read captions.
 func (rw *roomWorker) ParticipantLeft(p *sfu.Participant) {
 	rw.mu.Lock()

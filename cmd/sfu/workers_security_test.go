@@ -64,7 +64,8 @@ func waitTranscribed(t *testing.T, ctx context.Context, tc *testClient, ids ...s
 
 // TestCaptionsNeedSubscribe (pen test finding 7): a participant whose token may publish but not subscribe is
 // refused captions (forbidden), gets no caption of anyone's speech while another participant reads them, and
-// cannot download the transcript; the speaker is told it is being transcribed.
+// cannot download the transcript; the speaker is told it is being transcribed, and so is a participant who joins
+// while it is.
 func TestCaptionsNeedSubscribe(t *testing.T) {
 	if !opus.EncoderAvailable {
 		t.Skip("this build has no cgo")
@@ -82,6 +83,8 @@ func TestCaptionsNeedSubscribe(t *testing.T) {
 	publishOpus(t, m, speaker, clip.frames, 0)
 	waitTranscribed(t, ctx, speaker, speaker.ID())
 	eventually(t, 15*time.Second, "the reader gets a final caption", func() bool { return len(reader.finals()) >= 1 })
+	late := joinClient(t, ctx, n, "subs", "late") // joins while the speaker is transcribed: told so at once
+	waitTranscribed(t, ctx, late, speaker.ID())
 	time.Sleep(500 * time.Millisecond)
 	if !spy.has(`"type":"error"`, `"code":"forbidden"`, `"ref":"captions"`) {
 		t.Errorf("a publish-only participant asking for captions was not refused with forbidden; it was sent %v", spy.status)

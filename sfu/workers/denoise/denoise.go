@@ -152,6 +152,9 @@ func (rw *roomWorker) releaseLocked(t *sfu.Track) {
 	}
 }
 
+// ParticipantJoined implements sfu.RoomWorker: a participant's denoise starts with its own request.
+func (rw *roomWorker) ParticipantJoined(*sfu.Participant) {}
+
 // ParticipantLeft implements sfu.RoomWorker.
 func (rw *roomWorker) ParticipantLeft(p *sfu.Participant) {
 	rw.mu.Lock()
