@@ -48,16 +48,7 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 		rm.mu.Unlock()
 		return "room " + req.Action + "ed", nil
 	case ActionEnd:
-		ps := rm.snapshot()
-		for _, q := range ps {
-			q.peer.End("room_ended")
-		}
-		for _, q := range ps {
-			if q != p {
-				q.Close()
-			}
-		}
-		return fmt.Sprintf("room ended for %d participants", len(ps)), nil
+		return fmt.Sprintf("room ended for %d participants", rm.end(p)), nil
 	}
 	target := rm.participant(req.Participant)
 	if target == nil {
@@ -65,13 +56,7 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	}
 	switch req.Action {
 	case ActionKick:
-		// Banned before the session ends, so that a rejoin after the bye is refused; the ban ends with its token.
-		until := rm.sfu.ban(rm.name, target.info.Identity, target.info.ValidUntil)
-		target.peer.End("kicked")
-		if target != p {
-			target.Close()
-		}
-		return fmt.Sprintf("kicked %s, banned from the room until %s", target.info.Identity, until.UTC().Format(time.RFC3339)), nil
+		return rm.kick(target, p), nil
 	case ActionMute, ActionUnmute:
 		muted := req.Action == ActionMute
 		changes, err := target.setAdminMute(req.Track, muted)
@@ -94,6 +79,34 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 		return fmt.Sprintf("%s may publish: %v", target.info.Identity, req.Publish), nil
 	}
 	return "", fmt.Errorf("unknown admin action %.20q: %w", req.Action, ErrBadRequest)
+}
+
+// kick ends target's session with "kicked" and bans its identity from the room until its token expires; by, the
+// participant who asked (nil: the server API), closes itself. It describes what it did. No lock may be held (see
+// ban).
+func (rm *Room) kick(target, by *Participant) string {
+	// Banned before the session ends, so that a rejoin after the bye is refused; the ban ends with its token.
+	until := rm.sfu.ban(rm.name, target.info.Identity, target.info.ValidUntil)
+	target.peer.End("kicked")
+	if target != by {
+		target.Close()
+	}
+	return fmt.Sprintf("kicked %s, banned from the room until %s", target.info.Identity, until.UTC().Format(time.RFC3339))
+}
+
+// end ends every participant's session with "room_ended" and closes them but by (the participant who asked, which
+// closes itself; nil: the server API). It returns how many there were.
+func (rm *Room) end(by *Participant) int {
+	ps := rm.snapshot()
+	for _, q := range ps {
+		q.peer.End("room_ended")
+	}
+	for _, q := range ps {
+		if q != by {
+			q.Close()
+		}
+	}
+	return len(ps)
 }
 
 // ban refuses identity's joins of room until validUntil (its token's end), or for defaultBan from now when its

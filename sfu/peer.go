@@ -98,6 +98,7 @@ type ParticipantInfo struct {
 	Admin          bool
 	Tracks         []TrackInfo
 	ValidUntil     time.Time // the end of its token (JoinRequest.ValidUntil); zero: none
+	JoinedAt       time.Time // when it joined (this session)
 }
 
 // TrackInfo describes a published track.
@@ -114,4 +115,5 @@ var (
 	ErrOutOfOrder = errors.New("out of order")
 	ErrForbidden  = errors.New("forbidden")
 	ErrBadRequest = errors.New("bad request")
+	ErrNotFound   = errors.New("not found") // no such room on this node, or no such participant in it
 )

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -16,6 +17,7 @@ type Room struct {
 	sfu      *SFU
 	settings RoomSettings  // from the node's configuration, fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
+	created  time.Time
 
 	mu            sync.Mutex
 	participants  map[string]*Participant
@@ -29,7 +31,7 @@ type Room struct {
 
 // newRoom opens a room and its workers; s.mu is held.
 func newRoom(name string, s *SFU) *Room {
-	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}}
+	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}, created: time.Now()}
 	if s.roomSettings != nil {
 		rm.settings = s.roomSettings(name)
 	}

@@ -226,7 +226,7 @@ func (s *SFU) join(req JoinRequest, peer Peer) (*Participant, error) {
 func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
 		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin,
-		ValidUntil: req.ValidUntil}
+		ValidUntil: req.ValidUntil, JoinedAt: time.Now()}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
 	p, err := newParticipant(s.apis, info, peer, s.iceServers, log)
 	if err != nil {

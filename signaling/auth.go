@@ -26,6 +26,10 @@ type Claims struct {
 	Regions []string `json:"regions,omitempty"`
 	// Relay marks a node's own connection that relays a room between two nodes: it joins where it is sent.
 	Relay bool `json:"relay,omitempty"`
+	// API grants the server API (/api/v1/, API.md) on the room in Room, or on every room of the node when Room is
+	// empty. It grants nothing else: an API token joins no room (Verify refuses it) and carries no participant
+	// rights.
+	API bool `json:"api,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -40,6 +44,9 @@ const (
 var (
 	ErrUnauthorized = errors.New("invalid token")
 	ErrTokenExpired = errors.New("token expired")
+	// ErrNoAPIGrant is a valid token without the api grant, presented to the server API: forbidden, not
+	// unauthorized.
+	ErrNoAPIGrant = errors.New("the token does not carry the api grant")
 )
 
 // Keys are the secrets tokens may be signed with: Default for tokens without a "kid" header, the others by
@@ -130,9 +137,35 @@ func VerifyToken(secret []byte, token string) (*Claims, error) {
 	return Keys{Default: secret}.Verify(token)
 }
 
-// Verify checks the token's signature (HS256 only, with the key its kid names), expiry, audience, lifetime and
-// fields. The claims' Name is the display name to show (see displayName).
+// Verify checks a participant's token: its signature (HS256 only, with the key its kid names), expiry, audience,
+// lifetime and fields. The claims' Name is the display name to show (see displayName). A token with the api grant
+// is refused: it is the server API's, not a participant's.
 func (k Keys) Verify(token string) (*Claims, error) {
+	c, err := k.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if c.API {
+		return nil, fmt.Errorf("%w: an API token (api grant) cannot join a room", ErrUnauthorized)
+	}
+	return c, nil
+}
+
+// VerifyAPI checks a token of the server API as Verify checks a participant's; a valid token without the api
+// grant is ErrNoAPIGrant.
+func (k Keys) VerifyAPI(token string) (*Claims, error) {
+	c, err := k.verify(token)
+	if err != nil {
+		return nil, err
+	}
+	if !c.API {
+		return nil, ErrNoAPIGrant
+	}
+	return c, nil
+}
+
+// verify checks any token, participant's or API's.
+func (k Keys) verify(token string) (*Claims, error) {
 	aud, maxTTL := k.audience(), k.maxTTL()
 	var c Claims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
@@ -193,9 +226,12 @@ func (c *Claims) validUntil() time.Time {
 	return c.ExpiresAt.Add(Leeway)
 }
 
+// validate checks the fields: a participant's token names its room; an API token may name none (every room).
 func (c *Claims) validate() error {
 	switch {
-	case c.Room == "" || utf8.RuneCountInString(c.Room) > maxRoomLen || !utf8.ValidString(c.Room):
+	case c.API && (c.Publish || c.Subscribe || c.PublishData || c.Admin || c.Relay):
+		return fmt.Errorf("%w: an API token carries no participant rights (publish, subscribe, admin, ...)", ErrUnauthorized)
+	case (c.Room == "" && !c.API) || utf8.RuneCountInString(c.Room) > maxRoomLen || !utf8.ValidString(c.Room):
 		return fmt.Errorf("%w: room must be 1 to %d characters", ErrUnauthorized, maxRoomLen)
 	case c.Identity == "" || utf8.RuneCountInString(c.Identity) > maxIdentityLen || !utf8.ValidString(c.Identity):
 		return fmt.Errorf("%w: identity must be 1 to %d characters", ErrUnauthorized, maxIdentityLen)

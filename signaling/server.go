@@ -161,6 +161,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv.mux.HandleFunc("GET /ws", srv.serveWS)
 	srv.mux.HandleFunc("GET /transcript/{room}", srv.serveTranscript)
 	srv.routeWHIP()
+	srv.routeAPI()
 	srv.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -295,6 +295,7 @@ var sfuErrorCodes = []struct {
 	{sfu.ErrBadSDP, protocol.CodeBadSDP}, {sfu.ErrOutOfOrder, protocol.CodeOutOfOrder}, {sfu.ErrForbidden, protocol.CodeForbidden},
 	{sfu.ErrBadRequest, protocol.CodeBadRequest}, {sfu.ErrRoomFull, protocol.CodeRoomFull}, {sfu.ErrRoomLocked, protocol.CodeRoomLocked},
 	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrKicked, protocol.CodeKicked}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
+	{sfu.ErrNotFound, protocol.CodeNotFound},
 }
 
 // sfuError maps an SFU error to a protocol error.

@@ -25,6 +25,9 @@ import (
 	"github.com/edge-sfu/sfu/signaling"
 )
 
+// apiIdentity is the identity of the API tokens sfu token -api mints, as the audit log shows their calls.
+const apiIdentity = "api"
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "audit" {
 		if err := auditCmd(os.Args[2:], os.Stdout); err != nil {
@@ -70,14 +73,16 @@ func serve(ctx context.Context, cfg config) error {
 	return n.shutdown(shutdownCtx)
 }
 
-// tokenCmd prints a join token signed with the server's secret, or with one of its keys (-kid).
+// tokenCmd prints a join token signed with the server's secret, or with one of its keys (-kid); with -api, a token
+// of the server API (API.md), node-wide or for the room of -room.
 func tokenCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sfu token", flag.ContinueOnError)
 	secret := fs.String("secret", "", "token secret (env SFU_SECRET)")
 	keys := fs.String("keys", "", "the server's keys as kid:secret,... (env SFU_KEYS); -kid picks one")
 	kid := fs.String("kid", "", "sign with this key of -keys and name it in the token's header (key rotation)")
-	room := fs.String("room", "", "room the token admits to (required)")
-	identity := fs.String("identity", "", "participant identity (required)")
+	room := fs.String("room", "", "room the token admits to (required; with -api, the one room it may act on)")
+	identity := fs.String("identity", "", "participant identity (required; with -api, default "+apiIdentity+")")
+	api := fs.Bool("api", false, "a token of the server API (API.md), not a participant's: for every room of the nodes, or for -room")
 	name := fs.String("name", "", "display name (default: the identity)")
 	publish := fs.Bool("publish", false, "may publish")
 	subscribe := fs.Bool("subscribe", false, "may subscribe")
@@ -121,7 +126,10 @@ func tokenCmd(args []string, out io.Writer) error {
 	if len(key) == 0 {
 		return errors.New("no secret: set SFU_SECRET or -secret, or -kid with SFU_KEYS (a dev-mode server has a random secret; use its /token page)")
 	}
-	if *room == "" || *identity == "" {
+	if *api && *identity == "" {
+		*identity = apiIdentity
+	}
+	if !*api && (*room == "" || *identity == "") {
 		return errors.New("-room and -identity are required")
 	}
 	if *ttl <= 0 {
@@ -131,7 +139,7 @@ func tokenCmd(args []string, out io.Writer) error {
 		return fmt.Errorf("-ttl %v is over -max-token-ttl %v: the nodes would refuse the token", *ttl, *maxTTL)
 	}
 	c := signaling.Claims{Room: *room, Identity: *identity,
-		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, PublishData: *publishData, Admin: *admin}
+		Name: strings.TrimSpace(*name), Publish: *publish, Subscribe: *subscribe, PublishData: *publishData, Admin: *admin, API: *api}
 	if *audience != "" {
 		c.Audience = jwt.ClaimStrings{*audience}
 	}

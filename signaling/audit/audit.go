@@ -1,5 +1,6 @@
 // Package audit keeps an append-only, hash-chained log of security-relevant events: authentication
-// failures, joins, leaves, role changes, admin actions, residency refusals, limits hit and worker starts.
+// failures, joins, leaves, role changes, admin actions, residency refusals, limits hit, worker starts and server API
+// calls.
 //
 // # Format
 //
@@ -96,6 +97,7 @@ const (
 	KindResidencyRefused = "residency_refused"
 	KindWorkerStart      = "worker_start"
 	KindLimit            = "limit"
+	KindAPI              = "api" // a server API call (API.md); detail: method, pattern, status and what was done
 	// KindOpen is written by Open itself; its detail holds last_seq, last_hash and last_file, the record the
 	// chain was resumed from.
 	KindOpen = "open"
