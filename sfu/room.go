@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -145,10 +146,15 @@ func (rm *Room) publish(t *Track) bool {
 }
 
 // trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by
-// id (tile sizes), so ids must be unique in a room. rm.mu is held.
+// id (tile sizes), so ids must be unique in a room. A WebSocket client's id in the form of another participant's
+// WHIP ids ("<participant id>-...", Participant.publishedID) is refused too, so a WHIP track, answered with 201
+// before it starts, is never the one refused. rm.mu is held.
 func (rm *Room) trackIDTaken(p *Participant, id string) bool {
 	for _, q := range rm.participants {
-		if q != p && q.track(id) != nil {
+		if q == p {
+			continue
+		}
+		if q.track(id) != nil || p.session != SessionWHIP && strings.HasPrefix(id, q.info.ID+"-") {
 			p.log.Warn("track refused: its id is taken in the room", zap.String("track", id))
 			return true
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -133,7 +134,13 @@ func TestWHIPWHEPOneToken(t *testing.T) {
 	eventually(t, 5*time.Second, "the first WebSocket session is replaced", func() bool {
 		return n.sfu.Stats().Participants == 4 // viewer, WHIP, WHEP, ws2
 	})
-	_ = ws1
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if _, err := client.WaitFor(wctx, viewer.events, func(m client.Message) bool {
+		return m.Type == "participant_left" && m.Participant != nil && m.Participant.ID == ws1.ID()
+	}); err != nil {
+		t.Fatalf("the viewer was not told the replaced WebSocket session left: %v", err)
+	}
 	v, a := got[1].Load(), got[0].Load()
 	eventually(t, 5*time.Second, "the WHEP player still receives", func() bool { return got[1].Load() > v+20 && got[0].Load() > a+20 })
 
@@ -160,13 +167,12 @@ func TestWHIPSameTrackNames(t *testing.T) {
 	}
 	viewer := joinClient(t, ctx, n, "stage", "viewer")
 	var ids []string
-	for i, c := range []struct {
+	for _, c := range []struct {
 		identity string
 		noMsid   bool
 	}{{"cam1", false}, {"cam2", false}, {"cam3", true}} {
 		loc := whipPublish(t, n, feeds, api, token(t, "stage", c.identity, true, false), "stage", "video", "audio", c.noMsid)
 		ids = append(ids, sessionID(loc))
-		_ = i
 	}
 	eventually(t, 15*time.Second, "the viewer receives each WHIP publisher's audio and video", func() bool {
 		for _, id := range ids {
