@@ -36,7 +36,7 @@ func (rm *Room) admitLocked(p *Participant) error {
 		return ErrRoomLocked
 	}
 	if max := rm.maxParticipants(); max > 0 && len(rm.participants) >= max {
-		if rm.byIdentityLocked(p.info.Identity) != nil {
+		if rm.replacedByLocked(p) != nil {
 			return nil // a rejoin replaces the old session (Room.join)
 		}
 		return fmt.Errorf("%w: %d participants is the limit", ErrRoomFull, max)

@@ -21,10 +21,11 @@ import (
 // Tracks (publisher.go), a subscribe connection that carries a DownTrack for each track of the others
 // (subscriber.go), and the control loop that picks their layers (control.go).
 type Participant struct {
-	info ParticipantInfo // ID, Identity and Name never change; the rights only under mu (set_role)
-	room *Room
-	peer Peer
-	log  *zap.Logger
+	info    ParticipantInfo // ID, Identity and Name never change; the rights only under mu (set_role)
+	room    *Room
+	peer    Peer
+	log     *zap.Logger
+	session Session // set before it joins
 
 	pub, sub     *webrtc.PeerConnection
 	subConnected connState                             // the subscribe connection is up: DownTracks can start

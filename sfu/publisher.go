@@ -135,28 +135,29 @@ func (p *Participant) SetSource(trackID, source string) error {
 // sends: it forwards the layer until it ends. The first layer of a track publishes it; when its last layer ends,
 // the track is unpublished.
 func (p *Participant) onTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+	id := p.publishedID(remote, rr) // not under p.mu: it takes the connection's lock
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
 	st := &p.pubState
-	t := st.receiving[remote.ID()]
+	t := st.receiving[id]
 	first := t == nil
 	if first && len(st.receiving) >= maxPublishedTracks {
 		p.mu.Unlock()
-		p.log.Warn("track refused: too many published", zap.String("track", remote.ID()), zap.Int("limit", maxPublishedTracks))
+		p.log.Warn("track refused: too many published", zap.String("track", id), zap.Int("limit", maxPublishedTracks))
 		return
 	}
 	if first {
-		t = p.newTrack(remote, rr)
-		st.receiving[remote.ID()] = t
+		t = p.newTrack(id, remote, rr)
+		st.receiving[id] = t
 	}
 	r := t.r
 	l := forward.LayerIndex(remote.RID())
 	if !r.StartLayer(l, uint32(remote.SSRC()), remote.RID()) {
 		p.mu.Unlock()
-		p.log.Warn("layer sent twice", zap.String("track", remote.ID()), zap.String("rid", remote.RID()))
+		p.log.Warn("layer sent twice", zap.String("track", id), zap.String("rid", remote.RID()))
 		return
 	}
 	p.wg.Add(2) // this goroutine and the RTCP reader
@@ -202,17 +203,35 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver
 	}
 }
 
-// newTrack makes the Track of a remote track's first layer, with what the client said of it; p.mu is held.
-func (p *Participant) newTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) *Track {
+// publishedID is the id the room and subscribers know a remote track by. A WebSocket client's own track id is
+// kept: its messages (mute, track_source) name its tracks by it, and ids taken in the room are refused
+// (Room.trackIDTaken). A WHIP client sends no message about its tracks and chooses their names alike (OBS: "video",
+// "audio"), or none (no msid), so its tracks get ids of the server's: "<participant id>-<mid>", unique in the room
+// and short enough for an msid (64 characters).
+func (p *Participant) publishedID(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) string {
+	if p.session != SessionWHIP {
+		return remote.ID()
+	}
+	for _, tr := range p.pub.GetTransceivers() {
+		if tr.Receiver() == rr && tr.Mid() != "" {
+			return p.info.ID + "-" + tr.Mid()
+		}
+	}
+	return p.info.ID + "-" + remote.ID()
+}
+
+// newTrack makes the Track, published as id, of a remote track's first layer, with what the client said of it;
+// p.mu is held.
+func (p *Participant) newTrack(id string, remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver) *Track {
 	s := p.room.sfu
-	source := p.pubState.sources[remote.ID()]
+	source := p.pubState.sources[id]
 	if source == "" {
 		source = SourceCamera
 		if remote.Kind() == webrtc.RTPCodecTypeAudio {
 			source = SourceMicrophone
 		}
 	}
-	cfg := forward.ReceiverConfig{ID: remote.ID(), Kind: remote.Kind(), Codec: remote.Codec(), Source: source,
+	cfg := forward.ReceiverConfig{ID: id, Kind: remote.Kind(), Codec: remote.Codec(), Source: source,
 		RTCP: p.pub, Budget: s.budget, PlayoutDelay: s.playout, Latency: s.latency, Spreader: s.spreader}
 	for _, e := range rr.GetParameters().HeaderExtensions {
 		if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
@@ -222,8 +241,8 @@ func (p *Participant) newTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceive
 	r := forward.NewReceiver(cfg)
 	// Moderation holds for tracks that start after it: an administrator's mute of all the participant's audio,
 	// the loss of its right to publish.
-	r.SetMuted(p.mutedLocked(remote.ID(), remote.Kind()))
-	r.SetBlocked(p.blockedLocked(remote.ID(), remote.Kind()))
+	r.SetMuted(p.mutedLocked(id, remote.Kind()))
+	r.SetBlocked(p.blockedLocked(id, remote.Kind()))
 	return &Track{r: r, publisher: p, sfu: s}
 }
 

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -40,14 +41,14 @@ func newRoom(name string, s *SFU) *Room {
 }
 
 // join adds p, tells it who is there and tells the others it came. It returns the tracks p should receive and
-// the participant with the same identity that p replaces, if any.
+// the participant that p replaces, if any (replacedByLocked).
 func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}
-	replaced := rm.byIdentityLocked(p.info.Identity)
+	replaced := rm.replacedByLocked(p)
 	others := make([]ParticipantInfo, 0, len(rm.participants))
 	var tracks []*Track
 	for _, q := range rm.participants {
@@ -72,11 +73,18 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	return tracks, replaced, nil
 }
 
-// byIdentityLocked finds the participant with this identity, or nil. Identities are case-sensitive ids, compared
-// exactly: admission's rejoin exemption and the replacement of the old session must agree. rm.mu is held.
-func (rm *Room) byIdentityLocked(identity string) *Participant {
+// replacedByLocked finds the participant that p replaces, or nil: one with the same identity and the same kind of
+// session, a client reconnecting. A WebSocket session replaces a WebSocket session and a WHIP publisher a WHIP
+// publisher (an encoder that restarts without its DELETE); sessions of different kinds coexist (a host publishes
+// with WHIP and watches with WHEP, one token for both), and WHEP sessions never replace one another (many players
+// may share one watch token). Identities are case-sensitive ids, compared exactly: admission's rejoin exemption
+// and the replacement of the old session must agree. rm.mu is held.
+func (rm *Room) replacedByLocked(p *Participant) *Participant {
+	if p.session == SessionWHEP {
+		return nil
+	}
 	for _, q := range rm.participants {
-		if q.info.Identity == identity {
+		if q.info.Identity == p.info.Identity && q.session == p.session {
 			return q
 		}
 	}
@@ -140,10 +148,15 @@ func (rm *Room) publish(t *Track) bool {
 }
 
 // trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by
-// id (tile sizes), so ids must be unique in a room. rm.mu is held.
+// id (tile sizes), so ids must be unique in a room. A WebSocket client's id in the form of another participant's
+// WHIP ids ("<participant id>-...", Participant.publishedID) is refused too, so a WHIP track, answered with 201
+// before it starts, is never the one refused. rm.mu is held.
 func (rm *Room) trackIDTaken(p *Participant, id string) bool {
 	for _, q := range rm.participants {
-		if q != p && q.track(id) != nil {
+		if q == p {
+			continue
+		}
+		if q.track(id) != nil || p.session != SessionWHIP && strings.HasPrefix(id, q.info.ID+"-") {
 			p.log.Warn("track refused: its id is taken in the room", zap.String("track", id))
 			return true
 		}

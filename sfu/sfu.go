@@ -191,13 +191,25 @@ type JoinRequest struct {
 	CanSubscribe   bool
 	CanPublishData bool
 	Admin          bool
+	// Session is how the participant connects: the WebSocket (the zero value), WHIP or WHEP. It decides which
+	// earlier session of the same identity the participant replaces (Room.join).
+	Session Session
 	// ValidUntil is the last moment the participant's token is taken (its exp plus the verifier's leeway); zero:
 	// no end. A kick bans the identity from the room until then; its TURN credentials end then at the latest.
 	ValidUntil time.Time
 }
 
+// Session is the kind of a participant's session.
+type Session uint8
+
+const (
+	SessionWebSocket Session = iota
+	SessionWHIP
+	SessionWHEP
+)
+
 // Join puts a new participant in the room, creating the room if needed. The participant's first event (sent to
-// peer) is EventJoined; a participant with the same identity already in the room is ended with "replaced".
+// peer) is EventJoined; a participant it replaces (see Room.join) is ended with "replaced".
 func (s *SFU) Join(req JoinRequest, peer Peer) (*Participant, error) {
 	release, err := s.takeJoinSlot()
 	if err != nil {
@@ -233,6 +245,7 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 		return nil, err
 	}
 	p.candidates = s.candidates
+	p.session = req.Session
 	return p, nil
 }
 

@@ -28,6 +28,7 @@ func (p *Participant) PublishOffer(sdp string) (string, error) {
 // JoinWHIP joins a WHIP publisher and applies its offer; it returns the answer with the SFU's candidates. An offer
 // refused by the checks leaves no session behind.
 func (s *SFU) JoinWHIP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
+	req.Session = SessionWHIP
 	release, err := s.takeJoinSlot()
 	if err != nil {
 		return nil, "", err
@@ -67,7 +68,7 @@ func precheckOffer(what, offer string, publishData bool) (*sdp.SessionDescriptio
 // video sections carries one track of the room, the first published of its kind not yet taken. Tracks
 // published later are not added: the client would have to offer again.
 func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
-	req.CanPublish, req.CanSubscribe = false, true
+	req.CanPublish, req.CanSubscribe, req.Session = false, true, SessionWHEP
 	release, err := s.takeJoinSlot()
 	if err != nil {
 		return nil, "", err
