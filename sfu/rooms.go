@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -49,7 +50,7 @@ func (s *SFU) Participants(room string) ([]ParticipantInfo, error) {
 }
 
 // RemoveParticipant removes the participant with this identity from the room as an administrator's kick does:
-// its session ends with "kicked" and the identity is banned from the room until its token expires. It describes
+// each of its sessions ends with "kicked" and the identity is banned from the room until its token expires. It describes
 // what it did; ErrNotFound if the room or the participant is not here.
 func (s *SFU) RemoveParticipant(room, identity string) (string, error) {
 	rm, err := s.openRoom(room)
@@ -57,12 +58,21 @@ func (s *SFU) RemoveParticipant(room, identity string) (string, error) {
 		return "", err
 	}
 	rm.mu.Lock()
-	target := rm.byIdentityLocked(identity)
+	var targets []*Participant // every session of the identity: WebSocket, WHIP and WHEP ones coexist
+	for _, q := range rm.participants {
+		if q.info.Identity == identity {
+			targets = append(targets, q)
+		}
+	}
 	rm.mu.Unlock()
-	if target == nil {
+	if len(targets) == 0 {
 		return "", fmt.Errorf("no participant %.40q in room %.40q: %w", identity, room, ErrNotFound)
 	}
-	return rm.kick(target, nil), nil
+	done := make([]string, 0, len(targets))
+	for _, q := range targets {
+		done = append(done, rm.kick(q, nil))
+	}
+	return strings.Join(done, "; "), nil
 }
 
 // EndRoom ends the room for everyone as an administrator's end does: each session ends with "room_ended". It
