@@ -207,31 +207,24 @@ type entry struct {
 	flushed     chan struct{}   // a barrier: closed when the entries before it are written
 }
 
-// line is the on-disk record; the field order is the canonical order.
-type line struct {
-	Seq         uint64         `json:"seq"`
-	TS          string         `json:"ts"`
-	Kind        string         `json:"kind"`
-	Room        string         `json:"room,omitempty"`
-	Identity    string         `json:"identity,omitempty"`
-	Participant string         `json:"participant,omitempty"`
-	Remote      string         `json:"remote,omitempty"`
-	Detail      map[string]any `json:"detail,omitempty"`
-	Prev        string         `json:"prev"`
+// record is the on-disk record; the field order is the canonical order. Its detail is read as a map (line) and
+// written already encoded (rawLine), which give the same bytes.
+type record[D any] struct {
+	Seq         uint64 `json:"seq"`
+	TS          string `json:"ts"`
+	Kind        string `json:"kind"`
+	Room        string `json:"room,omitempty"`
+	Identity    string `json:"identity,omitempty"`
+	Participant string `json:"participant,omitempty"`
+	Remote      string `json:"remote,omitempty"`
+	Detail      D      `json:"detail,omitempty"`
+	Prev        string `json:"prev"`
 }
 
-// rawLine is line with its detail already encoded: the same bytes as line's encoding.
-type rawLine struct {
-	Seq         uint64          `json:"seq"`
-	TS          string          `json:"ts"`
-	Kind        string          `json:"kind"`
-	Room        string          `json:"room,omitempty"`
-	Identity    string          `json:"identity,omitempty"`
-	Participant string          `json:"participant,omitempty"`
-	Remote      string          `json:"remote,omitempty"`
-	Detail      json.RawMessage `json:"detail,omitempty"`
-	Prev        string          `json:"prev"`
-}
+type (
+	line    = record[map[string]any]
+	rawLine = record[json.RawMessage]
+)
 
 // Open opens (creating it if needed) the audit log in dir, resumes the chain from the newest existing
 // file, deletes files past retention, writes an "open" record and starts the writer.
