@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -213,11 +215,7 @@ func (rm *Room) broadcastLocked(from *Participant, ev Event) {
 func (rm *Room) snapshot() []*Participant {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	ps := make([]*Participant, 0, len(rm.participants))
-	for _, p := range rm.participants {
-		ps = append(ps, p)
-	}
-	return ps
+	return slices.Collect(maps.Values(rm.participants))
 }
 
 // participant finds a participant of the room by id.

@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -90,11 +92,7 @@ func (p *Participant) unsubscribe(t *Track) {
 func (p *Participant) subscriptions() []*subscription {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	subs := make([]*subscription, 0, len(p.downs))
-	for _, s := range p.downs {
-		subs = append(subs, s)
-	}
-	return subs
+	return slices.Collect(maps.Values(p.downs))
 }
 
 // maxTileSide bounds the tile sizes a client may report.
