@@ -258,24 +258,6 @@ func (u uplinkLoss) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
-// joinClientAPI is joinClientToken with the client's peer connections built by api.
-func joinClientAPI(t *testing.T, ctx context.Context, n *node, tok string, api *webrtc.API) *testClient {
-	t.Helper()
-	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
-	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), tok, client.Options{
-		API:               api,
-		Events:            tc.events,
-		OnKeyframeRequest: func(webrtc.TrackLocal) { tc.wantKey.Store(true) },
-		OnTrack:           tc.count,
-	})
-	if err != nil {
-		t.Fatalf("join: %v", err)
-	}
-	tc.Client = c
-	t.Cleanup(c.Close)
-	return tc
-}
-
 // videoWatch follows one publisher's video at one subscriber: its frames (frameLog) and when each packet came.
 type videoWatch struct {
 	name string

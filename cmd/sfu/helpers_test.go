@@ -89,6 +89,12 @@ func joinClientToken(t *testing.T, ctx context.Context, n *node, tok string) *te
 	if err != nil {
 		t.Fatal(err)
 	}
+	return joinClientAPI(t, ctx, n, tok, api)
+}
+
+// joinClientAPI is joinClientToken with the client's peer connections built by api.
+func joinClientAPI(t *testing.T, ctx context.Context, n *node, tok string, api *webrtc.API) *testClient {
+	t.Helper()
 	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
 	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), tok, client.Options{
 		API:               api,

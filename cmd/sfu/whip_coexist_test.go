@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 )
 
 // whipPublish publishes a VP8 and an Opus track named videoID and audioID (stream "obs", as OBS names them) with
@@ -64,27 +62,7 @@ func whipPublish(t *testing.T, n *node, m *mediaRun, api *webrtc.API, tok, room,
 	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		var vbuf, abuf []byte
-		for i := uint32(0); ; i++ {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-tick.C:
-			}
-			abuf = synth.OpusFrame(abuf, 80, synth.Stamp{Seq: i, Sent: time.Now()})
-			_ = audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond})
-			if i%2 == 0 {
-				key := i%150 == 0 || wantKey.Swap(false)
-				vbuf = synth.VP8Frame(vbuf, 3000, key, 640, 360, synth.Stamp{Seq: i, Sent: time.Now()})
-				_ = video.WriteSample(media.Sample{Data: vbuf, Duration: 40 * time.Millisecond})
-			}
-		}
-	}()
+	feedWHIP(m, audio, video, &wantKey, 640, 360)
 	return resp.Header.Get("Location")
 }
 

@@ -123,27 +123,7 @@ func TestWHIPAndWHEP(t *testing.T) {
 	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}
-	feeds.wg.Add(1)
-	go func() {
-		defer feeds.wg.Done()
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		var vbuf, abuf []byte
-		for i := uint32(0); ; i++ {
-			select {
-			case <-feeds.ctx.Done():
-				return
-			case <-tick.C:
-			}
-			abuf = synth.OpusFrame(abuf, 80, synth.Stamp{Seq: i, Sent: time.Now()})
-			_ = audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond})
-			if i%2 == 0 {
-				key := i%150 == 0 || wantKey.Swap(false)
-				vbuf = synth.VP8Frame(vbuf, 3000, key, 1280, 720, synth.Stamp{Seq: i, Sent: time.Now()})
-				_ = video.WriteSample(media.Sample{Data: vbuf, Duration: 40 * time.Millisecond})
-			}
-		}
-	}()
+	feedWHIP(feeds, audio, video, &wantKey, 1280, 720)
 
 	whipID := whipLocation[strings.LastIndex(whipLocation, "/")+1:]
 	eventually(t, 10*time.Second, "the WebSocket viewer receives the WHIP publisher's audio and video", func() bool {
@@ -263,4 +243,30 @@ func newPlayer(t *testing.T, api *webrtc.API, cfg webrtc.Configuration) (*webrtc
 		}
 	}
 	return player, &got
+}
+
+// feedWHIP feeds a WHIP publisher's tracks as an encoder would, until m stops: Opus every 20 ms, VP8 at 25 fps
+// with a keyframe every 6 s and when wantKey is set.
+func feedWHIP(m *mediaRun, audio, video *webrtc.TrackLocalStaticSample, wantKey *atomic.Bool, width, height int) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var vbuf, abuf []byte
+		for i := uint32(0); ; i++ {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-tick.C:
+			}
+			abuf = synth.OpusFrame(abuf, 80, synth.Stamp{Seq: i, Sent: time.Now()})
+			_ = audio.WriteSample(media.Sample{Data: abuf, Duration: 20 * time.Millisecond})
+			if i%2 == 0 {
+				key := i%150 == 0 || wantKey.Swap(false)
+				vbuf = synth.VP8Frame(vbuf, 3000, key, width, height, synth.Stamp{Seq: i, Sent: time.Now()})
+				_ = video.WriteSample(media.Sample{Data: vbuf, Duration: 40 * time.Millisecond})
+			}
+		}
+	}()
 }
