@@ -367,28 +367,9 @@ func TestClusterKickBan(t *testing.T) {
 
 	const life = 3 * time.Second
 	minted := time.Now()
-	victimTok := tokenFor(t, "banned", "mallory", "", life)
-	victim, msg := rawJoin(t, a, victimTok)
-	if msg["type"] != "joined" {
-		t.Fatalf("mallory on a: %v", msg)
-	}
-	id, _ := msg["you"].(map[string]any)["id"].(string)
-	if err := admin.WriteJSON(map[string]any{"type": "admin", "action": "kick", "participant": id}); err != nil {
-		t.Fatal(err)
-	}
-	if bye := readUntil(t, victim, "bye"); bye["reason"] != "kicked" {
-		t.Fatalf("mallory's bye: %v", bye)
-	}
-
-	refused := func(what, tok string) {
-		t.Helper()
-		_, msg := rawJoin(t, b, tok)
-		if msg["type"] != "error" || msg["code"] != "kicked" || !strings.Contains(msg["message"].(string), "mallory") {
-			t.Fatalf("%s, through b: %v, want error kicked", what, msg)
-		}
-	}
-	refused("the kicked token again", victimTok)
-	refused("a new token for the kicked identity", tokenFor(t, "banned", "mallory", "", time.Hour))
+	victimTok := kickMallory(t, a, admin, "banned", life)
+	refusedKicked(t, b, "the kicked token again", victimTok)
+	refusedKicked(t, b, "a new token for the kicked identity", tokenFor(t, "banned", "mallory", "", time.Hour))
 	if time.Since(minted) > life {
 		t.Fatalf("the refusals took %v, longer than the kicked token's life: the test proved nothing", time.Since(minted))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/edge-sfu/sfu/signaling"
 )
@@ -28,18 +29,12 @@ func tokenFor(t *testing.T, room, identity, aud string, ttl time.Duration) strin
 	return tok
 }
 
-// TestKickBansUntilTokenExpiry: a kicked participant cannot rejoin the room, with its token or a new one for its
-// identity, until its token has expired; others still join; after the ban it joins again.
-func TestKickBansUntilTokenExpiry(t *testing.T) {
-	n := startTestNode(t)
-	admin, joined := rawJoin(t, n, adminToken(t, "revoke", "chair"))
-	if joined["type"] != "joined" {
-		t.Fatalf("admin: %v", joined)
-	}
-	const life = 3 * time.Second
-	minted := time.Now()
-	victimTok := tokenFor(t, "revoke", "mallory", "", life)
-	victim, msg := rawJoin(t, n, victimTok)
+// kickMallory joins mallory to room on n with a token living life, has the admin's socket kick her, and returns
+// her token once she has been told.
+func kickMallory(t *testing.T, n *node, admin *websocket.Conn, room string, life time.Duration) string {
+	t.Helper()
+	tok := tokenFor(t, room, "mallory", "", life)
+	victim, msg := rawJoin(t, n, tok)
 	if msg["type"] != "joined" {
 		t.Fatalf("mallory: %v", msg)
 	}
@@ -50,16 +45,31 @@ func TestKickBansUntilTokenExpiry(t *testing.T) {
 	if bye := readUntil(t, victim, "bye"); bye["reason"] != "kicked" {
 		t.Fatalf("mallory's bye: %v", bye)
 	}
+	return tok
+}
 
-	refused := func(what, tok string) {
-		t.Helper()
-		_, msg := rawJoin(t, n, tok)
-		if msg["type"] != "error" || msg["code"] != "kicked" || !strings.Contains(msg["message"].(string), "mallory") {
-			t.Fatalf("%s: %v, want error kicked", what, msg)
-		}
+// refusedKicked asserts that joining n with tok is refused: mallory is kicked.
+func refusedKicked(t *testing.T, n *node, what, tok string) {
+	t.Helper()
+	_, msg := rawJoin(t, n, tok)
+	if msg["type"] != "error" || msg["code"] != "kicked" || !strings.Contains(msg["message"].(string), "mallory") {
+		t.Fatalf("%s, through %s: %v, want error kicked", what, n.baseURL(), msg)
 	}
-	refused("the kicked token again", victimTok)
-	refused("a new token for the kicked identity", tokenFor(t, "revoke", "mallory", "", time.Hour))
+}
+
+// TestKickBansUntilTokenExpiry: a kicked participant cannot rejoin the room, with its token or a new one for its
+// identity, until its token has expired; others still join; after the ban it joins again.
+func TestKickBansUntilTokenExpiry(t *testing.T) {
+	n := startTestNode(t)
+	admin, joined := rawJoin(t, n, adminToken(t, "revoke", "chair"))
+	if joined["type"] != "joined" {
+		t.Fatalf("admin: %v", joined)
+	}
+	const life = 3 * time.Second
+	minted := time.Now()
+	victimTok := kickMallory(t, n, admin, "revoke", life)
+	refusedKicked(t, n, "the kicked token again", victimTok)
+	refusedKicked(t, n, "a new token for the kicked identity", tokenFor(t, "revoke", "mallory", "", time.Hour))
 	if _, msg := rawJoin(t, n, tokenFor(t, "revoke", "bob", "", time.Hour)); msg["type"] != "joined" {
 		t.Fatalf("another identity: %v", msg)
 	}
