@@ -120,18 +120,7 @@ func BenchmarkForwardPion(b *testing.B) {
 		closers = append(closers, subscriberPair(b, api, d))
 		r.AddDownTrack(d)
 	}
-	s := &vp8Stream{}
-	send(r, s, true)
-	pi := &Packet{pkt: s.frame(false)[0], arrival: time.Now()}
-	pi.pkt.Payload = append(pi.pkt.Payload, make([]byte, 500)...) // about 1000 bytes
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		pi.pkt.SequenceNumber++
-		pi.pkt.Timestamp += 3000
-		r.writePacket(pi, 1000)
-	}
-	b.StopTimer()
+	benchInterFrames(b, r, 500) // about 1000 bytes
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*subscribers), "ns/forwarded-pkt")
 	for _, c := range closers {
 		c() // the subscribers' read goroutines end with their connections

@@ -319,10 +319,17 @@ func BenchmarkForward(b *testing.B) {
 		bind(d, uint32(1000+i), 96, &captureWriter{})
 		r.AddDownTrack(d)
 	}
+	benchInterFrames(b, r, 0)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
+}
+
+// benchInterFrames starts r's layer 0 on a keyframe, then times b.N packets of an inter frame through its fan-out,
+// each padded with pad bytes of payload.
+func benchInterFrames(b *testing.B, r *Receiver, pad int) {
 	s := &vp8Stream{}
 	send(r, s, true)
-	pkts := s.frame(false)
-	pi := &Packet{pkt: pkts[0], arrival: time.Now()}
+	pi := &Packet{pkt: s.frame(false)[0], arrival: time.Now()}
+	pi.pkt.Payload = append(pi.pkt.Payload, make([]byte, pad)...)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -330,7 +337,7 @@ func BenchmarkForward(b *testing.B) {
 		pi.pkt.Timestamp += 3000
 		r.writePacket(pi, 1000)
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10), "ns/forwarded-pkt")
+	b.StopTimer()
 }
 
 // Past the SFU's latency budget quality steps down by whole frames, never at the cost of a keyframe: a late

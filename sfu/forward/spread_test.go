@@ -94,17 +94,7 @@ func BenchmarkFanOut500(b *testing.B) {
 				bind(d, uint32(1000+i), 96, hashWriter{})
 				r.AddDownTrack(d)
 			}
-			s := &vp8Stream{}
-			send(r, s, true)
-			pkts := s.frame(false)
-			pi := &Packet{pkt: pkts[0], arrival: time.Now()}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				pi.pkt.SequenceNumber++
-				pi.pkt.Timestamp += 3000
-				r.writePacket(pi, 1000)
-			}
+			benchInterFrames(b, r, 0)
 			if tc.sp != nil {
 				tc.sp.Close()
 			}
