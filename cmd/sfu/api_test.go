@@ -109,7 +109,7 @@ func waitBye(t *testing.T, tc *testClient, reason string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("%s got no bye %q", tc.Joined.You.Identity, reason)
+			t.Fatalf("%s got no bye %q (the client: %v)", tc.Joined.You.Identity, reason, tc.Err())
 		}
 	}
 }

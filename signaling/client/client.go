@@ -434,11 +434,17 @@ func (c *Client) Errors() []Message {
 	return append([]Message(nil), c.errs...)
 }
 
+// setReadError records why reading stopped, or a negotiation that failed; the first one stays.
 func (c *Client) setReadError(err error) {
 	c.readErrMu.Lock()
 	defer c.readErrMu.Unlock()
-	c.readErr = err
+	if c.readErr == nil {
+		c.readErr = err
+	}
 }
+
+// Err is the first failure of the client's read loop: why it stopped, or a subscribe offer it could not answer.
+func (c *Client) Err() error { return c.readError() }
 
 func (c *Client) readError() error {
 	c.readErrMu.Lock()
@@ -465,8 +471,7 @@ func (c *Client) readLoop() {
 			}
 		case protocol.TypeOffer:
 			if err := c.answerSubscribe(m.SDP); err != nil {
-				c.setReadError(err)
-				return
+				c.setReadError(err) // and read on: the server's next message may be its goodbye
 			}
 		case protocol.TypeCandidate:
 			if m.Candidate != nil {
