@@ -85,6 +85,14 @@ func (s *SFU) EndRoom(room string) (int, error) {
 	return rm.end(nil), nil
 }
 
+// Hosts reports whether this node has the room open (someone is in it): the cluster gives back the lease of a
+// room that is not.
+func (s *SFU) Hosts(room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[room] != nil
+}
+
 // openRoom finds an open room by name.
 func (s *SFU) openRoom(name string) (*Room, error) {
 	s.mu.Lock()

@@ -11,10 +11,15 @@ import (
 type Placement interface {
 	// Region is this node's region.
 	Region() string
-	// Route decides where a participant of room goes: here, or to another node (Redirect, a base URL). Regions
-	// is the room's residency policy (never empty). A room that may not live in this node's region gets an
-	// error wrapping ErrResidency.
-	Route(ctx context.Context, room string, regions []string) (Route, error)
+	// Route decides where a participant of room goes: here, or to another node (Redirect, a base URL). Claim is
+	// the token's regions (nil: none). A new room takes the claim as its residency policy (none: this node's
+	// region); a placed room keeps its own, which a claim may narrow and never widen. A participant this node's
+	// region may not host gets an error wrapping ErrResidency.
+	Route(ctx context.Context, room string, claim []string) (Route, error)
+	// Admit decides whether a relay's participant (a relay token, whose claim is the room's policy) may join here:
+	// the room must be open on a node of the cluster (else ErrNotPlaced: a relay never recreates an ended room),
+	// and this node's region allowed (else ErrResidency).
+	Admit(ctx context.Context, room string, claim []string) error
 	// Fallbacks are the base URLs of the region's other live nodes that take rooms, for a client whose node goes
 	// away. It is asked on every join, before the SFU's join: it should answer from memory (a snapshot), not
 	// look anything up over the network.
@@ -32,16 +37,12 @@ type Route struct {
 	Release func()
 }
 
-// ErrResidency refuses a room on a node outside the regions its policy names.
-var ErrResidency = errors.New("data residency: the room may not be hosted in this region")
-
-// roomRegions is a room's residency policy: the token's regions claim, else this node's region.
-func roomRegions(claims *Claims, nodeRegion string) []string {
-	if len(claims.Regions) > 0 {
-		return claims.Regions
-	}
-	return []string{nodeRegion}
-}
+var (
+	// ErrResidency refuses a room on a node outside the regions its policy names.
+	ErrResidency = errors.New("data residency: the room may not be hosted in this region")
+	// ErrNotPlaced refuses a relay into a room that no node of the cluster has open.
+	ErrNotPlaced = errors.New("the room is not open in the cluster")
+)
 
 // wsURL turns a node's base URL into its signaling WebSocket URL.
 func wsURL(base string) string {

@@ -39,6 +39,8 @@ func (p *blockingPlacement) Route(context.Context, string, []string) (Route, err
 	return Route{}, nil
 }
 
+func (p *blockingPlacement) Admit(context.Context, string, []string) error { return nil }
+
 func (p *blockingPlacement) Fallbacks() []string {
 	blocked := false
 	p.first.Do(func() { blocked = true })

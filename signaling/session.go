@@ -234,16 +234,25 @@ func (s *session) join(token string) bool {
 		s.release()
 		s.release = nil
 	}
-	if pl := s.srv.placement; pl != nil && !claims.Relay {
-		regions := roomRegions(claims, pl.Region())
+	if pl := s.srv.placement; pl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		route, err := pl.Route(ctx, claims.Room, regions)
+		var route Route
+		var err error
+		if claims.Relay { // another node's relay: admitted, never routed
+			err = pl.Admit(ctx, claims.Room, claims.Regions)
+		} else {
+			route, err = pl.Route(ctx, claims.Room, claims.Regions)
+		}
 		cancel()
 		switch {
 		case errors.Is(err, ErrResidency):
 			s.srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: s.remote,
-				Refused: true, Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "error": err.Error()}})
+				Refused: true, Detail: map[string]any{"regions": claims.Regions, "relay": claims.Relay, "node_region": pl.Region(), "error": err.Error()}})
 			s.sendError(protocol.Errorf(protocol.CodeResidency, "join", "%v", err))
+			s.End("")
+			return false
+		case errors.Is(err, ErrNotPlaced):
+			s.sendError(protocol.Errorf(protocol.CodeNotFound, "join", "%v", err))
 			s.End("")
 			return false
 		case err != nil:

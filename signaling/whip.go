@@ -116,12 +116,11 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 		}
 		h := &httpSession{srv: srv, kind: kind, room: claims.Room, identity: claims.Identity}
 		if pl := srv.placement; pl != nil && !claims.Relay { // in a cluster: the room's owner, in its regions
-			regions := roomRegions(claims, pl.Region())
-			route, err := pl.Route(r.Context(), claims.Room, regions)
+			route, err := pl.Route(r.Context(), claims.Room, claims.Regions)
 			switch {
 			case errors.Is(err, ErrResidency):
 				srv.record(audit.Record{Kind: audit.KindResidencyRefused, Room: claims.Room, Identity: claims.Identity, Remote: r.RemoteAddr, Refused: true,
-					Detail: map[string]any{"regions": regions, "node_region": pl.Region(), "endpoint": kind}})
+					Detail: map[string]any{"regions": claims.Regions, "node_region": pl.Region(), "endpoint": kind, "error": err.Error()}})
 				http.Error(w, err.Error(), http.StatusForbidden)
 				return
 			case err != nil:

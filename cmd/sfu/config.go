@@ -85,6 +85,8 @@ type config struct {
 	PublicURL string // the base URL browsers, other nodes and redirected clients reach this node at; its origin may open the WebSocket
 	NodeID    string
 	Capacity  int // participants this node takes before rooms spill to others
+	// LeaseGrace is how long a room's lease outlives the room here (default cluster.DefaultReleaseGrace); no flag.
+	LeaseGrace time.Duration
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.

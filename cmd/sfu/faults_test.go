@@ -107,7 +107,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	lease := func() string {
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		v, _ := rdb.Get(rctx, "sfu:room:"+room).Result()
+		v, _ := rdb.HGet(rctx, "sfu:room:"+room, "node").Result()
 		return v
 	}
 	registered := func(id string) bool {

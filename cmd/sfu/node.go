@@ -378,7 +378,7 @@ func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg promet
 	p, err := cluster.NewPlacement(ctx, cluster.PlacementConfig{
 		Cluster: cluster.Config{RedisURL: cfg.Redis, Logger: log,
 			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
-			LoadFunc: func() int { return s.Stats().Participants }},
+			LoadFunc: func() int { return s.Stats().Participants }, Hosts: s.Hosts, ReleaseGrace: cfg.LeaseGrace},
 		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)

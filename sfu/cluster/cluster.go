@@ -23,14 +23,17 @@
 //	                and removed lazily by readers.
 //	sfu:urls:{region} hash: every node URL the region has had → when it was last live (Unix seconds), so that
 //	                pages served by a node that has just left may still reach the others.
-//	sfu:room:{room} string: the id of the owner node, with the lease TTL
-//	                (SET NX PX). The owner's heartbeat renews it while it still
+//	sfu:room:{room} hash: node (the id of the owner node), regions (the
+//	                room's residency policy, comma-separated, fixed when the room
+//	                was first placed), with the lease TTL; taken only if absent
+//	                (takeScript). The owner's heartbeat renews it while it still
 //	                holds it (compare-and-pexpire Lua script), and takes it again
 //	                if it lapsed and nobody else took it (Redis was unreachable
-//	                for longer than the TTL, or restarted empty); Release and
-//	                Close delete it only if this node holds it (compare-and-
-//	                delete Lua script). A lease whose holder has no live node
-//	                hash is treated as free.
+//	                for longer than the TTL, or restarted empty); Release, Close
+//	                and the heartbeat, once the node no longer hosts the room,
+//	                delete it only if this node holds it (compare-and-delete Lua
+//	                script). A lease whose holder has no live node hash is
+//	                treated as free.
 //
 //	sfu:ban:{len(room)}:{room}:{identity}
 //	                string: when a kick's ban ends (Unix ms), expiring then;
@@ -46,6 +49,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,26 +93,51 @@ var (
 // placeAttempts bounds Place's re-reads when it loses a lease race.
 const placeAttempts = 5
 
+// Fields of sfu:room:{room}.
+const (
+	leaseNode    = "node"
+	leaseRegions = "regions"
+)
+
+// takeScript takes a free lease (1): this node, the room's policy (ARGV[2]), the TTL (ARGV[3]); a held one is
+// left alone (0).
+var takeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'regions', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`)
+
 // releaseScript deletes a lease only if this node holds it.
 var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then
 	return redis.call('DEL', KEYS[1])
 end
 return 0`)
 
-// renewScript extends a lease if this node still holds it (1), or takes it again if nobody holds it (2): it
-// lapsed while Redis could not be reached, or Redis restarted without its data. Another node's lease is left
-// alone (0).
+// renewScript extends a lease if this node still holds it (1), or takes it again, with the room's policy
+// (ARGV[3]), if nobody holds it (2): it lapsed while Redis could not be reached, or Redis restarted without its
+// data. Another node's lease is left alone (0).
 var renewScript = redis.NewScript(`
-local holder = redis.call('GET', KEYS[1])
+local holder = redis.call('HGET', KEYS[1], 'node')
 if holder == ARGV[1] then
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 if not holder then
-	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	redis.call('HSET', KEYS[1], 'node', ARGV[1], 'regions', ARGV[3])
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
 	return 2
 end
 return 0`)
+
+// renewBatch bounds the leases renewed in one Redis round trip, so that one pipeline never carries them all.
+const renewBatch = 500
+
+// DefaultReleaseGrace is how long a lease is kept after the last time a join here confirmed it, before the
+// heartbeat may give it back because the node no longer hosts the room: it covers a join between its placement
+// and the room's creation.
+const DefaultReleaseGrace = 10 * time.Second
 
 // NodeInfo describes one SFU node.
 type NodeInfo struct {
@@ -140,6 +169,34 @@ type Config struct {
 	Heartbeat time.Duration // default 1 s
 	TTL       time.Duration // node and lease time-to-live, default 3 s; must exceed Heartbeat
 	Logger    *zap.Logger   // nil: no logging
+	// Hosts reports whether this node still hosts a room (the SFU has it open). The heartbeat gives back the
+	// lease of a room it no longer hosts, ReleaseGrace after a join here last confirmed it. Nil: leases are
+	// kept until Release or Close.
+	Hosts        func(room string) bool
+	ReleaseGrace time.Duration // default DefaultReleaseGrace
+}
+
+// Lease is a room's placement: its owner, whether that is this node, and the room's residency policy (the
+// regions whose nodes may host any of its media), fixed when the room was first placed.
+type Lease struct {
+	Owner   NodeInfo
+	Mine    bool
+	Regions []string
+}
+
+// lease is a room whose lease this node holds.
+type lease struct {
+	regions   []string
+	confirmed time.Time     // when a join here last found or took it
+	releasing chan struct{} // non-nil while the heartbeat gives it back; closed when that is done
+}
+
+// LeaseStats counts what happened to this node's leases.
+type LeaseStats struct {
+	Held     int   // held now
+	Released int64 // given back because the node no longer hosted the room
+	Retaken  int64 // lapsed (Redis unreachable or emptied) and taken again by the heartbeat
+	Lost     int64 // found held by another node while this node held it: the room may be split
 }
 
 // Cluster is this node's membership of the cluster. Its methods are safe for
@@ -151,8 +208,13 @@ type Cluster struct {
 	heartbeat time.Duration
 	ttl       time.Duration
 
+	hosts        func(room string) bool
+	releaseGrace time.Duration
+
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the heartbeat goroutine has returned
+
+	released, retaken, lost atomic.Int64 // see LeaseStats
 
 	// pubMu serialises writes of this node's registration and its removal,
 	// so a SetDraining racing Close cannot re-create the node hash.
@@ -162,8 +224,8 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	self   NodeInfo
-	leases map[string]struct{} // rooms whose lease this node holds
-	peers  []NodeInfo          // the region's other live nodes as the last heartbeat read them
+	leases map[string]*lease // rooms whose lease this node holds
+	peers  []NodeInfo        // the region's other live nodes as the last heartbeat read them
 	closed bool
 
 	closeOnce sync.Once
@@ -197,6 +259,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.ReleaseGrace <= 0 {
+		cfg.ReleaseGrace = DefaultReleaseGrace
+	}
 	opts, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: parse redis URL: %w", err)
@@ -205,14 +270,16 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	// connection: a Redis that stops answering fails the call at its deadline, not at the socket's 3 s timeout.
 	opts.ContextTimeoutEnabled = true
 	c := &Cluster{
-		rdb:       redis.NewClient(opts),
-		log:       cfg.Logger.With(zap.String("node", n.ID), zap.String("region", n.Region)),
-		loadFunc:  cfg.LoadFunc,
-		heartbeat: cfg.Heartbeat,
-		ttl:       cfg.TTL,
-		self:      n,
-		leases:    make(map[string]struct{}),
-		done:      make(chan struct{}),
+		rdb:          redis.NewClient(opts),
+		log:          cfg.Logger.With(zap.String("node", n.ID), zap.String("region", n.Region)),
+		loadFunc:     cfg.LoadFunc,
+		heartbeat:    cfg.Heartbeat,
+		ttl:          cfg.TTL,
+		hosts:        cfg.Hosts,
+		releaseGrace: cfg.ReleaseGrace,
+		self:         n,
+		leases:       make(map[string]*lease),
+		done:         make(chan struct{}),
 	}
 	if err := c.rdb.Ping(ctx).Err(); err != nil {
 		c.rdb.Close()
@@ -332,98 +399,138 @@ func (c *Cluster) Nodes(ctx context.Context, region string) ([]NodeInfo, error) 
 
 // Owner returns the live node holding the room's lease, if any.
 func (c *Cluster) Owner(ctx context.Context, room string) (NodeInfo, bool, error) {
-	if c.isClosed() {
-		return NodeInfo{}, false, ErrClosed
-	}
-	owner, _, ok, err := c.owner(ctx, room)
-	return owner, ok, err
+	l, ok, err := c.liveOwner(ctx, room)
+	return l.Owner, ok, err
 }
 
-// owner reads the room's lease. It returns the holder's id even when the
-// holder is not live (holderID non-empty, ok false), so that a stale lease can
-// be removed with compare-and-delete.
-func (c *Cluster) owner(ctx context.Context, room string) (owner NodeInfo, holderID string, ok bool, err error) {
-	holderID, err = c.rdb.Get(ctx, roomKeyPrefix+room).Result()
-	if errors.Is(err, redis.Nil) {
-		return NodeInfo{}, "", false, nil
-	}
+// owner reads the room's lease. It returns the holder's id even when the holder is not live (holderID non-empty,
+// ok false), so that a stale lease can be removed with compare-and-delete.
+func (c *Cluster) owner(ctx context.Context, room string) (l Lease, holderID string, ok bool, err error) {
+	vals, err := c.rdb.HMGet(ctx, roomKeyPrefix+room, leaseNode, leaseRegions).Result()
 	if err != nil {
-		return NodeInfo{}, "", false, fmt.Errorf("cluster: read owner of room %q: %w", room, err)
+		return Lease{}, "", false, fmt.Errorf("cluster: read owner of room %q: %w", room, err)
 	}
-	owner, ok, err = c.readNode(ctx, holderID)
+	holderID, _ = vals[0].(string)
+	if holderID == "" {
+		return Lease{}, "", false, nil
+	}
+	regions, _ := vals[1].(string)
+	l.Regions = splitRegions(regions)
+	l.Owner, ok, err = c.readNode(ctx, holderID)
 	if err != nil {
-		return NodeInfo{}, holderID, false, err
+		return Lease{}, holderID, false, err
 	}
-	if ok && owner.ID == c.selfID() {
-		// This node holds the lease (e.g. taken before a restart under the
-		// same id): keep renewing it.
-		c.mu.Lock()
-		if !c.closed {
-			c.leases[room] = struct{}{}
-		}
-		c.mu.Unlock()
-	}
-	return owner, holderID, ok, nil
+	l.Mine = ok && l.Owner.ID == c.selfID()
+	return l, holderID, ok, nil
 }
 
-// Place returns the node that owns the room, placing it if nobody does: on
-// the least-loaded non-draining live node of the allowed regions (nil or
-// empty: any region), preferring this node's region when it is allowed, and
-// nodes with spare capacity over full ones. Among equally loaded nodes this
-// node is preferred. When the chosen node is this one, it takes the lease
-// (SET NX PX) and reports mine=true; when another node is chosen, no lease is
-// taken for it (it takes the lease itself, with Place, when the
-// client arrives). A lease held by a node whose heartbeat has lapsed is
-// treated as free. Of several nodes placing the same room at once exactly
-// one ends as the owner, and all of them return it.
+// splitRegions decodes a stored policy; joinRegions encodes one.
+func splitRegions(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+func joinRegions(regions []string) string { return strings.Join(regions, ",") }
+
+// Place is PlaceRoom for callers that need only the owner.
 func (c *Cluster) Place(ctx context.Context, room string, regions []string) (owner NodeInfo, mine bool, err error) {
+	l, err := c.PlaceRoom(ctx, room, regions)
+	return l.Owner, l.Mine, err
+}
+
+// PlaceRoom returns the room's lease, placing the room if nobody holds it: on the least-loaded non-draining live
+// node of the allowed regions (nil or empty: any region), preferring this node's region when it is allowed, and
+// nodes with spare capacity over full ones. Among equally loaded nodes this node is preferred. When the chosen
+// node is this one, it takes the lease with regions as the room's policy (Mine); when another node is chosen,
+// no lease is taken for it (it takes the lease itself when the client arrives). A held lease keeps the policy
+// it was placed with, whatever regions says. A lease held by a node whose heartbeat has lapsed is treated as
+// free. Of several nodes placing the same room at once exactly one ends as the owner, and all of them return it.
+func (c *Cluster) PlaceRoom(ctx context.Context, room string, regions []string) (Lease, error) {
 	if room == "" {
-		return NodeInfo{}, false, errors.New("cluster: empty room name")
+		return Lease{}, errors.New("cluster: empty room name")
 	}
 	for attempt := 0; attempt < placeAttempts; attempt++ {
-		owner, found, err := c.liveOwner(ctx, room)
-		if err != nil || found {
-			return owner, err == nil && owner.ID == c.selfID(), err
+		l, found, err := c.liveOwner(ctx, room)
+		if err != nil {
+			return Lease{}, err
+		}
+		if found {
+			if !l.Mine {
+				return l, nil
+			}
+			wait := c.confirm(room, l.Regions)
+			if wait == nil {
+				return l, nil
+			}
+			select { // the heartbeat is giving the lease back: place the room again once it has
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return Lease{}, fmt.Errorf("cluster: place room %q: %w", room, ctx.Err())
+			}
 		}
 		nodes, err := c.Nodes(ctx, "")
 		if err != nil {
-			return NodeInfo{}, false, err
+			return Lease{}, err
 		}
 		chosen, ok := c.choose(nodes, regions)
 		if !ok {
-			return NodeInfo{}, false, fmt.Errorf("%w: room %q, regions %q", ErrNoNode, room, regions)
+			return Lease{}, fmt.Errorf("%w: room %q, regions %q", ErrNoNode, room, regions)
 		}
 		if chosen.ID != c.selfID() {
-			return chosen, false, nil
+			return Lease{Owner: chosen, Regions: regions}, nil
 		}
-		took, err := c.take(ctx, room)
+		took, err := c.take(ctx, room, regions)
 		if err != nil {
-			return NodeInfo{}, false, err
+			return Lease{}, err
 		}
 		if took {
 			c.log.Debug("cluster: room placed here", zap.String("room", room))
-			return chosen, true, nil
+			return Lease{Owner: chosen, Mine: true, Regions: regions}, nil
 		}
 		// Another node took the lease first: re-read its owner.
 	}
-	return NodeInfo{}, false, fmt.Errorf("cluster: place room %q: the lease kept changing hands", room)
+	return Lease{}, fmt.Errorf("cluster: place room %q: the lease kept changing hands", room)
 }
 
-// liveOwner returns the room's owner if a live node holds its lease; a lease left by a dead node is dropped.
-func (c *Cluster) liveOwner(ctx context.Context, room string) (NodeInfo, bool, error) {
-	if c.isClosed() {
-		return NodeInfo{}, false, ErrClosed
+// confirm notes that a join here found this node's lease on room (the grace before the heartbeat may give it back
+// starts again), and learns a lease it did not know of (taken before a restart under the same id). It returns the
+// channel to wait on instead when the heartbeat is giving the lease back.
+func (c *Cluster) confirm(room string, regions []string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
 	}
-	owner, holder, ok, err := c.owner(ctx, room)
+	l := c.leases[room]
+	if l == nil {
+		l = &lease{regions: regions}
+		c.leases[room] = l
+	}
+	if l.releasing != nil {
+		return l.releasing
+	}
+	l.confirmed = time.Now()
+	return nil
+}
+
+// liveOwner returns the room's lease if a live node holds it; a lease left by a dead node is dropped.
+func (c *Cluster) liveOwner(ctx context.Context, room string) (Lease, bool, error) {
+	if c.isClosed() {
+		return Lease{}, false, ErrClosed
+	}
+	l, holder, ok, err := c.owner(ctx, room)
 	if err != nil || ok {
-		return owner, ok, err
+		return l, ok, err
 	}
 	if holder != "" {
 		if err := c.dropStale(ctx, room, holder); err != nil {
-			return NodeInfo{}, false, err
+			return Lease{}, false, err
 		}
 	}
-	return NodeInfo{}, false, nil
+	return Lease{}, false, nil
 }
 
 // Release drops this node's lease on the room, if it holds it.
@@ -438,6 +545,14 @@ func (c *Cluster) Release(ctx context.Context, room string) error {
 		return fmt.Errorf("cluster: release room %q: %w", room, err)
 	}
 	return nil
+}
+
+// Leases counts this node's leases and what became of them.
+func (c *Cluster) Leases() LeaseStats {
+	c.mu.Lock()
+	held := len(c.leases)
+	c.mu.Unlock()
+	return LeaseStats{Held: held, Released: c.released.Load(), Retaken: c.retaken.Load(), Lost: c.lost.Load()}
 }
 
 // ErrNotReady is why a node takes no new participants now (Ready).
@@ -533,7 +648,7 @@ func (c *Cluster) deregister(ctx context.Context) error {
 	for room := range c.leases {
 		rooms = append(rooms, room)
 	}
-	c.leases = make(map[string]struct{})
+	c.leases = make(map[string]*lease)
 	id := c.self.ID
 	c.mu.Unlock()
 
@@ -610,20 +725,20 @@ func (c *Cluster) choose(nodes []NodeInfo, regions []string) (NodeInfo, bool) {
 	return best, found
 }
 
-// take sets the room's lease to this node if nobody holds it.
-func (c *Cluster) take(ctx context.Context, room string) (bool, error) {
+// take sets the room's lease to this node, with the room's policy, if nobody holds it.
+func (c *Cluster) take(ctx context.Context, room string, regions []string) (bool, error) {
 	id := c.selfID()
-	ok, err := c.rdb.SetNX(ctx, roomKeyPrefix+room, id, c.ttl).Result()
+	n, err := takeScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, id, joinRegions(regions), c.ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("cluster: take lease of room %q: %w", room, err)
 	}
-	if !ok {
+	if n != 1 {
 		return false, nil
 	}
 	c.mu.Lock()
 	closed := c.closed
 	if !closed {
-		c.leases[room] = struct{}{}
+		c.leases[room] = &lease{regions: regions, confirmed: time.Now()}
 	}
 	c.mu.Unlock()
 	if closed {
@@ -763,23 +878,36 @@ func (c *Cluster) beat(ctx context.Context) error {
 	return errors.Join(c.renew(ctx), c.refreshPeers(ctx))
 }
 
-// renew extends this node's leases, forgetting those it lost.
+// renew extends this node's leases in batches of renewBatch, first giving back those of rooms the node no longer
+// hosts (see Config.Hosts), and forgets the leases it lost.
 func (c *Cluster) renew(ctx context.Context) error {
+	idle := c.releaseIdle(ctx)
 	c.mu.Lock()
 	rooms := make([]string, 0, len(c.leases))
-	for room := range c.leases {
-		rooms = append(rooms, room)
+	policies := make([]string, 0, len(c.leases))
+	for room, l := range c.leases {
+		if l.releasing == nil {
+			rooms = append(rooms, room)
+			policies = append(policies, joinRegions(l.regions))
+		}
 	}
 	id := c.self.ID
 	c.mu.Unlock()
-	if len(rooms) == 0 {
-		return nil
+	var errs []error
+	for start := 0; start < len(rooms); start += renewBatch {
+		end := min(start+renewBatch, len(rooms))
+		errs = append(errs, c.renewBatch(ctx, id, rooms[start:end], policies[start:end]))
 	}
+	return errors.Join(append(errs, idle)...)
+}
+
+// renewBatch renews the leases of rooms (whose policies are policies) in one round trip.
+func (c *Cluster) renewBatch(ctx context.Context, id string, rooms, policies []string) error {
 	ttl := strconv.FormatInt(c.ttl.Milliseconds(), 10)
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(rooms))
 	for i, room := range rooms {
-		cmds[i] = renewScript.Eval(ctx, pipe, []string{roomKeyPrefix + room}, id, ttl)
+		cmds[i] = renewScript.Eval(ctx, pipe, []string{roomKeyPrefix + room}, id, ttl, policies[i])
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("cluster: renew leases: %w", err)
@@ -797,14 +925,85 @@ func (c *Cluster) renew(ctx context.Context) error {
 		c.mu.Unlock()
 		switch {
 		case n == 2 && held:
+			c.retaken.Add(1)
 			c.log.Warn("cluster: took the lapsed lease of a room again", zap.String("room", rooms[i]))
 		case n == 2: // Released after the rooms were read: give back what the script took
 			if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + rooms[i]}, id).Err(); err != nil {
 				return fmt.Errorf("cluster: release room %q: %w", rooms[i], err)
 			}
 		case held:
-			c.log.Warn("cluster: lost the lease of a room", zap.String("room", rooms[i]))
+			c.lost.Add(1)
+			c.log.Error("cluster: another node holds the lease of a room this node holds: the room may be split",
+				zap.String("room", rooms[i]))
 		}
 	}
 	return nil
+}
+
+// releaseIdle gives back the leases of the rooms this node no longer hosts and no join has confirmed for the
+// release grace. Hosts is asked without c.mu held; a lease a join confirms meanwhile is kept, and a join that
+// finds a lease being given back waits for it and places the room again (PlaceRoom).
+func (c *Cluster) releaseIdle(ctx context.Context) error {
+	if c.hosts == nil {
+		return nil
+	}
+	type candidate struct {
+		room      string
+		confirmed time.Time
+	}
+	now := time.Now()
+	var cands []candidate
+	c.mu.Lock()
+	for room, l := range c.leases {
+		if l.releasing == nil && now.Sub(l.confirmed) >= c.releaseGrace {
+			cands = append(cands, candidate{room, l.confirmed})
+		}
+	}
+	c.mu.Unlock()
+	var idle []string
+	for _, cd := range cands {
+		if !c.hosts(cd.room) {
+			idle = append(idle, cd.room)
+		}
+	}
+	if len(idle) == 0 {
+		return nil
+	}
+	releasing := make([]*lease, 0, len(idle))
+	c.mu.Lock()
+	rooms := idle[:0]
+	for i, room := range idle {
+		l := c.leases[room]
+		if l == nil || l.releasing != nil || !l.confirmed.Equal(cands[i].confirmed) {
+			continue // released, or confirmed by a join since it was read
+		}
+		l.releasing = make(chan struct{})
+		rooms = append(rooms, room)
+		releasing = append(releasing, l)
+	}
+	id := c.self.ID
+	c.mu.Unlock()
+
+	var err error
+	for start := 0; start < len(rooms); start += renewBatch {
+		end := min(start+renewBatch, len(rooms))
+		pipe := c.rdb.Pipeline()
+		for _, room := range rooms[start:end] {
+			releaseScript.Eval(ctx, pipe, []string{roomKeyPrefix + room}, id)
+		}
+		if _, e := pipe.Exec(ctx); e != nil && err == nil {
+			err = fmt.Errorf("cluster: give back the leases of closed rooms: %w", e) // they lapse after the TTL
+		}
+	}
+	c.mu.Lock()
+	for i, room := range rooms {
+		if c.leases[room] == releasing[i] {
+			delete(c.leases, room)
+		}
+		close(releasing[i].releasing)
+	}
+	c.mu.Unlock()
+	c.released.Add(int64(len(rooms)))
+	c.log.Debug("cluster: gave back the leases of closed rooms", zap.Int("rooms", len(rooms)))
+	return err
 }

@@ -340,7 +340,7 @@ func TestStaleLeaseIsFree(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	a := startNode(t, url, nodeOpts{id: "a", region: "hk"})
 	rdb := rawClient(t, url)
-	if err := rdb.Set(ctx, roomKeyPrefix+"r", "ghost", time.Minute).Err(); err != nil {
+	if err := setLease(ctx, rdb, "r", "ghost"); err != nil {
 		t.Fatal(err)
 	}
 	if got := ownerID(t, ctx, a, "r"); got != "" {
@@ -349,7 +349,7 @@ func TestStaleLeaseIsFree(t *testing.T) {
 	if owner, mine := place(t, ctx, a, "r", "hk"); owner != "a" || !mine {
 		t.Fatalf("Place = %s mine=%v, want a mine=true", owner, mine)
 	}
-	if v, err := rdb.Get(ctx, roomKeyPrefix+"r").Result(); err != nil || v != "a" {
+	if v, err := rdb.HGet(ctx, roomKeyPrefix+"r", leaseNode).Result(); err != nil || v != "a" {
 		t.Fatalf("lease = %q (%v), want a", v, err)
 	}
 }
@@ -370,7 +370,7 @@ func TestLapsedLeaseTakenAgain(t *testing.T) {
 	}
 	rdb := rawClient(t, url)
 	holder := func(room string) string {
-		v, err := rdb.Get(ctx, roomKeyPrefix+room).Result()
+		v, err := rdb.HGet(ctx, roomKeyPrefix+room, leaseNode).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatal(err)
 		}
@@ -380,7 +380,7 @@ func TestLapsedLeaseTakenAgain(t *testing.T) {
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Set(ctx, roomKeyPrefix+"taken", "b", time.Minute).Err(); err != nil {
+	if err := setLease(ctx, rdb, "taken", "b"); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * testHeartbeat)
@@ -564,6 +564,16 @@ func TestNewRejectsDuplicateID(t *testing.T) {
 			t.Fatalf("New(%+v) succeeded", cfg)
 		}
 	}
+}
+
+// setLease writes room's lease for holder as another node would, for a minute.
+func setLease(ctx context.Context, rdb *redis.Client, room, holder string) error {
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, roomKeyPrefix+room, leaseNode, holder, leaseRegions, "hk")
+		p.Expire(ctx, roomKeyPrefix+room, time.Minute)
+		return nil
+	})
+	return err
 }
 
 func rawClient(t *testing.T, url string) *redis.Client {

@@ -23,7 +23,7 @@ type PlacementConfig struct {
 	// RelayAPI builds the peer connections of the relays to other nodes; RelayToken mints the token they join
 	// both nodes with (RelayToken(secret, audience, node id)).
 	RelayAPI   *webrtc.API
-	RelayToken func(room string) (string, error)
+	RelayToken func(room string, regions []string) (string, error)
 	// Registerer takes the placement's metrics (residency refusals, relayed rooms, the node's region); nil: none.
 	Registerer prometheus.Registerer
 }
@@ -63,9 +63,9 @@ func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) 
 		refusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfu_residency_refusals_total",
 			Help: "Joins refused because the room's region policy does not allow this node's region."})}
 	p.relays = &relays{ctx: rctx, log: log, rooms: map[string]*roomRelay{}, retry: relayRetryMin, run: r.run,
-		place: func(ctx context.Context, room string) (string, bool, error) {
-			owner, mine, err := c.Place(ctx, room, []string{self.Region})
-			return owner.URL, mine, err
+		place: func(ctx context.Context, room string) (string, []string, bool, error) {
+			l, err := c.PlaceRoom(ctx, room, []string{self.Region})
+			return l.Owner.URL, l.Regions, l.Mine, err
 		}}
 	if cfg.Registerer != nil {
 		relayed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_rooms_relayed",
@@ -74,7 +74,16 @@ func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) 
 		region := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sfu_node_region", Help: "This node's region (the label); 1.",
 			ConstLabels: prometheus.Labels{"region": self.Region, "node": self.ID}})
 		region.Set(1)
-		if err := registerAll(cfg.Registerer, p.refusals, relayed, region); err != nil {
+		leases := func(name, help string, v func(LeaseStats) float64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return v(c.Leases()) })
+		}
+		held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_cluster_leases", Help: "Room leases this node holds."},
+			func() float64 { return float64(c.Leases().Held) })
+		if err := registerAll(cfg.Registerer, p.refusals, relayed, region, held,
+			leases("sfu_cluster_leases_released_total", "Room leases given back because the node no longer hosts the room.", func(s LeaseStats) float64 { return float64(s.Released) }),
+			leases("sfu_cluster_leases_retaken_total", "Room leases that lapsed (Redis unreachable or emptied) and were taken again.", func(s LeaseStats) float64 { return float64(s.Retaken) }),
+			leases("sfu_cluster_leases_lost_total", "Room leases found held by another node while this node held them (the room may be split).", func(s LeaseStats) float64 { return float64(s.Lost) }),
+		); err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -99,27 +108,73 @@ func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 // Region implements signaling.Placement.
 func (p *Placement) Region() string { return p.c.Self().Region }
 
-// Route implements signaling.Placement.
-func (p *Placement) Route(ctx context.Context, room string, regions []string) (signaling.Route, error) {
+// Route implements signaling.Placement. A new room is placed with the token's regions as its policy (none: this
+// node's region); a placed room keeps its stored policy, which the token may narrow and never widen.
+func (p *Placement) Route(ctx context.Context, room string, claim []string) (signaling.Route, error) {
 	self := p.c.Self()
-	if !slices.Contains(regions, self.Region) {
-		p.refusals.Inc()
-		return signaling.Route{}, fmt.Errorf("room %q is kept in region %v; this node is in %s: %w", room, regions, self.Region, signaling.ErrResidency)
+	want := claim
+	if len(want) == 0 {
+		want = []string{self.Region}
 	}
-	owner, mine, err := p.c.Place(ctx, room, regions)
-	switch {
-	case err != nil:
+	if !slices.Contains(want, self.Region) {
+		return signaling.Route{}, p.refuse("room %q: the token allows regions %v; this node is in %s", room, want, self.Region)
+	}
+	l, err := p.c.PlaceRoom(ctx, room, want)
+	if err != nil {
 		return signaling.Route{}, err
-	case mine || owner.ID == self.ID:
+	}
+	allowed := narrow(l.Regions, claim)
+	switch {
+	case !slices.Contains(allowed, self.Region):
+		return signaling.Route{}, p.refuse("room %q is kept in regions %v (its policy since it was placed, narrowed by the token to %v); this node is in %s",
+			room, l.Regions, allowed, self.Region)
+	case l.Mine:
 		return signaling.Route{}, nil
-	case !slices.Contains(regions, owner.Region): // Place keeps to the regions; this is the residency backstop
-		p.refusals.Inc()
-		return signaling.Route{}, fmt.Errorf("room %q is owned in region %s: %w", room, owner.Region, signaling.ErrResidency)
-	case owner.Load < owner.Capacity:
-		return signaling.Route{Redirect: owner.URL}, nil
+	case !slices.Contains(allowed, l.Owner.Region): // placement keeps to the regions; this is the backstop
+		return signaling.Route{}, p.refuse("room %q is owned in region %s, outside %v", room, l.Owner.Region, allowed)
+	case l.Owner.Load < l.Owner.Capacity:
+		return signaling.Route{Redirect: l.Owner.URL}, nil
 	}
 	// The owner is full: host the participant here and relay the room to and from it.
-	return signaling.Route{Release: p.relays.acquire(room, owner.URL)}, nil
+	return signaling.Route{Release: p.relays.acquire(room, l.Owner.URL, l.Regions)}, nil
+}
+
+// Admit implements signaling.Placement: a relay's participant may join here only while a node holds the room's
+// lease (a relay never recreates an ended room) and this node's region is in the room's stored policy narrowed by
+// the relay token's regions.
+func (p *Placement) Admit(ctx context.Context, room string, claim []string) error {
+	l, ok, err := p.c.liveOwner(ctx, room)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("room %q is not open on any node: %w", room, signaling.ErrNotPlaced)
+	}
+	if self := p.c.Self(); !slices.Contains(narrow(l.Regions, claim), self.Region) {
+		return p.refuse("room %q is kept in regions %v, narrowed by the relay token to %v; this node is in %s",
+			room, l.Regions, narrow(l.Regions, claim), self.Region)
+	}
+	return nil
+}
+
+// refuse counts a residency refusal and returns its error.
+func (p *Placement) refuse(format string, args ...any) error {
+	p.refusals.Inc()
+	return fmt.Errorf(format+": %w", append(args, signaling.ErrResidency)...)
+}
+
+// narrow is the room's policy narrowed by a token's regions claim (none: the policy itself).
+func narrow(policy, claim []string) []string {
+	if len(claim) == 0 {
+		return policy
+	}
+	var out []string
+	for _, r := range policy {
+		if slices.Contains(claim, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Fallbacks implements signaling.Placement: the base URLs of the region's other nodes that are not draining,

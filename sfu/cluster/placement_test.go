@@ -25,20 +25,28 @@ type testPlacement struct {
 
 func startPlacement(t *testing.T, url, id, region string, capacity int) *testPlacement {
 	t.Helper()
+	return startPlacementWith(t, url, id, region, capacity, func(*Config) {})
+}
+
+// startPlacementWith is startPlacement with more of the cluster's configuration.
+func startPlacementWith(t *testing.T, url, id, region string, capacity int, more func(*Config)) *testPlacement {
+	t.Helper()
 	tp := &testPlacement{reg: prometheus.NewRegistry(), relays: make(chan fakeRun, 16)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	cfg := Config{RedisURL: url, Heartbeat: testHeartbeat, TTL: testTTL, Logger: zaptest.NewLogger(t).Named(id),
+		Node:     NodeInfo{ID: id, Region: region, URL: "http://" + id + ".test:7880/", Capacity: capacity},
+		LoadFunc: func() int { return int(tp.load.Load()) }}
+	more(&cfg)
 	p, err := NewPlacement(ctx, PlacementConfig{
-		Cluster: Config{RedisURL: url, Heartbeat: testHeartbeat, TTL: testTTL, Logger: zaptest.NewLogger(t).Named(id),
-			Node:     NodeInfo{ID: id, Region: region, URL: "http://" + id + ".test:7880/", Capacity: capacity},
-			LoadFunc: func() int { return int(tp.load.Load()) }},
+		Cluster:    cfg,
 		RelayToken: RelayToken([]byte("relay-secret"), "", id),
 		Registerer: tp.reg,
 	})
 	if err != nil {
 		t.Fatalf("NewPlacement(%s): %v", id, err)
 	}
-	p.relays.run = func(ctx context.Context, room, owner string) error {
+	p.relays.run = func(ctx context.Context, room, owner string, _ []string) error {
 		tp.relays <- fakeRun{room: room, owner: owner, ctx: ctx}
 		<-ctx.Done()
 		return nil

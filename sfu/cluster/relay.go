@@ -22,14 +22,15 @@ import (
 // of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops.
 type relay struct {
 	self  string // this node's base URL
-	token func(room string) (string, error)
+	token func(room string, regions []string) (string, error)
 	api   *webrtc.API
 	log   *zap.Logger
 }
 
-// run relays room to and from its owner (a base URL) until ctx ends or either side's connection does.
-func (r *relay) run(ctx context.Context, room, owner string) error {
-	tok, err := r.token(room)
+// run relays room, whose policy is regions, to and from its owner (a base URL) until ctx ends or either side's
+// connection does.
+func (r *relay) run(ctx context.Context, room, owner string, regions []string) error {
+	tok, err := r.token(room, regions)
 	if err != nil {
 		return fmt.Errorf("relay token: %w", err)
 	}
@@ -152,8 +153,8 @@ const (
 type relays struct {
 	ctx   context.Context // ends every relay
 	wg    sync.WaitGroup
-	run   func(ctx context.Context, room, owner string) error // relays the room until ctx ends or a side's connection does
-	place func(ctx context.Context, room string) (ownerURL string, mine bool, err error)
+	run   func(ctx context.Context, room, owner string, regions []string) error // relays the room until ctx ends or a side's connection does
+	place func(ctx context.Context, room string) (ownerURL string, regions []string, mine bool, err error)
 	retry time.Duration // the first wait before placing the room again after its relay ended
 	log   *zap.Logger
 
@@ -166,9 +167,9 @@ type roomRelay struct {
 	cancel context.CancelFunc
 }
 
-// acquire counts a participant hosted here in a room owned by owner, starting the room's relay for the first;
-// the returned function counts it out.
-func (rs *relays) acquire(room, owner string) func() {
+// acquire counts a participant hosted here in a room owned by owner, whose policy is regions, starting the room's
+// relay for the first; the returned function counts it out.
+func (rs *relays) acquire(room, owner string, regions []string) func() {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rr := rs.rooms[room]
@@ -179,7 +180,7 @@ func (rs *relays) acquire(room, owner string) func() {
 		rs.wg.Add(1)
 		go func() {
 			defer rs.wg.Done()
-			rs.keep(ctx, room, owner)
+			rs.keep(ctx, room, owner, regions)
 		}()
 	}
 	rr.users++
@@ -198,10 +199,10 @@ func (rs *relays) acquire(room, owner string) func() {
 
 // keep runs the room's relay until ctx ends; when the owner goes away, the room is placed again: here (the
 // relay is no longer needed) or on another owner, which the relay then connects to.
-func (rs *relays) keep(ctx context.Context, room, owner string) {
+func (rs *relays) keep(ctx context.Context, room, owner string, regions []string) {
 	backoff := rs.retry
 	for ctx.Err() == nil {
-		err := rs.run(ctx, room, owner)
+		err := rs.run(ctx, room, owner, regions)
 		if ctx.Err() != nil {
 			return
 		}
@@ -213,7 +214,7 @@ func (rs *relays) keep(ctx context.Context, room, owner string) {
 		}
 		backoff = min(2*backoff, relayRetryMax)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		next, mine, err := rs.place(pctx, room)
+		next, policy, mine, err := rs.place(pctx, room)
 		cancel()
 		switch {
 		case err != nil:
@@ -222,7 +223,7 @@ func (rs *relays) keep(ctx context.Context, room, owner string) {
 			rs.log.Info("room now owned here", zap.String("room", room))
 			return
 		}
-		owner = next
+		owner, regions = next, policy
 	}
 }
 
@@ -243,11 +244,13 @@ func (rs *relays) close() {
 	rs.wg.Wait()
 }
 
-// RelayToken mints the token a relay's clients join with: both rights, and the relay claim, so that neither
-// node routes it elsewhere; audience is the region's token audience ("": the default).
-func RelayToken(secret []byte, audience, nodeID string) func(room string) (string, error) {
-	return func(room string) (string, error) {
-		c := signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID, Publish: true, Subscribe: true, Relay: true}
+// RelayToken mints the token a relay's clients join with: both rights, the relay claim, so that neither node
+// routes it elsewhere, and the room's policy as its regions, so that neither node outside it admits it; audience
+// is the region's token audience ("": the default).
+func RelayToken(secret []byte, audience, nodeID string) func(room string, regions []string) (string, error) {
+	return func(room string, regions []string) (string, error) {
+		c := signaling.Claims{Room: room, Identity: "relay-" + nodeID, Name: "relay " + nodeID, Publish: true, Subscribe: true, Relay: true,
+			Regions: regions}
 		if audience != "" {
 			c.Audience = jwt.ClaimStrings{audience}
 		}

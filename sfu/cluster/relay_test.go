@@ -28,7 +28,7 @@ func newFakeRelays(t *testing.T) *fakeRelays {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fakeRelays{runs: make(chan fakeRun, 16), placed: make(chan string, 16), answers: make(chan string, 16)}
 	f.relays = &relays{ctx: ctx, log: zaptest.NewLogger(t), rooms: map[string]*roomRelay{}, retry: 10 * time.Millisecond,
-		run: func(ctx context.Context, room, owner string) error {
+		run: func(ctx context.Context, room, owner string, _ []string) error {
 			r := fakeRun{room, owner, ctx, make(chan error, 1)}
 			f.runs <- r
 			select {
@@ -38,13 +38,13 @@ func newFakeRelays(t *testing.T) *fakeRelays {
 				return err
 			}
 		},
-		place: func(ctx context.Context, room string) (string, bool, error) {
+		place: func(ctx context.Context, room string) (string, []string, bool, error) {
 			f.placed <- room
 			select {
 			case <-ctx.Done():
-				return "", false, ctx.Err()
+				return "", nil, false, ctx.Err()
 			case owner := <-f.answers:
-				return owner, owner == "", nil
+				return owner, []string{"hk"}, owner == "", nil
 			}
 		}}
 	t.Cleanup(func() {
@@ -99,13 +99,13 @@ func ended(ctx context.Context, within time.Duration) bool {
 // leaves; releasing twice counts once.
 func TestRelaysAcquire(t *testing.T) {
 	f := newFakeRelays(t)
-	release1 := f.acquire("big", "http://a.test")
+	release1 := f.acquire("big", "http://a.test", []string{"hk"})
 	run := f.waitRun(t)
 	if run.room != "big" || run.owner != "http://a.test" {
 		t.Fatalf("relay run of %q to %s, want big to http://a.test", run.room, run.owner)
 	}
-	release2 := f.acquire("big", "http://a.test")
-	other := f.acquire("other", "http://b.test")
+	release2 := f.acquire("big", "http://a.test", []string{"hk"})
+	other := f.acquire("other", "http://b.test", []string{"hk"})
 	otherRun := f.waitRun(t)
 	f.noRun(t, 100*time.Millisecond) // the second participant of big shares its relay
 	if n := f.count(); n != 2 {
@@ -134,7 +134,7 @@ func TestRelaysAcquire(t *testing.T) {
 // new owner; when the room is then placed here, the relay stops.
 func TestRelaysReplace(t *testing.T) {
 	f := newFakeRelays(t)
-	release := f.acquire("big", "http://a.test")
+	release := f.acquire("big", "http://a.test", []string{"hk"})
 	defer release()
 	first := f.waitRun(t)
 	if first.owner != "http://a.test" {
@@ -157,8 +157,8 @@ func TestRelaysReplace(t *testing.T) {
 // TestRelaysClose: close stops every relay and waits for its goroutine.
 func TestRelaysClose(t *testing.T) {
 	f := newFakeRelays(t)
-	_ = f.acquire("r1", "http://a.test")
-	_ = f.acquire("r2", "http://a.test")
+	_ = f.acquire("r1", "http://a.test", []string{"hk"})
+	_ = f.acquire("r2", "http://a.test", []string{"hk"})
 	r1, r2 := f.waitRun(t), f.waitRun(t)
 	done := make(chan struct{})
 	go func() {
