@@ -376,7 +376,7 @@ func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg promet
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p, err := cluster.NewPlacement(ctx, cluster.PlacementConfig{
-		Cluster: cluster.Config{RedisURL: cfg.Redis, Logger: log,
+		Cluster: cluster.Config{RedisURL: cfg.Redis, Secret: secret, Logger: log,
 			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
 			LoadFunc: func() int { return s.Stats().Participants }, Hosts: s.Hosts, ReleaseGrace: cfg.LeaseGrace},
 		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), Registerer: reg})

@@ -50,14 +50,12 @@ func NewBans(redisURL string, timeout time.Duration) (*Bans, error) {
 	if timeout <= 0 {
 		timeout = DefaultBanTimeout
 	}
-	opts, err := redis.ParseURL(redisURL)
+	// No retry: it would outlast the timeout; the next join asks again.
+	rdb, err := newRedis(redisURL, redisTuning{timeout: timeout, noRetries: true})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: parse redis URL: %w", err)
+		return nil, err
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = timeout, timeout, timeout, timeout
-	opts.ContextTimeoutEnabled = true // the call's context bounds its reads and writes too
-	opts.MaxRetries = -1              // a retry would outlast the timeout: the next join asks again
-	return &Bans{rdb: redis.NewClient(opts), timeout: timeout}, nil
+	return &Bans{rdb: rdb, timeout: timeout}, nil
 }
 
 // banKey is the key of room's ban of identity; see Bans.

@@ -15,14 +15,17 @@
 //
 // Redis keys:
 //
-//	sfu:node:{id}   hash: id, region, url, capacity, load, draining ("1" or "0").
+//	sfu:node:{id}   hash: id, region, url, capacity, load, draining ("1" or "0"),
+//	                sig (HMAC-SHA256 of the other fields with the cluster secret:
+//	                a hash without a valid one is not a node).
 //	                Written whole by every heartbeat and by SetDraining, with
 //	                the node TTL (PEXPIRE), so a node whose heartbeat lapses
 //	                vanishes after the TTL. Close deletes it at once.
 //	sfu:nodes       set of node ids. Members whose hash has expired are ignored
 //	                and removed lazily by readers.
-//	sfu:urls:{region} hash: every node URL the region has had → when it was last live (Unix seconds), so that
-//	                pages served by a node that has just left may still reach the others.
+//	sfu:urls:{region} hash: every node URL the region has had → when it was last live (Unix seconds) and a
+//	                signature ("unix.sig"), so that pages served by a node that has just left may still reach
+//	                the others.
 //	sfu:room:{room} hash: node (the id of the owner node), regions (the
 //	                room's residency policy, comma-separated, fixed when the room
 //	                was first placed), with the lease TTL; taken only if absent
@@ -45,6 +48,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -80,6 +86,7 @@ const (
 	fieldCapacity = "capacity"
 	fieldLoad     = "load"
 	fieldDraining = "draining"
+	fieldSig      = "sig"
 )
 
 var (
@@ -164,6 +171,7 @@ func sameLoad(a, b NodeInfo) bool {
 // Config configures a Cluster.
 type Config struct {
 	RedisURL  string        // redis://127.0.0.1:6379/0
+	Secret    []byte        // the cluster secret every node of the region shares: registrations are signed with it
 	Node      NodeInfo      // this node (Load is reported by LoadFunc)
 	LoadFunc  func() int    // current participants, read at each heartbeat; nil: Node.Load
 	Heartbeat time.Duration // default 1 s
@@ -203,6 +211,7 @@ type LeaseStats struct {
 // concurrent use.
 type Cluster struct {
 	rdb       *redis.Client
+	secret    []byte
 	log       *zap.Logger
 	loadFunc  func() int
 	heartbeat time.Duration
@@ -246,6 +255,8 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, errors.New("cluster: Node.URL is empty")
 	case n.Capacity <= 0:
 		return nil, fmt.Errorf("cluster: Node.Capacity is %d, want > 0", n.Capacity)
+	case len(cfg.Secret) == 0:
+		return nil, errors.New("cluster: Secret is empty: registrations must be signed")
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
@@ -262,15 +273,13 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.ReleaseGrace <= 0 {
 		cfg.ReleaseGrace = DefaultReleaseGrace
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, err := newRedis(cfg.RedisURL, redisTuning{})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: parse redis URL: %w", err)
+		return nil, err
 	}
-	// Each call's context bounds its reads and writes too (a heartbeat, a route lookup), not only the wait for a
-	// connection: a Redis that stops answering fails the call at its deadline, not at the socket's 3 s timeout.
-	opts.ContextTimeoutEnabled = true
 	c := &Cluster{
-		rdb:          redis.NewClient(opts),
+		rdb:          rdb,
+		secret:       cfg.Secret,
 		log:          cfg.Logger.With(zap.String("node", n.ID), zap.String("region", n.Region)),
 		loadFunc:     cfg.LoadFunc,
 		heartbeat:    cfg.Heartbeat,
@@ -368,7 +377,7 @@ func (c *Cluster) Nodes(ctx context.Context, region string) ([]NodeInfo, error) 
 	var nodes []NodeInfo
 	var gone []any
 	for i, cmd := range cmds {
-		info, ok := parseNode(cmd.Val())
+		info, ok := c.parseNode(cmd.Val())
 		if !ok {
 			gone = append(gone, ids[i])
 			continue
@@ -611,14 +620,31 @@ func (c *Cluster) Close() error {
 // KnownURL reports whether url has been a live node of region within the last maxAge: browsers' pages served
 // by a node that has just drained or died may still open another node's socket.
 func (c *Cluster) KnownURL(ctx context.Context, region, url string, maxAge time.Duration) (bool, error) {
-	v, err := c.rdb.HGet(ctx, urlsKeyPrefix+region, url).Int64()
+	v, err := c.rdb.HGet(ctx, urlsKeyPrefix+region, url).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("cluster: known url: %w", err)
 	}
-	return time.Since(time.Unix(v, 0)) <= maxAge, nil
+	when, sigHex, _ := strings.Cut(v, ".")
+	sig, err := hex.DecodeString(sigHex)
+	if err != nil || !hmac.Equal(sig, c.sign("url", region, url, when)) {
+		return false, nil // not written by a node of the cluster
+	}
+	unix, err := strconv.ParseInt(when, 10, 64)
+	return err == nil && time.Since(time.Unix(unix, 0)) <= maxAge, nil
+}
+
+// sign is the HMAC-SHA256 of fields (each ended by a newline, so that no two field lists sign alike) with the
+// cluster secret.
+func (c *Cluster) sign(fields ...string) []byte {
+	m := hmac.New(sha256.New, c.secret)
+	for _, f := range fields {
+		m.Write([]byte(f))
+		m.Write([]byte{'\n'})
+	}
+	return m.Sum(nil)
 }
 
 // Abandon stops heartbeating and disconnects without removing anything from Redis, as a crash would: the node
@@ -765,14 +791,18 @@ func (c *Cluster) readNode(ctx context.Context, id string) (NodeInfo, bool, erro
 	if err != nil {
 		return NodeInfo{}, false, fmt.Errorf("cluster: read node %q: %w", id, err)
 	}
-	n, ok := parseNode(m)
+	n, ok := c.parseNode(m)
 	return n, ok, nil
 }
 
-// parseNode decodes a node hash. An empty or malformed hash is not a live
-// node.
-func parseNode(m map[string]string) (NodeInfo, bool) {
+// parseNode decodes a node hash. An empty, malformed or unsigned hash is not a live node.
+func (c *Cluster) parseNode(m map[string]string) (NodeInfo, bool) {
 	if len(m) == 0 || m[fieldID] == "" {
+		return NodeInfo{}, false
+	}
+	sig, err := hex.DecodeString(m[fieldSig])
+	if err != nil || !hmac.Equal(sig, c.sign(m[fieldID], m[fieldRegion], m[fieldURL], m[fieldCapacity], m[fieldLoad], m[fieldDraining])) {
+		c.log.Debug("cluster: a node registration without a valid signature is ignored", zap.String("id", m[fieldID]))
 		return NodeInfo{}, false
 	}
 	capacity, err := strconv.Atoi(m[fieldCapacity])
@@ -819,18 +849,22 @@ func (c *Cluster) publish(ctx context.Context) error {
 		draining = "1"
 	}
 	key := nodeKeyPrefix + n.ID
+	capacity, loadNow := strconv.Itoa(n.Capacity), strconv.Itoa(n.Load)
+	now := strconv.FormatInt(time.Now().Unix(), 10)
 	pipe := c.rdb.TxPipeline()
 	pipe.HSet(ctx, key,
 		fieldID, n.ID,
 		fieldRegion, n.Region,
 		fieldURL, n.URL,
-		fieldCapacity, strconv.Itoa(n.Capacity),
-		fieldLoad, strconv.Itoa(n.Load),
+		fieldCapacity, capacity,
+		fieldLoad, loadNow,
 		fieldDraining, draining,
+		fieldSig, hex.EncodeToString(c.sign(n.ID, n.Region, n.URL, capacity, loadNow, draining)),
 	)
 	pipe.PExpire(ctx, key, c.ttl)
 	pipe.SAdd(ctx, nodesKey, n.ID)
-	pipe.HSet(ctx, urlsKeyPrefix+n.Region, n.URL, time.Now().Unix()) // when this URL was last a live node of the region
+	// When this URL was last a live node of the region.
+	pipe.HSet(ctx, urlsKeyPrefix+n.Region, n.URL, now+"."+hex.EncodeToString(c.sign("url", n.Region, n.URL, now)))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("cluster: publish node %q: %w", n.ID, err)
 	}

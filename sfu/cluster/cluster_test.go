@@ -17,8 +17,9 @@ import (
 
 // Fast timings for the tests that do not measure the default ones.
 const (
-	testHeartbeat = 100 * time.Millisecond
-	testTTL       = 500 * time.Millisecond
+	testHeartbeat     = 100 * time.Millisecond
+	testTTL           = 500 * time.Millisecond
+	testClusterSecret = "cluster-secret"
 )
 
 // crash stops the heartbeat as a crashed node would, without releasing
@@ -57,6 +58,7 @@ func startNode(t *testing.T, url string, o nodeOpts) *testNode {
 		Heartbeat: o.heartbeat,
 		TTL:       o.ttl,
 		Logger:    zaptest.NewLogger(t).Named(o.id),
+		Secret:    []byte(testClusterSecret),
 	})
 	if err != nil {
 		t.Fatalf("New(%s): %v", o.id, err)

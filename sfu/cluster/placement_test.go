@@ -34,7 +34,7 @@ func startPlacementWith(t *testing.T, url, id, region string, capacity int, more
 	tp := &testPlacement{reg: prometheus.NewRegistry(), relays: make(chan fakeRun, 16)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cfg := Config{RedisURL: url, Heartbeat: testHeartbeat, TTL: testTTL, Logger: zaptest.NewLogger(t).Named(id),
+	cfg := Config{RedisURL: url, Secret: []byte(testClusterSecret), Heartbeat: testHeartbeat, TTL: testTTL, Logger: zaptest.NewLogger(t).Named(id),
 		Node:     NodeInfo{ID: id, Region: region, URL: "http://" + id + ".test:7880/", Capacity: capacity},
 		LoadFunc: func() int { return int(tp.load.Load()) }}
 	more(&cfg)

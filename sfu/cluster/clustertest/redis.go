@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	neturl "net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,14 +136,48 @@ func (b *lockedBuffer) String() string {
 
 // startOn runs redis-server on port and waits until it answers PING; stop kills it and waits for it.
 func startOn(bin, dir string, port int) (url string, stop func(), err error) {
+	return run(bin, dir, port, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+}
+
+// StartSentinel starts a Redis Sentinel that watches the server at masterURL under the name master, and returns
+// the URL a client of the master through the Sentinel uses (redis://127.0.0.1:PORT/0?master_name=master). It
+// is stopped when the test ends.
+func StartSentinel(t testing.TB, masterURL, master string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed: run make deps")
+	}
+	u, err := neturl.Parse(masterURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf") // the Sentinel rewrites its configuration file
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("sentinel monitor %s %s %s 1\n", master, u.Hostname(), u.Port())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("clustertest: find a free port: %v", err)
+		}
+		_, stop, err := run(bin, dir, port, conf, "--sentinel", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir)
+		if err == nil {
+			t.Cleanup(stop)
+			return fmt.Sprintf("redis://127.0.0.1:%d/0?master_name=%s", port, neturl.QueryEscape(master))
+		}
+		lastErr = err
+	}
+	t.Fatalf("clustertest: start redis-sentinel: %v", lastErr)
+	return ""
+}
+
+// run starts bin with args, to listen on port, and waits until it answers PING; stop kills it and waits for it.
+func run(bin, dir string, port int, args ...string) (url string, stop func(), err error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", dir,
-	)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	out := &lockedBuffer{}
 	cmd.Stdout = out
@@ -167,7 +204,7 @@ func startOn(bin, dir string, port int) (url string, stop func(), err error) {
 	for {
 		select {
 		case <-exited:
-			return "", nil, fmt.Errorf("redis-server on port %d exited: %v\n%s", port, waitErr, out.String())
+			return "", nil, fmt.Errorf("%s on port %d exited: %v\n%s", bin, port, waitErr, out.String())
 		default:
 		}
 		// The server must be ours: a server of another test that took the
