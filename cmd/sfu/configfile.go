@@ -20,7 +20,8 @@ import (
 //
 // The file is YAML whose keys are the flag names (udp-port-range: 50000-50100); a key that is no flag is an error.
 // A list gives a flag that may be repeated each of its items, and a comma-separated flag its items joined by
-// commas. A relative path in the file is relative to the file's folder. Two keys are not flags: room-defaults and
+// commas. A relative path in the file is relative to the file's folder. A value equal to the flag's default counts
+// as not given (-dev then still moves the listeners to loopback). Two keys are not flags: room-defaults and
 // rooms hold the room settings of a -room-config file ("default" and "rooms" there).
 
 // Keys of the file that are not flags: the room settings.
@@ -147,14 +148,16 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) (*roomC
 				return nil, fmt.Errorf("%s: %q: %w", where, s, err)
 			}
 		}
-		fromFile[name] = true
+		// A value equal to the default is the default: the sample's values, copied, leave -dev's loopback
+		// listeners and the default worker chains' leniency as they are.
+		fromFile[name] = f.Value.String() != f.DefValue
 	}
 	if rooms != nil && seen["room-config"] != 0 {
 		return nil, fmt.Errorf("config file %s: room settings in both room-config (line %d) and %s/%s: give them in one place",
 			path, seen["room-config"], keyRoomDefaults, keyRooms)
 	}
-	for name := range fromFile {
-		set[name] = true
+	for name, given := range fromFile {
+		set[name] = given
 	}
 	return rooms, nil
 }
