@@ -9,6 +9,7 @@
 # Behind NAT (docker's bridge network), give the host's public address (-public-ip, SFU_PUBLIC_IP or public-ip in
 # the file) so that clients get a media address they can reach; or run with --network host.
 
+# Debian 12, as the Makefile's machines: its PocketSphinx (0.8, with sphinxbase) is the one the cgo binding builds on.
 ARG DEBIAN=bookworm
 
 # --- RNNoise: the npm package @echogarden/rnnoise-wasm, pinned by package-lock.json ---------------------------------

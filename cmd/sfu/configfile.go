@@ -128,8 +128,11 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) (*roomC
 			}
 			continue
 		}
+		if name == "config" {
+			return nil, fmt.Errorf("%s: a config file cannot name another", where)
+		}
 		f := fs.Lookup(name)
-		if f == nil || name == "config" {
+		if f == nil {
 			return nil, fmt.Errorf("%s: unknown key: not a flag of sfu (keys are the flag names, e.g. udp-port-range, or %s and %s)",
 				where, keyRoomDefaults, keyRooms)
 		}

@@ -87,7 +87,7 @@ func TestConfigFileErrors(t *testing.T) {
 		want       []string // substrings of the error
 	}{
 		{"unknown key", "secret: s\nudp-port-rnage: 50000-50100\n", []string{"udp-port-rnage", "unknown", "line 2"}},
-		{"a file naming a file", "secret: s\nconfig: other.yaml\n", []string{"config"}},
+		{"a file naming a file", "secret: s\nconfig: other.yaml\n", []string{"config", "another"}},
 		{"bad number", "secret: s\nmax-participants: lots\n", []string{"max-participants", "lots", "line 2"}},
 		{"bad duration", "secret: s\nturn-ttl: forever\n", []string{"turn-ttl", "forever"}},
 		{"a list for a number", "secret: s\nmax-participants: [1, 2]\n", []string{"max-participants", "list"}},

@@ -169,6 +169,9 @@ func TestSystemdUnit(t *testing.T) {
 	if keys["KillSignal"] != "SIGTERM" {
 		t.Errorf("KillSignal=%s: the node drains on SIGTERM", keys["KillSignal"])
 	}
+	if sd := keys["StateDirectory"]; sd == "" || !strings.HasPrefix(defaultAuditDir, filepath.Join("/var/lib", sd)+"/") {
+		t.Errorf("StateDirectory=%s: want the folder of the default audit log %s, made for the user", sd, defaultAuditDir)
+	}
 	stop, err := time.ParseDuration(keys["TimeoutStopSec"])
 	if err != nil || stop <= shutdownTimeout {
 		t.Errorf("TimeoutStopSec=%s (%v): want more than the node's %v drain", keys["TimeoutStopSec"], err, shutdownTimeout)
