@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -109,6 +110,7 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) (*roomC
 		return nil, fmt.Errorf("config file %s: line %d: want a mapping of flag names to values", path, root.Line)
 	}
 	var rooms *roomConfig
+	roomConfigLine := 0      // the line of a room-config key that names a file
 	seen := map[string]int{} // key → its line
 	fromFile := map[string]bool{}
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -140,6 +142,9 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) (*roomC
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
+		if name == "room-config" && slices.ContainsFunc(values, func(s string) bool { return s != "" }) {
+			roomConfigLine = k.Line
+		}
 		if set[name] { // a flag or a variable gave it
 			continue
 		}
@@ -155,9 +160,9 @@ func applyConfigFile(fs *flag.FlagSet, path string, set map[string]bool) (*roomC
 		// listeners and the default worker chains' leniency as they are.
 		fromFile[name] = f.Value.String() != f.DefValue
 	}
-	if rooms != nil && seen["room-config"] != 0 {
+	if rooms != nil && roomConfigLine != 0 {
 		return nil, fmt.Errorf("config file %s: room settings in both room-config (line %d) and %s/%s: give them in one place",
-			path, seen["room-config"], keyRoomDefaults, keyRooms)
+			path, roomConfigLine, keyRoomDefaults, keyRooms)
 	}
 	for name, given := range fromFile {
 		set[name] = given

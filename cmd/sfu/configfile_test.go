@@ -161,12 +161,13 @@ captions-grammar: ""
 	}
 }
 
-// TestConfigFileRooms: room settings can live in the file, as in a -room-config file; -room-config on the command
-// line replaces them.
+// TestConfigFileRooms: room settings can live in the file, as in a -room-config file (beside an empty room-config,
+// as in the sample); -room-config on the command line replaces them.
 func TestConfigFileRooms(t *testing.T) {
 	clearSFUEnv(t)
 	path := writeConfig(t, `
 secret: s
+room-config: ""
 room-defaults:
   denoise: false
   max_audio_streams: 5

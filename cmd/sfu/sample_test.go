@@ -66,6 +66,22 @@ func TestSampleConfigParses(t *testing.T) {
 	if !reflect.DeepEqual(fromSample, defaults) {
 		t.Errorf("sfu.sample.yaml's values are not the defaults:\nsample   %+v\ndefaults %+v", fromSample, defaults)
 	}
+	// Its room settings example, uncommented, is settings a node starts with.
+	b, err := os.ReadFile(samplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, example, found := strings.Cut(string(b), "\n# room-defaults:")
+	if !found {
+		t.Fatal("sfu.sample.yaml has no room-defaults example")
+	}
+	text += "\nroom-defaults:" + strings.ReplaceAll(example, "\n# ", "\n")
+	withRooms := writeConfig(t, text)
+	c, err := parseConfig([]string{"-config", withRooms, "-secret", "s"})
+	if err != nil || c.Rooms == nil || len(c.Rooms.Rooms) == 0 {
+		t.Fatalf("the sample's room settings example: %v, rooms %+v", err, c.Rooms)
+	}
+	startTestNode(t, func(nc *config) { nc.Rooms = c.Rooms }) // the workers check the settings at start
 	// Its values are the defaults, not choices: -dev with the sample still keeps every listener on loopback.
 	dev, err := parseConfig([]string{"-config", samplePath, "-dev"})
 	if err != nil || dev.Addr != "127.0.0.1:7880" || dev.UDPAddr != "127.0.0.1:7882" || dev.TCPAddr != "127.0.0.1:7881" {
