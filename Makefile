@@ -6,13 +6,20 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
+.PHONY: run test build image bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
 
 run: deps-go deps-audio deps-captions deps-npm
 	$(GO) run ./cmd/sfu -dev $(ARGS)
 
 build: deps-go deps-audio deps-captions deps-npm
 	$(GO) build -o bin/sfu ./cmd/sfu
+
+# The node's image (Dockerfile: build with cgo, Debian slim runtime). IMAGE names it.
+IMAGE ?= edge-sfu
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "make image: docker is not installed on this machine; install Docker to build the image, or install the node without it (make build, then deploy/sfu.service)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: docker cannot reach its daemon (is it running, and may this user use it?)"; exit 1; }
+	docker build -t $(IMAGE) .
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...

@@ -21,6 +21,7 @@ require (
 	github.com/redis/go-redis/v9 v9.17.2
 	github.com/tetratelabs/wazero v1.12.0
 	go.uber.org/zap v1.28.0
+	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/time v0.14.0
 	gopkg.in/hraban/opus.v2 v2.0.0-20230925203106-0188a62cb302
 )

@@ -64,8 +64,16 @@ func (rc *roomConfig) check(check func(sfu.RoomSettings) error) error {
 // audioWorkers sets up the media pipeline's codecs and the denoise worker with its processors (the denoisers).
 // A chain that cannot run here is an error when the operator asked for it, and a warning when it is the default.
 func audioWorkers(ctx context.Context, cfg config, budget *sfu.WorkerBudget, log *zap.Logger) (*sfu.AudioConfig, *denoiseworker.Worker, func(context.Context) error, error) {
+	dir, searched, err := rnnoiseDir(cfg.RNNoiseDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if dir == "" && len(searched) > 0 {
+		log.Info("no RNNoise module found: rnnoise is unavailable (make deps, or -rnnoise-dir)", zap.Strings("searched", searched))
+		dir = searched[0] // where a room asking for it is told the module is missing
+	}
 	reg := audio.NewRegistry()
-	release := denoise.Register(ctx, reg, denoise.Options{RNNoiseDir: cfg.RNNoiseDir})
+	release := denoise.Register(ctx, reg, denoise.Options{RNNoiseDir: dir})
 	ac := &sfu.AudioConfig{NewDecoder: func() (audio.Decoder, error) { return opus.NewDecoder() }}
 	if opus.EncoderAvailable {
 		ac.NewEncoder = opus.NewEncoder

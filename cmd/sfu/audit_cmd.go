@@ -36,15 +36,15 @@ func auditCmd(args []string, out io.Writer) error {
 	}
 }
 
-// auditDirFlag parses [-dir DIR] (default $SFU_AUDIT_DIR, else "audit").
+// auditDirFlag parses [-dir DIR] (default $SFU_AUDIT_DIR, else the node's default, /var/lib/sfu/audit).
 func auditDirFlag(sub string, args []string, out io.Writer) (string, error) {
 	fs := flag.NewFlagSet("sfu audit "+sub, flag.ContinueOnError)
 	fs.SetOutput(out)
 	defDir := os.Getenv("SFU_AUDIT_DIR")
 	if defDir == "" {
-		defDir = "audit"
+		defDir = defaultAuditDir
 	}
-	dir := fs.String("dir", defDir, "audit log directory (env SFU_AUDIT_DIR)")
+	dir := fs.String("dir", defDir, "audit log directory (env SFU_AUDIT_DIR); a -dev node's is ~/.local/state/sfu/audit")
 	if err := fs.Parse(args); err != nil {
 		return "", err
 	}

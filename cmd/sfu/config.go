@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -16,8 +15,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// config is the node's configuration, from flags, else SFU_* environment variables, else defaults.
+// config is the node's configuration, from flags, else SFU_* environment variables, else the -config file, else
+// defaults (configfile.go).
 type config struct {
+	ConfigFile    string // the -config file the rest was read from (after flags and environment variables), if any
 	Addr          string
 	UDPAddr       string
 	UDPPortRange  string
@@ -48,8 +49,9 @@ type config struct {
 
 	AudioProcessors    []string // the denoise chain
 	audioProcessorsSet bool     // given by the operator, not the default
-	RNNoiseDir         string
+	RNNoiseDir         string   // empty: found (findRNNoise)
 	RoomConfig         string
+	Rooms              *roomConfig // room settings of the -config file; nil: none, or -room-config's
 
 	Captions        string // the recognizer: pocketsphinx, vosk, whisper, openai, off
 	captionsSet     bool
@@ -94,10 +96,12 @@ func envName(flagName string) string {
 	return "SFU_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-func parseConfig(args []string) (config, error) {
-	var c config
+// newConfigFlags defines the node's flags, bound to c; the flags that hold a list or a level are parsed into c
+// by parseConfig.
+func newConfigFlags(c *config) *flag.FlagSet {
 	var publicIPs, iceIPs, iceServers, level, processors, translators, pairs, origins, turnURLs, keys string
 	fs := flag.NewFlagSet("sfu", flag.ContinueOnError)
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file of settings, keyed by flag name (see sfu.sample.yaml); a flag or an SFU_* variable wins over it; relative paths in it are relative to its folder")
 	fs.StringVar(&c.Addr, "addr", ":7880", "HTTP listen address (signaling, browser client, WHIP/WHEP); with -dev, 127.0.0.1:7880 unless given")
 	fs.StringVar(&c.UDPAddr, "udp", ":7882", `one UDP address for all media (ICE UDP mux), e.g. ":7882" or "10.0.0.5:7882"; empty to use -udp-port-range`)
 	fs.StringVar(&c.UDPPortRange, "udp-port-range", "", `UDP port range, one port per connection, e.g. "50000-60000" (with -udp "")`)
@@ -124,7 +128,7 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.LatencyBudget, "latency-budget", sfu.DefaultLatencyBudget, "end-to-end latency budget: receivers keep their playout delay under it")
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
 	fs.StringVar(&processors, "audio-processors", "speex", "comma-separated processors that denoise runs on a microphone track, in order: speex (speexdsp, about 0.1 ms of CPU per 20 ms), rnnoise (RNNoise in WebAssembly, about 1 ms)")
-	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "node_modules/@echogarden/rnnoise-wasm", "folder of the npm package @echogarden/rnnoise-wasm (make deps installs it)")
+	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "", "folder of the npm package @echogarden/rnnoise-wasm; a folder given must hold it (default: the first that does of ../share/sfu/rnnoise-wasm beside the executable, as in the image, and node_modules/@echogarden/rnnoise-wasm of the source tree the binary was built from, where make deps installs it)")
 	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false, "max_participants": 1000, "max_audio_streams": 3}}}`)
 	fs.StringVar(&c.Captions, "captions", "pocketsphinx", "speech recognizer for live captions: pocketsphinx (built in, English), vosk, whisper (whisper.cpp server), openai (OpenAI-compatible /v1/audio/transcriptions), off")
 	fs.StringVar(&c.CaptionsURL, "captions-url", "", "the recognizer server's URL (vosk: ws://host:2700; whisper, openai: http://host:port)")
@@ -140,7 +144,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
 	fs.StringVar(&c.TokenAudience, "token-audience", signaling.DefaultAudience, "the audience (aud) a token must name to be taken here; sfu token names it")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", signaling.DefaultMaxTokenTTL, "the longest lifetime a token may have (exp - iat, or exp - now without iat); longer ones, and tokens without exp, are refused")
-	fs.StringVar(&c.AuditDir, "audit-dir", "audit", "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify); empty: no audit log")
+	fs.StringVar(&c.AuditDir, "audit-dir", defaultAuditDir, "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify), made if missing; with -dev the default is $XDG_STATE_HOME/sfu/audit (~/.local/state/sfu/audit); empty: no audit log")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 365*24*time.Hour, "how long audit files are kept")
 	fs.IntVar(&c.MaxParticipants, "max-participants", 100, "participants per room (0: no limit); a room's max_participants in -room-config overrides it")
 	fs.IntVar(&c.MaxAudioStreams, "max-audio-streams", 3, "microphones a room forwards at once, its loudest by their audio levels (0: every one); a room's max_audio_streams in -room-config overrides it")
@@ -159,29 +163,26 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K] [-token-audience A] [-max-token-ttl 24h]\n       sfu audit verify [-dir DIR]\n       sfu audit head [-dir DIR]\n\n"+
-			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE.\n\n")
+			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE, and in\n"+
+			"the -config file (SFU_CONFIG), e.g. udp-port-range: 50000-50100. A flag wins over its variable, which wins\n"+
+			"over the file.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	return fs
+}
+
+// parseConfig reads the node's configuration: flags, else SFU_* variables, else the -config file, else defaults.
+func parseConfig(args []string) (config, error) {
+	var c config
+	fs := newConfigFlags(&c)
+	set, rooms, err := layerConfig(fs, args)
+	if err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v, ok := os.LookupEnv(envName(f.Name)); ok && !set[f.Name] && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
-			}
-			set[f.Name] = true
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
+	c.Rooms = rooms
+	str := func(name string) string { return fs.Lookup(name).Value.String() }
+	publicIPs, iceIPs, iceServers, level, processors := str("public-ip"), str("ice-ip"), str("ice-servers"), str("log-level"), str("audio-processors")
+	translators, pairs, origins, turnURLs, keys := str("translators"), str("apertium-pairs"), str("allowed-origins"), str("turn-urls"), str("keys")
 	if c.Dev { // a development node stays on this machine unless told otherwise
 		if !set["addr"] {
 			c.Addr = "127.0.0.1:7880"
@@ -195,6 +196,9 @@ func parseConfig(args []string) (config, error) {
 		if !set["ice-ip"] {
 			iceIPs = "127.0.0.1"
 		}
+		if !set["audit-dir"] {
+			c.AuditDir = devAuditDir()
+		}
 	}
 	c.PublicIPs, c.ICEIPs, c.ICEServers = splitList(publicIPs), splitList(iceIPs), splitList(iceServers)
 	c.AudioProcessors = splitList(processors)
@@ -206,8 +210,7 @@ func parseConfig(args []string) (config, error) {
 	}
 	c.AllowedOrigins, c.TURNURLs = splitList(origins), splitList(turnURLs)
 	c.Translators, c.ApertiumPairs = splitList(translators), splitList(pairs)
-	c.captionsSet = set["captions"] || os.Getenv(envName("captions")) != ""
-	c.audioProcessorsSet = set["audio-processors"] || os.Getenv(envName("audio-processors")) != ""
+	c.captionsSet, c.audioProcessorsSet = set["captions"], set["audio-processors"]
 	if err := c.LogLevel.Set(level); err != nil {
 		return c, fmt.Errorf("log level: %w", err)
 	}

@@ -99,11 +99,11 @@ func TestParseConfigEnv(t *testing.T) {
 		PublicIPs: []string{"203.0.113.7", "198.51.100.2"}, ICEIPs: []string{"10.0.0.5"},
 		ICEServers: []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478"},
 		Secret:     "s3cret", LogLevel: zapcore.DebugLevel, LatencyBudget: 250 * time.Millisecond, SFUBudget: 8 * time.Millisecond,
-		AudioProcessors: []string{"speex"}, RNNoiseDir: "node_modules/@echogarden/rnnoise-wasm",
-		Captions: "pocketsphinx", CaptionsLang: "en", CaptionsTimeout: 10 * time.Second,
+		AudioProcessors: []string{"speex"},
+		Captions:        "pocketsphinx", CaptionsLang: "en", CaptionsTimeout: 10 * time.Second,
 		Translators: []string{"opencc", "apertium"}, ApertiumPairs: []string{"eng-spa"},
 		TCPAddr: ":7881", TURNRealm: "edge-sfu", TURNCredential: 12 * time.Hour,
-		AuditDir: "audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50, MaxWorkerStreams: 32,
+		AuditDir: "/var/lib/sfu/audit", AuditRetention: 365 * 24 * time.Hour, MaxParticipants: 100, MaxAudioStreams: 3, MaxPublishBitrate: 8_000_000, MaxConcurrentJoins: 50, MaxWorkerStreams: 32,
 		MaxUnjoinedPerIP: 20, MaxUnjoined: 1000, HTTPIdleTimeout: 2 * time.Minute, HTTPBodyTimeout: 10 * time.Second,
 		TokenAudience: "edge-sfu", MaxTokenTTL: 24 * time.Hour, Region: "local", Capacity: 100}
 	if !reflect.DeepEqual(c, want) {

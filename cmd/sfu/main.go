@@ -56,6 +56,10 @@ func main() {
 	}
 }
 
+// shutdownTimeout is how long a node stopping (SIGTERM) has to drain: deploy/sfu.service's TimeoutStopSec is
+// above it.
+const shutdownTimeout = 10 * time.Second
+
 // serve runs a node until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, cfg config) error {
 	n, err := startNode(cfg)
@@ -68,7 +72,7 @@ func serve(ctx context.Context, cfg config) error {
 		_ = n.shutdown(context.Background())
 		return err
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return n.shutdown(shutdownCtx)
 }

@@ -59,7 +59,7 @@ func TestMeeting(t *testing.T) {
 	if v := metricValue(metrics, fmt.Sprintf(`sfu_subscriber_packets_sent_total{participant=%q,room="standup"}`, c.ID())); v <= 0 {
 		t.Errorf("carol's packets sent in /metrics: %v", v)
 	}
-	if v := metricValue(metrics, fmt.Sprintf(`sfu_subscriber_estimate_bps{participant=%q,room="standup"}`, c.ID())); v <= 0 {
+	if v := metricValue(metrics, fmt.Sprintf(`sfu_subscriber_estimate_bits_per_second{participant=%q,room="standup"}`, c.ID())); v <= 0 {
 		t.Errorf("carol's bandwidth estimate in /metrics: %v", v)
 	}
 

@@ -126,6 +126,9 @@ func startNode(cfg config) (_ *node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Rooms != nil && cfg.RoomConfig == "" { // the -config file's room settings
+		rooms = cfg.Rooms
+	}
 	// The node's slots for denoise chains and captions streams, over all its rooms.
 	budget := sfu.NewWorkerBudget(cfg.MaxWorkerStreams, "-max-worker-streams")
 	audioCfg, denoiser, releaseAudio, err := audioWorkers(context.Background(), cfg, budget, log.Named("audio"))
@@ -145,7 +148,7 @@ func startNode(cfg config) (_ *node, err error) {
 	var auditLog *audit.Log
 	if cfg.AuditDir != "" {
 		if auditLog, err = audit.Open(cfg.AuditDir, audit.Options{Retention: cfg.AuditRetention, Logger: log.Named("audit")}); err != nil {
-			return nil, fmt.Errorf("audit log: %w", err)
+			return nil, fmt.Errorf("audit log: -audit-dir %s: %w (give a folder this user may write, or an empty one to turn the log off)", cfg.AuditDir, err)
 		}
 		undo.push(func() { _ = auditLog.Close() })
 		releaseWorkers := release

@@ -71,7 +71,7 @@ func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) 
 		relayed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_rooms_relayed",
 			Help: "Rooms hosted here and relayed to their owner on another node of the region."},
 			func() float64 { return float64(p.relays.count()) })
-		region := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sfu_node_region", Help: "This node's region (the label); 1.",
+		region := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sfu_node_info", Help: "This node's region and id (the labels); 1.",
 			ConstLabels: prometheus.Labels{"region": self.Region, "node": self.ID}})
 		region.Set(1)
 		leases := func(name, help string, v func(LeaseStats) float64) prometheus.Collector {
