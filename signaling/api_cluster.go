@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -115,6 +116,8 @@ func (srv *Server) placeCreated(r *http.Request, room string, regions []string, 
 	node, err := d.PlaceRoom(ctx, room, regions, forwarded(r))
 	cancel()
 	switch {
+	case errors.Is(err, ErrResidency):
+		return apiResult{}, false, protocol.Errorf(protocol.CodeResidency, "", "%v", err)
 	case err != nil:
 		return apiResult{}, false, protocol.Errorf(protocol.CodeUnavailable, "", "cannot place the room: %v", err)
 	case node == "" || node == d.URL():
