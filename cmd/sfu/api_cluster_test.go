@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 // its settings apply. A forwarded call is never forwarded again.
 func TestClusterAPI(t *testing.T) {
 	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 100)
-	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := clusterNode(t, redis, "hk", "hk-a", 100, func(c *config) { c.AuditDir = dirA })
+	b := clusterNode(t, redis, "hk", "hk-b", 100, func(c *config) { c.AuditDir = dirB })
 	knowEachOther(t, a, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -66,6 +68,17 @@ func TestClusterAPI(t *testing.T) {
 		t.Fatalf("end the room through b: %d", st)
 	}
 	waitBye(t, bob, "room_ended")
+	// Both nodes audit a forwarded call: b that it forwarded it, a what it did.
+	const mute = `"pattern":"POST /api/v1/rooms/{room}/participants/{identity}/mute"`
+	eventually(t, 5*time.Second, "both nodes audit the forwarded mute", func() bool {
+		return strings.Contains(readAudit(t, dirA), mute) && strings.Contains(readAudit(t, dirB), mute)
+	})
+	if log := readAudit(t, dirB); !strings.Contains(log, `"forwarded_to":"`+a.baseURL()+`"`) {
+		t.Errorf("b's audit log does not say where it forwarded the calls:\n%s", log)
+	}
+	if log := readAudit(t, dirA); !strings.Contains(log, `"target":"alice"`) {
+		t.Errorf("a's audit log does not say what the forwarded mute did:\n%s", log)
+	}
 
 	// A room created through b is placed (here on either node), listed by both, and joined with its settings.
 	body := map[string]any{"name": "planned", "metadata": "agenda", "max_participants": 1}
