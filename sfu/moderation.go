@@ -92,7 +92,9 @@ func (rm *Room) adminMute(target *Participant, trackID string, muted bool, by st
 // setRole grants or takes away target's right to publish and tells it; by is the administrator's participant id
 // ("": the server API).
 func (rm *Room) setRole(target *Participant, publish bool, by string) string {
+	rm.mu.Lock() // the room reads info under rm.mu (its events), the participant under its own mu
 	target.setCanPublish(publish)
+	rm.mu.Unlock()
 	target.peer.SendEvent(Event{Kind: EventModerated, Action: ActionSetRole, Publish: publish, By: by})
 	return fmt.Sprintf("%s may publish: %v", target.info.Identity, publish)
 }

@@ -327,6 +327,12 @@ func (s *SFU) Close() error {
 		}()
 	}
 	wg.Wait()
+	for _, rm := range rooms { // rooms created through the API that were waiting, empty, close with their workers
+		rm.mu.Lock()
+		rm.keepEmpty = 0
+		rm.mu.Unlock()
+		s.removeRoom(rm)
+	}
 	s.stop()
 	s.wg.Wait()
 	s.spreader.Close()
