@@ -13,12 +13,13 @@ import (
 )
 
 // Room is a set of participants who receive each other's tracks. It exists from its first join until its last
-// participant leaves. Events to participants are queued while the room's lock is held, so each participant sees
+// participant leaves; one created through the server API (CreateRoom) exists from its creation and stays open
+// while empty for its empty timeout. Events to participants are queued while the room's lock is held, so each participant sees
 // them in the order they happened.
 type Room struct {
 	name     string
 	sfu      *SFU
-	settings RoomSettings  // from the node's configuration, fixed for the room's life
+	settings RoomSettings  // from the node's configuration (or CreateRoom's), fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
 	created  time.Time
 	regions  []string // the residency it was created with (CreateRoom); nil: not created through the API
