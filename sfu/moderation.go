@@ -36,7 +36,7 @@ type AdminRequest struct {
 // AdminAction carries out an administrator's request, checking the right on the server. It returns a
 // description of what was done, for the audit log.
 func (p *Participant) AdminAction(req AdminRequest) (string, error) {
-	if !p.info.Admin {
+	if !p.IsAdmin() {
 		return "", fmt.Errorf("only a room administrator may %s: %w", req.Action, ErrForbidden)
 	}
 	rm := p.room
@@ -58,27 +58,45 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	case ActionKick:
 		return rm.kick(target, p), nil
 	case ActionMute, ActionUnmute:
-		muted := req.Action == ActionMute
-		changes, err := target.setAdminMute(req.Track, muted)
-		if err != nil {
-			return "", err
-		}
-		for _, c := range changes {
-			if c.shown {
-				rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: target.info.ID, Track: c.track.Info()})
-			}
-			target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, Track: c.track.Info(), By: p.info.ID})
-		}
-		if len(changes) == 0 { // all its audio, of which it publishes none yet: the mute holds for what it will
-			target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, By: p.info.ID})
-		}
-		return fmt.Sprintf("%sd %d tracks of %s", req.Action, len(changes), target.info.Identity), nil
+		return rm.adminMute(target, req.Track, req.Action == ActionMute, p.info.ID)
 	case ActionSetRole:
-		target.setCanPublish(req.Publish)
-		target.peer.SendEvent(Event{Kind: EventModerated, Action: req.Action, Publish: req.Publish, By: p.info.ID})
-		return fmt.Sprintf("%s may publish: %v", target.info.Identity, req.Publish), nil
+		return rm.setRole(target, req.Publish, p.info.ID), nil
 	}
 	return "", fmt.Errorf("unknown admin action %.20q: %w", req.Action, ErrBadRequest)
+}
+
+// adminMute mutes or unmutes one of target's tracks (trackID) or all its audio (trackID ""), tells the room the
+// tracks' mute state and tells target; by is the administrator's participant id ("": the server API). It
+// describes what it did.
+func (rm *Room) adminMute(target *Participant, trackID string, muted bool, by string) (string, error) {
+	action := ActionUnmute
+	if muted {
+		action = ActionMute
+	}
+	changes, err := target.setAdminMute(trackID, muted)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range changes {
+		if c.shown {
+			rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: target.info.ID, Track: c.track.Info()})
+		}
+		target.peer.SendEvent(Event{Kind: EventModerated, Action: action, Track: c.track.Info(), By: by})
+	}
+	if len(changes) == 0 { // all its audio, of which it publishes none yet: the mute holds for what it will
+		target.peer.SendEvent(Event{Kind: EventModerated, Action: action, By: by})
+	}
+	return fmt.Sprintf("%sd %d tracks of %s", action, len(changes), target.info.Identity), nil
+}
+
+// setRole grants or takes away target's right to publish and tells it; by is the administrator's participant id
+// ("": the server API).
+func (rm *Room) setRole(target *Participant, publish bool, by string) string {
+	rm.mu.Lock() // the room reads info under rm.mu (its events), the participant under its own mu
+	target.setCanPublish(publish)
+	rm.mu.Unlock()
+	target.peer.SendEvent(Event{Kind: EventModerated, Action: ActionSetRole, Publish: publish, By: by})
+	return fmt.Sprintf("%s may publish: %v", target.info.Identity, publish)
 }
 
 // kick ends target's session with "kicked" and bans its identity from the room until its token expires; by, the
@@ -97,6 +115,9 @@ func (rm *Room) kick(target, by *Participant) string {
 // end ends every participant's session with "room_ended" and closes them but by (the participant who asked, which
 // closes itself; nil: the server API). It returns how many there were.
 func (rm *Room) end(by *Participant) int {
+	rm.mu.Lock()
+	rm.keepEmpty = 0 // a created room closes too
+	rm.mu.Unlock()
 	ps := rm.snapshot()
 	for _, q := range ps {
 		q.peer.End("room_ended")

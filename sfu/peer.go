@@ -59,6 +59,9 @@ const (
 	EventModerated
 	// EventLimit tells a participant that something it sent was refused by a limit (Error).
 	EventLimit
+	// EventMetadata tells everyone the metadata of the room (ParticipantID empty) or of a participant changed
+	// (Metadata).
+	EventMetadata
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -78,7 +81,8 @@ type Event struct {
 	Locked        bool      // EventRoomState
 	Action        string    // EventModerated
 	Publish       bool      // EventModerated, set_role
-	By            string    // EventModerated: the administrator's participant id
+	By            string    // EventModerated: the administrator's participant id ("": the server API)
+	Metadata      string    // EventMetadata; EventJoined: the room's
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.
@@ -99,6 +103,7 @@ type ParticipantInfo struct {
 	Tracks         []TrackInfo
 	ValidUntil     time.Time // the end of its token (JoinRequest.ValidUntil); zero: none
 	JoinedAt       time.Time // when it joined (this session)
+	Metadata       string    // set by the server API (SetParticipantMetadata)
 }
 
 // TrackInfo describes a published track.

@@ -13,14 +13,16 @@ import (
 )
 
 // Room is a set of participants who receive each other's tracks. It exists from its first join until its last
-// participant leaves. Events to participants are queued while the room's lock is held, so each participant sees
+// participant leaves; one created through the server API (CreateRoom) exists from its creation and stays open
+// while empty for its empty timeout. Events to participants are queued while the room's lock is held, so each participant sees
 // them in the order they happened.
 type Room struct {
 	name     string
 	sfu      *SFU
-	settings RoomSettings  // from the node's configuration, fixed for the room's life
+	settings RoomSettings  // from the node's configuration (or CreateRoom's), fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
 	created  time.Time
+	regions  []string // the residency it was created with (CreateRoom); nil: not created through the API
 
 	mu            sync.Mutex
 	participants  map[string]*Participant
@@ -30,14 +32,23 @@ type Room struct {
 	speakerLevels levelReader        // the speaker list's readings of the microphones
 	micLevels     levelReader        // the audio selection's readings (selection.go)
 	audioSel      alloc.AudioSelector
+	metadata      string // set by the server API (SetRoomMetadata)
+	// keepEmpty is how long the room stays open while empty: a room created through the API (CreateRoom) waits
+	// for its participants; 0: it closes when its last participant leaves. emptySince is when it last became
+	// empty (its creation, for a created room).
+	keepEmpty  time.Duration
+	emptySince time.Time
 }
 
-// newRoom opens a room and its workers; s.mu is held.
+// newRoom opens a room with the node's settings for it, and its workers; s.mu is held.
 func newRoom(name string, s *SFU) *Room {
-	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}, created: time.Now()}
-	if s.roomSettings != nil {
-		rm.settings = s.roomSettings(name)
-	}
+	return newRoomWith(name, s, s.settingsFor(name))
+}
+
+// newRoomWith opens a room with these settings, and its workers; s.mu is held.
+func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
+	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}, created: time.Now(), settings: settings}
+	rm.emptySince = rm.created
 	rm.openWorkers()
 	return rm
 }
@@ -64,7 +75,7 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		rm.removeLocked(replaced)
 	}
 	rm.participants[p.info.ID] = p
-	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others})
+	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others, Metadata: rm.metadata})
 	rm.broadcastLocked(p, Event{Kind: EventParticipantJoined, Participant: p.info})
 	if !p.info.CanSubscribe {
 		tracks = nil
@@ -107,6 +118,9 @@ func (rm *Room) leave(p *Participant) {
 	}
 	tracks := p.takeTracks()
 	empty := len(rm.participants) == 0
+	if empty {
+		rm.emptySince = time.Now()
+	}
 	rm.mu.Unlock()
 
 	for _, t := range tracks {

@@ -289,11 +289,12 @@ func (s *SFU) enter(p *Participant, room string) error {
 	return nil
 }
 
-// removeRoom forgets rm if it is still empty, and closes its workers.
+// removeRoom forgets rm if it is still empty (and, for a room created through the API, has been empty longer than
+// it waits for participants), and closes its workers.
 func (s *SFU) removeRoom(rm *Room) {
 	s.mu.Lock()
 	rm.mu.Lock()
-	gone := len(rm.participants) == 0 && s.rooms[rm.name] == rm
+	gone := len(rm.participants) == 0 && s.rooms[rm.name] == rm && time.Since(rm.emptySince) >= rm.keepEmpty
 	if gone {
 		delete(s.rooms, rm.name)
 	}
@@ -326,6 +327,12 @@ func (s *SFU) Close() error {
 		}()
 	}
 	wg.Wait()
+	for _, rm := range rooms { // rooms created through the API that were waiting, empty, close with their workers
+		rm.mu.Lock()
+		rm.keepEmpty = 0
+		rm.mu.Unlock()
+		s.removeRoom(rm)
+	}
 	s.stop()
 	s.wg.Wait()
 	s.spreader.Close()
@@ -379,7 +386,7 @@ func (s *SFU) Subscribers() []SubscriberStats {
 	var out []SubscriberStats
 	for _, rm := range s.openRooms() {
 		for _, p := range rm.snapshot() {
-			if p.info.CanSubscribe {
+			if p.CanSubscribe() {
 				out = append(out, p.subscriberStats())
 			}
 		}

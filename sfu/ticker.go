@@ -33,7 +33,7 @@ const (
 func (s *SFU) tickRooms(ctx context.Context) {
 	t := time.NewTicker(alloc.AudioInterval)
 	defer t.Stop()
-	var lastBitrateCheck, lastSpeakers time.Time
+	var lastBitrateCheck, lastSpeakers, lastIdleCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -50,6 +50,10 @@ func (s *SFU) tickRooms(ctx context.Context) {
 			for _, rm := range rooms {
 				rm.updateSpeakers()
 			}
+		}
+		if now.Sub(lastIdleCheck) >= time.Second {
+			lastIdleCheck = now
+			s.closeIdleRooms(rooms)
 		}
 		if s.maxPublishBitrate > 0 && now.Sub(lastBitrateCheck) >= bitrateInterval {
 			lastBitrateCheck = now

@@ -72,6 +72,14 @@ func (s *RoomSettings) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// JSON is the settings as a JSON object ("{}" for none).
+func (s RoomSettings) JSON() json.RawMessage {
+	if len(s.raw) == 0 {
+		return json.RawMessage("{}")
+	}
+	return s.raw
+}
+
 // Decode reads the settings into v, a worker's struct of the keys it knows; no settings leave v as it is.
 func (s RoomSettings) Decode(v any) error {
 	if len(s.raw) == 0 {

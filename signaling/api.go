@@ -1,9 +1,11 @@
 package signaling
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,20 +15,28 @@ import (
 )
 
 // The server API (API.md): JSON under /api/v1/ for a backend that runs meetings, authorised by a bearer token with
-// the api grant (Claims.API), node-wide or for the one room its room claim names. It answers for the rooms this
-// node hosts. Every call is recorded in the audit log (kind "api"), refused ones marked Refused.
+// the api grant (Claims.API), node-wide or for the one room its room claim names. In a cluster any node answers:
+// a call about a room another node owns is forwarded to it (api_cluster.go). Every call is recorded in the audit
+// log (kind "api"), refused ones marked Refused.
 
 func (srv *Server) routeAPI() {
 	srv.mux.HandleFunc("GET /api/v1/rooms", srv.api(srv.apiRooms))
-	srv.mux.HandleFunc("GET /api/v1/rooms/{room}/participants", srv.api(srv.apiParticipants))
-	srv.mux.HandleFunc("DELETE /api/v1/rooms/{room}/participants/{identity}", srv.api(srv.apiRemoveParticipant))
-	srv.mux.HandleFunc("DELETE /api/v1/rooms/{room}", srv.api(srv.apiEndRoom))
+	srv.mux.HandleFunc("POST /api/v1/rooms", srv.api(srv.apiCreateRoom))
+	srv.mux.HandleFunc("GET /api/v1/rooms/{room}", srv.api(srv.owned(srv.apiRoom)))
+	srv.mux.HandleFunc("PATCH /api/v1/rooms/{room}", srv.api(srv.owned(srv.apiUpdateRoom)))
+	srv.mux.HandleFunc("DELETE /api/v1/rooms/{room}", srv.api(srv.owned(srv.apiEndRoom)))
+	srv.mux.HandleFunc("GET /api/v1/rooms/{room}/participants", srv.api(srv.owned(srv.apiParticipants)))
+	srv.mux.HandleFunc("PATCH /api/v1/rooms/{room}/participants/{identity}", srv.api(srv.owned(srv.apiUpdateParticipant)))
+	srv.mux.HandleFunc("POST /api/v1/rooms/{room}/participants/{identity}/mute", srv.api(srv.owned(srv.apiMute)))
+	srv.mux.HandleFunc("DELETE /api/v1/rooms/{room}/participants/{identity}", srv.api(srv.owned(srv.apiRemoveParticipant)))
 }
 
-// apiResult is a call's answer: its status, its JSON body (nil: none) and what the audit record adds.
+// apiResult is a call's answer: its status, its JSON body (nil: none) and what the audit record adds. A call
+// forwarded to another node answers with that node's body as it is (raw).
 type apiResult struct {
 	status int
 	body   any
+	raw    []byte
 	detail map[string]any
 }
 
@@ -76,6 +86,9 @@ type apiRoom struct {
 	Name         string    `json:"name"`
 	Participants int       `json:"participants"`
 	CreatedAt    time.Time `json:"created_at"`
+	Region       string    `json:"region"`
+	Node         string    `json:"node"`
+	Metadata     string    `json:"metadata"`
 }
 
 type apiParticipant struct {
@@ -87,6 +100,8 @@ type apiParticipant struct {
 	Subscribe bool       `json:"subscribe"`
 	Admin     bool       `json:"admin"`
 	JoinedAt  time.Time  `json:"joined_at"`
+	Metadata  string     `json:"metadata"`
+	Node      string     `json:"node"`
 }
 
 type apiTrack struct {
@@ -96,15 +111,30 @@ type apiTrack struct {
 	Muted  bool   `json:"muted"`
 }
 
-// apiRooms lists the rooms this node hosts: the token's room only, for a token scoped to one.
-func (srv *Server) apiRooms(_ *http.Request, c *Claims) (apiResult, error) {
+// apiRooms lists the rooms this node hosts and, in a cluster, those of the other nodes (each asked once, its
+// answer not forwarded again): the token's room only, for a token scoped to one.
+func (srv *Server) apiRooms(r *http.Request, c *Claims) (apiResult, error) {
 	rooms := []apiRoom{}
 	for _, rm := range srv.sfu.Rooms() {
 		if c.Room == "" || rm.Name == c.Room {
-			rooms = append(rooms, apiRoom{Name: rm.Name, Participants: rm.Participants, CreatedAt: rm.CreatedAt.UTC()})
+			rooms = append(rooms, srv.toAPIRoom(rm))
 		}
 	}
-	return apiResult{status: http.StatusOK, body: map[string]any{"rooms": rooms}, detail: map[string]any{"rooms": len(rooms)}}, nil
+	body := map[string]any{"rooms": rooms}
+	if others, unreachable := srv.clusterRooms(r); len(others)+len(unreachable) > 0 {
+		rooms = append(rooms, others...)
+		slices.SortFunc(rooms, func(a, b apiRoom) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Node, b.Node)) })
+		body["rooms"] = rooms
+		if len(unreachable) > 0 {
+			body["unreachable"] = unreachable
+		}
+	}
+	return apiResult{status: http.StatusOK, body: body, detail: map[string]any{"rooms": len(rooms)}}, nil
+}
+
+func (srv *Server) toAPIRoom(rm sfu.RoomInfo) apiRoom {
+	return apiRoom{Name: rm.Name, Participants: rm.Participants, CreatedAt: rm.CreatedAt.UTC(), Region: srv.apiRegion(),
+		Node: srv.apiNodeID(), Metadata: rm.Metadata}
 }
 
 // apiParticipants lists a room's participants and their tracks.
@@ -119,18 +149,18 @@ func (srv *Server) apiParticipants(r *http.Request, _ *Claims) (apiResult, error
 	}
 	ps := make([]apiParticipant, 0, len(infos))
 	for _, p := range infos {
-		ps = append(ps, toAPIParticipant(p))
+		ps = append(ps, srv.toAPIParticipant(p))
 	}
 	return apiResult{status: http.StatusOK, body: map[string]any{"participants": ps}, detail: map[string]any{"participants": len(ps)}}, nil
 }
 
-func toAPIParticipant(p sfu.ParticipantInfo) apiParticipant {
+func (srv *Server) toAPIParticipant(p sfu.ParticipantInfo) apiParticipant {
 	tracks := make([]apiTrack, 0, len(p.Tracks))
 	for _, t := range p.Tracks {
 		tracks = append(tracks, apiTrack{ID: t.ID, Kind: t.Kind, Source: t.Source, Muted: t.Muted})
 	}
 	return apiParticipant{ID: p.ID, Identity: p.Identity, Name: p.Name, Tracks: tracks, Publish: p.CanPublish,
-		Subscribe: p.CanSubscribe, Admin: p.Admin, JoinedAt: p.JoinedAt.UTC()}
+		Subscribe: p.CanSubscribe, Admin: p.Admin, JoinedAt: p.JoinedAt.UTC(), Metadata: p.Metadata, Node: srv.apiNodeID()}
 }
 
 // apiRemoveParticipant removes a participant, by identity, as an administrator's kick does (bye kicked, and its
@@ -154,7 +184,7 @@ func (srv *Server) apiEndRoom(r *http.Request, _ *Claims) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, err
 	}
-	n, err := srv.sfu.EndRoom(room)
+	n, err := srv.sfu.EndRoom(room) // a room created ahead and still empty closes too
 	if err != nil {
 		return apiResult{}, sfuError("", err)
 	}
@@ -193,6 +223,8 @@ func apiStatus(code string) int {
 		return http.StatusBadRequest
 	case protocol.CodeInternal:
 		return http.StatusInternalServerError
+	case protocol.CodeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusConflict
 }
@@ -223,6 +255,12 @@ func (srv *Server) recordAPI(r *http.Request, c *Claims, res apiResult) {
 func writeAPI(w http.ResponseWriter, res apiResult) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
+	if res.raw != nil {
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(res.status)
+		_, _ = w.Write(res.raw)
+		return
+	}
 	if res.body == nil {
 		w.WriteHeader(res.status)
 		return

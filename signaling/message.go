@@ -21,7 +21,8 @@ func toParticipant(p sfu.ParticipantInfo) protocol.Participant {
 	for _, t := range p.Tracks {
 		tracks = append(tracks, toTrack(t))
 	}
-	return protocol.Participant{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Admin: p.Admin, Tracks: tracks}
+	return protocol.Participant{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Admin: p.Admin,
+		Tracks: tracks, Metadata: p.Metadata}
 }
 
 func toTrack(t sfu.TrackInfo) protocol.Track {
@@ -39,7 +40,8 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		if iceServers == nil {
 			iceServers = []webrtc.ICEServer{}
 		}
-		return protocol.Joined{Type: protocol.TypeJoined, Room: ev.Room, You: toParticipant(ev.Participant), Participants: ps, ICEServers: iceServers}
+		return protocol.Joined{Type: protocol.TypeJoined, Room: ev.Room, Metadata: ev.Metadata, You: toParticipant(ev.Participant),
+			Participants: ps, ICEServers: iceServers}
 	case sfu.EventParticipantJoined:
 		return protocol.ParticipantEvent{Type: protocol.TypeParticipantJoined, Participant: toParticipant(ev.Participant)}
 	case sfu.EventParticipantLeft:
@@ -71,6 +73,8 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		return protocol.RoomState{Type: protocol.TypeRoomState, Locked: ev.Locked}
 	case sfu.EventModerated:
 		return protocol.Moderation{Type: protocol.TypeModeration, Action: ev.Action, TrackID: ev.Track.ID, Publish: ev.Publish, By: ev.By}
+	case sfu.EventMetadata:
+		return protocol.Metadata{Type: protocol.TypeMetadata, ParticipantID: ev.ParticipantID, Metadata: ev.Metadata}
 	case sfu.EventLimit:
 		return protocol.Error{Type: protocol.TypeError, Code: protocol.CodeLimit, Message: ev.Error}
 	}

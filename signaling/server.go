@@ -67,6 +67,8 @@ type Config struct {
 	MaxUnjoinedPerIP, MaxUnjoined int
 	// BodyTimeout bounds reading a request's body, counted from when its headers are in; 0: DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// Region and NodeID name this node in the server API's answers when it has no Placement (which names it).
+	Region, NodeID string
 	// Ready, when set, says why the node takes no new participants now (draining, its cluster store unreachable),
 	// nil when it does: GET /readyz answers 503 with the reason, or 200.
 	Ready func() error
@@ -99,6 +101,7 @@ type Server struct {
 	joinICEServers func(identity string, notAfter time.Time) []webrtc.ICEServer
 	transcripts    Transcripts
 	ready          func() error
+	region, nodeID string // Config's: the server API's answers name the node
 
 	mu           sync.Mutex
 	sessions     map[*session]struct{}
@@ -132,7 +135,8 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv := &Server{placement: cfg.Placement, secret: cfg.Secret, keys: Keys{Default: cfg.Secret, ByID: cfg.Keys, Audience: cfg.Audience, MaxTTL: cfg.MaxTokenTTL}, audit: cfg.Audit, dev: cfg.Dev, sfu: s, log: log, mux: http.NewServeMux(),
 		sessions: map[*session]struct{}{}, httpSessions: map[string]*httpSession{},
 		unjoined: newUnjoinedCaps(cfg.MaxUnjoinedPerIP, cfg.MaxUnjoined), bodyTimeout: cfg.BodyTimeout,
-		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts, ready: cfg.Ready}
+		origins: map[string]struct{}{}, joinICEServers: cfg.ICEServers, transcripts: cfg.Transcripts, ready: cfg.Ready,
+		region: cfg.Region, nodeID: cfg.NodeID}
 	if srv.bodyTimeout <= 0 {
 		srv.bodyTimeout = DefaultBodyTimeout
 	}

@@ -36,6 +36,10 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "room" {
+		runRoom(os.Args[2:])
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		if err := tokenCmd(os.Args[2:], os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "sfu token:", err)

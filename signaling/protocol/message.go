@@ -65,6 +65,7 @@ type Message struct {
 	Action        string                   `json:"action,omitempty"`      // moderation
 	Publish       bool                     `json:"publish,omitempty"`     // moderation
 	By            string                   `json:"by,omitempty"`          // moderation
+	Metadata      string                   `json:"metadata,omitempty"`    // metadata; joined: the room's
 	Caption       *Caption                 `json:"-"`                     // caption
 }
 

@@ -54,6 +54,7 @@ const (
 	CodeResidency     = "residency"      // the room may not be hosted in this node's region
 	CodeKicked        = "kicked"         // an administrator kicked this identity from the room: not before its token expires
 	CodeNotFound      = "not_found"      // server API (API.md): no such room on this node, or no such participant in it
+	CodeExists        = "already_exists" // server API: the room to create is open already
 )
 
 // Request is a client-to-server message. Which fields are set depends on Type.

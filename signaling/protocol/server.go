@@ -27,6 +27,7 @@ const (
 	TypeTranscription     = "transcription"
 	TypeRoomState         = "room_state"
 	TypeModeration        = "moderation"
+	TypeMetadata          = "metadata"
 	TypePong              = "pong"
 	TypeError             = "error"
 	TypeBye               = "bye"
@@ -41,6 +42,7 @@ type Participant struct {
 	Subscribe bool    `json:"subscribe"`
 	Admin     bool    `json:"admin,omitempty"`
 	Tracks    []Track `json:"tracks"`
+	Metadata  string  `json:"metadata,omitempty"` // set by the server API (API.md); at most MaxMetadata bytes
 }
 
 // Track is a published track as the server describes it.
@@ -69,6 +71,7 @@ type Joined struct {
 	Type         string             `json:"type"`
 	Nodes        []string           `json:"nodes,omitempty"` // other nodes of the region to reconnect to if this one goes
 	Room         string             `json:"room"`
+	Metadata     string             `json:"metadata,omitempty"` // the room's, set by the server API
 	You          Participant        `json:"you"`
 	Participants []Participant      `json:"participants"`
 	ICEServers   []webrtc.ICEServer `json:"ice_servers"`
@@ -166,6 +169,17 @@ type Moderation struct {
 	By      string `json:"by"`
 }
 
+// MaxMetadata bounds the metadata of a room or a participant, in bytes.
+const MaxMetadata = 4096
+
+// Metadata says the metadata of the room (ParticipantID empty) or of one of its participants changed
+// (TypeMetadata); sent to everyone in the room.
+type Metadata struct {
+	Type          string `json:"type"`
+	ParticipantID string `json:"participant_id,omitempty"`
+	Metadata      string `json:"metadata"`
+}
+
 // Pong answers ping with its id (TypePong).
 type Pong struct {
 	Type string  `json:"type"`
@@ -218,6 +232,8 @@ func ServerMessage(typ string) any {
 		return &RoomState{}
 	case TypeModeration:
 		return &Moderation{}
+	case TypeMetadata:
+		return &Metadata{}
 	case TypePong:
 		return &Pong{}
 	case TypeError:
