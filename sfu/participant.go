@@ -26,6 +26,8 @@ type Participant struct {
 	peer    Peer
 	log     *zap.Logger
 	session Session // set before it joins
+	// lockedInCluster: the cluster's store says the room is locked (JoinRequest.Locked); set before it joins.
+	lockedInCluster bool
 
 	pub, sub     *webrtc.PeerConnection
 	subConnected connState                             // the subscribe connection is up: DownTracks can start

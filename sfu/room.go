@@ -58,6 +58,10 @@ func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
 func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	if p.lockedInCluster && !rm.locked {
+		rm.locked = true
+		rm.broadcastLocked(nil, Event{Kind: EventRoomState, Locked: true})
+	}
 	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}

@@ -197,6 +197,9 @@ type JoinRequest struct {
 	// ValidUntil is the last moment the participant's token is taken (its exp plus the verifier's leeway); zero:
 	// no end. A kick bans the identity from the room until then; its TURN credentials end then at the latest.
 	ValidUntil time.Time
+	// Locked: the room is locked on another node of the cluster (the placement read it with the room's lease). The
+	// part of the room here is locked too before the participant is admitted.
+	Locked bool
 }
 
 // Session is the kind of a participant's session.
@@ -246,6 +249,7 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	}
 	p.candidates = s.candidates
 	p.session = req.Session
+	p.lockedInCluster = req.Locked
 	return p, nil
 }
 

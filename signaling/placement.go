@@ -20,6 +20,9 @@ type Placement interface {
 	// the room must be open on a node of the cluster (else ErrNotPlaced: a relay never recreates an ended room),
 	// and this node's region allowed (else ErrResidency).
 	Admit(ctx context.Context, room string, claim []string) error
+	// SetLocked stores an administrator's lock or unlock of the room with its placement, so that a node that
+	// hosts part of the room later refuses newcomers too (Route.Locked).
+	SetLocked(ctx context.Context, room string, locked bool) error
 	// Fallbacks are the base URLs of the region's other live nodes that take rooms, for a client whose node goes
 	// away. It is asked on every join, before the SFU's join: it should answer from memory (a snapshot), not
 	// look anything up over the network.
@@ -35,6 +38,8 @@ type Route struct {
 	// Release, when set, is called when the participant hosted here leaves: a room hosted here while its owner
 	// is another node (a full one) is relayed to and from the owner while it has participants here.
 	Release func()
+	// Locked: an administrator locked the room (on any node); the join is refused unless it is an admin's.
+	Locked bool
 }
 
 var (

@@ -41,6 +41,8 @@ func (p *blockingPlacement) Route(context.Context, string, []string) (Route, err
 
 func (p *blockingPlacement) Admit(context.Context, string, []string) error { return nil }
 
+func (p *blockingPlacement) SetLocked(context.Context, string, bool) error { return nil }
+
 func (p *blockingPlacement) Fallbacks() []string {
 	blocked := false
 	p.first.Do(func() { blocked = true })

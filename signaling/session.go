@@ -206,6 +206,13 @@ func (s *session) handle(data []byte) bool {
 			return true
 		}
 		s.log.Info("admin action", zap.String("action", req.Action), zap.String("target", req.Participant), zap.String("done", did))
+		if pl := s.srv.placement; pl != nil && (req.Action == sfu.ActionLock || req.Action == sfu.ActionUnlock) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := pl.SetLocked(ctx, s.claims.Room, req.Action == sfu.ActionLock); err != nil {
+				s.log.Warn("the cluster does not know of the lock: other nodes may admit newcomers", zap.Error(err))
+			}
+			cancel()
+		}
 	case "ice_restart":
 		if err := s.p.RestartICE(); err != nil {
 			s.sendError(sfuError(req.Type, err))
@@ -234,6 +241,7 @@ func (s *session) join(token string) bool {
 		s.release()
 		s.release = nil
 	}
+	var lockedInCluster bool
 	if pl := s.srv.placement; pl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var route Route
@@ -264,7 +272,7 @@ func (s *session) join(token string) bool {
 			s.End("")
 			return false
 		}
-		s.release = route.Release
+		s.release, lockedInCluster = route.Release, route.Locked
 	}
 	if pl := s.srv.placement; pl != nil {
 		s.nodes = nil
@@ -273,8 +281,9 @@ func (s *session) join(token string) bool {
 		}
 	}
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData, Admin: claims.Admin,
-		ValidUntil: claims.validUntil()}, s)
+		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData,
+		Admin:      claims.Admin || claims.Relay, // a relay carries the other node's moderation (lock, end) across
+		ValidUntil: claims.validUntil(), Locked: lockedInCluster}, s)
 	if err != nil {
 		pe := sfuError("join", err)
 		if pe.Code == protocol.CodeInternal {

@@ -31,6 +31,7 @@ type httpSession struct {
 	p        *sfu.Participant // set, under srv.mu, once joined
 	ended    bool             // under srv.mu
 	release  func()           // the placement's relay for this participant, if any; called once it ends
+	locked   bool             // the cluster says the room is locked
 }
 
 func (h *httpSession) SendDescription(sfu.PC, webrtc.SessionDescription) {}
@@ -131,10 +132,10 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 				w.WriteHeader(http.StatusTemporaryRedirect)
 				return
 			}
-			h.release = route.Release
+			h.release, h.locked = route.Release, route.Locked
 		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil()}
+			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil(), Locked: h.locked}
 		join := srv.sfu.JoinWHEP
 		if kind == "whip" {
 			join = srv.sfu.JoinWHIP

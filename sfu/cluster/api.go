@@ -43,17 +43,18 @@ func (p *Placement) PlaceRoom(ctx context.Context, room string, regions []string
 		return "", fmt.Errorf("room %q is kept in %v; this node is in %s: %w", room, regions, self.Region, signaling.ErrResidency)
 	}
 	for range placeAttempts {
-		owner, found, err := p.c.liveOwner(ctx, room)
+		l, found, err := p.c.liveOwner(ctx, room)
 		if err != nil {
 			return "", err
 		}
 		if found {
-			if owner.ID == self.ID {
+			if l.Mine {
+				p.c.confirm(room, l.Regions)
 				return "", nil
 			}
-			return owner.URL, nil
+			return l.Owner.URL, nil
 		}
-		took, err := p.c.take(ctx, room)
+		took, err := p.c.take(ctx, room, regions)
 		if err != nil || took {
 			return "", err
 		}

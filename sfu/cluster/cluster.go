@@ -28,7 +28,8 @@
 //	                the others.
 //	sfu:room:{room} hash: node (the id of the owner node), regions (the
 //	                room's residency policy, comma-separated, fixed when the room
-//	                was first placed), with the lease TTL; taken only if absent
+//	                was first placed), locked ("1" while an administrator has the
+//	                room locked), with the lease TTL; taken only if absent
 //	                (takeScript). The owner's heartbeat renews it while it still
 //	                holds it (compare-and-pexpire Lua script), and takes it again
 //	                if it lapsed and nobody else took it (Redis was unreachable
@@ -104,7 +105,16 @@ const placeAttempts = 5
 const (
 	leaseNode    = "node"
 	leaseRegions = "regions"
+	leaseLocked  = "locked"
 )
+
+// lockScript sets a held lease's locked field (ARGV[1]); a room nobody holds is left alone.
+var lockScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'locked', ARGV[1])
+return 1`)
 
 // takeScript takes a free lease (1): this node, the room's policy (ARGV[2]), the TTL (ARGV[3]); a held one is
 // left alone (0).
@@ -190,6 +200,7 @@ type Lease struct {
 	Owner   NodeInfo
 	Mine    bool
 	Regions []string
+	Locked  bool // an administrator has the room locked
 }
 
 // lease is a room whose lease this node holds.
@@ -415,7 +426,7 @@ func (c *Cluster) Owner(ctx context.Context, room string) (NodeInfo, bool, error
 // owner reads the room's lease. It returns the holder's id even when the holder is not live (holderID non-empty,
 // ok false), so that a stale lease can be removed with compare-and-delete.
 func (c *Cluster) owner(ctx context.Context, room string) (l Lease, holderID string, ok bool, err error) {
-	vals, err := c.rdb.HMGet(ctx, roomKeyPrefix+room, leaseNode, leaseRegions).Result()
+	vals, err := c.rdb.HMGet(ctx, roomKeyPrefix+room, leaseNode, leaseRegions, leaseLocked).Result()
 	if err != nil {
 		return Lease{}, "", false, fmt.Errorf("cluster: read owner of room %q: %w", room, err)
 	}
@@ -424,7 +435,8 @@ func (c *Cluster) owner(ctx context.Context, room string) (l Lease, holderID str
 		return Lease{}, "", false, nil
 	}
 	regions, _ := vals[1].(string)
-	l.Regions = splitRegions(regions)
+	locked, _ := vals[2].(string)
+	l.Regions, l.Locked = splitRegions(regions), locked == "1"
 	l.Owner, ok, err = c.readNode(ctx, holderID)
 	if err != nil {
 		return Lease{}, holderID, false, err
@@ -552,6 +564,19 @@ func (c *Cluster) Release(ctx context.Context, room string) error {
 	c.mu.Unlock()
 	if err := releaseScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, c.selfID()).Err(); err != nil {
 		return fmt.Errorf("cluster: release room %q: %w", room, err)
+	}
+	return nil
+}
+
+// SetLocked records that an administrator locked (or unlocked) the room, with its lease; a room nobody holds is
+// left alone.
+func (c *Cluster) SetLocked(ctx context.Context, room string, locked bool) error {
+	v := "0"
+	if locked {
+		v = "1"
+	}
+	if err := lockScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, v).Err(); err != nil {
+		return fmt.Errorf("cluster: lock room %q: %w", room, err)
 	}
 	return nil
 }
@@ -751,8 +776,11 @@ func (c *Cluster) choose(nodes []NodeInfo, regions []string) (NodeInfo, bool) {
 	return best, found
 }
 
-// take sets the room's lease to this node, with the room's policy, if nobody holds it.
+// take sets the room's lease to this node, with the room's policy (none: this node's region), if nobody holds it.
 func (c *Cluster) take(ctx context.Context, room string, regions []string) (bool, error) {
+	if len(regions) == 0 {
+		regions = []string{c.Self().Region}
+	}
 	id := c.selfID()
 	n, err := takeScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, id, joinRegions(regions), c.ttl.Milliseconds()).Int()
 	if err != nil {

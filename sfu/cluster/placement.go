@@ -129,19 +129,19 @@ func (p *Placement) Route(ctx context.Context, room string, claim []string) (sig
 		return signaling.Route{}, p.refuse("room %q is kept in regions %v (its policy since it was placed, narrowed by the token to %v); this node is in %s",
 			room, l.Regions, allowed, self.Region)
 	case l.Mine:
-		return signaling.Route{}, nil
+		return signaling.Route{Locked: l.Locked}, nil
 	case !slices.Contains(allowed, l.Owner.Region): // placement keeps to the regions; this is the backstop
 		return signaling.Route{}, p.refuse("room %q is owned in region %s, outside %v", room, l.Owner.Region, allowed)
 	case l.Owner.Load < l.Owner.Capacity:
 		return signaling.Route{Redirect: l.Owner.URL}, nil
 	}
 	// The owner is full: host the participant here and relay the room to and from it.
-	return signaling.Route{Release: p.relays.acquire(room, l.Owner.URL, l.Regions)}, nil
+	return signaling.Route{Release: p.relays.acquire(room, l.Owner.URL, l.Regions), Locked: l.Locked}, nil
 }
 
 // Admit implements signaling.Placement: a relay's participant may join here only while a node holds the room's
-// lease (a relay never recreates an ended room) and this node's region is in the room's stored policy narrowed by
-// the relay token's regions.
+// lease and the room is open here (a relay never recreates an ended room), and this node's region is in the
+// room's stored policy narrowed by the relay token's regions.
 func (p *Placement) Admit(ctx context.Context, room string, claim []string) error {
 	l, ok, err := p.c.liveOwner(ctx, room)
 	switch {
@@ -154,7 +154,15 @@ func (p *Placement) Admit(ctx context.Context, room string, claim []string) erro
 		return p.refuse("room %q is kept in regions %v, narrowed by the relay token to %v; this node is in %s",
 			room, l.Regions, narrow(l.Regions, claim), self.Region)
 	}
+	if p.c.hosts != nil && !p.c.hosts(room) {
+		return fmt.Errorf("room %q is not open on this node: %w", room, signaling.ErrNotPlaced)
+	}
 	return nil
+}
+
+// SetLocked implements signaling.Placement (Cluster.SetLocked).
+func (p *Placement) SetLocked(ctx context.Context, room string, locked bool) error {
+	return p.c.SetLocked(ctx, room, locked)
 }
 
 // refuse counts a residency refusal and returns its error.

@@ -12,8 +12,10 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/edge-sfu/sfu/sfu"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/edge-sfu/sfu/signaling/protocol"
 )
 
 // A relay carries one room between this node and the node that owns it, when participants are hosted here
@@ -35,14 +37,15 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 		return fmt.Errorf("relay token: %w", err)
 	}
 	var toOwner, toLocal bridgeSide
-	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api,
+	ownerEvents, localEvents := make(chan client.Message, 256), make(chan client.Message, 256)
+	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api, Events: ownerEvents,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) }})
 	if err != nil {
 		return fmt.Errorf("relay to the owner %s: %w", owner, err)
 	}
 	defer ownerConn.Close()
-	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api,
+	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api, Events: localEvents,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) }})
 	if err != nil {
@@ -52,13 +55,72 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 	toOwner.init(ownerConn, localConn)
 	toLocal.init(localConn, ownerConn)
 	r.log.Info("relaying room", zap.String("room", room), zap.String("owner", owner))
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-ownerConn.Done():
-		return errors.New("the owner's connection ended")
-	case <-localConn.Done():
-		return errors.New("this node's connection ended")
+	ownerSide := &moderationSide{conn: ownerConn, events: ownerEvents, name: "the owner's"}
+	localSide := &moderationSide{conn: localConn, events: localEvents, name: "this node's"}
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-ownerEvents:
+			err = ownerSide.carry(m, localSide)
+		case m := <-localEvents:
+			err = localSide.carry(m, ownerSide)
+		case <-ownerConn.Done():
+			err = ownerSide.ended(localSide)
+		case <-localConn.Done():
+			err = localSide.ended(ownerSide)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// errRoomEnded ends a relay for good: an administrator ended the room on one of the two nodes.
+var errRoomEnded = errors.New("the room was ended")
+
+// moderationSide is one of a relay's two connections, as far as the room's moderation goes: an administrator's
+// lock, unlock or end of the room on one node is carried to the other (the relay's participants are admins), so
+// that the two parts of the room stay one room.
+type moderationSide struct {
+	conn   *client.Client
+	events chan client.Message
+	name   string
+	locked bool // as this side last said
+}
+
+// carry passes m, a message of this side, on to the other side when it is moderation of the room.
+func (s *moderationSide) carry(m client.Message, other *moderationSide) error {
+	switch {
+	case m.Type == protocol.TypeRoomState:
+		s.locked = m.Locked
+		if other.locked != m.Locked { // not an echo of what the other side said
+			action := sfu.ActionUnlock
+			if m.Locked {
+				action = sfu.ActionLock
+			}
+			return other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: action})
+		}
+	case m.Type == protocol.TypeBye && m.Reason == "room_ended":
+		_ = other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: sfu.ActionEnd})
+		return errRoomEnded
+	}
+	return nil
+}
+
+// ended is why the relay stops when this side's connection has closed: a room ended here (its goodbye may still be
+// waiting among the events) is ended on the other side too.
+func (s *moderationSide) ended(other *moderationSide) error {
+	for {
+		select {
+		case m := <-s.events:
+			if err := s.carry(m, other); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%s connection ended", s.name)
+		}
 	}
 }
 
@@ -204,6 +266,10 @@ func (rs *relays) keep(ctx context.Context, room, owner string, regions []string
 	for ctx.Err() == nil {
 		err := rs.run(ctx, room, owner, regions)
 		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errRoomEnded) { // placing the room again would open it again
+			rs.log.Info("relay ended with the room", zap.String("room", room))
 			return
 		}
 		rs.log.Warn("relay ended", zap.String("room", room), zap.String("owner", owner), zap.Error(err))
