@@ -96,7 +96,7 @@ func (rm *Room) replacedByLocked(p *Participant) *Participant {
 // removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller.
 func (rm *Room) removeLocked(q *Participant) {
 	delete(rm.participants, q.info.ID)
-	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.info})
+	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
 }
 
 // leave takes p out of the room and ends its tracks at every subscriber. The room closes when it empties.

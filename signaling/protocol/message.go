@@ -65,6 +65,8 @@ type Message struct {
 	Action        string                   `json:"action,omitempty"`      // moderation
 	Publish       bool                     `json:"publish,omitempty"`     // moderation
 	By            string                   `json:"by,omitempty"`          // moderation
+	Token         string                   `json:"token,omitempty"`       // token
+	ExpiresAt     int64                    `json:"expires_at,omitempty"`  // token
 	Caption       *Caption                 `json:"-"`                     // caption
 }
 

@@ -27,6 +27,7 @@ const (
 	TypeTranscription     = "transcription"
 	TypeRoomState         = "room_state"
 	TypeModeration        = "moderation"
+	TypeToken             = "token"
 	TypePong              = "pong"
 	TypeError             = "error"
 	TypeBye               = "bye"
@@ -166,6 +167,14 @@ type Moderation struct {
 	By      string `json:"by"`
 }
 
+// Token is a fresh join token for the participant's next join (TypeToken): the same room, identity and name,
+// its grants as they are now, a new expiry. Sent soon after joined and again before the last one expires.
+type Token struct {
+	Type      string `json:"type"`
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"` // the token's exp, Unix seconds
+}
+
 // Pong answers ping with its id (TypePong).
 type Pong struct {
 	Type string  `json:"type"`
@@ -218,6 +227,8 @@ func ServerMessage(typ string) any {
 		return &RoomState{}
 	case TypeModeration:
 		return &Moderation{}
+	case TypeToken:
+		return &Token{}
 	case TypePong:
 		return &Pong{}
 	case TypeError:
