@@ -53,6 +53,7 @@ type Participant struct {
 	sigMu [2]sync.Mutex // by PC: a description goes to the client before the candidates gathered for it
 
 	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
+	slots      []*whepSlot        // WHEP: its sections, each carrying one room track at a time (whepslot.go); under mu
 	ctx        context.Context    // the participant's lifetime
 	stop       context.CancelFunc // ends ctx
 

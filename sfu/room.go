@@ -30,6 +30,7 @@ type Room struct {
 	speakerLevels levelReader        // the speaker list's readings of the microphones
 	micLevels     levelReader        // the audio selection's readings (selection.go)
 	audioSel      alloc.AudioSelector
+	publications  uint64 // tracks published so far: each track's order
 }
 
 // newRoom opens a room and its workers; s.mu is held.
@@ -129,6 +130,8 @@ func (rm *Room) publish(t *Track) bool {
 		rm.mu.Unlock()
 		return false
 	}
+	rm.publications++
+	t.order = rm.publications
 	p.addTrack(t)
 	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: t.Info()})
 	subs := make([]*Participant, 0, len(rm.participants))
@@ -147,6 +150,19 @@ func (rm *Room) publish(t *Track) bool {
 		w.TrackPublished(t)
 	}
 	return true
+}
+
+// tracks returns the tracks the room's participants but except publish.
+func (rm *Room) tracks(except *Participant) []*Track {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	var out []*Track
+	for _, q := range rm.participants {
+		if q != except {
+			out = append(out, q.Tracks()...)
+		}
+	}
+	return out
 }
 
 // trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by
