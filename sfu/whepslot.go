@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -29,6 +30,7 @@ type whepSlot struct {
 	kind   webrtc.RTPCodecType
 	id     string
 	sender *webrtc.RTPSender
+	mimes  []string // the codecs the player's section takes: a track of another codec is not put in it
 
 	ctx  webrtc.TrackLocalContext // Pion's binding of the section; nil before it and after Unbind
 	down *forward.DownTrack       // the copy carried now; nil: free
@@ -77,6 +79,11 @@ func (s *whepSlot) Unbind(ctx webrtc.TrackLocalContext) error {
 	return nil
 }
 
+// accepts reports whether the section takes a track of codec c.
+func (s *whepSlot) accepts(c webrtc.RTPCodecParameters) bool {
+	return slices.ContainsFunc(s.mimes, func(m string) bool { return strings.EqualFold(m, c.MimeType) })
+}
+
 // readRTCP reads the viewer's RTCP for the section until the connection closes, and hands it to the copy carried
 // now (keyframe requests, NACKs).
 func (s *whepSlot) readRTCP() {
@@ -110,6 +117,9 @@ func (p *Participant) addWHEPSlots() error {
 			return fmt.Errorf("whep %s section: %w", kind, err)
 		}
 		s.sender = sender
+		for _, c := range sender.GetParameters().Codecs { // those of the offer's section
+			s.mimes = append(s.mimes, c.MimeType)
+		}
 		p.mu.Lock()
 		p.slots = append(p.slots, s)
 		p.mu.Unlock()
@@ -132,7 +142,7 @@ func (p *Participant) subscribeSlot(t *Track) {
 	p.mu.Lock()
 	var slot *whepSlot
 	for _, s := range p.slots {
-		if s.kind == r.Kind() && s.down == nil {
+		if s.kind == r.Kind() && s.down == nil && s.accepts(r.Codec()) {
 			slot = s
 			break
 		}
