@@ -103,8 +103,9 @@ func (rm *Room) setRole(target *Participant, publish bool, by string) string {
 // participant who asked (nil: the server API), closes itself. It describes what it did. No lock may be held (see
 // ban).
 func (rm *Room) kick(target, by *Participant) string {
-	// Banned before the session ends, so that a rejoin after the bye is refused; the ban ends with its token.
-	until := rm.sfu.ban(rm.name, target.info.Identity, target.info.ValidUntil)
+	// Banned before the session ends, so that a rejoin after the bye is refused; the ban ends with the latest token
+	// it was given (a refreshed one included), and none is given after this.
+	until := rm.sfu.ban(rm.name, target.info.Identity, target.markKicked())
 	target.peer.End("kicked")
 	if target != by {
 		target.Close()

@@ -21,7 +21,7 @@ import (
 // Tracks (publisher.go), a subscribe connection that carries a DownTrack for each track of the others
 // (subscriber.go), and the control loop that picks their layers (control.go).
 type Participant struct {
-	info    ParticipantInfo // ID, Identity and Name never change; the rights only under mu (set_role)
+	info    ParticipantInfo // ID, Identity and Name never change; the rights and ValidUntil only under mu (set_role, ExtendValidity)
 	room    *Room
 	peer    Peer
 	log     *zap.Logger
@@ -35,8 +35,10 @@ type Participant struct {
 	allocated    atomic.Uint64                         // bits per second the allocator last planned to send
 	ctl          control                               // touched only by the control goroutine
 
-	mu        sync.Mutex
-	closed    bool
+	mu     sync.Mutex
+	closed bool
+	// kicked: an administrator removed it; its token is not extended any more (ExtendValidity).
+	kicked    bool
 	published []*Track                            // this participant's tracks, in publish order
 	downs     map[*forward.Receiver]*subscription // other participants' tracks this one receives
 	pubState  publishState
@@ -53,6 +55,7 @@ type Participant struct {
 	sigMu [2]sync.Mutex // by PC: a description goes to the client before the candidates gathered for it
 
 	answerMode bool               // WHEP: the client offered the subscribe connection; only its m-lines are used
+	slots      []*whepSlot        // WHEP: its sections, each carrying one room track at a time (whepslot.go); under mu
 	ctx        context.Context    // the participant's lifetime
 	stop       context.CancelFunc // ends ctx
 
@@ -226,6 +229,39 @@ func (p *Participant) canPublish() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.info.CanPublish
+}
+
+// rights is the participant's info without its tracks, read under its lock (set_role and ExtendValidity change
+// it).
+func (p *Participant) rights() ParticipantInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info
+}
+
+// ExtendValidity records that the participant was given a token taken until validUntil (its exp plus the
+// verifier's leeway), a refresh: a kick then bans its identity until then. It refuses (false) once the
+// participant was kicked or closed, so that no token handed out outlives its ban: a kick either sees the extended
+// end or comes first and makes this refuse.
+func (p *Participant) ExtendValidity(validUntil time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.kicked {
+		return false
+	}
+	if validUntil.After(p.info.ValidUntil) {
+		p.info.ValidUntil = validUntil
+	}
+	return true
+}
+
+// markKicked marks the participant kicked, so that its token is not extended any more, and returns the end of
+// the latest token it holds: its ban lasts until then.
+func (p *Participant) markKicked() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.kicked = true
+	return p.info.ValidUntil
 }
 
 func (p *Participant) isClosed() bool {

@@ -36,8 +36,9 @@ type Room struct {
 	// keepEmpty is how long the room stays open while empty: a room created through the API (CreateRoom) waits
 	// for its participants; 0: it closes when its last participant leaves. emptySince is when it last became
 	// empty (its creation, for a created room).
-	keepEmpty  time.Duration
-	emptySince time.Time
+	keepEmpty    time.Duration
+	emptySince   time.Time
+	publications uint64 // tracks published so far: each track's order
 }
 
 // newRoom opens a room with the node's settings for it, and its workers; s.mu is held.
@@ -111,7 +112,7 @@ func (rm *Room) replacedByLocked(p *Participant) *Participant {
 // removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller.
 func (rm *Room) removeLocked(q *Participant) {
 	delete(rm.participants, q.info.ID)
-	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.info})
+	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
 }
 
 // leave takes p out of the room and ends its tracks at every subscriber. The room closes when it empties.
@@ -147,6 +148,8 @@ func (rm *Room) publish(t *Track) bool {
 		rm.mu.Unlock()
 		return false
 	}
+	rm.publications++
+	t.order = rm.publications
 	p.addTrack(t)
 	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: t.Info()})
 	subs := make([]*Participant, 0, len(rm.participants))
@@ -165,6 +168,19 @@ func (rm *Room) publish(t *Track) bool {
 		w.TrackPublished(t)
 	}
 	return true
+}
+
+// tracks returns the tracks the room's participants but except publish.
+func (rm *Room) tracks(except *Participant) []*Track {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	var out []*Track
+	for _, q := range rm.participants {
+		if q != except {
+			out = append(out, q.Tracks()...)
+		}
+	}
+	return out
 }
 
 // trackIDTaken reports whether another participant publishes a track with this id: subscribers name tracks by

@@ -287,6 +287,9 @@ func (s *SFU) enter(p *Participant, room string) error {
 		replaced.Close()
 	}
 	p.startControl()
+	if p.answerMode {
+		tracks = newestFirst(tracks) // a WHEP viewer's sections take the newest tracks
+	}
 	for _, t := range tracks {
 		p.subscribe(t)
 	}

@@ -35,13 +35,17 @@ type negotiation struct {
 
 // subscribe adds a DownTrack of t to this participant's subscribe connection.
 func (p *Participant) subscribe(t *Track) {
+	if p.answerMode { // WHEP: a free section of its kind takes it (whepslot.go)
+		p.subscribeSlot(t)
+		return
+	}
 	r := t.r
 	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
 	s := &subscription{track: t, down: d}
 	s.tileW.Store(alloc.TileUnknown)
 	s.tileH.Store(alloc.TileUnknown)
 	p.mu.Lock()
-	if p.closed || p.downs[r] != nil || p.answerMode && !p.freeTransceiver(r.Kind()) {
+	if p.closed || p.downs[r] != nil {
 		p.mu.Unlock()
 		return
 	}
@@ -74,12 +78,19 @@ func (p *Participant) unsubscribe(t *Track) {
 	s := p.downs[t.r]
 	delete(p.downs, t.r)
 	closed := p.closed
+	if s != nil && p.answerMode {
+		p.freeSlotLocked(s.down)
+	}
 	p.mu.Unlock()
 	if s == nil {
 		return
 	}
 	t.r.RemoveDownTrack(s.down)
 	if closed {
+		return
+	}
+	if p.answerMode { // WHEP: the section takes the room's next track, without renegotiation
+		p.fillSlots()
 		return
 	}
 	if err := p.sub.RemoveTrack(s.sender); err != nil {

@@ -22,6 +22,7 @@ type Track struct {
 	r         *forward.Receiver
 	publisher *Participant
 	sfu       *SFU
+	order     uint64 // its rank in the room's publications, set by Room.publish: WHEP viewers take the newest
 
 	audioMu sync.Mutex
 	audio   *audioStage // nil until a worker asks for it

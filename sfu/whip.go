@@ -65,8 +65,8 @@ func precheckOffer(what, offer string, publishData bool) (*sdp.SessionDescriptio
 }
 
 // JoinWHEP joins a watcher whose client offered the subscribe connection (WHEP): each of the offer's audio and
-// video sections carries one track of the room, the first published of its kind not yet taken. Tracks
-// published later are not added: the client would have to offer again.
+// video sections carries one track of the room at a time, the newest of its kind not yet taken, and, when that
+// ends or when the room has none yet, the next one published (whepslot.go).
 func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, string, error) {
 	req.CanPublish, req.CanSubscribe, req.Session = false, true, SessionWHEP
 	release, err := s.takeJoinSlot()
@@ -94,6 +94,10 @@ func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, 
 		p.discard()
 		return nil, "", fmt.Errorf("whep offer: %w: %w", ErrBadSDP, err)
 	}
+	if err := p.addWHEPSlots(); err != nil {
+		p.discard()
+		return nil, "", fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
 	if err := s.enter(p, req.Room); err != nil {
 		p.discard()
 		return nil, "", err
@@ -113,16 +117,6 @@ func (s *SFU) JoinWHEP(req JoinRequest, peer Peer, offer string) (*Participant, 
 		return nil, "", err
 	}
 	return p, sdp, nil
-}
-
-// freeTransceiver reports whether the client's offer has a section of this kind with no track yet.
-func (p *Participant) freeTransceiver(kind webrtc.RTPCodecType) bool {
-	for _, t := range p.sub.GetTransceivers() {
-		if t.Kind() == kind && t.Sender() == nil && t.Mid() != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // completeAnswer waits for the connection's candidates and returns its local description.

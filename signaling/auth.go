@@ -98,15 +98,20 @@ func MintToken(secret []byte, c Claims, ttl time.Duration) (string, error) {
 // MintTokenWithKey signs claims with the key named kid ("" for the default key). The token's audience is the
 // claims' Audience, DefaultAudience when it has none.
 func MintTokenWithKey(kid string, secret []byte, c Claims, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
+	return mint(kid, secret, c)
+}
+
+// mint signs claims, their iat and exp set, with the key named kid ("" for the default key).
+func mint(kid string, secret []byte, c Claims) (string, error) {
 	if err := c.validate(); err != nil {
 		return "", err
 	}
 	if len(c.Audience) == 0 {
 		c.Audience = jwt.ClaimStrings{DefaultAudience}
 	}
-	now := time.Now()
-	c.IssuedAt = jwt.NewNumericDate(now)
-	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
 	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
 	if kid != "" {
 		t.Header["kid"] = kid

@@ -38,6 +38,9 @@ const devTokenTTL = 6 * time.Hour
 type Config struct {
 	Secret []byte            // HS256 secret for join tokens without a key id
 	Keys   map[string][]byte // more HS256 keys, by the key id (kid) in a token's header: for key rotation
+	// TokenKeyID names the key of Keys that signs the tokens the node refreshes for its participants (the key
+	// rotated to); "": Secret, with no kid.
+	TokenKeyID string
 	// Audience is the "aud" tokens must name here ("": DefaultAudience); MaxTokenTTL the longest lifetime they
 	// may have (0: DefaultMaxTokenTTL).
 	Audience    string
@@ -86,6 +89,8 @@ type Server struct {
 	placement Placement
 	secret    []byte
 	keys      Keys
+	signKid   string // the key refreshed tokens are signed with (Config.TokenKeyID), "" for secret
+	signKey   []byte
 	audit     *audit.Log
 	dev       bool
 	sfu       *sfu.SFU
@@ -139,6 +144,14 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 		region: cfg.Region, nodeID: cfg.NodeID}
 	if srv.bodyTimeout <= 0 {
 		srv.bodyTimeout = DefaultBodyTimeout
+	}
+	srv.signKey = cfg.Secret
+	if kid := cfg.TokenKeyID; kid != "" {
+		if key := cfg.Keys[kid]; len(key) > 0 {
+			srv.signKid, srv.signKey = kid, key
+		} else {
+			log.Error("no key of this id among the keys: refreshed tokens are signed with the secret", zap.String("token_kid", kid))
+		}
 	}
 	// What a socket holds for its life is small: a 1 KiB read buffer (larger messages are read past it) and, from
 	// the pool, a write buffer only while it writes.

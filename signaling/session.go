@@ -47,11 +47,14 @@ type session struct {
 	nodes   []string         // the joined message's fallback nodes, looked up before joining: no lookup under the SFU's locks
 	remote  string           // the client's address, for the audit log
 	slot    *unjoinedSlot    // the socket's place under the unjoined caps, released once it joins or ends
+
+	refreshNow  chan struct{} // a fresh token is wanted now (a role change); see refresh.go
+	refreshDone chan struct{} // closed when the token refresh loop returns; nil until it starts (join)
 }
 
 func newSession(srv *Server, conn *websocket.Conn, slot *unjoinedSlot, log *zap.Logger) *session {
 	return &session{srv: srv, conn: conn, slot: slot, log: log, remote: conn.RemoteAddr().String(), out: newOutbox(),
-		closing: make(chan struct{}), readDone: make(chan struct{})}
+		closing: make(chan struct{}), readDone: make(chan struct{}), refreshNow: make(chan struct{}, 1)}
 }
 
 // run serves the socket until it closes, then takes the participant out of its room.
@@ -65,6 +68,9 @@ func (s *session) run() {
 	s.slot.release()
 	close(s.readDone)
 	s.End("")
+	if s.refreshDone != nil {
+		<-s.refreshDone // it ends on closing
+	}
 	if s.release != nil {
 		defer s.release()
 	}
@@ -225,6 +231,7 @@ func (s *session) handle(data []byte) bool {
 }
 
 func (s *session) join(token string) bool {
+	verifiedAt := time.Now()
 	claims, err := s.srv.keys.Verify(token)
 	if err != nil {
 		s.srv.record(audit.Record{Kind: audit.KindAuthFailure, Remote: s.remote, Refused: true,
@@ -301,6 +308,7 @@ func (s *session) join(token string) bool {
 		Detail: map[string]any{"publish": claims.Publish, "subscribe": claims.Subscribe, "publish_data": claims.PublishData, "admin": claims.Admin}})
 	s.p = p
 	s.slot.release()
+	s.startRefresh(*claims, verifiedAt)
 	s.log.Debug("joined", zap.String("room", claims.Room), zap.String("participant", p.ID()))
 	return true
 }
@@ -376,6 +384,9 @@ func (s *session) SendEvent(ev sfu.Event) {
 	}
 	if msg != nil {
 		s.send(msg)
+	}
+	if ev.Kind == sfu.EventModerated && ev.Action == sfu.ActionSetRole {
+		s.pokeRefresh() // the next token carries the new grants
 	}
 }
 

@@ -16,7 +16,8 @@ import (
 
 // WHIP (RFC 9725) publishes into a room with one HTTP request: POST /whip/{room} with an SDP offer and a bearer
 // token; the answer comes back with 201 Created and a Location whose DELETE ends the session. WHEP does the same
-// to watch: POST /whep/{room}. Neither trickles candidates (PATCH answers 405) nor renegotiates.
+// to watch: POST /whep/{room}. Neither trickles candidates (PATCH answers 405) nor renegotiates: a WHEP player's
+// sections follow the room's tracks on the server's side (sfu/whepslot.go).
 
 // maxSDPSize bounds an offer posted over HTTP.
 const maxSDPSize = 128 << 10

@@ -67,6 +67,7 @@ type config struct {
 	LibreKey        string
 
 	Keys               map[string][]byte // token keys by kid, for rotation
+	TokenKID           string            // the key of Keys that signs refreshed tokens; "": Secret
 	TokenAudience      string            // the aud tokens must name here
 	MaxTokenTTL        time.Duration     // the longest lifetime a token may have
 	AuditDir           string
@@ -142,6 +143,7 @@ func newConfigFlags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
 	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
+	fs.StringVar(&c.TokenKID, "token-kid", "", "the key of -keys (its kid) that signs the fresh tokens the node sends its participants (rotation: the new key); default: -secret")
 	fs.StringVar(&c.TokenAudience, "token-audience", signaling.DefaultAudience, "the audience (aud) a token must name to be taken here; sfu token names it")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", signaling.DefaultMaxTokenTTL, "the longest lifetime a token may have (exp - iat, or exp - now without iat); longer ones, and tokens without exp, are refused")
 	fs.StringVar(&c.AuditDir, "audit-dir", defaultAuditDir, "folder of the audit log (a hash-chained JSON-lines file a day, checked by: sfu audit verify), made if missing; with -dev the default is $XDG_STATE_HOME/sfu/audit (~/.local/state/sfu/audit); empty: no audit log")
@@ -293,6 +295,9 @@ func (c *config) checkSecurity() error {
 	}
 	if c.MaxTokenTTL <= 0 || c.TokenAudience == "" {
 		return errors.New("-max-token-ttl must be positive and -token-audience set")
+	}
+	if _, ok := c.Keys[c.TokenKID]; c.TokenKID != "" && !ok {
+		return fmt.Errorf("-token-kid %q: no such key in -keys", c.TokenKID)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -96,10 +97,22 @@ func tokenCmd(args []string, out io.Writer) error {
 	subscribe := fs.Bool("subscribe", false, "may subscribe")
 	publishData := fs.Bool("publish-data", false, "may publish data channels")
 	admin := fs.Bool("admin", false, "room administrator: may mute, kick, lock and end the room")
-	ttl := fs.Duration("ttl", time.Hour, "validity, at most -max-token-ttl")
+	ttl := fs.Duration("ttl", time.Hour, "the token's lifetime, at most -max-token-ttl (the nodes' maximum, "+signaling.DefaultMaxTokenTTL.String()+" unless they set another); while its holder is in a room its node sends it fresh tokens of this lifetime, so a meeting outlasts it and a reconnect after it expired joins with the latest")
 	audience := fs.String("token-audience", "", "the audience (aud) of the nodes the token is for (env SFU_TOKEN_AUDIENCE; default "+signaling.DefaultAudience+")")
 	maxTTL := fs.Duration("max-token-ttl", 0, "the nodes' -max-token-ttl (env SFU_MAX_TOKEN_TTL; default "+signaling.DefaultMaxTokenTTL.String()+")")
+	var usage bytes.Buffer // -h prints it to out; a parse error, to stderr
+	fs.SetOutput(&usage)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sfu token -room R -identity I [-name N] [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K]\n"+
+			"       sfu token -api [-room R]\n\nPrints a token signed with the nodes' secret (SFU_SECRET) or key -kid.\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			_, werr := io.Copy(out, &usage)
+			return werr
+		}
+		_, _ = os.Stderr.Write(usage.Bytes())
 		return err
 	}
 	if *secret == "" {

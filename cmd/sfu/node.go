@@ -204,7 +204,7 @@ func startNode(cfg config) (_ *node, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector(cfg.MetricsDetail))
-	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, Audience: cfg.TokenAudience, MaxTokenTTL: cfg.MaxTokenTTL, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
+	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, TokenKeyID: cfg.TokenKID, Audience: cfg.TokenAudience, MaxTokenTTL: cfg.MaxTokenTTL, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
 		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxUnjoinedPerIP: noLimitIfZero(cfg.MaxUnjoinedPerIP), MaxUnjoined: noLimitIfZero(cfg.MaxUnjoined), BodyTimeout: cfg.HTTPBodyTimeout,
 		Region: cfg.Region, NodeID: cfg.NodeID}
 	if mint != nil {

@@ -125,6 +125,20 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
+// ContinueFrom makes d, a copy of another track for the same place in the subscriber's connection (a WHEP
+// viewer's section that follows the room's tracks), go on with prev's stream: the first packet d sends follows
+// prev's last in sequence number, timestamp (by the time between them) and VP8 picture id, as after a layer
+// switch, so the player sees one stream. prev sends nothing after this. Call it before binding d.
+func (d *DownTrack) ContinueFrom(prev *DownTrack) {
+	prev.mu.Lock()
+	prev.bound.Store(nil)
+	out := prev.mg.output()
+	prev.mu.Unlock()
+	d.mu.Lock()
+	d.mg.resume(out)
+	d.mu.Unlock()
+}
+
 // Bound reports whether the subscriber's connection has taken the track.
 func (d *DownTrack) Bound() bool { return d.bound.Load() != nil }
 
@@ -195,6 +209,9 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if b = d.bound.Load(); b == nil { // handed over meanwhile (ContinueFrom)
+		return false
+	}
 	pkt := pi.pkt
 	seq := pkt.SequenceNumber
 	switching := l != d.current.Load()

@@ -48,6 +48,31 @@ func (m *munger) start(seq uint16, ts uint32) {
 	m.lastOutSeq, m.lastOutTS = seq, ts
 }
 
+// outputState is where a munger's output stream stands: what its last packet became, and when it arrived.
+type outputState struct {
+	started bool
+	seq     uint16
+	ts      uint32
+	pic     uint16
+	tl0     uint8
+	at      time.Time
+}
+
+// output is where the output stream stands.
+func (m *munger) output() outputState {
+	return outputState{started: m.started, seq: m.lastOutSeq, ts: m.lastOutTS, pic: m.lastOutPic, tl0: m.lastOutTL0, at: m.lastOutAt}
+}
+
+// resume makes a munger that has sent nothing go on with another's output stream (DownTrack.ContinueFrom): its
+// first packet, a switch, continues from out. A stream that had sent nothing leaves it as it was.
+func (m *munger) resume(out outputState) {
+	if m.started || !out.started {
+		return
+	}
+	m.started = true
+	m.lastOutSeq, m.lastOutTS, m.lastOutPic, m.lastOutTL0, m.lastOutAt = out.seq, out.ts, out.pic, out.tl0, out.at
+}
+
 // current is the mapping in force.
 func (m *munger) current() mapping { return m.maps[m.head] }
 

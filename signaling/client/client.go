@@ -36,7 +36,7 @@ type Options struct {
 	// OnLayers is called when the SFU says which simulcast layers (rids) of a published track anyone receives,
 	// and which nobody does.
 	OnLayers func(trackID string, rids, paused []string)
-	// Events receives every server message other than SDP, candidates and pong; nil discards them. Sends do
+	// Events receives every server message other than SDP, candidates, pong and token; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
 
@@ -149,6 +149,9 @@ type Client struct {
 	sigMu     [2]sync.Mutex // publish, subscribe: a description is sent before the candidates gathered for it
 	readErrMu sync.Mutex
 	readErr   error // why the read loop ended; under readErrMu
+
+	tokenMu sync.Mutex
+	token   string // the latest join token: Dial's, then each the server sent (see Token); under tokenMu
 }
 
 // Dial opens the WebSocket at wsURL (ws://host/ws), joins with token and waits for the joined message.
@@ -166,7 +169,7 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 	}
 	_ = resp.Body.Close()
 	c := &Client{ws: ws, opts: opts, held: map[string][]webrtc.ICECandidateInit{},
-		answerCh: make(chan error, 1), done: make(chan struct{})}
+		answerCh: make(chan error, 1), done: make(chan struct{}), token: token}
 	if err := c.send(protocol.Request{Type: protocol.TypeJoin, Token: token}); err != nil {
 		ws.Close()
 		return nil, err
@@ -240,6 +243,14 @@ func (c *Client) newPCs() error {
 		}
 	})
 	return nil
+}
+
+// Token is the latest join token: the one Dial joined with until the server sends a fresh one (a token
+// message), then the last of those. A reconnect after the first token's expiry joins with it.
+func (c *Client) Token() string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return c.token
 }
 
 // ID is this participant's id.
@@ -478,6 +489,12 @@ func (c *Client) readLoop() {
 				c.addCandidate(m.PC, *m.Candidate)
 			}
 		case protocol.TypePong:
+		case protocol.TypeToken:
+			if m.Token != "" {
+				c.tokenMu.Lock()
+				c.token = m.Token
+				c.tokenMu.Unlock()
+			}
 		case protocol.TypeLayers:
 			if c.opts.OnLayers != nil {
 				c.opts.OnLayers(m.TrackID, m.RIDs, m.Paused)

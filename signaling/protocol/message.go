@@ -66,6 +66,8 @@ type Message struct {
 	Publish       bool                     `json:"publish,omitempty"`     // moderation
 	By            string                   `json:"by,omitempty"`          // moderation
 	Metadata      string                   `json:"metadata,omitempty"`    // metadata; joined: the room's
+	Token         string                   `json:"token,omitempty"`       // token
+	ExpiresAt     int64                    `json:"expires_at,omitempty"`  // token
 	Caption       *Caption                 `json:"-"`                     // caption
 }
 

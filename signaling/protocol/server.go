@@ -28,6 +28,7 @@ const (
 	TypeRoomState         = "room_state"
 	TypeModeration        = "moderation"
 	TypeMetadata          = "metadata"
+	TypeToken             = "token"
 	TypePong              = "pong"
 	TypeError             = "error"
 	TypeBye               = "bye"
@@ -180,6 +181,14 @@ type Metadata struct {
 	Metadata      string `json:"metadata"`
 }
 
+// Token is a fresh join token for the participant's next join (TypeToken): the same room, identity and name,
+// its grants as they are now, a new expiry. Sent soon after joined and again before the last one expires.
+type Token struct {
+	Type      string `json:"type"`
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"` // the token's exp, Unix seconds
+}
+
 // Pong answers ping with its id (TypePong).
 type Pong struct {
 	Type string  `json:"type"`
@@ -234,6 +243,8 @@ func ServerMessage(typ string) any {
 		return &Moderation{}
 	case TypeMetadata:
 		return &Metadata{}
+	case TypeToken:
+		return &Token{}
 	case TypePong:
 		return &Pong{}
 	case TypeError:

@@ -9,7 +9,8 @@
 // With several nodes in a region the socket may be redirected: the server answers join with `redirect` and the
 // page sends the same join to that node at once. `joined.nodes` lists the region's other nodes; when the node
 // goes away the reconnect attempts take the last node and those in turn. Everything the page needs is loaded
-// by then (app.js and style.css): the node that served the page may be the one that died.
+// by then (app.js and style.css): the node that served the page may be the one that died. A new session joins with
+// the latest token the server sent (`token`), so a meeting outlasts the token the page was opened with.
 'use strict';
 
 const PING_INTERVAL_MS = 5000;
@@ -145,6 +146,20 @@ function takeToken(params, room) {
   return token;
 }
 
+// onToken keeps a fresh token the server sent: reconnects (and, but in dev mode, a reload) join with it.
+function onToken(session, msg) {
+  if (typeof msg.token !== 'string' || !msg.token) return;
+  app.token = msg.token;
+  session.token = msg.token; // a redirect of this session follows with it
+  window.sfu.tokenRefreshes++;
+  if (usingDevToken) return;
+  try {
+    sessionStorage.setItem(TOKEN_STORAGE_PREFIX + config.room, msg.token);
+  } catch (err) {
+    // Storage may be disabled.
+  }
+}
+
 // forgetToken drops the kept token once the server has refused it: a reload asks for a fresh link.
 function forgetToken() {
   try {
@@ -194,6 +209,9 @@ const app = {
   attempt: 0, // reconnect attempts since the last joined: picks the URL (round robin, see nextSignalingURL)
   redirectsInRow: 0, // redirects followed since the last joined or failed attempt (see MAX_REDIRECTS)
   reconnectTimer: null,
+  // The latest token the server sent (a token message), '' before the first: the next session joins with it
+  // instead of the page's, which may have expired by then (see onToken).
+  token: '',
   countdownTimer: null,
   localStream: null,
   mediaReady: null, // Promise<MediaStream|null>, started once per page
@@ -277,6 +295,7 @@ window.sfu = {
   wsURL: '', // the URL of the current (or last) signaling WebSocket
   redirects: 0, // redirects followed since the page opened
   nodes: [], // the region's other nodes as the last joined listed them (WebSocket URLs)
+  tokenRefreshes: 0, // fresh tokens the server sent (token messages) since the page opened
   admin: adminAction, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
 };
 
@@ -2030,6 +2049,7 @@ class Session {
       case 'transcription': return onTranscription(msg);
       case 'room_state': return onRoomState(msg);
       case 'moderation': return onModeration(this, msg);
+      case 'token': return onToken(this, msg);
       default: return undefined; // unknown types are ignored
     }
   }
@@ -2183,6 +2203,7 @@ class Session {
     showErrorToast(`${code}: ${text}`);
     // These close the socket; retrying with the same token cannot help. An expired dev token is simply
     // replaced by a fresh one when the socket closes and the page reconnects.
+    if (code === 'unauthorized' || code === 'token_expired') app.token = ''; // a dev page fetches a fresh one
     if (code === 'unauthorized') {
       if (!usingDevToken) forgetToken();
       fail(`The server refused the token (unauthorized): ${text}`);
@@ -2784,8 +2805,8 @@ async function fetchDevToken() {
 async function connect() {
   app.reconnectTimer = null;
   if (app.stopped) return;
-  let token = config.token;
-  if (usingDevToken) {
+  let token = app.token || config.token; // the latest the server sent, else the page's
+  if (!token) {
     try {
       token = await fetchDevToken();
     } catch (err) {
