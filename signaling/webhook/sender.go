@@ -49,9 +49,7 @@ type Config struct {
 	// Concurrency is how many requests to one URL may be in flight at once, each for a different room
 	// (default DefaultConcurrency).
 	Concurrency int
-	// Registerer gets the sender's metrics; nil: none.
-	Registerer prometheus.Registerer
-	Logger     *zap.Logger
+	Logger      *zap.Logger
 }
 
 // Why an event was dropped (sfu_webhook_dropped_total's reason).
@@ -79,6 +77,7 @@ type Sender struct {
 
 	delivered, failed prometheus.Counter
 	dropped           map[string]prometheus.Counter
+	metrics           []prometheus.Collector
 }
 
 // New checks the URLs and starts the workers.
@@ -122,16 +121,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_webhook_queued",
 		Help: "Webhook events waiting for delivery, over every URL."}, func() float64 { return float64(s.queued()) })
-	if reg := cfg.Registerer; reg != nil {
-		for i, c := range []prometheus.Collector{s.delivered, s.failed, droppedVec, queued} {
-			if err := reg.Register(c); err != nil {
-				for _, done := range []prometheus.Collector{s.delivered, s.failed, droppedVec, queued}[:i] {
-					reg.Unregister(done)
-				}
-				return nil, fmt.Errorf("webhook: metrics: %w", err)
-			}
-		}
-	}
+	s.metrics = []prometheus.Collector{s.delivered, s.failed, droppedVec, queued}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, u := range cfg.URLs {
 		t := &target{s: s, url: u, lanes: map[string]*lane{}, ready: make(chan *lane, cfg.QueueSize)}
@@ -152,6 +142,20 @@ func orDefault[T int | time.Duration](v, d T) T {
 		return d
 	}
 	return v
+}
+
+// Describe implements prometheus.Collector: the sender's metrics, with no label but the reason of a drop.
+func (s *Sender) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range s.metrics {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (s *Sender) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s.metrics {
+		c.Collect(ch)
+	}
 }
 
 // Send queues ev for every URL and returns at once; it fills ev's ID, CreatedAt (if zero) and Node. It may be
