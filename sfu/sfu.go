@@ -13,7 +13,8 @@
 // forward.Spreader's lock is a leaf: a read goroutine takes it (under its Receiver's locks) only to hand a part of
 // a fan-out to the pool, and takes nothing under it.
 //
-// Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them. No
+// Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them; so are
+// the Observer's notices (observer.go). No
 // lock is held across network I/O (Pion's calls that negotiate or close a connection, worker engines, Redis).
 // Worker hooks are called with no SFU lock held.
 package sfu
