@@ -14,9 +14,8 @@
 // a fan-out to the pool, and takes nothing under it.
 //
 // Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them; so are
-// the Observer's notices (observer.go). No
-// lock is held across network I/O (Pion's calls that negotiate or close a connection, worker engines, Redis).
-// Worker hooks are called with no SFU lock held.
+// the Observer's notices (observer.go). No lock is held across network I/O (Pion's calls that negotiate or close a
+// connection, worker engines, Redis). Worker hooks are called with no SFU lock held.
 package sfu
 
 import (
