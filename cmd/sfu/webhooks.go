@@ -46,6 +46,8 @@ func startWebhooks(cfg config, tokenSecret []byte, log *zap.Logger) (*webhooks, 
 	secret := tokenSecret
 	if cfg.WebhookSecret != "" {
 		secret = []byte(cfg.WebhookSecret)
+	} else if cfg.Secret == "" {
+		log.Warn("webhooks are signed with this dev node's random token secret, which no receiver knows: give -webhook-secret")
 	}
 	id := cfg.NodeID
 	if id == "" {
