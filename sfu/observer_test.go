@@ -108,3 +108,39 @@ func TestObserverNotices(t *testing.T) {
 		t.Errorf("room ids %v", ids)
 	}
 }
+
+// The node's limits are told too: a join refused while every join slot is taken (join_busy, no room), and a
+// worker stream refused by the budget (worker_streams, in its room).
+func TestObserverLimits(t *testing.T) {
+	obs := &noticeLog{}
+	s, err := New(Config{Net: transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}}, MaxConcurrentJoins: 1, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	release, err := s.takeJoinSlot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join(JoinRequest{Room: "r", Identity: "a"}, fuzzPeer{}); err == nil {
+		t.Fatal("joined with every join slot taken")
+	}
+	release()
+	p, err := s.Join(JoinRequest{Room: "r", Identity: "a"}, fuzzPeer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewWorkerBudget(1, "-max-worker-streams")
+	if _, err := b.TakeFor(p.room, "denoise"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TakeFor(p.room, "denoise"); err == nil {
+		t.Fatal("a second stream on a budget of 1")
+	}
+	if got, want := obs.lines(""), []string{"limit join_busy"}; !slices.Equal(got, want) {
+		t.Errorf("the node's notices %q, want %q", got, want)
+	}
+	if got, want := obs.lines("r"), []string{"started", "joined a", "limit worker_streams"}; !slices.Equal(got, want) {
+		t.Errorf("room r's notices %q, want %q", got, want)
+	}
+}
