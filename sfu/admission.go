@@ -26,7 +26,9 @@ func (s *SFU) takeJoinSlot() (func(), error) {
 	case s.joinSlots <- struct{}{}:
 		return func() { <-s.joinSlots }, nil
 	default:
-		return nil, fmt.Errorf("%w: %d joins are being set up; try again shortly", ErrBusy, cap(s.joinSlots))
+		err := fmt.Errorf("%w: %d joins are being set up; try again shortly", ErrBusy, cap(s.joinSlots))
+		s.notify(Notice{Kind: NoticeLimit, Limit: LimitJoinBusy, Detail: err.Error()})
+		return nil, err
 	}
 }
 

@@ -23,7 +23,8 @@ import (
 type Participant struct {
 	info    ParticipantInfo // ID, Identity and Name never change; the rights and ValidUntil only under mu (set_role, ExtendValidity)
 	room    *Room
-	peer    Peer
+	peer    Peer       // ended, in front of the signaling layer's
+	ended   endingPeer // why it left (observer.go)
 	log     *zap.Logger
 	session Session // set before it joins
 	// lockedInCluster: the cluster's store says the room is locked (JoinRequest.Locked); set before it joins.
@@ -83,6 +84,7 @@ type subscription struct {
 func newParticipant(apis *transport.APIs, info ParticipantInfo, peer Peer, ice []webrtc.ICEServer, log *zap.Logger) (*Participant, error) {
 	p := &Participant{info: info, peer: peer, log: log, downs: map[*forward.Receiver]*subscription{},
 		pubState: newPublishState()}
+	p.peer = p.ended.wrap(peer)
 	p.ctl.poke = make(chan struct{}, 1)
 	cfg := webrtc.Configuration{ICEServers: ice, BundlePolicy: webrtc.BundlePolicyMaxBundle, RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire}
 	var err error

@@ -18,6 +18,7 @@ import (
 // them in the order they happened.
 type Room struct {
 	name     string
+	id       string // new each time a room of this name opens here (RoomRef)
 	sfu      *SFU
 	settings RoomSettings  // from the node's configuration (or CreateRoom's), fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
@@ -48,9 +49,10 @@ func newRoom(name string, s *SFU) *Room {
 
 // newRoomWith opens a room with these settings, and its workers; s.mu is held.
 func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
-	rm := &Room{name: name, sfu: s, participants: map[string]*Participant{}, created: time.Now(), settings: settings}
+	rm := &Room{name: name, id: newID("RM_"), sfu: s, participants: map[string]*Participant{}, created: time.Now(), settings: settings}
 	rm.emptySince = rm.created
 	rm.openWorkers()
+	s.notify(Notice{Kind: NoticeRoomStarted, Room: rm.Ref()})
 	return rm
 }
 
@@ -77,11 +79,13 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		tracks = append(tracks, q.Tracks()...)
 	}
 	if replaced != nil {
+		replaced.ended.set("replaced")
 		rm.removeLocked(replaced)
 	}
 	rm.participants[p.info.ID] = p
 	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others, Metadata: rm.metadata})
 	rm.broadcastLocked(p, Event{Kind: EventParticipantJoined, Participant: p.info})
+	rm.notifyJoinedLocked(p)
 	if !p.info.CanSubscribe {
 		tracks = nil
 	}
@@ -113,6 +117,7 @@ func (rm *Room) replacedByLocked(p *Participant) *Participant {
 func (rm *Room) removeLocked(q *Participant) {
 	delete(rm.participants, q.info.ID)
 	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
+	rm.notifyLeftLocked(q)
 }
 
 // leave takes p out of the room and ends its tracks at every subscriber. The room closes when it empties.
@@ -152,6 +157,7 @@ func (rm *Room) publish(t *Track) bool {
 	t.order = rm.publications
 	p.addTrack(t)
 	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: t.Info()})
+	rm.notifyTrackLocked(NoticeTrackPublished, p, t.Info())
 	subs := make([]*Participant, 0, len(rm.participants))
 	for _, q := range rm.participants {
 		if q != p && q.info.CanSubscribe {
@@ -206,6 +212,7 @@ func (rm *Room) unpublish(t *Track) {
 	rm.mu.Lock()
 	if p.removeTrack(t) && rm.participants[p.info.ID] == p {
 		rm.broadcastLocked(p, Event{Kind: EventTrackUnpublished, ParticipantID: p.info.ID, Track: t.Info()})
+		rm.notifyTrackLocked(NoticeTrackUnpublished, p, t.Info())
 	}
 	rm.mu.Unlock()
 	rm.endTrack(t)

@@ -13,9 +13,9 @@
 // forward.Spreader's lock is a leaf: a read goroutine takes it (under its Receiver's locks) only to hand a part of
 // a fan-out to the pool, and takes nothing under it.
 //
-// Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them. No
-// lock is held across network I/O (Pion's calls that negotiate or close a connection, worker engines, Redis).
-// Worker hooks are called with no SFU lock held.
+// Messages to a participant (Peer methods) are queued without blocking and may be sent under any of them; so are
+// the Observer's notices (observer.go). No lock is held across network I/O (Pion's calls that negotiate or close a
+// connection, worker engines, Redis). Worker hooks are called with no SFU lock held.
 package sfu
 
 import (
@@ -77,6 +77,8 @@ type Config struct {
 	// OnWorkerStart is told when a worker (a denoise chain, a captions job) starts on a track, for the audit
 	// log; nil: nobody is.
 	OnWorkerStart func(room, participantID, trackID, worker string)
+	// Observer is told what happens in the rooms (observer.go): the webhooks; nil: nobody is.
+	Observer Observer
 }
 
 // Defaults for Config.
@@ -117,6 +119,7 @@ type SFU struct {
 	roomSettings      func(string) RoomSettings
 	bans              *banList // identities kicked from rooms, refused until their tokens expire
 	banStore          BanStore // nil: bans are this node's only
+	observer          Observer // nil: none
 
 	tracksPublished atomic.Uint64
 	retiredMu       sync.Mutex
@@ -151,6 +154,7 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s.bans = newBanList(cfg.MaxBans)
 	s.banStore = cfg.Bans
+	s.observer = cfg.Observer
 	if cfg.MaxConcurrentJoins > 0 {
 		s.joinSlots = make(chan struct{}, cfg.MaxConcurrentJoins)
 	}
@@ -274,6 +278,7 @@ func (s *SFU) enter(p *Participant, room string) error {
 	tracks, replaced, err := rm.join(p)
 	s.mu.Unlock()
 	if err != nil {
+		s.noteRefusal(rm, p, err)
 		s.removeRoom(rm) // if the refused participant was going to be its first
 		return err
 	}
@@ -304,6 +309,7 @@ func (s *SFU) removeRoom(rm *Room) {
 	gone := len(rm.participants) == 0 && s.rooms[rm.name] == rm && time.Since(rm.emptySince) >= rm.keepEmpty
 	if gone {
 		delete(s.rooms, rm.name)
+		s.notify(Notice{Kind: NoticeRoomFinished, Room: rm.Ref()})
 	}
 	rm.mu.Unlock()
 	s.mu.Unlock()

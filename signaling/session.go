@@ -50,6 +50,8 @@ type session struct {
 
 	refreshNow  chan struct{} // a fresh token is wanted now (a role change); see refresh.go
 	refreshDone chan struct{} // closed when the token refresh loop returns; nil until it starts (join)
+	reason  string           // the first reason End was given (written once, under endOnce)
+	readErr error            // why the read loop ended
 }
 
 func newSession(srv *Server, conn *websocket.Conn, slot *unjoinedSlot, log *zap.Logger) *session {
@@ -75,7 +77,7 @@ func (s *session) run() {
 		defer s.release()
 	}
 	if s.p != nil {
-		s.p.Close()
+		s.p.Leave(leaveReason(s.reason, s.readErr))
 		s.srv.record(audit.Record{Kind: audit.KindLeave, Room: s.claims.Room, Identity: s.claims.Identity, Participant: s.p.ID(), Remote: s.remote})
 	}
 	<-writerDone
@@ -95,6 +97,7 @@ func (s *session) readLoop() {
 	for {
 		kind, r, err := s.conn.NextReader()
 		if err != nil {
+			s.readErr = err
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) {
 				s.log.Debug("websocket read", zap.Error(err))
 			}
@@ -393,6 +396,7 @@ func (s *session) SendEvent(ev sfu.Event) {
 // End implements sfu.Peer: the writer sends what is queued, then bye with reason (if any), then closes.
 func (s *session) End(reason string) {
 	s.endOnce.Do(func() {
+		s.reason = reason
 		if reason != "" {
 			s.bye, _ = json.Marshal(protocol.Bye{Type: protocol.TypeBye, Reason: reason})
 		}

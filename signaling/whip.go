@@ -187,7 +187,7 @@ func (srv *Server) deleteHTTPSession(kind string) http.HandlerFunc {
 			return
 		}
 		srv.forgetHTTPSession(h)
-		p.Close()
+		p.Leave("left")
 		w.WriteHeader(http.StatusOK)
 	}
 }

@@ -49,7 +49,10 @@ type Config struct {
 	Lang string
 	// Budget is the node's slots for worker streams: a job on a track holds one (nil: no limit).
 	Budget *sfu.WorkerBudget
-	Logger *zap.Logger
+	// OnTranscript is given a room's transcript (WebVTT, as spoken) when the room closes, if it has any cue;
+	// the node forgets it then. nil: nobody is.
+	OnTranscript func(room sfu.RoomRef, vtt []byte, cues int)
+	Logger       *zap.Logger
 }
 
 // Worker is the captions worker of a node.
@@ -130,6 +133,13 @@ func (w *Worker) Transcript(room, lang string) ([]byte, bool) {
 	if rw == nil {
 		return nil, false
 	}
+	vtt, _ := rw.webVTT(lang)
+	return vtt, true
+}
+
+// webVTT is the room's final captions so far as WebVTT, in lang where translated ("": as spoken), and how many
+// there are.
+func (rw *roomWorker) webVTT(lang string) ([]byte, int) {
 	rw.mu.Lock()
 	cues := slices.Clone(rw.transcript)
 	names := make(map[string]string, len(rw.names))
@@ -139,7 +149,7 @@ func (w *Worker) Transcript(room, lang string) ([]byte, bool) {
 	rw.mu.Unlock()
 	var b bytes.Buffer
 	_ = captions.WriteWebVTT(&b, cues, lang, func(id string) string { return names[id] })
-	return b.Bytes(), true
+	return b.Bytes(), len(cues)
 }
 
 // roomWorker captions one room.
@@ -265,6 +275,11 @@ func (rw *roomWorker) Close() {
 	rw.w.mu.Unlock()
 	rw.cancel()
 	rw.wg.Wait()
+	if rw.w.cfg.OnTranscript != nil {
+		if vtt, n := rw.webVTT(""); n > 0 {
+			rw.w.cfg.OnTranscript(rw.room.Ref(), vtt, n)
+		}
+	}
 }
 
 // spokenLanguage is the language a participant's tracks are recognized in: its own choice, the room's, the
@@ -355,7 +370,7 @@ func (rw *roomWorker) sync() error {
 
 // startLocked taps t's audio and runs the captions service over it; rw.mu is held.
 func (rw *roomWorker) startLocked(t *sfu.Track, lang string) error {
-	release, err := rw.w.cfg.Budget.Take("captions of " + t.Publisher().ID())
+	release, err := rw.w.cfg.Budget.TakeFor(rw.room, "captions of "+t.Publisher().ID())
 	if err != nil {
 		return err
 	}

@@ -155,3 +155,54 @@ func TestCaptionsPolicySetting(t *testing.T) {
 		}
 	}
 }
+
+// When a room with final captions closes, OnTranscript gets its transcript once, as WebVTT; a room without
+// any gets nothing.
+func TestTranscriptOnClose(t *testing.T) {
+	type got struct {
+		room sfu.RoomRef
+		vtt  string
+		cues int
+	}
+	calls := make(chan got, 4)
+	w := New(Config{Service: nopService{}, OnTranscript: func(room sfu.RoomRef, vtt []byte, cues int) {
+		calls <- got{room, string(vtt), cues}
+	}})
+	s, err := sfu.New(sfu.Config{Net: transport.NetConfig{UDPAddr: "127.0.0.1:0", ICEIPs: []string{"127.0.0.1"}},
+		Audio: &sfu.AudioConfig{}, Workers: []sfu.Worker{w}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, room := range []string{"spoken", "silent"} {
+		p, err := s.Join(sfu.JoinRequest{Room: room, Identity: "a", Name: "Ann", CanSubscribe: true}, nopPeer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if room == "spoken" {
+			w.mu.Lock()
+			rw := w.rooms[room]
+			w.mu.Unlock()
+			rw.mu.Lock()
+			rw.names[p.ID()] = "Ann"
+			rw.mu.Unlock()
+			rw.deliver(captions.Caption{ParticipantID: p.ID(), Lang: "en", Text: "hello there", Final: true, End: time.Second})
+			rw.deliver(captions.Caption{ParticipantID: p.ID(), Lang: "en", Text: "hel", Final: false, End: time.Second})
+		}
+		p.Close()
+	}
+	select {
+	case c := <-calls:
+		if c.room.Name != "spoken" || !strings.HasPrefix(c.room.ID, "RM_") || c.cues != 1 ||
+			!strings.HasPrefix(c.vtt, "WEBVTT") || !strings.Contains(c.vtt, "hello there") {
+			t.Errorf("transcript %+v", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no transcript when the room closed")
+	}
+	select {
+	case c := <-calls:
+		t.Errorf("another transcript: %+v", c)
+	default:
+	}
+}

@@ -90,6 +90,10 @@ type config struct {
 	Capacity  int // participants this node takes before rooms spill to others
 	// LeaseGrace is how long a room's lease outlives the room here (default cluster.DefaultReleaseGrace); no flag.
 	LeaseGrace time.Duration
+
+	WebhookURLs    []string      // every webhook event is POSTed to each (API.md, Webhooks)
+	WebhookSecret  string        // signs them; empty: the token secret
+	webhookBackoff time.Duration // the first retry's wait; 0: the default (tests shorten it)
 }
 
 // envName maps a flag name to its environment variable: udp-port-range → SFU_UDP_PORT_RANGE.
@@ -163,6 +167,8 @@ func newConfigFlags(c *config) *flag.FlagSet {
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL browsers and other nodes reach this node at, e.g. https://hk-1.example.org (default: http://ADDR); pages of its origin may open the signaling WebSocket")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's id in the cluster (default: host name and URL)")
 	fs.IntVar(&c.Capacity, "capacity", 100, "participants this node takes; beyond, new rooms go to other nodes and full rooms spill over with a relay")
+	fs.Var((*urlList)(&c.WebhookURLs), "webhook-url", "POST every webhook event (room, participant, track, transcript, limit: API.md) to this URL; give it several times for several URLs (SFU_WEBHOOK_URL: comma-separated)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the webhooks' X-SFU-Signature (default: -secret); a separate one lets a receiver verify them without being able to mint tokens")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: sfu [flags]\n       sfu token -room R -identity I [-publish] [-subscribe] [-publish-data] [-admin] [-ttl 1h] [-kid K] [-token-audience A] [-max-token-ttl 24h]\n       sfu audit verify [-dir DIR]\n       sfu audit head [-dir DIR]\n\n"+
 			"Every flag can also be set by its environment variable, e.g. -udp-port-range by SFU_UDP_PORT_RANGE, and in\n"+

@@ -55,6 +55,7 @@ type node struct {
 	turn        *turn.Server       // nil unless -turn
 	turnMint    *turn.Minter       // nil unless -turn or -turn-urls
 	place       *cluster.Placement // nil unless -redis
+	hooks       *webhooks          // nil unless -webhook-url
 	bans        *cluster.Bans      // nil unless -redis
 
 	shutdownOnce sync.Once
@@ -154,12 +155,26 @@ func startNode(cfg config) (_ *node, err error) {
 		releaseWorkers := release
 		release = func(ctx context.Context) error { return errors.Join(releaseWorkers(ctx), auditLog.Close()) }
 	}
+	hooks, err := startWebhooks(cfg, secret, log.Named("webhook"))
+	if err != nil {
+		return nil, fmt.Errorf("-webhook-url: %w", err)
+	}
+	if hooks != nil {
+		undo.push(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = hooks.sender.Close(ctx)
+		})
+	}
 	workers := []sfu.Worker{denoiser} // denoise first: captions hear the denoised audio
 	// The captions worker runs without an engine too: it then refuses captions with a reason, and serves
 	// (empty) transcripts.
 	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Budget: budget, Logger: log.Named("captions")}
 	if capSvc != nil {
 		capCfg.Service = capSvc
+	}
+	if hooks != nil {
+		capCfg.OnTranscript = hooks.transcript
 	}
 	captioner := roomcaptions.New(capCfg)
 	if err := rooms.check(captioner.CheckSettings); err != nil {
@@ -176,6 +191,9 @@ func startNode(cfg config) (_ *node, err error) {
 				log.Error("audit log write failed", zap.Error(err)) // a dropped record is counted in the log's next gap record
 			}
 		}}
+	if hooks != nil {
+		scfg.Observer = hooks
+	}
 	var bans *cluster.Bans
 	if cfg.Redis != "" { // kicks are shared with the region's other nodes (finding 12)
 		if bans, err = cluster.NewBans(cfg.Redis, cluster.DefaultBanTimeout); err != nil {
@@ -204,6 +222,9 @@ func startNode(cfg config) (_ *node, err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(), s.Collector(cfg.MetricsDetail))
+	if hooks != nil {
+		reg.MustRegister(hooks.sender)
+	}
 	sigCfg := signaling.Config{Secret: secret, Keys: cfg.Keys, TokenKeyID: cfg.TokenKID, Audience: cfg.TokenAudience, MaxTokenTTL: cfg.MaxTokenTTL, Audit: auditLog, Dev: dev, Logger: log.Named("signaling"),
 		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxUnjoinedPerIP: noLimitIfZero(cfg.MaxUnjoinedPerIP), MaxUnjoined: noLimitIfZero(cfg.MaxUnjoined), BodyTimeout: cfg.HTTPBodyTimeout,
 		Region: cfg.Region, NodeID: cfg.NodeID}
@@ -235,7 +256,7 @@ func startNode(cfg config) (_ *node, err error) {
 		sigCfg.Ready = place.Ready
 	}
 	sig := signaling.NewServer(s, sigCfg)
-	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, bans: bans,
+	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, bans: bans, hooks: hooks,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		// No ReadTimeout or WriteTimeout: the WebSocket outlives them; sig gives every request its own (see
 		// signaling's setDeadlines).
@@ -322,6 +343,11 @@ func (n *node) stop(ctx context.Context) error {
 		_ = n.bans.Close()
 	}
 	errAudio := n.release(ctx)
+	if n.hooks != nil { // after the SFU and the workers: their last events (left, finished, transcripts) are queued
+		hctx, cancel := context.WithTimeout(ctx, webhookDrain)
+		_ = n.hooks.sender.Close(hctx) // it logs what it could not deliver
+		cancel()
+	}
 	var errTURN error
 	if n.turn != nil { // after the SFU, whose connections may have been relayed through it
 		errTURN = n.turn.Close(ctx)

@@ -282,7 +282,7 @@ func (rw *roomWorker) takeSlot(t *sfu.Track, want bool) (bool, error) {
 	if !want || rw.slots[t] != nil {
 		return false, nil
 	}
-	release, err := rw.w.cfg.Budget.Take("denoise")
+	release, err := rw.w.cfg.Budget.TakeFor(rw.room, "denoise")
 	if err != nil {
 		return false, err
 	}
