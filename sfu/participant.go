@@ -29,6 +29,8 @@ type Participant struct {
 	session Session // set before it joins
 	// lockedInCluster: the cluster's store says the room is locked (JoinRequest.Locked); set before it joins.
 	lockedInCluster bool
+	// regions is the room's residency policy as the cluster has it (JoinRequest.Regions); set before it joins.
+	regions []string
 
 	pub, sub     *webrtc.PeerConnection
 	subConnected connState                             // the subscribe connection is up: DownTracks can start

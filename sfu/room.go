@@ -23,9 +23,9 @@ type Room struct {
 	settings RoomSettings  // from the node's configuration (or CreateRoom's), fixed for the room's life
 	workers  []namedWorker // fixed when the room opens
 	created  time.Time
-	regions  []string // the residency it was created with (CreateRoom); nil: not created through the API
 
 	mu            sync.Mutex
+	regions       []string // the residency policy: CreateRoom's, else its first participant's (JoinRequest.Regions); nil: none
 	participants  map[string]*Participant
 	locked        bool               // only administrators may join
 	speakers      []Speaker          // loudest first
@@ -61,6 +61,9 @@ func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
 func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
+	if rm.regions == nil {
+		rm.regions = p.regions
+	}
 	if p.lockedInCluster && !rm.locked {
 		rm.locked = true
 		rm.broadcastLocked(nil, Event{Kind: EventRoomState, Locked: true})

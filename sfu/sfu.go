@@ -204,6 +204,10 @@ type JoinRequest struct {
 	// Locked: the room is locked on another node of the cluster (the placement read it with the room's lease). The
 	// part of the room here is locked too before the participant is admitted.
 	Locked bool
+	// Regions is the room's residency policy, as the cluster stored it when the room was first placed (nil: a
+	// single node, no policy). The room keeps the first it is given (Room.Regions); workers that send its media
+	// off the node keep to it.
+	Regions []string
 }
 
 // Session is the kind of a participant's session.
@@ -253,7 +257,7 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	}
 	p.candidates = s.candidates
 	p.session = req.Session
-	p.lockedInCluster = req.Locked
+	p.lockedInCluster, p.regions = req.Locked, req.Regions
 	return p, nil
 }
 

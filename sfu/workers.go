@@ -138,6 +138,14 @@ func (rm *Room) Name() string { return rm.name }
 // Settings are the room's settings, fixed for its life.
 func (rm *Room) Settings() RoomSettings { return rm.settings }
 
+// Regions is the room's residency policy: the regions whose nodes (and engines) may have any of its media; nil: no
+// policy (a single node).
+func (rm *Room) Regions() []string {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.regions
+}
+
 // Send sends a worker's message to one participant of the room, if it is still there.
 func (rm *Room) Send(participantID string, msg any) {
 	rm.mu.Lock()

@@ -40,6 +40,8 @@ type Route struct {
 	Release func()
 	// Locked: an administrator locked the room (on any node); the join is refused unless it is an admin's.
 	Locked bool
+	// Regions is the room's residency policy (sfu.JoinRequest.Regions), for a participant hosted here.
+	Regions []string
 }
 
 var (

@@ -50,8 +50,8 @@ type session struct {
 
 	refreshNow  chan struct{} // a fresh token is wanted now (a role change); see refresh.go
 	refreshDone chan struct{} // closed when the token refresh loop returns; nil until it starts (join)
-	reason  string           // the first reason End was given (written once, under endOnce)
-	readErr error            // why the read loop ended
+	reason      string        // the first reason End was given (written once, under endOnce)
+	readErr     error         // why the read loop ended
 }
 
 func newSession(srv *Server, conn *websocket.Conn, slot *unjoinedSlot, log *zap.Logger) *session {
@@ -252,6 +252,7 @@ func (s *session) join(token string) bool {
 		s.release = nil
 	}
 	var lockedInCluster bool
+	var regions []string // the room's residency policy, in a cluster
 	if pl := s.srv.placement; pl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		var route Route
@@ -282,7 +283,7 @@ func (s *session) join(token string) bool {
 			s.End("")
 			return false
 		}
-		s.release, lockedInCluster = route.Release, route.Locked
+		s.release, lockedInCluster, regions = route.Release, route.Locked, route.Regions
 	}
 	if pl := s.srv.placement; pl != nil {
 		s.nodes = nil
@@ -293,7 +294,7 @@ func (s *session) join(token string) bool {
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData,
 		Admin:      claims.Admin || claims.Relay, // a relay carries the other node's moderation (lock, end) across
-		ValidUntil: claims.validUntil(), Locked: lockedInCluster}, s)
+		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions}, s)
 	if err != nil {
 		pe := sfuError("join", err)
 		if pe.Code == protocol.CodeInternal {

@@ -33,6 +33,7 @@ type httpSession struct {
 	ended    bool             // under srv.mu
 	release  func()           // the placement's relay for this participant, if any; called once it ends
 	locked   bool             // the cluster says the room is locked
+	regions  []string         // the room's residency policy, in a cluster
 }
 
 func (h *httpSession) SendDescription(sfu.PC, webrtc.SessionDescription) {}
@@ -133,10 +134,10 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 				w.WriteHeader(http.StatusTemporaryRedirect)
 				return
 			}
-			h.release, h.locked = route.Release, route.Locked
+			h.release, h.locked, h.regions = route.Release, route.Locked, route.Regions
 		}
 		req := sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
-			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil(), Locked: h.locked}
+			CanPublish: kind == "whip", CanSubscribe: kind == "whep", ValidUntil: claims.validUntil(), Locked: h.locked, Regions: h.regions}
 		join := srv.sfu.JoinWHEP
 		if kind == "whip" {
 			join = srv.sfu.JoinWHIP

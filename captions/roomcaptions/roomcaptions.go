@@ -47,6 +47,9 @@ type Config struct {
 	Service Service
 	// Lang is what participants speak unless they or their room say otherwise (default "en").
 	Lang string
+	// EngineRegion is the region the engines that receive a room's speech and text run in ("": this node); a room
+	// whose residency policy (sfu.Room.Regions) does not name it gets no captions, with the reason.
+	EngineRegion string
 	// Budget is the node's slots for worker streams: a job on a track holds one (nil: no limit).
 	Budget *sfu.WorkerBudget
 	// OnTranscript is given a room's transcript (WebVTT, as spoken) when the room closes, if it has any cue;
@@ -104,6 +107,11 @@ func (w *Worker) CheckSettings(s sfu.RoomSettings) error {
 		return nil
 	}
 	return fmt.Errorf("captions %q: want %q or %q", rs.Captions, PolicyAnyone, PolicyAdmin)
+}
+
+// residentEngine reports whether a room with this residency policy may send its speech to the engine.
+func (w *Worker) residentEngine(regions []string) bool {
+	return w.cfg.EngineRegion == "" || len(regions) == 0 || slices.Contains(regions, w.cfg.EngineRegion)
 }
 
 // OpenRoom implements sfu.Worker.
@@ -211,6 +219,9 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 		return sfu.ErrE2EE
 	case rw.w.cfg.Service == nil:
 		return fmt.Errorf("this node has no captions engine: %w", sfu.ErrUnavailable)
+	case !rw.w.residentEngine(rw.room.Regions()):
+		return fmt.Errorf("the captions engine runs in region %s and room %q is kept in regions %v: %w",
+			rw.w.cfg.EngineRegion, rw.room.Name(), rw.room.Regions(), sfu.ErrUnavailable)
 	}
 	rw.mu.Lock()
 	if len(langs) > 0 {

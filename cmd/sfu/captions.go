@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -86,4 +89,37 @@ func captionService(cfg config, log *zap.Logger) (*captions.Service, func() erro
 	}
 	log.Info("captions", zap.String("engine", cfg.Captions), zap.Strings("translators", cfg.Translators), zap.String("language", cfg.CaptionsLang))
 	return &captions.Service{Recognizer: rec, Translators: trs, Log: log, EngineTimeout: cfg.CaptionsTimeout}, release, nil
+}
+
+// engineRegion is the region the captions engines that take a room's speech or text off this node run in, for the
+// rooms' residency (roomcaptions.Config.EngineRegion): "" when nothing leaves the node (built-in engines, or
+// servers on loopback), else -captions-region, else "undeclared", which no room's policy names.
+func engineRegion(cfg config) string {
+	var urls []string
+	if cfg.Captions != "off" && cfg.Captions != "pocketsphinx" && cfg.CaptionsURL != "" {
+		urls = append(urls, cfg.CaptionsURL)
+	}
+	if slices.Contains(cfg.Translators, "libretranslate") && cfg.LibreURL != "" {
+		urls = append(urls, cfg.LibreURL)
+	}
+	switch {
+	case !slices.ContainsFunc(urls, func(u string) bool { return !onLoopback(u) }):
+		return ""
+	case cfg.CaptionsRegion != "":
+		return cfg.CaptionsRegion
+	}
+	return "undeclared (-captions-region)"
+}
+
+// onLoopback reports whether a server URL names a loopback host.
+func onLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }

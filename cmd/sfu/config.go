@@ -56,6 +56,7 @@ type config struct {
 	Captions        string // the recognizer: pocketsphinx, vosk, whisper, openai, off
 	captionsSet     bool
 	CaptionsURL     string
+	CaptionsRegion  string // the region -captions-url and -libretranslate-url run in
 	CaptionsKey     string
 	CaptionsModel   string
 	CaptionsLang    string
@@ -145,6 +146,7 @@ func newConfigFlags(c *config) *flag.FlagSet {
 	fs.StringVar(&translators, "translators", "opencc,apertium", "comma-separated translators, tried in order: opencc (Chinese scripts), apertium (-apertium-pairs), libretranslate (-libretranslate-url)")
 	fs.StringVar(&pairs, "apertium-pairs", "eng-spa", "comma-separated Apertium language pairs to run (installed Debian apertium-* packages)")
 	fs.StringVar(&c.LibreURL, "libretranslate-url", "", "LibreTranslate server URL, e.g. http://host:5000")
+	fs.StringVar(&c.CaptionsRegion, "captions-region", "", "the region the servers of -captions-url and -libretranslate-url run in; in a cluster a room gets captions only if its regions name it (default: this node's region when they are on loopback, else none: no room with a residency policy gets captions)")
 	fs.StringVar(&c.LibreKey, "libretranslate-key", "", "LibreTranslate API key")
 	fs.StringVar(&keys, "keys", "", "more token keys, as kid:secret,...: tokens whose header names a kid are checked with that key (rotation)")
 	fs.StringVar(&c.TokenKID, "token-kid", "", "the key of -keys (its kid) that signs the fresh tokens the node sends its participants (rotation: the new key); default: -secret")

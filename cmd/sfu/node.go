@@ -169,7 +169,7 @@ func startNode(cfg config) (_ *node, err error) {
 	workers := []sfu.Worker{denoiser} // denoise first: captions hear the denoised audio
 	// The captions worker runs without an engine too: it then refuses captions with a reason, and serves
 	// (empty) transcripts.
-	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Budget: budget, Logger: log.Named("captions")}
+	capCfg := roomcaptions.Config{Lang: cfg.CaptionsLang, Budget: budget, Logger: log.Named("captions"), EngineRegion: engineRegion(cfg)}
 	if capSvc != nil {
 		capCfg.Service = capSvc
 	}

@@ -129,14 +129,14 @@ func (p *Placement) Route(ctx context.Context, room string, claim []string) (sig
 		return signaling.Route{}, p.refuse("room %q is kept in regions %v (its policy since it was placed, narrowed by the token to %v); this node is in %s",
 			room, l.Regions, allowed, self.Region)
 	case l.Mine:
-		return signaling.Route{Locked: l.Locked}, nil
+		return signaling.Route{Locked: l.Locked, Regions: l.Regions}, nil
 	case !slices.Contains(allowed, l.Owner.Region): // placement keeps to the regions; this is the backstop
 		return signaling.Route{}, p.refuse("room %q is owned in region %s, outside %v", room, l.Owner.Region, allowed)
 	case l.Owner.Load < l.Owner.Capacity:
 		return signaling.Route{Redirect: l.Owner.URL}, nil
 	}
 	// The owner is full: host the participant here and relay the room to and from it.
-	return signaling.Route{Release: p.relays.acquire(room, l.Owner.URL, l.Regions), Locked: l.Locked}, nil
+	return signaling.Route{Release: p.relays.acquire(room, l.Owner.URL, l.Regions), Locked: l.Locked, Regions: l.Regions}, nil
 }
 
 // Admit implements signaling.Placement: a relay's participant may join here only while a node holds the room's
