@@ -62,6 +62,9 @@ const (
 	// EventMetadata tells everyone the metadata of the room (ParticipantID empty) or of a participant changed
 	// (Metadata).
 	EventMetadata
+	// EventMoved tells a participant that the room now lives on another node (URL, its base URL): it should join
+	// there. Its session here ends next.
+	EventMoved
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -83,6 +86,7 @@ type Event struct {
 	Publish       bool      // EventModerated, set_role
 	By            string    // EventModerated: the administrator's participant id ("": the server API)
 	Metadata      string    // EventMetadata; EventJoined: the room's
+	URL           string    // EventMoved
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

@@ -372,6 +372,25 @@ func (s *SFU) Hosts(room string) bool {
 	return s.rooms[room] != nil
 }
 
+// MoveRoom sends everyone in the room to the node at url (a base URL), which now owns it, and closes the room
+// here: each participant is told (EventMoved) and its session ends. It returns how many there were; ErrNotFound
+// if this node does not host the room.
+func (s *SFU) MoveRoom(room, url string) (int, error) {
+	rm, err := s.openRoom(room)
+	if err != nil {
+		return 0, err
+	}
+	ps := rm.snapshot()
+	for _, q := range ps {
+		q.peer.SendEvent(Event{Kind: EventMoved, URL: url})
+		q.peer.End("")
+	}
+	for _, q := range ps {
+		q.Close()
+	}
+	return len(ps), nil
+}
+
 // openRoom finds an open room by name.
 func (s *SFU) openRoom(name string) (*Room, error) {
 	s.mu.Lock()

@@ -77,6 +77,8 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		return protocol.Metadata{Type: protocol.TypeMetadata, ParticipantID: ev.ParticipantID, Metadata: ev.Metadata}
 	case sfu.EventLimit:
 		return protocol.Error{Type: protocol.TypeError, Code: protocol.CodeLimit, Message: ev.Error}
+	case sfu.EventMoved:
+		return protocol.Redirect{Type: protocol.TypeRedirect, URL: wsURL(ev.URL), Reason: "room_moved"}
 	}
 	return nil
 }

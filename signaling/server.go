@@ -131,6 +131,18 @@ func (srv *Server) RedirectAll(base string) int {
 	return len(sessions)
 }
 
+// MoveRoom sends the participants of a room this node hosts to the node at base, which now owns the room (the
+// cluster found its lease there), records it in the audit log and returns how many there were.
+func (srv *Server) MoveRoom(room, base string) int {
+	n, err := srv.sfu.MoveRoom(room, base)
+	if err != nil {
+		return 0 // the room closed meanwhile
+	}
+	srv.record(audit.Record{Kind: audit.KindRoomMoved, Room: room, Detail: map[string]any{"to": base, "participants": n}})
+	srv.log.Warn("room moved to the node that holds its lease", zap.String("room", room), zap.String("to", base), zap.Int("participants", n))
+	return n
+}
+
 // NewServer builds the handler for s.
 func NewServer(s *sfu.SFU, cfg Config) *Server {
 	log := cfg.Logger

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +67,36 @@ func TestClusterLockAndEnd(t *testing.T) {
 	if st, sb := a.sfu.Stats(), b.sfu.Stats(); st.Rooms != 0 || sb.Rooms != 0 {
 		t.Fatalf("after the end: a %+v, b %+v", st, sb)
 	}
+}
+
+// TestLostLeaseMovesTheRoom: cluster issue, leases. When the owner finds its room's lease held by another node (a
+// split: Redis lost the lease and the other node placed the room meanwhile), the room moves there cleanly: its
+// participants are redirected to the new owner (reason room_moved), the event is in the audit log and counted.
+func TestLostLeaseMovesTheRoom(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	dir := t.TempDir()
+	a := clusterNode(t, redis, "hk", "hk-a", 100, func(c *config) { c.AuditDir = dir })
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
+	rdb := redisClient(t, redis)
+	alice, msg := rawJoin(t, a, regionToken(t, "moving", "alice"))
+	if msg["type"] != "joined" {
+		t.Fatalf("alice on a: %v", msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.HSet(ctx, "sfu:room:moving", "node", "hk-b").Err(); err != nil { // b took the room
+		t.Fatal(err)
+	}
+	redirect := readUntil(t, alice, "redirect")
+	if redirect["reason"] != "room_moved" || redirect["url"] != "ws://"+b.addr.String()+"/ws" {
+		t.Fatalf("alice: %v, want a redirect to b", redirect)
+	}
+	if v := metricValue(scrape(t, a), "sfu_cluster_leases_lost_total"); v != 1 {
+		t.Fatalf("sfu_cluster_leases_lost_total = %v", v)
+	}
+	eventually(t, 5*time.Second, "the move is in a's audit log", func() bool {
+		return strings.Contains(readAudit(t, dir), `"kind":"room_moved","room":"moving"`)
+	})
+	eventually(t, 5*time.Second, "a no longer hosts the room", func() bool { return a.sfu.Stats().Rooms == 0 })
 }

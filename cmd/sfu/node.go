@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edge-sfu/sfu/captions/roomcaptions"
@@ -239,6 +240,14 @@ func startNode(cfg config) (_ *node, err error) {
 	}
 	undo.push(func() { _ = ln.Close() })
 	var place *cluster.Placement
+	// The signaling server is built after the cluster it routes through; the cluster's heartbeat may find a room
+	// moved before then (nothing to move yet).
+	var sigReady atomic.Pointer[signaling.Server]
+	moved := func(room, url string) {
+		if sig := sigReady.Load(); sig != nil {
+			sig.MoveRoom(room, url)
+		}
+	}
 	if cfg.Redis != "" {
 		base := cfg.PublicURL
 		if base == "" {
@@ -248,7 +257,7 @@ func startNode(cfg config) (_ *node, err error) {
 			}
 			base = scheme + ln.Addr().String()
 		}
-		if place, err = startCluster(cfg, s, base, secret, reg, log.Named("cluster")); err != nil {
+		if place, err = startCluster(cfg, s, base, secret, moved, reg, log.Named("cluster")); err != nil {
 			return nil, err
 		}
 		undo.push(func() { _ = place.Close() })
@@ -256,6 +265,7 @@ func startNode(cfg config) (_ *node, err error) {
 		sigCfg.Ready = place.Ready
 	}
 	sig := signaling.NewServer(s, sigCfg)
+	sigReady.Store(sig)
 	n := &node{log: log, sfu: s, sig: sig, addr: ln.Addr(), serveErr: make(chan error, 1), release: release, place: place, bans: bans, hooks: hooks,
 		turn: turnSrv, turnMint: mint, tls: certs != nil,
 		// No ReadTimeout or WriteTimeout: the WebSocket outlives them; sig gives every request its own (see
@@ -387,7 +397,7 @@ func startTURN(cfg config, tokenSecret []byte, media transport.UDPMedia, log *za
 }
 
 // startCluster registers this node, at base (its base URL), in the region's Redis and returns its placement.
-func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg prometheus.Registerer, log *zap.Logger) (*cluster.Placement, error) {
+func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, moved func(room, url string), reg prometheus.Registerer, log *zap.Logger) (*cluster.Placement, error) {
 	id := cfg.NodeID
 	if id == "" {
 		host, _ := os.Hostname()
@@ -409,7 +419,7 @@ func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, reg promet
 		Cluster: cluster.Config{RedisURL: cfg.Redis, Secret: secret, Logger: log,
 			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
 			LoadFunc: func() int { return s.Stats().Participants }, Hosts: s.Hosts, ReleaseGrace: cfg.LeaseGrace},
-		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), Registerer: reg})
+		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), OnMoved: moved, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -192,6 +192,9 @@ type Config struct {
 	// kept until Release or Close.
 	Hosts        func(room string) bool
 	ReleaseGrace time.Duration // default DefaultReleaseGrace
+	// OnLost is told, from the heartbeat, that another live node holds the lease of a room this node held (owner):
+	// the room should move there. Nil: the lease is only forgotten (and counted).
+	OnLost func(room string, owner NodeInfo)
 }
 
 // Lease is a room's placement: its owner, whether that is this node, and the room's residency policy (the
@@ -229,6 +232,7 @@ type Cluster struct {
 	ttl       time.Duration
 
 	hosts        func(room string) bool
+	onLost       func(room string, owner NodeInfo)
 	releaseGrace time.Duration
 
 	cancel context.CancelFunc
@@ -296,6 +300,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		heartbeat:    cfg.Heartbeat,
 		ttl:          cfg.TTL,
 		hosts:        cfg.Hosts,
+		onLost:       cfg.OnLost,
 		releaseGrace: cfg.ReleaseGrace,
 		self:         n,
 		leases:       make(map[string]*lease),
@@ -974,6 +979,8 @@ func (c *Cluster) renewBatch(ctx context.Context, id string, rooms, policies []s
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("cluster: renew leases: %w", err)
 	}
+	var lost []string
+	defer func() { c.moveLost(ctx, lost) }()
 	for i, cmd := range cmds {
 		n, _ := cmd.Int64()
 		if n == 1 {
@@ -995,11 +1002,24 @@ func (c *Cluster) renewBatch(ctx context.Context, id string, rooms, policies []s
 			}
 		case held:
 			c.lost.Add(1)
-			c.log.Error("cluster: another node holds the lease of a room this node holds: the room may be split",
+			c.log.Error("cluster: another node holds the lease of a room this node holds: the room moves there",
 				zap.String("room", rooms[i]))
+			lost = append(lost, rooms[i])
 		}
 	}
 	return nil
+}
+
+// moveLost tells OnLost where each lost room now lives, if a live node holds it.
+func (c *Cluster) moveLost(ctx context.Context, rooms []string) {
+	if c.onLost == nil {
+		return
+	}
+	for _, room := range rooms {
+		if l, ok, err := c.liveOwner(ctx, room); err == nil && ok && !l.Mine {
+			c.onLost(room, l.Owner)
+		}
+	}
 }
 
 // releaseIdle gives back the leases of the rooms this node no longer hosts and no join has confirmed for the

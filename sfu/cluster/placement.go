@@ -24,6 +24,9 @@ type PlacementConfig struct {
 	// both nodes with (RelayToken(secret, audience, node id)).
 	RelayAPI   *webrtc.API
 	RelayToken func(room string, regions []string) (string, error)
+	// OnMoved is told that another node now holds a room this node owned (its base URL): the room's participants
+	// should go there. Nil: nobody is.
+	OnMoved func(room, ownerURL string)
 	// Registerer takes the placement's metrics (residency refusals, relayed rooms, the node's region); nil: none.
 	Registerer prometheus.Registerer
 }
@@ -52,6 +55,9 @@ func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) 
 	}
 	log := cfg.Cluster.Logger
 	cfg.Cluster.Node.URL = strings.TrimSuffix(cfg.Cluster.Node.URL, "/")
+	if moved := cfg.OnMoved; moved != nil {
+		cfg.Cluster.OnLost = func(room string, owner NodeInfo) { moved(room, owner.URL) }
+	}
 	c, err := New(ctx, cfg.Cluster)
 	if err != nil {
 		return nil, err

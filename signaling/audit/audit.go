@@ -95,6 +95,7 @@ const (
 	KindRoleChange       = "role_change"
 	KindAdmin            = "admin"
 	KindResidencyRefused = "residency_refused"
+	KindRoomMoved        = "room_moved" // another node holds the room's lease: its participants were sent there
 	KindWorkerStart      = "worker_start"
 	KindLimit            = "limit"
 	KindAPI              = "api" // a server API call (API.md); detail: method, pattern, status and what was done

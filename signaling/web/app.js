@@ -2252,8 +2252,8 @@ class Session {
       'meeting link of the room\'s region.', { kind: 'error', dismissable: false });
   }
 
-  // onRedirect: the room lives on another node of the region (reason "room_owner"), or this node is shutting
-  // down (reason "draining"). The same join goes to that node at once, with the same token; the page keeps its
+  // onRedirect: the room lives on another node of the region (reason "room_owner"; "room_moved" in the middle of
+  // a meeting, when another node took the room's lease), or this node is shutting down (reason "draining"). The same join goes to that node at once, with the same token; the page keeps its
   // media and choices. More than MAX_REDIRECTS in a row is a loop: the page stops with a banner.
   onRedirect(msg) {
     if (this.ended) return;
