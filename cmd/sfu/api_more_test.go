@@ -39,6 +39,11 @@ func apiSend(t *testing.T, base, method, path, tok string, body, out any) int {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s %s: Content-Type %q, want JSON", method, path, ct)
+		}
+	}
 	if out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			t.Fatalf("%s %s: %v: %v", method, path, resp.Status, err)
@@ -150,11 +155,7 @@ type apiParticipantOne struct {
 // muted) while its video goes on, and the participant is told; unmute lets it through again. A track of its own
 // is muted alone.
 func TestAPIMute(t *testing.T) {
-	n := startTestNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	cs := joinPublishing(t, ctx, n, m, "standup", "alice", "bob")
+	n, ctx, _, cs := meeting(t, "standup", "alice", "bob")
 	alice, bob := cs[0], cs[1]
 	api := apiToken(t, "")
 
@@ -228,11 +229,7 @@ func assertFlows(t *testing.T, tc *testClient, pid, kind, what string) {
 // others and it is told; the list shows it; giving the right back lets its media through; admin and subscribe
 // change too.
 func TestAPIUpdateRoles(t *testing.T) {
-	n := startTestNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	cs := joinPublishing(t, ctx, n, m, "standup", "alice", "bob")
+	n, ctx, _, cs := meeting(t, "standup", "alice", "bob")
 	alice, bob := cs[0], cs[1]
 	api := apiToken(t, "")
 
@@ -351,32 +348,18 @@ func TestAPIMoreRefusals(t *testing.T) {
 	participant := token(t, "a", "mallory", true, true)
 	admin := adminToken(t, "a", "chair")
 	other := apiToken(t, "b")
-	endpoints := []struct {
-		method, path string
-		body         any
-	}{
+	checkRefused(t, n, []apiEndpoint{
 		{"GET", "/api/v1/rooms/a", nil},
 		{"PATCH", "/api/v1/rooms/a", map[string]any{"metadata": "x"}},
 		{"POST", "/api/v1/rooms/a/participants/alice/mute", map[string]any{"muted": true}},
 		{"PATCH", "/api/v1/rooms/a/participants/alice", map[string]any{"publish": false, "metadata": "x"}},
 		{"POST", "/api/v1/rooms", map[string]any{"name": "a2"}},
-	}
-	for _, ep := range endpoints {
-		for _, c := range []struct {
-			what, tok, code string
-			status          int
-		}{
-			{"no token", "", "unauthorized", http.StatusUnauthorized},
-			{"a participant token", participant, "forbidden", http.StatusForbidden},
-			{"an admin's participant token", admin, "forbidden", http.StatusForbidden},
-			{"an API token for room b", other, "forbidden", http.StatusForbidden},
-		} {
-			var e apiError
-			if st := apiSend(t, n.baseURL(), ep.method, ep.path, c.tok, ep.body, &e); st != c.status || e.Code != c.code || e.Message == "" {
-				t.Errorf("%s %s with %s: %d %+v, want %d %s", ep.method, ep.path, c.what, st, e, c.status, c.code)
-			}
-		}
-	}
+	}, []apiRefusal{
+		{"no token", "", "unauthorized", http.StatusUnauthorized},
+		{"a participant token", participant, "forbidden", http.StatusForbidden},
+		{"an admin's participant token", admin, "forbidden", http.StatusForbidden},
+		{"an API token for room b", other, "forbidden", http.StatusForbidden},
+	})
 	var rd apiRoomDetail
 	if st := apiSend(t, n.baseURL(), "GET", "/api/v1/rooms/a", apiToken(t, "a"), nil, &rd); st != http.StatusOK || rd.Metadata != "" {
 		t.Errorf("room a after the refused calls: %d %+v", st, rd)

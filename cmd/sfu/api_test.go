@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,31 +22,34 @@ func apiToken(t testing.TB, room string) string {
 
 // apiCall sends one server API request with tok ("": no Authorization header) and decodes a JSON answer into
 // out (if not nil); it returns the status.
+// apiEndpoint is one call of the API: method, path and JSON body (nil: none).
+type apiEndpoint struct {
+	method, path string
+	body         any
+}
+
+// apiRefusal is a token an endpoint must refuse, with the code and status it answers.
+type apiRefusal struct {
+	what, tok, code string
+	status          int
+}
+
+// checkRefused calls every endpoint with every refused token and checks each answer is the refusal, with a message.
+func checkRefused(t *testing.T, n *node, endpoints []apiEndpoint, refusals []apiRefusal) {
+	t.Helper()
+	for _, ep := range endpoints {
+		for _, c := range refusals {
+			var e apiError
+			if st := apiSend(t, n.baseURL(), ep.method, ep.path, c.tok, ep.body, &e); st != c.status || e.Code != c.code || e.Message == "" {
+				t.Errorf("%s %s with %s: %d %+v, want %d %s", ep.method, ep.path, c.what, st, e, c.status, c.code)
+			}
+		}
+	}
+}
+
 func apiCall(t *testing.T, n *node, method, path, tok string, out any) int {
 	t.Helper()
-	req, err := http.NewRequest(method, n.baseURL()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Errorf("%s %s: Content-Type %q, want JSON", method, path, ct)
-		}
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: %v: %v", method, path, resp.Status, err)
-		}
-	}
-	return resp.StatusCode
+	return apiSend(t, n.baseURL(), method, path, tok, nil, out)
 }
 
 type apiRooms struct {
@@ -226,26 +228,15 @@ func TestAPIRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoints := []struct{ method, path string }{
-		{"GET", "/api/v1/rooms"}, {"GET", "/api/v1/rooms/a/participants"},
-		{"DELETE", "/api/v1/rooms/a/participants/alice"}, {"DELETE", "/api/v1/rooms/a"},
-	}
-	for _, ep := range endpoints {
-		for _, c := range []struct {
-			what, tok, code string
-			status          int
-		}{
-			{"no token", "", "unauthorized", http.StatusUnauthorized},
-			{"a bad token", bad, "unauthorized", http.StatusUnauthorized},
-			{"a participant token", participant, "forbidden", http.StatusForbidden},
-			{"an admin's participant token", admin, "forbidden", http.StatusForbidden},
-		} {
-			var e apiError
-			if st := apiCall(t, n, ep.method, ep.path, c.tok, &e); st != c.status || e.Code != c.code || e.Message == "" {
-				t.Errorf("%s %s with %s: %d %+v, want %d %s", ep.method, ep.path, c.what, st, e, c.status, c.code)
-			}
-		}
-	}
+	checkRefused(t, n, []apiEndpoint{
+		{"GET", "/api/v1/rooms", nil}, {"GET", "/api/v1/rooms/a/participants", nil},
+		{"DELETE", "/api/v1/rooms/a/participants/alice", nil}, {"DELETE", "/api/v1/rooms/a", nil},
+	}, []apiRefusal{
+		{"no token", "", "unauthorized", http.StatusUnauthorized},
+		{"a bad token", bad, "unauthorized", http.StatusUnauthorized},
+		{"a participant token", participant, "forbidden", http.StatusForbidden},
+		{"an admin's participant token", admin, "forbidden", http.StatusForbidden},
+	})
 	if got := identities(t, n, "a", apiToken(t, "")); len(got) != 1 || got[0] != "alice" {
 		t.Fatalf("alice was removed by a refused call: %v", got)
 	}

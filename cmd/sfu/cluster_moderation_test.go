@@ -23,12 +23,7 @@ func TestClusterLockAndEnd(t *testing.T) {
 	if joined["type"] != "joined" {
 		t.Fatalf("chair on a: %v", joined)
 	}
-	eventually(t, 5*time.Second, "a's heartbeat reports it full", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		load, err := rdb.HGet(ctx, "sfu:node:hk-a", "load").Int()
-		return err == nil && load >= 1
-	})
+	waitLoad(t, rdb, "hk-a", 1)
 	admin := func(action string) {
 		t.Helper()
 		if err := chair.WriteJSON(map[string]any{"type": "admin", "action": action}); err != nil {

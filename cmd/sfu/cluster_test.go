@@ -42,6 +42,18 @@ func knowEachOther(t *testing.T, nodes ...*node) {
 	})
 }
 
+// waitLoad waits until the node's heartbeat has told Redis (through rdb) that it hosts at least load participants:
+// from then on placement sees it as the other nodes will.
+func waitLoad(t *testing.T, rdb *goredis.Client, nodeID string, load int) {
+	t.Helper()
+	eventually(t, 5*time.Second, nodeID+"'s heartbeat reports its load", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := rdb.HGet(ctx, "sfu:node:"+nodeID, "load").Int()
+		return err == nil && n >= load
+	})
+}
+
 // sfuParticipants is how many participants a node hosts.
 func sfuParticipants(n *node) int { return n.sfu.Stats().Participants }
 
@@ -352,18 +364,7 @@ func TestClusterKickBan(t *testing.T) {
 	if joined["type"] != "joined" {
 		t.Fatalf("admin on a: %v", joined)
 	}
-	opts, err := goredis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := goredis.NewClient(opts)
-	defer rdb.Close()
-	eventually(t, 5*time.Second, "a's heartbeat reports it full", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		load, err := rdb.HGet(ctx, "sfu:node:hk-a", "load").Int()
-		return err == nil && load >= 1
-	})
+	waitLoad(t, redisClient(t, redisURL), "hk-a", 1)
 
 	const life = 3 * time.Second
 	minted := time.Now()

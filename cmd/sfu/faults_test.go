@@ -127,12 +127,7 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	if sfuParticipants(a) != 3 {
 		t.Fatalf("a hosts %d participants, want the presenter and two viewers", sfuParticipants(a))
 	}
-	eventually(t, 5*time.Second, "a's heartbeat reports it full", func() bool {
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		load, _ := rdb.HGet(rctx, "sfu:node:hk-a", "load").Result()
-		return load == "3"
-	})
+	waitLoad(t, rdb, "hk-a", 3)
 	remote := joinClientToken(t, ctx, b, token(t, room, "remote-viewer", false, true)) // hosted on b, relayed
 	for _, v := range viewers {
 		eventually(t, 10*time.Second, v.Joined.You.Identity+" receives the presenter", func() bool { return receivesFrom(v, presenter.ID(), 20) })

@@ -259,6 +259,17 @@ func joinPublishing(t *testing.T, ctx context.Context, n *node, m *mediaRun, roo
 	return cs
 }
 
+// meeting starts a node and a meeting of identities in room, each publishing audio and video and receiving the
+// others (joinPublishing); its context ends with the test, within 60 s.
+func meeting(t *testing.T, room string, identities ...string) (*node, context.Context, *mediaRun, []*testClient) {
+	t.Helper()
+	n := startTestNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	m := startMedia(t, ctx)
+	return n, ctx, m, joinPublishing(t, ctx, n, m, room, identities...)
+}
+
 // scrape returns the node's /metrics text, from its metrics listener.
 func scrape(t *testing.T, n *node) string {
 	t.Helper()

@@ -50,12 +50,7 @@ func TestResidencyStaysWithTheRoom(t *testing.T) {
 	if _, msg := rawJoin(t, hk, regionToken(t, "hk-only", "alice", "hk")); msg["type"] != "joined" {
 		t.Fatalf("alice on hk: %v", msg)
 	}
-	eventually(t, 5*time.Second, "hk's heartbeat reports it full", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		load, err := rdb.HGet(ctx, "sfu:node:hk-a", "load").Int()
-		return err == nil && load >= 1
-	})
+	waitLoad(t, rdb, "hk-a", 1)
 
 	_, msg := rawJoin(t, sg, regionToken(t, "hk-only", "bob", "hk", "sg"))
 	if msg["code"] != "residency" {

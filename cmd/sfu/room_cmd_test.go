@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 )
 
 // runRoomCmd runs `sfu room` against n with the test secret and returns what it printed.
@@ -22,11 +20,7 @@ func runRoomCmd(t *testing.T, n *node, args ...string) (string, error) {
 // kicked) and ends the room (bye room_ended), signing its own API token with the secret; a wrong secret fails.
 func TestRoomCmd(t *testing.T) {
 	clearSFUEnv(t)
-	n := startTestNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	cs := joinPublishing(t, ctx, n, m, "standup", "alice", "bob")
+	n, ctx, _, cs := meeting(t, "standup", "alice", "bob")
 	alice, bob := cs[0], cs[1]
 	carol := joinClient(t, ctx, n, "standup", "carol")
 

@@ -41,19 +41,7 @@ func rawJoin(t *testing.T, n *node, tok string) (*websocket.Conn, map[string]any
 // readUntil reads messages until one of the types comes (5 s at most).
 func readUntil(t *testing.T, conn *websocket.Conn, types ...string) map[string]any {
 	t.Helper()
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	defer conn.SetReadDeadline(time.Time{})
-	for {
-		var m map[string]any
-		if err := conn.ReadJSON(&m); err != nil {
-			t.Fatalf("waiting for %v: %v", types, err)
-		}
-		for _, ty := range types {
-			if m["type"] == ty {
-				return m
-			}
-		}
-	}
+	return readUntilWithin(t, conn, 5*time.Second, types...)
 }
 
 // TestRolesAndAdminActions: a subscribe-only token cannot publish; a participant without the admin right
@@ -247,11 +235,7 @@ collect:
 // TestICERestart: a client restarts ICE on both connections, as after a network change, and media keeps
 // flowing both ways without a new join.
 func TestICERestart(t *testing.T) {
-	n := startTestNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	cs := joinPublishing(t, ctx, n, m, "restart", "alice", "bob")
+	_, ctx, _, cs := meeting(t, "restart", "alice", "bob")
 	alice, bob := cs[0], cs[1]
 	ufrag := func(pc *webrtc.PeerConnection) string {
 		d := pc.RemoteDescription()
