@@ -33,6 +33,14 @@ type negotiation struct {
 	iceRestart     bool // the next offer restarts ICE
 }
 
+// newSubscription is p's copy of t, not yet attached: its down-track, with no tile size known yet.
+func (p *Participant) newSubscription(t *Track) *subscription {
+	s := &subscription{track: t, down: forward.NewDownTrack(t.r, t.publisher.info.ID, &p.subConnected)}
+	s.tileW.Store(alloc.TileUnknown)
+	s.tileH.Store(alloc.TileUnknown)
+	return s
+}
+
 // subscribe adds a DownTrack of t to this participant's subscribe connection.
 func (p *Participant) subscribe(t *Track) {
 	if p.answerMode { // WHEP: a free section of its kind takes it (whepslot.go)
@@ -40,10 +48,8 @@ func (p *Participant) subscribe(t *Track) {
 		return
 	}
 	r := t.r
-	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
-	s := &subscription{track: t, down: d}
-	s.tileW.Store(alloc.TileUnknown)
-	s.tileH.Store(alloc.TileUnknown)
+	s := p.newSubscription(t)
+	d := s.down
 	p.mu.Lock()
 	if p.closed || p.downs[r] != nil {
 		p.mu.Unlock()

@@ -9,7 +9,6 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
-	"github.com/edge-sfu/sfu/sfu/alloc"
 	"github.com/edge-sfu/sfu/sfu/forward"
 )
 
@@ -135,10 +134,8 @@ func (p *Participant) addWHEPSlots() error {
 // subscribeSlot puts t in a free slot of its kind, if the viewer has one and does not carry t already.
 func (p *Participant) subscribeSlot(t *Track) {
 	r := t.r
-	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
-	sub := &subscription{track: t, down: d}
-	sub.tileW.Store(alloc.TileUnknown)
-	sub.tileH.Store(alloc.TileUnknown)
+	sub := p.newSubscription(t)
+	d := sub.down
 	p.mu.Lock()
 	var slot *whepSlot
 	for _, s := range p.slots {
