@@ -99,6 +99,10 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			http.Error(w, "the token does not allow this", http.StatusForbidden)
 			return
 		}
+		if claims.Relay { // a relay between nodes joins over the WebSocket, where its room and regions are checked
+			http.Error(w, "a relay token joins over the WebSocket only", http.StatusForbidden)
+			return
+		}
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/sdp") {
 			http.Error(w, "the offer must be sent as application/sdp", http.StatusUnsupportedMediaType)
 			return
@@ -118,7 +122,7 @@ func (srv *Server) postHTTPSession(kind string) http.HandlerFunc {
 			return
 		}
 		h := &httpSession{srv: srv, kind: kind, room: claims.Room, identity: claims.Identity}
-		if pl := srv.placement; pl != nil && !claims.Relay { // in a cluster: the room's owner, in its regions
+		if pl := srv.placement; pl != nil { // in a cluster: the room's owner, in its regions
 			route, err := pl.Route(r.Context(), claims.Room, claims.Regions)
 			switch {
 			case errors.Is(err, ErrResidency):

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/media/synth"
+	"github.com/edge-sfu/sfu/sfu/cluster"
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -147,6 +148,10 @@ func TestWHIPAndWHEP(t *testing.T) {
 
 	// Bad requests.
 	offer := gatheredOfferFor(t, api)
+	relayTok, err := cluster.RelayToken([]byte(testSecret), "", "hk-b")("live", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name, path, token, ctype, body string
 		want                           int
@@ -156,6 +161,7 @@ func TestWHIPAndWHEP(t *testing.T) {
 		{"token for another room", "/whip/other", pubTok, "application/sdp", offer, http.StatusForbidden},
 		{"publish without the right", "/whip/live", watchTok, "application/sdp", offer, http.StatusForbidden},
 		{"watch without the right", "/whep/live", pubTok, "application/sdp", offer, http.StatusForbidden},
+		{"a node's relay token (the relay joins over the WebSocket, where it is checked)", "/whip/live", relayTok, "application/sdp", offer, http.StatusForbidden},
 		{"not sdp", "/whip/live", pubTok, "application/json", `{"sdp":1}`, http.StatusUnsupportedMediaType},
 		{"garbage sdp", "/whip/live", token(t, "live", "other", true, false), "application/sdp", "v=0 nonsense", http.StatusBadRequest},
 		{"garbage sdp to whep", "/whep/live", watchTok, "application/sdp", "v=0 nonsense", http.StatusBadRequest},
