@@ -29,6 +29,8 @@ type Participant struct {
 	session Session // set before it joins
 	// lockedInCluster: the cluster's store says the room is locked (JoinRequest.Locked); set before it joins.
 	lockedInCluster bool
+	// relay: another node's relay (JoinRequest.Relay); set before it joins.
+	relay bool
 
 	pub, sub     *webrtc.PeerConnection
 	subConnected connState                             // the subscribe connection is up: DownTracks can start

@@ -40,7 +40,7 @@ func (p *Participant) subscribe(t *Track) {
 		return
 	}
 	r := t.r
-	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
+	d := forward.NewDownTrack(r, t.shownID(), &p.subConnected)
 	s := &subscription{track: t, down: d}
 	s.tileW.Store(alloc.TileUnknown)
 	s.tileH.Store(alloc.TileUnknown)

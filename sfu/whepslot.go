@@ -135,7 +135,7 @@ func (p *Participant) addWHEPSlots() error {
 // subscribeSlot puts t in a free slot of its kind, if the viewer has one and does not carry t already.
 func (p *Participant) subscribeSlot(t *Track) {
 	r := t.r
-	d := forward.NewDownTrack(r, t.publisher.info.ID, &p.subConnected)
+	d := forward.NewDownTrack(r, t.shownID(), &p.subConnected)
 	sub := &subscription{track: t, down: d}
 	sub.tileW.Store(alloc.TileUnknown)
 	sub.tileH.Store(alloc.TileUnknown)

@@ -21,7 +21,9 @@ import (
 // A relay carries one room between this node and the node that owns it, when participants are hosted here
 // because the owner is full: two clients of the signaling protocol, one joined to the owner's room and one to
 // this node's, each publishing what the other receives. Every track crosses once per node, whatever the number
-// of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops.
+// of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops. Each track
+// it publishes is announced first (relay_track) as its publisher's on the other side, which the room there shows
+// in place of the relay: the publisher's id, identity, name, source and mute state cross with the track.
 type relay struct {
 	self  string // this node's base URL
 	token func(room string, regions []string) (string, error)
@@ -32,6 +34,8 @@ type relay struct {
 // run relays room, whose policy is regions, to and from its owner (a base URL) until ctx ends or either side's
 // connection does.
 func (r *relay) run(ctx context.Context, room, owner string, regions []string) error {
+	ctx, cancel := context.WithCancel(ctx) // ends the bridges' goroutines with the run
+	defer cancel()
 	tok, err := r.token(room, regions)
 	if err != nil {
 		return fmt.Errorf("relay token: %w", err)
@@ -52,8 +56,9 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 		return fmt.Errorf("relay into this node: %w", err)
 	}
 	defer localConn.Close()
-	toOwner.init(ownerConn, localConn)
-	toLocal.init(localConn, ownerConn)
+	ownerRoster, localRoster := newRoster(ownerConn.Joined), newRoster(localConn.Joined)
+	toOwner.init(ownerConn, localConn, localRoster)
+	toLocal.init(localConn, ownerConn, ownerRoster)
 	r.log.Info("relaying room", zap.String("room", room), zap.String("owner", owner))
 	ownerSide := &moderationSide{conn: ownerConn, events: ownerEvents, name: "the owner's"}
 	localSide := &moderationSide{conn: localConn, events: localEvents, name: "this node's"}
@@ -63,9 +68,19 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 		case <-ctx.Done():
 			return nil
 		case m := <-ownerEvents:
+			if id := ownerRoster.apply(m); id != "" {
+				toLocal.syncMute(id)
+			}
 			err = ownerSide.carry(m, localSide)
 		case m := <-localEvents:
+			if id := localRoster.apply(m); id != "" {
+				toOwner.syncMute(id)
+			}
 			err = localSide.carry(m, ownerSide)
+		case n := <-toLocal.notes:
+			toLocal.noted(n)
+		case n := <-toOwner.notes:
+			toOwner.noted(n)
 		case <-ownerConn.Done():
 			err = ownerSide.ended(localSide)
 		case <-localConn.Done():
@@ -124,30 +139,172 @@ func (s *moderationSide) ended(other *moderationSide) error {
 	}
 }
 
-// bridgeSide publishes, through pub, the tracks received on the other side; keyframe requests for them go back
-// to that side's receiver.
+// roster is what one side's node tells the relay of the room: its participants (the relays not among them) and
+// who publishes each track, so that a track carried to the other side keeps its publisher, source and mute state
+// there. The relay's own tracks on that side are not in it: a node tells no participant of its own tracks.
+type roster struct {
+	mu      sync.Mutex
+	people  map[string]protocol.Participant // by id, without their tracks
+	tracks  map[string]trackOwner           // by track id
+	changed chan struct{}                   // closed at each change, then replaced
+}
+
+// trackOwner is who publishes a track and what the node says of it.
+type trackOwner struct {
+	pid    string
+	source string
+	muted  bool
+}
+
+// newRoster starts a roster from the relay's joined message on that side.
+func newRoster(joined client.Message) *roster {
+	r := &roster{people: map[string]protocol.Participant{}, tracks: map[string]trackOwner{}, changed: make(chan struct{})}
+	for _, p := range joined.Participants {
+		r.addLocked(p)
+	}
+	return r
+}
+
+func (r *roster) addLocked(p protocol.Participant) {
+	for _, t := range p.Tracks {
+		r.tracks[t.ID] = trackOwner{pid: p.ID, source: t.Source, muted: t.Muted}
+	}
+	p.Tracks = nil
+	r.people[p.ID] = p
+}
+
+// apply takes in an event of this side; it returns the id of a track whose mute state the event gives, or "".
+func (r *roster) apply(m client.Message) (mutedTrack string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case m.Type == protocol.TypeParticipantJoined && m.Participant != nil:
+		r.addLocked(*m.Participant)
+	case m.Type == protocol.TypeParticipantLeft && m.Participant != nil:
+		delete(r.people, m.Participant.ID)
+		for id, t := range r.tracks {
+			if t.pid == m.Participant.ID {
+				delete(r.tracks, id)
+			}
+		}
+	case m.Type == protocol.TypeTrackPublished && m.Track != nil:
+		r.tracks[m.Track.ID] = trackOwner{pid: m.ParticipantID, source: m.Track.Source, muted: m.Track.Muted}
+	case m.Type == protocol.TypeTrackUnpublished && m.Track != nil:
+		delete(r.tracks, m.Track.ID)
+	case m.Type == protocol.TypeTrackMuted && m.Track != nil:
+		t, ok := r.tracks[m.Track.ID]
+		if !ok {
+			return ""
+		}
+		t.muted = m.Track.Muted
+		r.tracks[m.Track.ID] = t
+		mutedTrack = m.Track.ID
+	default:
+		return ""
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return mutedTrack
+}
+
+// publisher waits until the roster knows who publishes the track id, at most timeout.
+func (r *roster) publisher(ctx context.Context, id string, timeout time.Duration) (protocol.Participant, trackOwner, bool) {
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	for {
+		r.mu.Lock()
+		t, ok := r.tracks[id]
+		p, known := r.people[t.pid]
+		changed := r.changed
+		r.mu.Unlock()
+		if ok && known {
+			return p, t, true
+		}
+		select {
+		case <-changed:
+		case <-wait.C:
+			return protocol.Participant{}, trackOwner{}, false
+		case <-ctx.Done():
+			return protocol.Participant{}, trackOwner{}, false
+		}
+	}
+}
+
+// muted is the track's mute state as this side says it; false when it does not know the track.
+func (r *roster) muted(id string) (muted, known bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tracks[id]
+	return t.muted, ok
+}
+
+// bridgeSide publishes, through pub, the tracks received on the other side, each as its publisher's there
+// (a relay_track request before it); keyframe requests for them go back to that side's receiver. The mute state
+// of a track it publishes is sent only by the relay's loop (noted, syncMute), so that the last one sent is the
+// last one the other side said.
 type bridgeSide struct {
 	ready   chan struct{}
 	initMu  sync.Once
 	pub     *client.Client // publishes here
 	from    *client.Client // receives there
+	roster  *roster        // the other side's
+	notes   chan pubNote   // tracks published here and ended, for the relay's loop
 	pubMu   sync.Mutex     // one negotiation at a time
 	mu      sync.Mutex
 	sources map[webrtc.TrackLocal]uint32 // published track → the SSRC it comes from on the other side
+	sent    map[string]bool              // published track id → the mute state this side was told; the relay's loop only
+}
+
+// pubNote says a track was published here with its mute state, or ended (gone).
+type pubNote struct {
+	track string
+	muted bool
+	gone  bool
 }
 
 func (b *bridgeSide) setup() {
-	b.initMu.Do(func() { b.ready = make(chan struct{}) })
+	b.initMu.Do(func() { b.ready, b.notes = make(chan struct{}), make(chan pubNote, 16) })
 }
 
-func (b *bridgeSide) init(pub, from *client.Client) {
+func (b *bridgeSide) init(pub, from *client.Client, other *roster) {
 	b.setup()
-	b.pub, b.from, b.sources = pub, from, map[webrtc.TrackLocal]uint32{}
+	b.pub, b.from, b.roster, b.sources, b.sent = pub, from, other, map[webrtc.TrackLocal]uint32{}, map[string]bool{}
 	close(b.ready)
 }
 
+// note tells the relay's loop of n.
+func (b *bridgeSide) note(ctx context.Context, n pubNote) {
+	select {
+	case b.notes <- n:
+	case <-ctx.Done():
+	}
+}
+
+// noted takes in a note, on the relay's loop.
+func (b *bridgeSide) noted(n pubNote) {
+	if n.gone {
+		delete(b.sent, n.track)
+		return
+	}
+	b.sent[n.track] = n.muted
+	b.syncMute(n.track)
+}
+
+// syncMute tells this side the mute state the other side gives the track, if it is published here and was told
+// otherwise; on the relay's loop.
+func (b *bridgeSide) syncMute(id string) {
+	told, published := b.sent[id]
+	muted, known := b.roster.muted(id)
+	if !published || !known || muted == told {
+		return
+	}
+	if b.pub.Send(protocol.Request{Type: protocol.TypeMute, Track: id, Muted: &muted}) == nil {
+		b.sent[id] = muted
+	}
+}
+
 // forward publishes a track received on the other side and copies its packets until it ends. The track keeps
-// its id; its stream id is the publishing participant's on the other node.
+// its id; it is shown as its publisher's on the other side (relay_track), whose id is its stream id.
 func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRemote) {
 	b.setup()
 	select {
@@ -155,13 +312,31 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 	case <-ctx.Done():
 		return
 	}
-	out, err := webrtc.NewTrackLocalStaticRTP(in.Codec().RTPCodecCapability, in.ID(), pid)
+	// The other side told of the track before offering it, but its event may still be on the way to the roster.
+	from, owner, ok := b.roster.publisher(ctx, in.ID(), 5*time.Second)
+	if !ok {
+		if ctx.Err() != nil {
+			return
+		}
+		from, owner = protocol.Participant{ID: pid, Identity: pid}, trackOwner{pid: pid}
+	}
+	muted := owner.muted
+	if err := b.pub.Send(protocol.Request{Type: protocol.TypeRelayTrack, Track: in.ID(), Participant: from.ID,
+		Identity: from.Identity, Name: from.Name, Source: owner.source, Muted: &muted}); err != nil {
+		return
+	}
+	out, err := webrtc.NewTrackLocalStaticRTP(in.Codec().RTPCodecCapability, in.ID(), from.ID)
 	if err != nil {
 		return
 	}
 	b.mu.Lock()
 	b.sources[out] = uint32(in.SSRC())
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.sources, out)
+		b.mu.Unlock()
+	}()
 	b.pubMu.Lock()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	senders, err := b.pub.Publish(pctx, out)
@@ -170,7 +345,9 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 	if err != nil {
 		return
 	}
+	b.note(ctx, pubNote{track: in.ID(), muted: muted})
 	defer func() {
+		b.note(ctx, pubNote{track: in.ID(), gone: true})
 		b.pubMu.Lock()
 		defer b.pubMu.Unlock()
 		if b.pub.Pub.RemoveTrack(senders[0]) == nil {
