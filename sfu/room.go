@@ -28,11 +28,11 @@ type Room struct {
 	mu            sync.Mutex
 	participants  map[string]*Participant
 	remotes       map[string]*remoteParticipant // by id: other nodes' participants whose tracks relays publish here
-	locked        bool               // only administrators may join
-	speakers      []Speaker          // loudest first
-	smoothed      map[string]float64 // smoothed loudness by participant id
-	speakerLevels levelReader        // the speaker list's readings of the microphones
-	micLevels     levelReader        // the audio selection's readings (selection.go)
+	locked        bool                          // only administrators may join
+	speakers      []Speaker                     // loudest first
+	smoothed      map[string]float64            // smoothed loudness by participant id
+	speakerLevels levelReader                   // the speaker list's readings of the microphones
+	micLevels     levelReader                   // the audio selection's readings (selection.go)
 	audioSel      alloc.AudioSelector
 	metadata      string // set by the server API (SetRoomMetadata)
 	// keepEmpty is how long the room stays open while empty: a room created through the API (CreateRoom) waits
