@@ -4,8 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/edge-sfu/sfu/sfu/cluster/clustertest"
 	"github.com/edge-sfu/sfu/signaling/client"
@@ -163,4 +166,85 @@ func TestRelayTrackOnlyFromRelays(t *testing.T) {
 	if m.Code != protocol.CodeForbidden || m.Ref != protocol.TypeRelayTrack {
 		t.Fatalf("relay_track from a participant: %+v, want forbidden", m)
 	}
+}
+
+// TestClusterRelaySimulcast: cluster issue, "the relay crosses as one layer". A simulcast presenter on the owner
+// a, two viewers on b, where the room is relayed. Every layer a viewer on b needs crosses: a viewer whose tile
+// asks for the top layer gets it and one with a small tile the low layer, switching as tiles change as they
+// would on a. Layers nobody on b wants stop crossing: with both tiles small, the presenter is told to send only
+// the low layer (the owner's dynacast counts the relay's wishes, not the relay as a subscriber of everything).
+func TestClusterRelaySimulcast(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	media := startMedia(t, ctx)
+	var mu sync.Mutex
+	var told []string // the layers the presenter was last told to send
+	publishSimulcast(t, ctx, a, media, "sim", func(rids []string) {
+		mu.Lock()
+		told = rids
+		mu.Unlock()
+	})
+	toldOnly := func(want ...string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Equal(told, want)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	viewer := func(identity string) (*client.Client, *layerWatcher) {
+		api, err := loopbackAPI()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &layerWatcher{}
+		w.current.Store(-1)
+		c, err := client.Dial(ctx, client.WSURL(b.baseURL()), token(t, "sim", identity, false, true), client.Options{API: api,
+			OnTrack: func(_ string, track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+				if track.Kind() == webrtc.RTPCodecTypeVideo {
+					w.read(track)
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c, w
+	}
+	tile := func(c *client.Client, w, h int) {
+		t.Helper()
+		if err := c.Send(protocol.Request{Type: protocol.TypeSubscription, Track: "camera", Width: &w, Height: &h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	on := func(w *layerWatcher, layer int32, what string) {
+		t.Helper()
+		eventually(t, 20*time.Second, what, func() bool { return w.current.Load() == layer })
+	}
+	big, bigW := viewer("big-screen")
+	small, smallW := viewer("phone")
+	eventually(t, 10*time.Second, "b hosts the two viewers and the relay", func() bool { return sfuParticipants(b) == 3 })
+	eventually(t, 20*time.Second, "both viewers on b receive the video", func() bool {
+		return bigW.current.Load() >= 0 && smallW.current.Load() >= 0
+	})
+	tile(big, 1920, 1080)
+	tile(small, 320, 180)
+	on(bigW, 2, "the viewer with a 1080p tile on b gets the top layer")
+	on(smallW, 0, "the viewer with a small tile on b gets the low layer")
+
+	tile(big, 320, 180)
+	on(bigW, 0, "the big screen's tile shrinks: it steps down to the low layer")
+	eventually(t, 15*time.Second, "nobody on b wants h or f: the presenter on a is told to send only q", toldOnly("q"))
+
+	tile(small, 1920, 1080)
+	on(smallW, 2, "the phone's tile grows: it climbs to the top layer")
+	eventually(t, 10*time.Second, "the presenter is told to send f again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(told, "f")
+	})
+	t.Logf("big screen: %s; phone: %s", bigW, smallW)
 }

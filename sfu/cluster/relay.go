@@ -9,10 +9,12 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
 	"github.com/edge-sfu/sfu/sfu"
+	"github.com/edge-sfu/sfu/sfu/forward"
 	"github.com/edge-sfu/sfu/signaling"
 	"github.com/edge-sfu/sfu/signaling/client"
 	"github.com/edge-sfu/sfu/signaling/protocol"
@@ -23,7 +25,9 @@ import (
 // this node's, each publishing what the other receives. Every track crosses once per node, whatever the number
 // of subscribers on either side. A relay client's own tracks never come back to it, so nothing loops. Each track
 // it publishes is announced first (relay_track) as its publisher's on the other side, which the room there shows
-// in place of the relay: the publisher's id, identity, name, source and mute state cross with the track.
+// in place of the relay: the publisher's id, identity, name, source and mute state cross with the track. A video
+// comes as one track per simulcast layer (sfu.RelayLayerTrackID) and is published as one simulcast track; the
+// layers nobody on the publishing side wants (its layers messages) are paused on the receiving side.
 type relay struct {
 	self  string // this node's base URL
 	token func(room string, regions []string) (string, error)
@@ -44,14 +48,16 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 	ownerEvents, localEvents := make(chan client.Message, 256), make(chan client.Message, 256)
 	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api, Events: ownerEvents,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
-		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) }})
+		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) },
+		OnLayers:          func(track string, rids, paused []string) { toOwner.layers(track, rids, paused) }})
 	if err != nil {
 		return fmt.Errorf("relay to the owner %s: %w", owner, err)
 	}
 	defer ownerConn.Close()
 	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api, Events: localEvents,
 		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
-		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) }})
+		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) },
+		OnLayers:          func(track string, rids, paused []string) { toLocal.layers(track, rids, paused) }})
 	if err != nil {
 		return fmt.Errorf("relay into this node: %w", err)
 	}
@@ -251,9 +257,21 @@ type bridgeSide struct {
 	notes   chan pubNote   // tracks published here and ended, for the relay's loop
 	pubMu   sync.Mutex     // one negotiation at a time
 	mu      sync.Mutex
-	sources map[webrtc.TrackLocal]uint32 // published track → the SSRC it comes from on the other side
+	sources map[webrtc.TrackLocal]uint32 // published track (or layer) → the SSRC it comes from on the other side
+	videos  map[string]*simulcastOut     // simulcast videos published here, by track id
 	sent    map[string]bool              // published track id → the mute state this side was told; the relay's loop only
 }
+
+// simulcastOut is a video published here as simulcast, whose layers arrive from the other side as tracks of
+// their own (sfu.RelayLayerTrackID): the first layer to arrive publishes it, the last to end unpublishes it.
+type simulcastOut struct {
+	ready chan struct{} // closed once published, or failed (sc nil)
+	sc    *client.Simulcast
+	users int // layers being copied into it; under bridgeSide.mu
+}
+
+// relayRIDs are the rids of the layers a relay publishes, lowest first: the SFU's own names (forward.LayerIndex).
+var relayRIDs = []string{"q", "h", "f"}
 
 // pubNote says a track was published here with its mute state, or ended (gone).
 type pubNote struct {
@@ -268,7 +286,8 @@ func (b *bridgeSide) setup() {
 
 func (b *bridgeSide) init(pub, from *client.Client, other *roster) {
 	b.setup()
-	b.pub, b.from, b.roster, b.sources, b.sent = pub, from, other, map[webrtc.TrackLocal]uint32{}, map[string]bool{}
+	b.pub, b.from, b.roster, b.sent = pub, from, other, map[string]bool{}
+	b.sources, b.videos = map[webrtc.TrackLocal]uint32{}, map[string]*simulcastOut{}
 	close(b.ready)
 }
 
@@ -312,17 +331,12 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 	case <-ctx.Done():
 		return
 	}
-	// The other side told of the track before offering it, but its event may still be on the way to the roster.
-	from, owner, ok := b.roster.publisher(ctx, in.ID(), 5*time.Second)
-	if !ok {
-		if ctx.Err() != nil {
-			return
-		}
-		from, owner = protocol.Participant{ID: pid, Identity: pid}, trackOwner{pid: pid}
+	if id, layer, ok := sfu.ParseRelayLayerTrackID(in.ID()); ok {
+		b.forwardLayer(ctx, pid, id, layer, in)
+		return
 	}
-	muted := owner.muted
-	if err := b.pub.Send(protocol.Request{Type: protocol.TypeRelayTrack, Track: in.ID(), Participant: from.ID,
-		Identity: from.Identity, Name: from.Name, Source: owner.source, Muted: &muted}); err != nil {
+	from, muted, ok := b.announce(ctx, pid, in.ID())
+	if !ok {
 		return
 	}
 	out, err := webrtc.NewTrackLocalStaticRTP(in.Codec().RTPCodecCapability, in.ID(), from.ID)
@@ -363,6 +377,139 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 			return
 		}
 		_, _ = out.Write(buf[:n]) // a sender not bound yet drops the packet; the track goes on
+	}
+}
+
+// announce tells this side whose track id, received from the other side, is about to be published (relay_track);
+// it returns the publisher and its mute state there.
+func (b *bridgeSide) announce(ctx context.Context, pid, id string) (protocol.Participant, bool, bool) {
+	// The other side told of the track before offering it, but its event may still be on the way to the roster.
+	from, owner, ok := b.roster.publisher(ctx, id, 5*time.Second)
+	if !ok {
+		if ctx.Err() != nil {
+			return protocol.Participant{}, false, false
+		}
+		from, owner = protocol.Participant{ID: pid, Identity: pid}, trackOwner{pid: pid}
+	}
+	muted := owner.muted
+	if err := b.pub.Send(protocol.Request{Type: protocol.TypeRelayTrack, Track: id, Participant: from.ID,
+		Identity: from.Identity, Name: from.Name, Source: owner.source, Muted: &muted}); err != nil {
+		return protocol.Participant{}, false, false
+	}
+	return from, muted, true
+}
+
+// forwardLayer copies one layer of the video id, received as a track of its own, into the simulcast track that
+// publishes the video here, until it ends; the first layer publishes the track, the last one unpublishes it.
+func (b *bridgeSide) forwardLayer(ctx context.Context, pid, id string, layer int, in *webrtc.TrackRemote) {
+	b.mu.Lock()
+	v := b.videos[id]
+	first := v == nil
+	if first {
+		v = &simulcastOut{ready: make(chan struct{})}
+		b.videos[id] = v
+	}
+	v.users++
+	b.mu.Unlock()
+	defer b.leaveVideo(ctx, id, v)
+	if first {
+		b.publishVideo(ctx, pid, id, in.Codec().RTPCodecCapability, v)
+	}
+	select {
+	case <-v.ready:
+	case <-ctx.Done():
+		return
+	}
+	if v.sc == nil {
+		return
+	}
+	out := v.sc.Layers[layer]
+	b.mu.Lock()
+	b.sources[out] = uint32(in.SSRC())
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.sources, out)
+		b.mu.Unlock()
+	}()
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := in.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		_ = v.sc.WriteRTP(layer, &pkt) // a layer not bound yet drops the packet; the track goes on
+	}
+}
+
+// publishVideo announces and publishes the video id as a simulcast track, then marks v ready.
+func (b *bridgeSide) publishVideo(ctx context.Context, pid, id string, codec webrtc.RTPCodecCapability, v *simulcastOut) {
+	defer close(v.ready)
+	from, muted, ok := b.announce(ctx, pid, id)
+	if !ok {
+		return
+	}
+	b.pubMu.Lock()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	sc, err := b.pub.PublishSimulcast(pctx, codec, id, from.ID, relayRIDs...)
+	cancel()
+	b.pubMu.Unlock()
+	if err != nil {
+		return
+	}
+	v.sc = sc
+	b.note(ctx, pubNote{track: id, muted: muted})
+}
+
+// leaveVideo counts a layer of the video id out; the last one unpublishes it.
+func (b *bridgeSide) leaveVideo(ctx context.Context, id string, v *simulcastOut) {
+	b.mu.Lock()
+	v.users--
+	last := v.users == 0
+	if last && b.videos[id] == v {
+		delete(b.videos, id)
+	}
+	b.mu.Unlock()
+	if !last {
+		return
+	}
+	<-v.ready // the first layer's goroutine closes it before it leaves
+	if v.sc == nil {
+		return
+	}
+	b.note(ctx, pubNote{track: id, gone: true})
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if b.pub.Pub.RemoveTrack(v.sc.Sender) == nil {
+		nctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = b.pub.NegotiatePublish(nctx)
+		cancel()
+	}
+}
+
+// layers passes on what this side's node says of a simulcast video the relay publishes here: which layers its
+// subscribers receive (rids) and which nobody does (paused). The other side is asked to pause the layers nobody
+// here wants and to resume the others: a subscription of 0×0 to a layer's track pauses it, any other size
+// resumes it. It runs on this side's read loop.
+func (b *bridgeSide) layers(id string, rids, paused []string) {
+	select {
+	case <-b.ready:
+	default:
+		return
+	}
+	for _, set := range []struct {
+		rids []string
+		side int
+	}{{rids, 1}, {paused, 0}} {
+		for _, rid := range set.rids {
+			side := set.side
+			track := sfu.RelayLayerTrackID(id, forward.LayerIndex(rid))
+			_ = b.from.Send(protocol.Request{Type: protocol.TypeSubscription, Track: track, Width: &side, Height: &side})
+		}
 	}
 }
 

@@ -27,7 +27,9 @@ type Conn interface {
 type DownTrack struct {
 	streamID string // the publishing participant's id: the browser groups a participant's tracks by it
 	receiver *Receiver
-	conn     Conn // nil: always connected
+	conn     Conn   // nil: always connected
+	id       string // the track id the subscriber sees: the receiver's, or a layer copy's own (NewLayerDownTrack)
+	layerOf  bool   // a copy of one layer (NewLayerDownTrack): its temporal layers are not cut when late
 
 	bound       atomic.Pointer[binding]
 	current     atomic.Int32 // layer being forwarded; -1 before the first keyframe and while paused
@@ -61,7 +63,7 @@ const AllTemporal = 3
 // NewDownTrack makes a subscriber's copy of r. streamID is the publisher's id; conn is the subscriber's
 // connection (nil: always up). A video starts aiming at the highest layer being received; audio at its one layer.
 func NewDownTrack(r *Receiver, streamID string, conn Conn) *DownTrack {
-	d := &DownTrack{streamID: streamID, receiver: r, conn: conn}
+	d := &DownTrack{streamID: streamID, receiver: r, conn: conn, id: r.id}
 	d.current.Store(-1)
 	d.desired.Store(-1)
 	d.maxTemporal.Store(AllTemporal)
@@ -80,8 +82,19 @@ func NewDownTrack(r *Receiver, streamID string, conn Conn) *DownTrack {
 	return d
 }
 
-// ID is the published track's id.
-func (d *DownTrack) ID() string { return d.receiver.id }
+// NewLayerDownTrack makes a copy of one layer of r, seen by the subscriber as the track id: a relay between nodes
+// receives each layer of a simulcast video as a track of its own, and republishes them as one simulcast track.
+// It forwards that layer only (SetTargetLayer(-1) pauses it, SetTargetLayer(layer) resumes it) and, late, keeps
+// its temporal layers: the far node's subscribers are not this connection's to step down.
+func NewLayerDownTrack(r *Receiver, id, streamID string, layer int32, conn Conn) *DownTrack {
+	d := NewDownTrack(r, streamID, conn)
+	d.id, d.layerOf = id, true
+	d.target.Store(layer)
+	return d
+}
+
+// ID is the track's id as the subscriber sees it: the published track's, or a layer copy's own.
+func (d *DownTrack) ID() string { return d.id }
 
 // RID is empty: a subscriber receives one encoding.
 func (d *DownTrack) RID() string { return "" }
@@ -224,7 +237,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 			return false
 		}
 	}
-	if pi.late && !switching {
+	if pi.late && !switching && !d.layerOf {
 		d.stepDown(pi)
 	}
 	inOrder := d.mg.inOrder(seq, switching)
