@@ -248,3 +248,22 @@ func TestClusterRelaySimulcast(t *testing.T) {
 	})
 	t.Logf("big screen: %s; phone: %s", bigW, smallW)
 }
+
+// TestClusterRelaySpeakers: a speaker on the owner is an active speaker on the other node too, under its own id:
+// its audio levels cross the relay with its packets, and a listener there is told who speaks.
+func TestClusterRelaySpeakers(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	media := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "talk", "alice")
+	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	bob := joinClient(t, ctx, b, "talk", "bob")
+	speaking := publishSpeaking(t, ctx, media, alice)
+	speaking.level <- 10
+	(&eventLog{tc: bob}).waitFor(t, 20*time.Second, "alice announced as the speaker on b", func(m client.Message) bool {
+		return m.Type == protocol.TypeActiveSpeakers && len(m.Speakers) > 0 && m.Speakers[0].ParticipantID == alice.ID()
+	})
+}

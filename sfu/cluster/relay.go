@@ -10,6 +10,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
@@ -47,7 +48,7 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 	var toOwner, toLocal bridgeSide
 	ownerEvents, localEvents := make(chan client.Message, 256), make(chan client.Message, 256)
 	ownerConn, err := client.Dial(ctx, client.WSURL(owner), tok, client.Options{API: r.api, Events: ownerEvents,
-		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t) },
+		OnTrack:           func(pid string, t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) { toLocal.forward(ctx, pid, t, rr) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toOwner.keyframe(t) },
 		OnLayers:          func(track string, rids, paused []string) { toOwner.layers(track, rids, paused) }})
 	if err != nil {
@@ -55,7 +56,7 @@ func (r *relay) run(ctx context.Context, room, owner string, regions []string) e
 	}
 	defer ownerConn.Close()
 	localConn, err := client.Dial(ctx, client.WSURL(r.self), tok, client.Options{API: r.api, Events: localEvents,
-		OnTrack:           func(pid string, t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t) },
+		OnTrack:           func(pid string, t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) { toOwner.forward(ctx, pid, t, rr) },
 		OnKeyframeRequest: func(t webrtc.TrackLocal) { toLocal.keyframe(t) },
 		OnLayers:          func(track string, rids, paused []string) { toLocal.layers(track, rids, paused) }})
 	if err != nil {
@@ -324,7 +325,7 @@ func (b *bridgeSide) syncMute(id string) {
 
 // forward publishes a track received on the other side and copies its packets until it ends. The track keeps
 // its id; it is shown as its publisher's on the other side (relay_track), whose id is its stream id.
-func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRemote) {
+func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
 	b.setup()
 	select {
 	case <-b.ready:
@@ -370,14 +371,41 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 			cancel()
 		}
 	}()
+	// The header extensions were numbered for the connection they came on: only the audio level goes on, with
+	// its number on this side's.
+	inLevel := extensionID(rr.GetParameters().HeaderExtensions, sdp.AudioLevelURI)
+	outLevel := extensionID(senders[0].GetParameters().HeaderExtensions, sdp.AudioLevelURI)
 	buf := make([]byte, 1500)
+	var pkt rtp.Packet
 	for {
 		n, _, err := in.Read(buf)
 		if err != nil {
 			return
 		}
-		_, _ = out.Write(buf[:n]) // a sender not bound yet drops the packet; the track goes on
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		var level []byte
+		if inLevel != 0 {
+			level = pkt.GetExtension(inLevel)
+		}
+		pkt.Header.Extension = false
+		pkt.Header.Extensions = pkt.Header.Extensions[:0]
+		if len(level) > 0 && outLevel != 0 {
+			_ = pkt.Header.SetExtension(outLevel, level)
+		}
+		_ = out.WriteRTP(&pkt) // a sender not bound yet drops the packet; the track goes on
 	}
+}
+
+// extensionID is the id negotiated for the header extension uri, 0 when it was not.
+func extensionID(exts []webrtc.RTPHeaderExtensionParameter, uri string) uint8 {
+	for _, e := range exts {
+		if e.URI == uri {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }
 
 // announce tells this side whose track id, received from the other side, is about to be published (relay_track);

@@ -11,6 +11,7 @@ import (
 	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -54,6 +55,7 @@ type binding struct {
 	ssrc      uint32
 	pt        uint8
 	playoutID uint8 // the playout-delay extension's id, 0 when the subscriber did not take it
+	levelID   uint8 // the audio-level extension's id (RFC 6464), 0 when the subscriber did not take it
 	w         webrtc.TrackLocalWriter
 }
 
@@ -119,6 +121,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			for _, e := range ctx.HeaderExtensions() {
 				if e.URI == codec.PlayoutDelayURI && d.receiver.kind == webrtc.RTPCodecTypeVideo {
 					b.playoutID = uint8(e.ID)
+				}
+				if e.URI == sdp.AudioLevelURI && d.receiver.kind == webrtc.RTPCodecTypeAudio {
+					b.levelID = uint8(e.ID)
 				}
 			}
 			d.bound.Store(b)
@@ -291,6 +296,11 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 	h.Timestamp = pkt.Timestamp + m.tsDelta
 	if pi.key && b.playoutID != 0 {
 		_ = h.SetExtension(b.playoutID, d.receiver.playout[:])
+	}
+	if b.levelID != 0 && d.receiver.audioLevelID != 0 { // the publisher's audio level goes on: speakers, a relay's node
+		if level := pkt.GetExtension(d.receiver.audioLevelID); len(level) > 0 {
+			_ = h.SetExtension(b.levelID, level)
+		}
 	}
 	if n, err := b.w.WriteRTP(h, payload); err != nil || n == 0 {
 		return false // not connected yet, or closing: a switch waits for a later keyframe
