@@ -267,3 +267,64 @@ func TestClusterRelaySpeakers(t *testing.T) {
 		return m.Type == protocol.TypeActiveSpeakers && len(m.Speakers) > 0 && m.Speakers[0].ParticipantID == alice.ID()
 	})
 }
+
+// TestClusterRelayThreeNodes: the owner a is full; bob is hosted on b and carol on c, each node relaying the room
+// to a. Everyone receives everyone else, each under its own id, and nothing comes back to where it was published:
+// each node carries the room's six tracks once (no track relayed back as a new one), and no one receives itself.
+func TestClusterRelayThreeNodes(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	c := clusterNode(t, redis, "hk", "hk-c", 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	alice := joinClient(t, ctx, a, "big", "alice")
+	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	bob := joinClient(t, ctx, b, "big", "bob")
+	carol := joinClient(t, ctx, c, "big", "carol")
+	people := []*testClient{alice, bob, carol}
+	for _, p := range people {
+		m.publish(t, p)
+	}
+	eventually(t, 30*time.Second, "everyone receives everyone else's audio and video", func() bool {
+		for _, p := range people {
+			for _, q := range people {
+				if p != q && !receivesFrom(p, q.ID(), 30) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second) // a loop would have brought tracks back by now
+	// Videos received on each node: on a, alice gets bob's and carol's, and each relay the two of the others'
+	// it does not carry; on b (c likewise), bob gets alice's and carol's, and the relay bob's alone.
+	for _, x := range []struct {
+		n      *node
+		name   string
+		videos int
+	}{{a, "a", 6}, {b, "b", 3}, {c, "c", 3}} {
+		if st := x.n.sfu.Stats(); st.Tracks != 6 {
+			t.Errorf("%s carries %d tracks, want the six of the room once", x.name, st.Tracks)
+		}
+		videos := 0
+		for _, s := range x.n.sfu.Subscribers() {
+			for _, k := range s.VideosByLayer {
+				videos += k
+			}
+		}
+		if videos != x.videos {
+			t.Errorf("%s sends %d videos, want %d", x.name, videos, x.videos)
+		}
+	}
+	for _, p := range people {
+		p.mu.Lock()
+		for k := range p.received {
+			if id, _, _ := strings.Cut(k, "/"); id == p.ID() || !slices.ContainsFunc(people, func(q *testClient) bool { return q.ID() == id }) {
+				t.Errorf("%s receives %s", p.Joined.You.Identity, k)
+			}
+		}
+		p.mu.Unlock()
+	}
+}

@@ -524,6 +524,7 @@ func (b *bridgeSide) leaveVideo(ctx context.Context, id string, v *simulcastOut)
 // here wants and to resume the others: a subscription of 0×0 to a layer's track pauses it, any other size
 // resumes it. It runs on this side's read loop.
 func (b *bridgeSide) layers(id string, rids, paused []string) {
+	b.setup()
 	select {
 	case <-b.ready:
 	default:
