@@ -73,6 +73,9 @@ func (p *Participant) allocate(now time.Time) {
 			}
 			continue
 		}
+		if s.upper != nil {
+			continue // a relay's copy of each layer: the far node chooses
+		}
 		cur, tgt := s.down.Layers()
 		videos = append(videos, alloc.Video{Key: s.down, Screen: r.Source() == SourceScreen,
 			Speaker: speaker != "" && s.down.StreamID() == speaker, Active: r.ActiveLayers(), Live: r.LiveLayers(),

@@ -79,7 +79,7 @@ func (rm *Room) adminMute(target *Participant, trackID string, muted bool, by st
 	}
 	for _, c := range changes {
 		if c.shown {
-			rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: target.info.ID, Track: c.track.Info()})
+			rm.broadcast(target, Event{Kind: EventTrackMuted, ParticipantID: c.track.shownID(), Track: c.track.Info()})
 		}
 		target.peer.SendEvent(Event{Kind: EventModerated, Action: action, Track: c.track.Info(), By: by})
 	}

@@ -31,6 +31,8 @@ type Participant struct {
 	lockedInCluster bool
 	// regions is the room's residency policy as the cluster has it (JoinRequest.Regions); set before it joins.
 	regions []string
+	// relay: another node's relay (JoinRequest.Relay); set before it joins.
+	relay bool
 
 	pub, sub     *webrtc.PeerConnection
 	subConnected connState                             // the subscribe connection is up: DownTracks can start
@@ -77,6 +79,9 @@ type subscription struct {
 	track  *Track
 	down   *forward.DownTrack
 	sender *webrtc.RTPSender
+	// upper: a relay's copy of a video has a DownTrack per layer (subscribeLayers): down is layer 0's, these are
+	// the layers above it, lowest first. Nil for everyone else.
+	upper []layerCopy
 	// The size the subscriber shows the video at (alloc.TileUnknown until it says), and whether it grew since
 	// the allocator last looked.
 	tileW, tileH atomic.Int32
@@ -210,7 +215,9 @@ func (p *Participant) subscriberStats() SubscriberStats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for r, s := range p.downs {
-		st.PacketsSent += s.down.Sent()
+		for _, d := range s.copies() {
+			st.PacketsSent += d.Sent()
+		}
 		st.LateDrops += s.down.LateDrops()
 		if r.Kind() == webrtc.RTPCodecTypeVideo {
 			cur, _ := s.down.Layers()
@@ -306,7 +313,9 @@ func (p *Participant) Close() {
 		p.stop()
 		p.room.leave(p)
 		for r, s := range downs {
-			r.RemoveDownTrack(s.down)
+			for _, d := range s.copies() {
+				r.RemoveDownTrack(d)
+			}
 		}
 		if err := p.pub.Close(); err != nil {
 			p.log.Debug("close publish connection", zap.Error(err))

@@ -23,13 +23,15 @@ const (
 // publishState is what the participant said of its tracks and which of them are being read; under
 // Participant.mu.
 type publishState struct {
-	muteState map[string]bool   // by track id; a client may mute a track before its first packet arrives
-	sources   map[string]string // by track id, from track_source
-	receiving map[string]*Track // by track id: tracks with at least one layer being read
+	muteState map[string]bool            // by track id; a client may mute a track before its first packet arrives
+	sources   map[string]string          // by track id, from track_source
+	origins   map[string]RemotePublisher // by track id: a relay's tracks of another node's participants (RelayTrack)
+	receiving map[string]*Track          // by track id: tracks with at least one layer being read
 }
 
 func newPublishState() publishState {
-	return publishState{muteState: map[string]bool{}, sources: map[string]string{}, receiving: map[string]*Track{}}
+	return publishState{muteState: map[string]bool{}, sources: map[string]string{}, origins: map[string]RemotePublisher{},
+		receiving: map[string]*Track{}}
 }
 
 // HandleOffer applies the client's offer for its publish connection and returns the SFU's answer.
@@ -86,7 +88,7 @@ func (p *Participant) SetMuted(trackID string, muted bool) error {
 	}
 	t.setAudioMuted(muted)
 	if changed {
-		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: p.info.ID, Track: t.Info()})
+		p.room.broadcast(p, Event{Kind: EventTrackMuted, ParticipantID: t.shownID(), Track: t.Info()})
 	}
 	return nil
 }
@@ -128,6 +130,43 @@ func (p *Participant) SetSource(trackID, source string) error {
 		return fmt.Errorf("sources for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
 	}
 	st.sources[trackID] = source
+	return nil
+}
+
+// RemotePublisher is a participant of another node of the cluster whose track a relay publishes here.
+type RemotePublisher struct {
+	ID       string // its participant id there: the id it has in every part of the room
+	Identity string
+	Name     string
+}
+
+// RelayTrack records, for another node's relay (JoinRequest.Relay), whose track the one it is about to publish is,
+// what it carries and whether it is muted: the room shows it as that participant's (Room.publish). Others may not.
+func (p *Participant) RelayTrack(trackID string, from RemotePublisher, source string, muted bool) error {
+	if !p.relay {
+		return fmt.Errorf("only a relay between nodes publishes others' tracks: %w", ErrForbidden)
+	}
+	if from.ID == "" || from.Identity == "" {
+		return fmt.Errorf("a relayed track needs its publisher's id and identity: %w", ErrBadRequest)
+	}
+	if source != "" {
+		if err := p.SetSource(trackID, source); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := &p.pubState
+	if st.receiving[trackID] != nil {
+		return fmt.Errorf("track %.64q is published already: %w", trackID, ErrOutOfOrder)
+	}
+	_, known := st.origins[trackID]
+	_, knownMute := st.muteState[trackID]
+	if !known && len(st.origins) >= maxMuteStates || !knownMute && len(st.muteState) >= maxMuteStates {
+		return fmt.Errorf("relayed tracks for more than %d tracks: %w", maxMuteStates, ErrBadRequest)
+	}
+	st.origins[trackID] = from
+	st.muteState[trackID] = muted
 	return nil
 }
 
@@ -195,6 +234,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, rr *webrtc.RTPReceiver
 		delete(st.receiving, r.ID())
 		delete(st.muteState, r.ID())
 		delete(st.sources, r.ID())
+		delete(st.origins, r.ID())
 		delete(p.mod.tracks, r.ID())
 	}
 	p.mu.Unlock()
@@ -243,7 +283,11 @@ func (p *Participant) newTrack(id string, remote *webrtc.TrackRemote, rr *webrtc
 	// the loss of its right to publish.
 	r.SetMuted(p.mutedLocked(id, remote.Kind()))
 	r.SetBlocked(p.blockedLocked(id, remote.Kind()))
-	return &Track{r: r, publisher: p, sfu: s}
+	t := &Track{r: r, publisher: p, sfu: s}
+	if o, ok := p.pubState.origins[id]; ok {
+		t.origin = &o
+	}
+	return t
 }
 
 func (p *Participant) dropReceiving(t *Track) {

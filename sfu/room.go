@@ -27,11 +27,12 @@ type Room struct {
 	mu            sync.Mutex
 	regions       []string // the residency policy: CreateRoom's, else its first participant's (JoinRequest.Regions); nil: none
 	participants  map[string]*Participant
-	locked        bool               // only administrators may join
-	speakers      []Speaker          // loudest first
-	smoothed      map[string]float64 // smoothed loudness by participant id
-	speakerLevels levelReader        // the speaker list's readings of the microphones
-	micLevels     levelReader        // the audio selection's readings (selection.go)
+	remotes       map[string]*remoteParticipant // by id: other nodes' participants whose tracks relays publish here
+	locked        bool                          // only administrators may join
+	speakers      []Speaker                     // loudest first
+	smoothed      map[string]float64            // smoothed loudness by participant id
+	speakerLevels levelReader                   // the speaker list's readings of the microphones
+	micLevels     levelReader                   // the audio selection's readings (selection.go)
 	audioSel      alloc.AudioSelector
 	metadata      string // set by the server API (SetRoomMetadata)
 	// keepEmpty is how long the room stays open while empty: a room created through the API (CreateRoom) waits
@@ -49,7 +50,7 @@ func newRoom(name string, s *SFU) *Room {
 
 // newRoomWith opens a room with these settings, and its workers; s.mu is held.
 func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
-	rm := &Room{name: name, id: newID("RM_"), sfu: s, participants: map[string]*Participant{}, created: time.Now(), settings: settings}
+	rm := &Room{name: name, id: newID("RM_"), sfu: s, participants: map[string]*Participant{}, remotes: map[string]*remoteParticipant{}, created: time.Now(), settings: settings}
 	rm.emptySince = rm.created
 	rm.openWorkers()
 	s.notify(Notice{Kind: NoticeRoomStarted, Room: rm.Ref()})
@@ -78,8 +79,15 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		if q == replaced {
 			continue
 		}
-		others = append(others, q.Info())
+		if !q.relay {
+			others = append(others, q.Info())
+		}
 		tracks = append(tracks, q.Tracks()...)
+	}
+	for _, rp := range rm.remotes {
+		if rp.relay != replaced {
+			others = append(others, rp.infoLocked())
+		}
 	}
 	if replaced != nil {
 		replaced.ended.set("replaced")
@@ -87,7 +95,9 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	}
 	rm.participants[p.info.ID] = p
 	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others, Metadata: rm.metadata})
-	rm.broadcastLocked(p, Event{Kind: EventParticipantJoined, Participant: p.info})
+	if !p.relay {
+		rm.broadcastLocked(p, Event{Kind: EventParticipantJoined, Participant: p.info})
+	}
 	rm.notifyJoinedLocked(p)
 	if !p.info.CanSubscribe {
 		tracks = nil
@@ -116,11 +126,81 @@ func (rm *Room) replacedByLocked(p *Participant) *Participant {
 	return nil
 }
 
-// removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller.
+// removeLocked takes q out of the membership and tells the others; its tracks are ended by the caller. A relay's
+// leaving is that of the other nodes' participants it showed here.
 func (rm *Room) removeLocked(q *Participant) {
 	delete(rm.participants, q.info.ID)
-	rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
+	if !q.relay {
+		rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
+	}
+	for id, rp := range rm.remotes {
+		if rp.relay == q {
+			delete(rm.remotes, id)
+			rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: rp.info})
+		}
+	}
 	rm.notifyLeftLocked(q)
+}
+
+// remoteParticipant is a participant of another node of the cluster, shown here while a relay publishes at least
+// one of its tracks (Track.origin). It has no session here: it never replaces, nor is replaced by, a participant
+// of this node with the same identity.
+type remoteParticipant struct {
+	info   ParticipantInfo // without its tracks
+	relay  *Participant    // the relay that publishes its tracks
+	tracks []*Track
+}
+
+// infoLocked describes the remote participant and its tracks; rm.mu is held.
+func (rp *remoteParticipant) infoLocked() ParticipantInfo {
+	info := rp.info
+	info.Tracks = make([]TrackInfo, 0, len(rp.tracks))
+	for _, t := range rp.tracks {
+		info.Tracks = append(info.Tracks, t.Info())
+	}
+	return info
+}
+
+// showRemoteLocked adds t, a relay's track of another node's participant, to that participant, which joins the
+// room's view with its first track. It reports false when the id is a participant's of this node, or another
+// relay's: such a track is not published. rm.mu is held.
+func (rm *Room) showRemoteLocked(t *Track) bool {
+	o := t.origin
+	if rm.participants[o.ID] != nil {
+		t.publisher.log.Warn("relayed track refused: its publisher's id is a participant's here", zap.String("track", t.r.ID()))
+		return false
+	}
+	rp := rm.remotes[o.ID]
+	if rp == nil {
+		rp = &remoteParticipant{relay: t.publisher, info: ParticipantInfo{ID: o.ID, Identity: o.Identity, Name: o.Name,
+			CanPublish: true, JoinedAt: time.Now()}}
+		rm.remotes[o.ID] = rp
+		rm.broadcastLocked(t.publisher, Event{Kind: EventParticipantJoined, Participant: rp.info})
+	}
+	if rp.relay != t.publisher {
+		t.publisher.log.Warn("relayed track refused: another relay shows its publisher", zap.String("track", t.r.ID()))
+		return false
+	}
+	rp.tracks = append(rp.tracks, t)
+	return true
+}
+
+// hideRemoteLocked takes t, a relay's track that ended, from its participant, which leaves the room's view with
+// its last track. rm.mu is held.
+func (rm *Room) hideRemoteLocked(t *Track) {
+	rp := rm.remotes[t.origin.ID]
+	if rp == nil {
+		return
+	}
+	i := slices.Index(rp.tracks, t)
+	if i < 0 {
+		return
+	}
+	rp.tracks = slices.Delete(rp.tracks, i, i+1)
+	if len(rp.tracks) == 0 {
+		delete(rm.remotes, t.origin.ID)
+		rm.broadcastLocked(t.publisher, Event{Kind: EventParticipantLeft, Participant: rp.info})
+	}
 }
 
 // leave takes p out of the room and ends its tracks at every subscriber. The room closes when it empties.
@@ -152,14 +232,14 @@ func (rm *Room) leave(p *Participant) {
 func (rm *Room) publish(t *Track) bool {
 	p := t.publisher
 	rm.mu.Lock()
-	if rm.participants[p.info.ID] != p || rm.trackIDTaken(p, t.r.ID()) {
+	if rm.participants[p.info.ID] != p || rm.trackIDTaken(p, t.r.ID()) || t.origin != nil && !rm.showRemoteLocked(t) {
 		rm.mu.Unlock()
 		return false
 	}
 	rm.publications++
 	t.order = rm.publications
 	p.addTrack(t)
-	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: p.info.ID, Track: t.Info()})
+	rm.broadcastLocked(p, Event{Kind: EventTrackPublished, ParticipantID: t.shownID(), Track: t.Info()})
 	rm.notifyTrackLocked(NoticeTrackPublished, p, t.Info())
 	subs := make([]*Participant, 0, len(rm.participants))
 	for _, q := range rm.participants {
@@ -214,8 +294,11 @@ func (rm *Room) unpublish(t *Track) {
 	p := t.publisher
 	rm.mu.Lock()
 	if p.removeTrack(t) && rm.participants[p.info.ID] == p {
-		rm.broadcastLocked(p, Event{Kind: EventTrackUnpublished, ParticipantID: p.info.ID, Track: t.Info()})
+		rm.broadcastLocked(p, Event{Kind: EventTrackUnpublished, ParticipantID: t.shownID(), Track: t.Info()})
 		rm.notifyTrackLocked(NoticeTrackUnpublished, p, t.Info())
+		if t.origin != nil {
+			rm.hideRemoteLocked(t)
+		}
 	}
 	rm.mu.Unlock()
 	rm.endTrack(t)

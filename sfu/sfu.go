@@ -201,6 +201,10 @@ type JoinRequest struct {
 	// ValidUntil is the last moment the participant's token is taken (its exp plus the verifier's leeway); zero:
 	// no end. A kick bans the identity from the room until then; its TURN credentials end then at the latest.
 	ValidUntil time.Time
+	// Relay: the participant is another node's relay (sfu/cluster). It is nobody's participant to the others (no
+	// participant_joined or left, not in joined's list), and the tracks it publishes may be another node's
+	// participant's (RelayTrack), shown as theirs.
+	Relay bool
 	// Locked: the room is locked on another node of the cluster (the placement read it with the room's lease). The
 	// part of the room here is locked too before the participant is admitted.
 	Locked bool
@@ -257,7 +261,7 @@ func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	}
 	p.candidates = s.candidates
 	p.session = req.Session
-	p.lockedInCluster, p.regions = req.Locked, req.Regions
+	p.lockedInCluster, p.regions, p.relay = req.Locked, req.Regions, req.Relay
 	return p, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/pion/webrtc/v4"
@@ -35,7 +36,7 @@ type negotiation struct {
 
 // newSubscription is p's copy of t, not yet attached: its down-track, with no tile size known yet.
 func (p *Participant) newSubscription(t *Track) *subscription {
-	s := &subscription{track: t, down: forward.NewDownTrack(t.r, t.publisher.info.ID, &p.subConnected)}
+	s := &subscription{track: t, down: forward.NewDownTrack(t.r, t.shownID(), &p.subConnected)}
 	s.tileW.Store(alloc.TileUnknown)
 	s.tileH.Store(alloc.TileUnknown)
 	return s
@@ -45,6 +46,10 @@ func (p *Participant) newSubscription(t *Track) *subscription {
 func (p *Participant) subscribe(t *Track) {
 	if p.answerMode { // WHEP: a free section of its kind takes it (whepslot.go)
 		p.subscribeSlot(t)
+		return
+	}
+	if p.relay && t.r.Kind() == webrtc.RTPCodecTypeVideo {
+		p.subscribeLayers(t)
 		return
 	}
 	r := t.r
@@ -78,6 +83,106 @@ func (p *Participant) subscribe(t *Track) {
 	p.pokeControl()
 }
 
+// layerCopy is one layer of a relay's copy of a video.
+type layerCopy struct {
+	down   *forward.DownTrack
+	sender *webrtc.RTPSender
+}
+
+// RelayLayerTrackID is the id under which a relay between nodes receives one layer (0: the lowest) of the
+// simulcast video trackID: each layer is a track of its own on the relay's connection, which the relay publishes
+// on its node as the layers of one simulcast track. ParseRelayLayerTrackID reverses it.
+func RelayLayerTrackID(trackID string, layer int) string { return fmt.Sprintf("%s~%d", trackID, layer) }
+
+// ParseRelayLayerTrackID splits a relay's layer track id into the video's id and the layer.
+func ParseRelayLayerTrackID(id string) (trackID string, layer int, ok bool) {
+	i := strings.LastIndexByte(id, '~')
+	if i < 0 || i != len(id)-2 || id[i+1] < '0' || id[i+1] >= '0'+forward.MaxLayers {
+		return "", 0, false
+	}
+	return id[:i], int(id[i+1] - '0'), true
+}
+
+// subscribeLayers gives a relay every layer of the video t, each a DownTrack and a track of its own
+// (RelayLayerTrackID), forwarded until the relay pauses it (setRelayLayer): the far node chooses layers for its
+// subscribers, and the allocator here leaves these copies alone. Layers the publisher never sends carry nothing.
+func (p *Participant) subscribeLayers(t *Track) {
+	r := t.r
+	s := &subscription{track: t}
+	s.tileW.Store(alloc.TileUnknown)
+	s.tileH.Store(alloc.TileUnknown)
+	p.mu.Lock()
+	if p.closed || p.downs[r] != nil {
+		p.mu.Unlock()
+		return
+	}
+	var copies []layerCopy
+	undo := func() {
+		for _, c := range copies {
+			r.RemoveDownTrack(c.down)
+			_ = p.sub.RemoveTrack(c.sender)
+		}
+	}
+	for l := range forward.MaxLayers {
+		d := forward.NewLayerDownTrack(r, RelayLayerTrackID(r.ID(), l), t.shownID(), int32(l), &p.subConnected)
+		sender, err := p.sub.AddTrack(d)
+		if err != nil {
+			undo()
+			p.mu.Unlock()
+			p.log.Warn("cannot add track", zap.String("track", r.ID()), zap.Error(err))
+			return
+		}
+		copies = append(copies, layerCopy{down: d, sender: sender})
+		if !r.AddDownTrack(d) { // unpublished meanwhile
+			undo()
+			p.mu.Unlock()
+			return
+		}
+	}
+	s.down, s.sender, s.upper = copies[0].down, copies[0].sender, copies[1:]
+	p.downs[r] = s
+	p.wg.Add(len(copies))
+	p.mu.Unlock()
+	for _, c := range copies {
+		go func() {
+			defer p.wg.Done()
+			c.down.ReadRTCP(c.sender)
+		}()
+	}
+	p.negotiate()
+}
+
+// copies is every DownTrack of the subscription: one, or a relay's one per layer.
+func (s *subscription) copies() []*forward.DownTrack {
+	ds := []*forward.DownTrack{s.down}
+	for _, c := range s.upper {
+		ds = append(ds, c.down)
+	}
+	return ds
+}
+
+// setRelayLayer pauses (on false) or resumes one layer of a video a relay receives, named by its layer track id;
+// it reports false when the relay receives no such layer.
+func (p *Participant) setRelayLayer(id string, on bool) bool {
+	trackID, l, ok := ParseRelayLayerTrackID(id)
+	if !ok {
+		return false
+	}
+	for _, s := range p.subscriptions() {
+		if s.track.ID() != trackID || s.upper == nil {
+			continue
+		}
+		d := s.copies()[l]
+		if on {
+			d.SetTargetLayer(int32(l))
+		} else {
+			d.SetTargetLayer(-1)
+		}
+		return true
+	}
+	return false
+}
+
 // unsubscribe removes t's DownTrack from this participant, if it has one.
 func (p *Participant) unsubscribe(t *Track) {
 	p.mu.Lock()
@@ -91,7 +196,9 @@ func (p *Participant) unsubscribe(t *Track) {
 	if s == nil {
 		return
 	}
-	t.r.RemoveDownTrack(s.down)
+	for _, d := range s.copies() {
+		t.r.RemoveDownTrack(d)
+	}
 	if closed {
 		return
 	}
@@ -99,8 +206,14 @@ func (p *Participant) unsubscribe(t *Track) {
 		p.fillSlots()
 		return
 	}
-	if err := p.sub.RemoveTrack(s.sender); err != nil {
-		p.log.Debug("remove track", zap.Error(err))
+	senders := []*webrtc.RTPSender{s.sender}
+	for _, c := range s.upper {
+		senders = append(senders, c.sender)
+	}
+	for _, sender := range senders {
+		if err := p.sub.RemoveTrack(sender); err != nil {
+			p.log.Debug("remove track", zap.Error(err))
+		}
 	}
 	p.negotiate()
 }
@@ -120,6 +233,9 @@ const maxTileSide = 16384
 func (p *Participant) SetTileSize(trackID string, w, h int) error {
 	if w < 0 || h < 0 || w > maxTileSide || h > maxTileSide {
 		return fmt.Errorf("tile size %dx%d out of range: %w", w, h, ErrBadRequest)
+	}
+	if p.relay && p.setRelayLayer(trackID, w > 0 && h > 0) { // a layer no one on the relay's node wants, or wants again
+		return nil
 	}
 	var s *subscription
 	for _, x := range p.subscriptions() {
@@ -270,6 +386,8 @@ func (p *Participant) pc(which PC) *webrtc.PeerConnection {
 // requestKeyframes asks the publisher of every video this participant receives for a keyframe to start on.
 func (p *Participant) requestKeyframes() {
 	for _, s := range p.subscriptions() {
-		s.down.RequestKeyframe()
+		for _, d := range s.copies() {
+			d.RequestKeyframe()
+		}
 	}
 }

@@ -136,3 +136,20 @@ func TestCandidatesHeldUntilDescription(t *testing.T) {
 		t.Fatalf("end of candidates: %v", err)
 	}
 }
+
+// A relay's layer track ids name the video and the layer, and nothing else parses as one.
+func TestRelayLayerTrackID(t *testing.T) {
+	for _, id := range []string{"camera", "PA_x-0", "9d1c~2x"} {
+		for l := range 3 {
+			got, layer, ok := ParseRelayLayerTrackID(RelayLayerTrackID(id, l))
+			if !ok || got != id || layer != l {
+				t.Errorf("%q layer %d: parsed as %q, %d, %v", id, l, got, layer, ok)
+			}
+		}
+	}
+	for _, id := range []string{"camera", "camera~3", "camera~", "~x", "camera~10"} {
+		if _, _, ok := ParseRelayLayerTrackID(id); ok {
+			t.Errorf("%q parsed as a layer track", id)
+		}
+	}
+}

@@ -99,18 +99,26 @@ func (rm *Room) updateSpeakers() {
 	}
 	var list []Speaker
 	live := map[*Track]bool{}
+	scores := map[string]float64{} // by the id shown as the tracks' publisher: a relay's tracks are others'
 	for id, p := range rm.participants {
-		score := 0.0
+		if !p.relay {
+			scores[id] = max(scores[id], 0) // listed, so that its smoothed loudness decays
+		}
 		for _, t := range p.Tracks() {
 			if !t.r.HasAudioLevel() || t.Source() != SourceMicrophone {
 				continue
 			}
 			live[t] = true
 			level, voiced := rm.speakerLevels.read(t)
+			sid := t.shownID()
+			score := scores[sid]
 			if voiced >= minVoiced && !t.r.Muted() {
 				score = max(score, level)
 			}
+			scores[sid] = score
 		}
+	}
+	for id, score := range scores {
 		sm := 0.5*rm.smoothed[id] + 0.5*score
 		if sm < 0.01 {
 			delete(rm.smoothed, id)
@@ -123,7 +131,7 @@ func (rm *Room) updateSpeakers() {
 	}
 	rm.speakerLevels.keep(live)
 	for id := range rm.smoothed {
-		if rm.participants[id] == nil {
+		if _, ok := scores[id]; !ok {
 			delete(rm.smoothed, id)
 		}
 	}

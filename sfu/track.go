@@ -23,6 +23,9 @@ type Track struct {
 	publisher *Participant
 	sfu       *SFU
 	order     uint64 // its rank in the room's publications, set by Room.publish: WHEP viewers take the newest
+	// origin is the participant of another node whose track a relay publishes here (Participant.RelayTrack);
+	// nil: the publisher's own.
+	origin *RemotePublisher
 
 	audioMu sync.Mutex
 	audio   *audioStage // nil until a worker asks for it
@@ -43,7 +46,16 @@ func (t *Track) IsMicrophone() bool {
 	return t.r.Kind() == webrtc.RTPCodecTypeAudio && t.r.Source() == SourceMicrophone
 }
 
-// Publisher is the participant who publishes the track.
+// shownID is the id of the participant the room shows as the track's publisher: its origin's for a relayed
+// track, else its publisher's. Subscribers receive it as the track's stream id.
+func (t *Track) shownID() string {
+	if t.origin != nil {
+		return t.origin.ID
+	}
+	return t.publisher.info.ID
+}
+
+// Publisher is the participant who publishes the track: for a relayed track, the relay's participant.
 func (t *Track) Publisher() *Participant { return t.publisher }
 
 // Info describes the track.

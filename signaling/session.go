@@ -189,6 +189,12 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.SetSource(req.Track, req.Source); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
+	case protocol.TypeRelayTrack: // the SFU refuses it from anyone but a relay between nodes
+		muted := req.Muted != nil && *req.Muted
+		from := sfu.RemotePublisher{ID: req.Participant, Identity: req.Identity, Name: req.Name}
+		if err := s.p.RelayTrack(req.Track, from, req.Source, muted); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
 	case "subscription":
 		if err := s.p.SetTileSize(req.Track, *req.Width, *req.Height); err != nil {
 			s.sendError(sfuError(req.Type, err))
@@ -294,7 +300,7 @@ func (s *session) join(token string) bool {
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData,
 		Admin:      claims.Admin || claims.Relay, // a relay carries the other node's moderation (lock, end) across
-		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions}, s)
+		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions, Relay: claims.Relay}, s)
 	if err != nil {
 		pe := sfuError("join", err)
 		if pe.Code == protocol.CodeInternal {

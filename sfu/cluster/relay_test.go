@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+
+	"github.com/edge-sfu/sfu/signaling/client"
+	"github.com/edge-sfu/sfu/signaling/protocol"
 )
 
 // fakeRelays is relays whose runs the test ends and whose re-placements it answers.
@@ -172,5 +175,43 @@ func TestRelaysClose(t *testing.T) {
 	}
 	if r1.ctx.Err() == nil || r2.ctx.Err() == nil {
 		t.Fatal("a relay runs on after close")
+	}
+}
+
+// The roster says who publishes a track from what its side's node tells the relay, waits for a track it does not
+// know yet, and follows mutes and departures.
+func TestRoster(t *testing.T) {
+	alice := protocol.Participant{ID: "PA_a", Identity: "alice", Name: "Alice",
+		Tracks: []protocol.Track{{ID: "mic-a", Kind: "audio", Source: "microphone", Muted: true}}}
+	r := newRoster(client.Message{Type: protocol.TypeJoined, Participants: []protocol.Participant{alice}})
+	ctx := context.Background()
+	p, owner, ok := r.publisher(ctx, "mic-a", time.Second)
+	if !ok || p.Identity != "alice" || p.Name != "Alice" || owner.source != "microphone" || !owner.muted {
+		t.Fatalf("mic-a: %+v %+v %v", p, owner, ok)
+	}
+
+	// A track published while the relay waits for it.
+	bob := protocol.Participant{ID: "PA_b", Identity: "bob", Name: "Bob"}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		r.apply(client.Message{Type: protocol.TypeParticipantJoined, Participant: &bob})
+		r.apply(client.Message{Type: protocol.TypeTrackPublished, ParticipantID: "PA_b", Track: &protocol.Track{ID: "cam-b", Kind: "video", Source: "screen"}})
+	}()
+	if p, owner, ok := r.publisher(ctx, "cam-b", 5*time.Second); !ok || p.Identity != "bob" || owner.source != "screen" {
+		t.Fatalf("cam-b, published while waiting: %+v %+v %v", p, owner, ok)
+	}
+	if _, _, ok := r.publisher(ctx, "nobody's", 50*time.Millisecond); ok {
+		t.Fatal("a track no one published has a publisher")
+	}
+
+	if id := r.apply(client.Message{Type: protocol.TypeTrackMuted, ParticipantID: "PA_a", Track: &protocol.Track{ID: "mic-a", Muted: false}}); id != "mic-a" {
+		t.Fatalf("an unmute of mic-a: %q", id)
+	}
+	if muted, known := r.muted("mic-a"); !known || muted {
+		t.Fatalf("mic-a after the unmute: muted %v, known %v", muted, known)
+	}
+	r.apply(client.Message{Type: protocol.TypeParticipantLeft, Participant: &alice})
+	if _, known := r.muted("mic-a"); known {
+		t.Fatal("alice left, her track is still known")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/edge-sfu/sfu/media/codec"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -27,7 +28,9 @@ type Conn interface {
 type DownTrack struct {
 	streamID string // the publishing participant's id: the browser groups a participant's tracks by it
 	receiver *Receiver
-	conn     Conn // nil: always connected
+	conn     Conn   // nil: always connected
+	id       string // the track id the subscriber sees: the receiver's, or a layer copy's own (NewLayerDownTrack)
+	layerOf  bool   // a copy of one layer (NewLayerDownTrack): its temporal layers are not cut when late
 
 	bound       atomic.Pointer[binding]
 	current     atomic.Int32 // layer being forwarded; -1 before the first keyframe and while paused
@@ -52,6 +55,7 @@ type binding struct {
 	ssrc      uint32
 	pt        uint8
 	playoutID uint8 // the playout-delay extension's id, 0 when the subscriber did not take it
+	levelID   uint8 // the audio-level extension's id (RFC 6464), 0 when the subscriber did not take it
 	w         webrtc.TrackLocalWriter
 }
 
@@ -61,7 +65,7 @@ const AllTemporal = 3
 // NewDownTrack makes a subscriber's copy of r. streamID is the publisher's id; conn is the subscriber's
 // connection (nil: always up). A video starts aiming at the highest layer being received; audio at its one layer.
 func NewDownTrack(r *Receiver, streamID string, conn Conn) *DownTrack {
-	d := &DownTrack{streamID: streamID, receiver: r, conn: conn}
+	d := &DownTrack{streamID: streamID, receiver: r, conn: conn, id: r.id}
 	d.current.Store(-1)
 	d.desired.Store(-1)
 	d.maxTemporal.Store(AllTemporal)
@@ -80,8 +84,19 @@ func NewDownTrack(r *Receiver, streamID string, conn Conn) *DownTrack {
 	return d
 }
 
-// ID is the published track's id.
-func (d *DownTrack) ID() string { return d.receiver.id }
+// NewLayerDownTrack makes a copy of one layer of r, seen by the subscriber as the track id: a relay between nodes
+// receives each layer of a simulcast video as a track of its own, and republishes them as one simulcast track.
+// It forwards that layer only (SetTargetLayer(-1) pauses it, SetTargetLayer(layer) resumes it) and, late, keeps
+// its temporal layers: the far node's subscribers are not this connection's to step down.
+func NewLayerDownTrack(r *Receiver, id, streamID string, layer int32, conn Conn) *DownTrack {
+	d := NewDownTrack(r, streamID, conn)
+	d.id, d.layerOf = id, true
+	d.target.Store(layer)
+	return d
+}
+
+// ID is the track's id as the subscriber sees it: the published track's, or a layer copy's own.
+func (d *DownTrack) ID() string { return d.id }
 
 // RID is empty: a subscriber receives one encoding.
 func (d *DownTrack) RID() string { return "" }
@@ -106,6 +121,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			for _, e := range ctx.HeaderExtensions() {
 				if e.URI == codec.PlayoutDelayURI && d.receiver.kind == webrtc.RTPCodecTypeVideo {
 					b.playoutID = uint8(e.ID)
+				}
+				if e.URI == sdp.AudioLevelURI && d.receiver.kind == webrtc.RTPCodecTypeAudio {
+					b.levelID = uint8(e.ID)
 				}
 			}
 			d.bound.Store(b)
@@ -224,7 +242,7 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 			return false
 		}
 	}
-	if pi.late && !switching {
+	if pi.late && !switching && !d.layerOf {
 		d.stepDown(pi)
 	}
 	inOrder := d.mg.inOrder(seq, switching)
@@ -278,6 +296,11 @@ func (d *DownTrack) writeRTP(pi *Packet) bool {
 	h.Timestamp = pkt.Timestamp + m.tsDelta
 	if pi.key && b.playoutID != 0 {
 		_ = h.SetExtension(b.playoutID, d.receiver.playout[:])
+	}
+	if b.levelID != 0 && d.receiver.audioLevelID != 0 { // the publisher's audio level goes on: speakers, a relay's node
+		if level := pkt.GetExtension(d.receiver.audioLevelID); len(level) > 0 {
+			_ = h.SetExtension(b.levelID, level)
+		}
 	}
 	if n, err := b.w.WriteRTP(h, payload); err != nil || n == 0 {
 		return false // not connected yet, or closing: a switch waits for a later keyframe

@@ -270,43 +270,41 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) ([]*w
 	return senders, c.NegotiatePublish(ctx)
 }
 
-// SimulcastVP8 is a VP8 track published as simulcast layers, fed with frames. Pion does not put the mid and rid
-// header extensions on simulcast packets, which the receiving side needs to tell the layers apart, so the frames
-// are packetized here and the extensions added.
-type SimulcastVP8 struct {
-	Layers      []*webrtc.TrackLocalStaticRTP
-	packetizers []rtp.Packetizer
-	mid         string
-	midID       uint8
-	ridID       uint8
+// Simulcast is a track published as simulcast layers, fed with RTP packets. Pion does not put the mid and rid
+// header extensions on simulcast packets, which the receiving side needs to tell the layers apart, so WriteRTP
+// adds them.
+type Simulcast struct {
+	Layers []*webrtc.TrackLocalStaticRTP
+	Sender *webrtc.RTPSender
+	mid    string
+	midID  uint8
+	ridID  uint8
 }
 
-// PublishSimulcastVP8 publishes one VP8 track with a layer per rid (lowest first) and negotiates.
-func (c *Client) PublishSimulcastVP8(ctx context.Context, trackID, streamID string, rids ...string) (*SimulcastVP8, error) {
+// PublishSimulcast publishes one track of the codec with a layer per rid (lowest first) and negotiates.
+func (c *Client) PublishSimulcast(ctx context.Context, codec webrtc.RTPCodecCapability, trackID, streamID string, rids ...string) (*Simulcast, error) {
 	if len(rids) == 0 {
 		return nil, fmt.Errorf("no layers")
 	}
-	sv := &SimulcastVP8{}
+	sc := &Simulcast{}
 	for _, rid := range rids {
-		t, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, trackID, streamID,
-			webrtc.WithRTPStreamID(rid))
+		t, err := webrtc.NewTrackLocalStaticRTP(codec, trackID, streamID, webrtc.WithRTPStreamID(rid))
 		if err != nil {
 			return nil, err
 		}
-		sv.Layers = append(sv.Layers, t)
-		sv.packetizers = append(sv.packetizers, rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true},
-			rtp.NewRandomSequencer(), 90000))
+		sc.Layers = append(sc.Layers, t)
 	}
-	s, err := c.Pub.AddTrack(sv.Layers[0])
+	s, err := c.Pub.AddTrack(sc.Layers[0])
 	if err != nil {
 		return nil, fmt.Errorf("add track: %w", err)
 	}
-	for _, l := range sv.Layers[1:] {
+	sc.Sender = s
+	for _, l := range sc.Layers[1:] {
 		if err := s.AddEncoding(l); err != nil {
 			return nil, fmt.Errorf("add encoding %s: %w", l.RID(), err)
 		}
 	}
-	for _, l := range sv.Layers {
+	for _, l := range sc.Layers {
 		go c.readLayerRTCP(s, l)
 	}
 	if err := c.NegotiatePublish(ctx); err != nil {
@@ -315,18 +313,52 @@ func (c *Client) PublishSimulcastVP8(ctx context.Context, trackID, streamID stri
 	for _, e := range s.GetParameters().HeaderExtensions {
 		switch e.URI {
 		case sdp.SDESMidURI:
-			sv.midID = uint8(e.ID)
+			sc.midID = uint8(e.ID)
 		case sdp.SDESRTPStreamIDURI:
-			sv.ridID = uint8(e.ID)
+			sc.ridID = uint8(e.ID)
 		}
 	}
 	for _, tr := range c.Pub.GetTransceivers() {
 		if tr.Sender() == s {
-			sv.mid = tr.Mid()
+			sc.mid = tr.Mid()
 		}
 	}
-	if sv.midID == 0 || sv.ridID == 0 || sv.mid == "" {
+	if sc.midID == 0 || sc.ridID == 0 || sc.mid == "" {
 		return nil, fmt.Errorf("simulcast needs the mid and rid header extensions negotiated")
+	}
+	return sc, nil
+}
+
+// WriteRTP sends one packet on a layer, in place of its header extensions the layer's mid and rid (the track
+// rewrites its SSRC and payload type). Each layer must be written from one goroutine.
+func (sc *Simulcast) WriteRTP(layer int, p *rtp.Packet) error {
+	p.Header.Extension = false
+	p.Header.Extensions = p.Header.Extensions[:0]
+	if err := p.Header.SetExtension(sc.midID, []byte(sc.mid)); err != nil {
+		return err
+	}
+	if err := p.Header.SetExtension(sc.ridID, []byte(sc.Layers[layer].RID())); err != nil {
+		return err
+	}
+	return sc.Layers[layer].WriteRTP(p)
+}
+
+// SimulcastVP8 is a VP8 track published as simulcast layers, fed with frames packetized here.
+type SimulcastVP8 struct {
+	*Simulcast
+	packetizers []rtp.Packetizer
+}
+
+// PublishSimulcastVP8 publishes one VP8 track with a layer per rid (lowest first) and negotiates.
+func (c *Client) PublishSimulcastVP8(ctx context.Context, trackID, streamID string, rids ...string) (*SimulcastVP8, error) {
+	sc, err := c.PublishSimulcast(ctx, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, trackID, streamID, rids...)
+	if err != nil {
+		return nil, err
+	}
+	sv := &SimulcastVP8{Simulcast: sc}
+	for range rids {
+		sv.packetizers = append(sv.packetizers, rtp.NewPacketizer(1200, 0, 0, &codecs.VP8Payloader{EnablePictureID: true},
+			rtp.NewRandomSequencer(), 90000))
 	}
 	return sv, nil
 }
@@ -334,15 +366,8 @@ func (c *Client) PublishSimulcastVP8(ctx context.Context, trackID, streamID stri
 // WriteFrame sends one frame on a layer; samples is its duration in 90 kHz ticks. Each layer must be written
 // from one goroutine.
 func (sv *SimulcastVP8) WriteFrame(layer int, frame []byte, samples uint32) error {
-	rid := []byte(sv.Layers[layer].RID())
 	for _, p := range sv.packetizers[layer].Packetize(frame, samples) {
-		if err := p.Header.SetExtension(sv.midID, []byte(sv.mid)); err != nil {
-			return err
-		}
-		if err := p.Header.SetExtension(sv.ridID, rid); err != nil {
-			return err
-		}
-		if err := sv.Layers[layer].WriteRTP(p); err != nil {
+		if err := sv.WriteRTP(layer, p); err != nil {
 			return err
 		}
 	}

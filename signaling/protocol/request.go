@@ -15,6 +15,7 @@ const (
 	TypeJoin         = "join"
 	TypeMute         = "mute"
 	TypeTrackSource  = "track_source"
+	TypeRelayTrack   = "relay_track" // a relay between nodes only: whose track it is about to publish
 	TypeSubscription = "subscription"
 	TypeDenoise      = "denoise"
 	TypeCaptions     = "captions"
@@ -77,6 +78,8 @@ type Request struct {
 	Action      string                   `json:"action,omitempty"`
 	Participant string                   `json:"participant,omitempty"`
 	Publish     *bool                    `json:"publish,omitempty"`
+	Identity    string                   `json:"identity,omitempty"`
+	Name        string                   `json:"name,omitempty"`
 }
 
 // ProtocolError is sent to the client as an error message.
@@ -148,6 +151,13 @@ func Decode(data []byte) (Request, error) {
 	case TypeTrackSource:
 		if r.Track == "" || r.Source == "" {
 			return bad("track_source needs track and source")
+		}
+	case TypeRelayTrack:
+		if r.Track == "" || r.Participant == "" || r.Identity == "" {
+			return bad("relay_track needs track, participant and identity")
+		}
+		if len(r.Participant) > 64 || len(r.Identity) > 256 || len(r.Name) > 256 {
+			return bad("relay_track participant (64), identity or name (256 bytes) too long")
 		}
 	case TypeDenoise:
 		if r.Enabled == nil {
