@@ -188,6 +188,7 @@ func (srv *Server) apiEndRoom(r *http.Request, _ *Claims) (apiResult, error) {
 	if err != nil {
 		return apiResult{}, sfuError("", err)
 	}
+	srv.storeModeration(room, sfu.ActionEnd)
 	return apiResult{status: http.StatusNoContent, detail: map[string]any{"participants": n}}, nil
 }
 

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
+
+	"github.com/edge-sfu/sfu/sfu"
+	"go.uber.org/zap"
 )
 
 // Placement says where rooms live when this node is one of several in its region (sfu/cluster's Placement);
@@ -23,6 +27,9 @@ type Placement interface {
 	// SetLocked stores an administrator's lock or unlock of the room with its placement, so that a node that
 	// hosts part of the room later refuses newcomers too (Route.Locked).
 	SetLocked(ctx context.Context, room string, locked bool) error
+	// SetEnded stores that an administrator ended the room, so that a node whose relay was down then ends its part
+	// of the room too.
+	SetEnded(ctx context.Context, room string) error
 	// Fallbacks are the base URLs of the region's other live nodes that take rooms, for a client whose node goes
 	// away. It is asked on every join, before the SFU's join: it should answer from memory (a snapshot), not
 	// look anything up over the network.
@@ -42,6 +49,28 @@ type Route struct {
 	Locked bool
 	// Regions is the room's residency policy (sfu.JoinRequest.Regions), for a participant hosted here.
 	Regions []string
+}
+
+// storeModeration stores an administrator's lock, unlock or end of the room with its placement, so that the other
+// nodes hosting part of it (now or later) follow it; other actions need nothing stored. Network I/O, bounded.
+func (srv *Server) storeModeration(room, action string) {
+	pl := srv.placement
+	if pl == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var err error
+	switch action {
+	case sfu.ActionLock, sfu.ActionUnlock:
+		err = pl.SetLocked(ctx, room, action == sfu.ActionLock)
+	case sfu.ActionEnd:
+		err = pl.SetEnded(ctx, room)
+	}
+	if err != nil {
+		srv.log.Warn("the cluster does not know of the room's moderation: other nodes may not follow it",
+			zap.String("room", room), zap.String("action", action), zap.Error(err))
+	}
 }
 
 var (

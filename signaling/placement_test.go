@@ -43,6 +43,8 @@ func (p *blockingPlacement) Admit(context.Context, string, []string) error { ret
 
 func (p *blockingPlacement) SetLocked(context.Context, string, bool) error { return nil }
 
+func (p *blockingPlacement) SetEnded(context.Context, string) error { return nil }
+
 func (p *blockingPlacement) Fallbacks() []string {
 	blocked := false
 	p.first.Do(func() { blocked = true })

@@ -221,13 +221,7 @@ func (s *session) handle(data []byte) bool {
 			return true
 		}
 		s.log.Info("admin action", zap.String("action", req.Action), zap.String("target", req.Participant), zap.String("done", did))
-		if pl := s.srv.placement; pl != nil && (req.Action == sfu.ActionLock || req.Action == sfu.ActionUnlock) {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			if err := pl.SetLocked(ctx, s.claims.Room, req.Action == sfu.ActionLock); err != nil {
-				s.log.Warn("the cluster does not know of the lock: other nodes may admit newcomers", zap.Error(err))
-			}
-			cancel()
-		}
+		s.srv.storeModeration(s.claims.Room, req.Action)
 	case "ice_restart":
 		if err := s.p.RestartICE(); err != nil {
 			s.sendError(sfuError(req.Type, err))
@@ -252,10 +246,6 @@ func (s *session) join(token string) bool {
 		s.sendError(protocol.Errorf(code, "join", "%v", err))
 		s.End("")
 		return false
-	}
-	if s.release != nil { // a join refused before, on this socket
-		s.release()
-		s.release = nil
 	}
 	var lockedInCluster bool
 	var regions []string // the room's residency policy, in a cluster
@@ -302,6 +292,10 @@ func (s *session) join(token string) bool {
 		Admin:      claims.Admin || claims.Relay, // a relay carries the other node's moderation (lock, end) across
 		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions, Relay: claims.Relay}, s)
 	if err != nil {
+		if s.release != nil { // the relay this join would have needed
+			s.release()
+			s.release = nil
+		}
 		pe := sfuError("join", err)
 		if pe.Code == protocol.CodeInternal {
 			s.sendError(protocol.Errorf(protocol.CodeInternal, "join", "cannot join: %v", err))

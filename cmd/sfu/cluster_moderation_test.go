@@ -36,6 +36,10 @@ func TestClusterLockAndEnd(t *testing.T) {
 	if _, msg := rawJoin(t, b, regionToken(t, "board", "carol")); msg["code"] != "room_locked" {
 		t.Fatalf("carol through b while the room is locked (b has no part of it yet): %v", msg)
 	}
+	time.Sleep(300 * time.Millisecond)
+	if v := metricValue(scrape(t, b), "sfu_rooms_relayed"); v != 0 { // carol's socket is still open
+		t.Fatalf("b relays the room for a refused join: sfu_rooms_relayed = %v", v)
+	}
 	admin("unlock")
 	readUntil(t, chair, "room_state")
 	bob, msg := rawJoin(t, b, regionToken(t, "board", "bob"))

@@ -419,7 +419,8 @@ func startCluster(cfg config, s *sfu.SFU, base string, secret []byte, moved func
 		Cluster: cluster.Config{RedisURL: cfg.Redis, Secret: secret, Logger: log,
 			Node:     cluster.NodeInfo{ID: id, Region: cfg.Region, URL: base, Capacity: cfg.Capacity},
 			LoadFunc: func() int { return s.Stats().Participants }, Hosts: s.Hosts, ReleaseGrace: cfg.LeaseGrace},
-		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), OnMoved: moved, Registerer: reg})
+		RelayAPI: api, RelayToken: cluster.RelayToken(secret, cfg.TokenAudience, id), OnMoved: moved,
+		OnEnded: func(room string) { _, _ = s.EndRoom(room) }, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -29,7 +29,8 @@
 //	sfu:room:{room} hash: node (the id of the owner node), regions (the
 //	                room's residency policy, comma-separated, fixed when the room
 //	                was first placed), locked ("1" while an administrator has the
-//	                room locked), with the lease TTL; taken only if absent
+//	                room locked), ended (Unix ms of an administrator's last end of
+//	                the room), with the lease TTL; taken only if absent
 //	                (takeScript). The owner's heartbeat renews it while it still
 //	                holds it (compare-and-pexpire Lua script), and takes it again
 //	                if it lapsed and nobody else took it (Redis was unreachable
@@ -106,14 +107,15 @@ const (
 	leaseNode    = "node"
 	leaseRegions = "regions"
 	leaseLocked  = "locked"
+	leaseEnded   = "ended"
 )
 
-// lockScript sets a held lease's locked field (ARGV[1]); a room nobody holds is left alone.
-var lockScript = redis.NewScript(`
+// setScript sets a field (ARGV[1]) of a held lease to ARGV[2]; a room nobody holds is left alone.
+var setScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	return 0
 end
-redis.call('HSET', KEYS[1], 'locked', ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`)
 
 // takeScript takes a free lease (1): this node, the room's policy (ARGV[2]), the TTL (ARGV[3]); a held one is
@@ -203,7 +205,8 @@ type Lease struct {
 	Owner   NodeInfo
 	Mine    bool
 	Regions []string
-	Locked  bool // an administrator has the room locked
+	Locked  bool      // an administrator has the room locked
+	EndedAt time.Time // when an administrator last ended the room (zero: never, under this lease)
 }
 
 // lease is a room whose lease this node holds.
@@ -431,7 +434,7 @@ func (c *Cluster) Owner(ctx context.Context, room string) (NodeInfo, bool, error
 // owner reads the room's lease. It returns the holder's id even when the holder is not live (holderID non-empty,
 // ok false), so that a stale lease can be removed with compare-and-delete.
 func (c *Cluster) owner(ctx context.Context, room string) (l Lease, holderID string, ok bool, err error) {
-	vals, err := c.rdb.HMGet(ctx, roomKeyPrefix+room, leaseNode, leaseRegions, leaseLocked).Result()
+	vals, err := c.rdb.HMGet(ctx, roomKeyPrefix+room, leaseNode, leaseRegions, leaseLocked, leaseEnded).Result()
 	if err != nil {
 		return Lease{}, "", false, fmt.Errorf("cluster: read owner of room %q: %w", room, err)
 	}
@@ -442,6 +445,11 @@ func (c *Cluster) owner(ctx context.Context, room string) (l Lease, holderID str
 	regions, _ := vals[1].(string)
 	locked, _ := vals[2].(string)
 	l.Regions, l.Locked = splitRegions(regions), locked == "1"
+	if ended, _ := vals[3].(string); ended != "" {
+		if ms, err := strconv.ParseInt(ended, 10, 64); err == nil {
+			l.EndedAt = time.UnixMilli(ms)
+		}
+	}
 	l.Owner, ok, err = c.readNode(ctx, holderID)
 	if err != nil {
 		return Lease{}, holderID, false, err
@@ -580,8 +588,18 @@ func (c *Cluster) SetLocked(ctx context.Context, room string, locked bool) error
 	if locked {
 		v = "1"
 	}
-	if err := lockScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, v).Err(); err != nil {
+	if err := setScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, leaseLocked, v).Err(); err != nil {
 		return fmt.Errorf("cluster: lock room %q: %w", room, err)
+	}
+	return nil
+}
+
+// SetEnded records, with the room's lease, that an administrator ended the room now: a relay that was down then
+// ends its node's part of the room too (relays.keep). A room nobody holds is left alone.
+func (c *Cluster) SetEnded(ctx context.Context, room string) error {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	if err := setScript.Run(ctx, c.rdb, []string{roomKeyPrefix + room}, leaseEnded, now).Err(); err != nil {
+		return fmt.Errorf("cluster: end room %q: %w", room, err)
 	}
 	return nil
 }

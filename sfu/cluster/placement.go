@@ -27,6 +27,9 @@ type PlacementConfig struct {
 	// OnMoved is told that another node now holds a room this node owned (its base URL): the room's participants
 	// should go there. Nil: nobody is.
 	OnMoved func(room, ownerURL string)
+	// OnEnded is told that a room this node hosts part of was ended on another node while the relay between them
+	// was down: it should end here too. Nil: nobody is.
+	OnEnded func(room string)
 	// Registerer takes the placement's metrics (residency refusals, relayed rooms, the node's region); nil: none.
 	Registerer prometheus.Registerer
 }
@@ -69,10 +72,10 @@ func NewPlacement(ctx context.Context, cfg PlacementConfig) (*Placement, error) 
 		refusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "sfu_residency_refusals_total",
 			Help: "Joins refused because the room's region policy does not allow this node's region."})}
 	p.relays = &relays{ctx: rctx, log: log, rooms: map[string]*roomRelay{}, retry: relayRetryMin, run: r.run,
-		place: func(ctx context.Context, room string) (string, []string, bool, error) {
-			l, err := c.PlaceRoom(ctx, room, []string{self.Region})
-			return l.Owner.URL, l.Regions, l.Mine, err
-		}}
+		place: func(ctx context.Context, room string) (Lease, error) {
+			return c.PlaceRoom(ctx, room, []string{self.Region})
+		},
+		end: cfg.OnEnded}
 	if cfg.Registerer != nil {
 		relayed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sfu_rooms_relayed",
 			Help: "Rooms hosted here and relayed to their owner on another node of the region."},
@@ -165,6 +168,9 @@ func (p *Placement) Admit(ctx context.Context, room string, claim []string) erro
 	}
 	return nil
 }
+
+// SetEnded implements signaling.Placement (Cluster.SetEnded).
+func (p *Placement) SetEnded(ctx context.Context, room string) error { return p.c.SetEnded(ctx, room) }
 
 // SetLocked implements signaling.Placement (Cluster.SetLocked).
 func (p *Placement) SetLocked(ctx context.Context, room string, locked bool) error {

@@ -569,8 +569,9 @@ type relays struct {
 	ctx   context.Context // ends every relay
 	wg    sync.WaitGroup
 	run   func(ctx context.Context, room, owner string, regions []string) error // relays the room until ctx ends or a side's connection does
-	place func(ctx context.Context, room string) (ownerURL string, regions []string, mine bool, err error)
-	retry time.Duration // the first wait before placing the room again after its relay ended
+	place func(ctx context.Context, room string) (Lease, error)
+	end   func(room string) // ends the room here: it was ended on another node (nil: nothing to do)
+	retry time.Duration     // the first wait before placing the room again after its relay ended
 	log   *zap.Logger
 
 	mu    sync.Mutex
@@ -615,6 +616,7 @@ func (rs *relays) acquire(room, owner string, regions []string) func() {
 // keep runs the room's relay until ctx ends; when the owner goes away, the room is placed again: here (the
 // relay is no longer needed) or on another owner, which the relay then connects to.
 func (rs *relays) keep(ctx context.Context, room, owner string, regions []string) {
+	since := time.Now()
 	backoff := rs.retry
 	for ctx.Err() == nil {
 		err := rs.run(ctx, room, owner, regions)
@@ -633,16 +635,22 @@ func (rs *relays) keep(ctx context.Context, room, owner string, regions []string
 		}
 		backoff = min(2*backoff, relayRetryMax)
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		next, policy, mine, err := rs.place(pctx, room)
+		l, err := rs.place(pctx, room)
 		cancel()
 		switch {
 		case err != nil:
 			continue
-		case mine:
+		case l.EndedAt.After(since): // ended while the relay was down: the end did not cross it
+			rs.log.Info("the room was ended on another node: ending it here", zap.String("room", room))
+			if rs.end != nil {
+				rs.end(room)
+			}
+			return
+		case l.Mine:
 			rs.log.Info("room now owned here", zap.String("room", room))
 			return
 		}
-		owner, regions = next, policy
+		owner, regions = l.Owner.URL, l.Regions
 	}
 }
 

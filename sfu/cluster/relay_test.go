@@ -17,7 +17,13 @@ type fakeRelays struct {
 	*relays
 	runs    chan fakeRun // each run as it starts
 	placed  chan string  // each re-placement's room, as it asks
-	answers chan string  // the owner each re-placement finds; "" for this node
+	answers chan Lease   // the lease each re-placement finds (ownerAt)
+	ends    chan string  // the rooms the relays ended here because they were ended on another node
+}
+
+// ownerAt is the lease of a room owned by the node at url; "": this node.
+func ownerAt(url string) Lease {
+	return Lease{Owner: NodeInfo{URL: url}, Mine: url == "", Regions: []string{"hk"}}
 }
 
 type fakeRun struct {
@@ -29,7 +35,7 @@ type fakeRun struct {
 func newFakeRelays(t *testing.T) *fakeRelays {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fakeRelays{runs: make(chan fakeRun, 16), placed: make(chan string, 16), answers: make(chan string, 16)}
+	f := &fakeRelays{runs: make(chan fakeRun, 16), placed: make(chan string, 16), answers: make(chan Lease, 16), ends: make(chan string, 16)}
 	f.relays = &relays{ctx: ctx, log: zaptest.NewLogger(t), rooms: map[string]*roomRelay{}, retry: 10 * time.Millisecond,
 		run: func(ctx context.Context, room, owner string, _ []string) error {
 			r := fakeRun{room, owner, ctx, make(chan error, 1)}
@@ -41,15 +47,16 @@ func newFakeRelays(t *testing.T) *fakeRelays {
 				return err
 			}
 		},
-		place: func(ctx context.Context, room string) (string, []string, bool, error) {
+		place: func(ctx context.Context, room string) (Lease, error) {
 			f.placed <- room
 			select {
 			case <-ctx.Done():
-				return "", nil, false, ctx.Err()
-			case owner := <-f.answers:
-				return owner, []string{"hk"}, owner == "", nil
+				return Lease{}, ctx.Err()
+			case l := <-f.answers:
+				return l, nil
 			}
-		}}
+		},
+		end: func(room string) { f.ends <- room }}
 	t.Cleanup(func() {
 		cancel()
 		f.close()
@@ -145,7 +152,7 @@ func TestRelaysReplace(t *testing.T) {
 	}
 	first.end <- errors.New("the owner's connection ended")
 	f.waitPlaced(t, "big")
-	f.answers <- "http://b.test"
+	f.answers <- ownerAt("http://b.test")
 	second := f.waitRun(t)
 	if second.owner != "http://b.test" {
 		t.Fatalf("the relay reconnected to %s, want the new owner b", second.owner)
@@ -153,7 +160,30 @@ func TestRelaysReplace(t *testing.T) {
 
 	second.end <- errors.New("the owner's connection ended")
 	f.waitPlaced(t, "big")
-	f.answers <- "" // the room is now this node's: no relay is needed
+	f.answers <- ownerAt("") // the room is now this node's: no relay is needed
+	f.noRun(t, 200*time.Millisecond)
+}
+
+// TestRelayEndsEndedRoom: cluster issue, "a relay never recreates an ended room". An administrator ended the room
+// on the owner while the relay was reconnecting, so the end did not cross it: the room's lease says when it was
+// ended, and the relay ends the room here too instead of connecting again (or taking the room over).
+func TestRelayEndsEndedRoom(t *testing.T) {
+	f := newFakeRelays(t)
+	release := f.acquire("board", "http://a.test", []string{"hk"})
+	defer release()
+	f.waitRun(t).end <- errors.New("the owner's connection ended")
+	f.waitPlaced(t, "board")
+	l := ownerAt("http://a.test")
+	l.EndedAt = time.Now()
+	f.answers <- l
+	select {
+	case room := <-f.ends:
+		if room != "board" {
+			t.Fatalf("ended %q", room)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the relay did not end the room the owner ended")
+	}
 	f.noRun(t, 200*time.Millisecond)
 }
 
