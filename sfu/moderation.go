@@ -52,6 +52,11 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	}
 	target := rm.participant(req.Participant)
 	if target == nil {
+		if relay := rm.remoteRelay(req.Participant); relay != nil { // hosted on another node: its relay carries it
+			relay.peer.SendEvent(Event{Kind: EventRelayAdmin, Action: req.Action, ParticipantID: req.Participant,
+				Track: TrackInfo{ID: req.Track}, Publish: req.Publish})
+			return fmt.Sprintf("asked the node hosting %s to %s", req.Participant, req.Action), nil
+		}
 		return "", fmt.Errorf("no participant %.40q in the room: %w", req.Participant, ErrBadRequest)
 	}
 	switch req.Action {

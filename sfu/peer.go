@@ -62,6 +62,9 @@ const (
 	// EventMetadata tells everyone the metadata of the room (ParticipantID empty) or of a participant changed
 	// (Metadata).
 	EventMetadata
+	// EventRelayAdmin asks a relay to carry an administrator's action (Action, ParticipantID, Track.ID,
+	// Publish) to the node that hosts the participant; only relays get it.
+	EventRelayAdmin
 	// EventMoved tells a participant that the room now lives on another node (URL, its base URL): it should join
 	// there. Its session here ends next.
 	EventMoved

@@ -346,6 +346,16 @@ func (rm *Room) snapshot() []*Participant {
 }
 
 // participant finds a participant of the room by id.
+// remoteRelay is the relay that shows the other node's participant id here, or nil.
+func (rm *Room) remoteRelay(id string) *Participant {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rp := rm.remotes[id]; rp != nil {
+		return rp.relay
+	}
+	return nil
+}
+
 func (rm *Room) participant(id string) *Participant {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()

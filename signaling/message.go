@@ -77,6 +77,9 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 		return protocol.Metadata{Type: protocol.TypeMetadata, ParticipantID: ev.ParticipantID, Metadata: ev.Metadata}
 	case sfu.EventLimit:
 		return protocol.Error{Type: protocol.TypeError, Code: protocol.CodeLimit, Message: ev.Error}
+	case sfu.EventRelayAdmin:
+		return protocol.RelayAdmin{Type: protocol.TypeRelayAdmin, Action: ev.Action, ParticipantID: ev.ParticipantID,
+			TrackID: ev.Track.ID, Publish: ev.Publish}
 	case sfu.EventMoved:
 		return protocol.Redirect{Type: protocol.TypeRedirect, URL: wsURL(ev.URL), Reason: "room_moved"}
 	}

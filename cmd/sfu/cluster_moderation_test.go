@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edge-sfu/sfu/sfu/cluster/clustertest"
+	"github.com/edge-sfu/sfu/signaling/client"
 )
 
 // TestClusterLockAndEnd: cluster issue, "moderation is per node". The owner a is full, so participants who reach
@@ -98,4 +99,39 @@ func TestLostLeaseMovesTheRoom(t *testing.T) {
 		return strings.Contains(readAudit(t, dir), `"kind":"room_moved","room":"moving"`)
 	})
 	eventually(t, 5*time.Second, "a no longer hosts the room", func() bool { return a.sfu.Stats().Rooms == 0 })
+}
+
+// TestClusterAdminReachesOtherNode: cluster issue, "moderation is per node". The owner a is full, so bob is hosted
+// on b and relayed. The chair on a sees bob (the relay shows him as himself) and mutes and kicks him by his id:
+// the relay carries both to b, where bob is told he is muted, then gets bye kicked and cannot come back through b.
+func TestClusterAdminReachesOtherNode(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	chair := joinClientToken(t, ctx, a, adminToken(t, "board", "chair"))
+	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+	bobTok := regionToken(t, "board", "bob")
+	bob := joinClientToken(t, ctx, b, bobTok)
+	m.publish(t, bob)
+	eventually(t, 20*time.Second, "the chair on a receives bob's media through the relay", func() bool { return receivesAny(chair, 20) })
+
+	if err := chair.Send(map[string]any{"type": "admin", "action": "mute", "participant": bob.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if _, err := client.WaitFor(wctx, bob.events, func(m client.Message) bool { return m.Type == "moderation" && m.Action == "mute" }); err != nil {
+		t.Fatalf("bob on b is not told he is muted: %v (the chair's errors: %v)", err, chair.Errors())
+	}
+	if err := chair.Send(map[string]any{"type": "admin", "action": "kick", "participant": bob.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	waitBye(t, bob, "kicked")
+	if _, msg := rawJoin(t, b, bobTok); msg["code"] != "kicked" {
+		t.Fatalf("bob back through b after the kick on a: %v", msg)
+	}
 }

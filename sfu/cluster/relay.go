@@ -124,6 +124,10 @@ func (s *moderationSide) carry(m client.Message, other *moderationSide) error {
 			}
 			return other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: action})
 		}
+	case m.Type == protocol.TypeRelayAdmin: // an administrator of this side acted on a participant of the other
+		publish := m.Publish
+		return other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: m.Action, Participant: m.ParticipantID,
+			Track: m.TrackID, Publish: &publish})
 	case m.Type == protocol.TypeBye && m.Reason == "room_ended":
 		_ = other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: sfu.ActionEnd})
 		return errRoomEnded

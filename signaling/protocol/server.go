@@ -27,6 +27,7 @@ const (
 	TypeTranscription     = "transcription"
 	TypeRoomState         = "room_state"
 	TypeModeration        = "moderation"
+	TypeRelayAdmin        = "relay_admin" // to a relay between nodes only
 	TypeMetadata          = "metadata"
 	TypeToken             = "token"
 	TypePong              = "pong"
@@ -170,6 +171,16 @@ type Moderation struct {
 	By      string `json:"by"`
 }
 
+// RelayAdmin asks a relay between nodes to carry an administrator's action on a participant of the other node
+// (TypeRelayAdmin): the relay sends it as an admin request there, where the participant is hosted.
+type RelayAdmin struct {
+	Type          string `json:"type"`
+	Action        string `json:"action"`
+	ParticipantID string `json:"participant_id"`
+	TrackID       string `json:"track_id,omitempty"`
+	Publish       bool   `json:"publish"`
+}
+
 // MaxMetadata bounds the metadata of a room or a participant, in bytes.
 const MaxMetadata = 4096
 
@@ -241,6 +252,8 @@ func ServerMessage(typ string) any {
 		return &RoomState{}
 	case TypeModeration:
 		return &Moderation{}
+	case TypeRelayAdmin:
+		return &RelayAdmin{}
 	case TypeMetadata:
 		return &Metadata{}
 	case TypeToken:
