@@ -395,3 +395,76 @@ func (e *vp8BoolEncoder) flush() []byte {
 	}
 	return e.out
 }
+
+// TestBrowserRelayedRoom: cluster issue, "the relay flattens the room". The owner a is full, so a page that
+// reaches b is hosted there and the room relayed. The page names the presenter (who publishes on a) by its name,
+// not the relay's, decodes 1920x1080 once its tile asks for it, and the low layer once it shrinks: every simulcast
+// layer crosses the relay.
+func TestBrowserRelayedRoom(t *testing.T) {
+	exe := chromiumPath(t)
+	redis := clustertest.StartRedis(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1)
+	b := clusterNode(t, redis, "hk", "hk-b", 100)
+	knowEachOther(t, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	room := "relayed"
+	presenter := joinClientToken(t, ctx, a, token(t, room, "ada", true, false))
+	publishGraySimulcast(t, m, presenter)
+	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+
+	tab := openPage(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=viewer&publish=0&token=%s", b.baseURL(), room,
+		url.QueryEscape(token(t, room, "viewer", false, true))))
+	waitStats(t, tab, "viewer", 40*time.Second, "the presenter's video", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+	if v := metricValue(scrape(t, b), "sfu_rooms_relayed"); v != 1 {
+		t.Fatalf("sfu_rooms_relayed on b = %v: the page is not on the relayed node", v)
+	}
+	names, err := chromedp.Run(tab, chromedp.Evaluate[string](
+		`[...document.querySelectorAll('.tile:not(.local) .name')].map(e => e.textContent).join('|')`))
+	if err != nil || !strings.Contains(names, "Name of ada") || strings.Contains(names, "relay") {
+		t.Fatalf("the remote tiles are named %q (%v), want the presenter's name", names, err)
+	}
+	setTileSize(t, tab, 1920, 1080)
+	st, took := waitStats(t, tab, "viewer", 60*time.Second, "1920x1080 through the relay", func(st pageStats) bool {
+		return st.maxVideo().FrameWidth >= 1920 && st.maxVideo().FrameHeight >= 1080
+	})
+	t.Logf("1080p on the relayed node %v after the tile grew (%s)", took.Round(time.Millisecond), st)
+	setTileSize(t, tab, 320, 180)
+	st, took = waitStats(t, tab, "viewer", 30*time.Second, "at most 480x270 for a 320x180 tile", func(st pageStats) bool {
+		v := st.maxVideo()
+		return v.FrameWidth > 0 && v.FrameWidth <= 480 && v.FrameHeight <= 270
+	})
+	t.Logf("the low layer on the relayed node %v after the tile shrank (%s)", took.Round(time.Millisecond), st)
+}
+
+// publishGraySimulcast publishes from tc a camera in three simulcast layers (q 480x270, h 960x540, f 1920x1080)
+// of gray key frames a browser decodes, fed until m stops.
+func publishGraySimulcast(t *testing.T, m *mediaRun, tc *testClient) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	sv, err := tc.PublishSimulcastVP8(pctx, "camera", tc.ID(), "q", "h", "f")
+	if err != nil {
+		t.Fatalf("publish simulcast: %v", err)
+	}
+	for i, size := range [][2]int{{480, 270}, {960, 540}, {1920, 1080}} {
+		frame := vp8GrayKeyframe(size[0], size[1])
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			tick := time.NewTicker(time.Second / 15)
+			defer tick.Stop()
+			for {
+				select {
+				case <-m.ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if sv.WriteFrame(i, frame, 6000) != nil {
+					return
+				}
+			}
+		}()
+	}
+}
