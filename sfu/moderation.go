@@ -33,6 +33,12 @@ type AdminRequest struct {
 	Publish     bool   // set_role: may publish
 }
 
+// relayAdmin asks p, a relay, to carry an administrator's request to the node that hosts its target.
+func (p *Participant) relayAdmin(req AdminRequest) {
+	p.peer.SendEvent(Event{Kind: EventRelayAdmin, Action: req.Action, ParticipantID: req.Participant,
+		Track: TrackInfo{ID: req.Track}, Publish: req.Publish})
+}
+
 // AdminAction carries out an administrator's request, checking the right on the server. It returns a
 // description of what was done, for the audit log.
 func (p *Participant) AdminAction(req AdminRequest) (string, error) {
@@ -53,8 +59,7 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	target := rm.participant(req.Participant)
 	if target == nil {
 		if relay := rm.remoteRelay(req.Participant); relay != nil { // hosted on another node: its relay carries it
-			relay.peer.SendEvent(Event{Kind: EventRelayAdmin, Action: req.Action, ParticipantID: req.Participant,
-				Track: TrackInfo{ID: req.Track}, Publish: req.Publish})
+			relay.relayAdmin(req)
 			return fmt.Sprintf("asked the node hosting %s to %s", req.Participant, req.Action), nil
 		}
 		return "", fmt.Errorf("no participant %.40q in the room: %w", req.Participant, ErrBadRequest)

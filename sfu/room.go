@@ -346,6 +346,19 @@ func (rm *Room) snapshot() []*Participant {
 }
 
 // participant finds a participant of the room by id.
+// remoteRelays are the relays that show the other nodes' participants of identity here, by participant id.
+func (rm *Room) remoteRelays(identity string) map[string]*Participant {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	out := map[string]*Participant{}
+	for id, rp := range rm.remotes {
+		if rp.info.Identity == identity {
+			out[id] = rp.relay
+		}
+	}
+	return out
+}
+
 // remoteRelay is the relay that shows the other node's participant id here, or nil.
 func (rm *Room) remoteRelay(id string) *Participant {
 	rm.mu.Lock()

@@ -191,6 +191,25 @@ func (s *SFU) SetRoomMetadata(room, md string) (RoomInfo, error) {
 
 // sessions finds every session of an identity in a room (WebSocket, WHIP and WHEP ones coexist); ErrNotFound if
 // the room or the identity is not here.
+// relayToRemote asks the relays that show identity's participants here (they are hosted on another node) to carry
+// an administrator's request there; ErrNotFound if there are none.
+func (s *SFU) relayToRemote(room, identity string, req AdminRequest) (string, error) {
+	rm, err := s.openRoom(room)
+	if err != nil {
+		return "", err
+	}
+	var done []string
+	for id, relay := range rm.remoteRelays(identity) {
+		req.Participant = id
+		relay.relayAdmin(req)
+		done = append(done, fmt.Sprintf("asked the node hosting %s (%s) to %s", identity, id, req.Action))
+	}
+	if len(done) == 0 {
+		return "", fmt.Errorf("no participant %.40q in room %.40q: %w", identity, room, ErrNotFound)
+	}
+	return strings.Join(done, "; "), nil
+}
+
 func (s *SFU) sessions(room, identity string) (*Room, []*Participant, error) {
 	rm, err := s.openRoom(room)
 	if err != nil {
@@ -216,6 +235,13 @@ func (s *SFU) sessions(room, identity string) (*Room, []*Participant, error) {
 // ErrNotFound if the room or the participant is not here, ErrBadRequest if it publishes no such track.
 func (s *SFU) MuteParticipant(room, identity, trackID string, muted bool) (string, error) {
 	rm, ps, err := s.sessions(room, identity)
+	if errors.Is(err, ErrNotFound) {
+		action := ActionUnmute
+		if muted {
+			action = ActionMute
+		}
+		return s.relayToRemote(room, identity, AdminRequest{Action: action, Track: trackID})
+	}
 	if err != nil {
 		return "", err
 	}
@@ -342,6 +368,9 @@ func (s *SFU) Participants(room string) ([]ParticipantInfo, error) {
 // what it did; ErrNotFound if the room or the participant is not here.
 func (s *SFU) RemoveParticipant(room, identity string) (string, error) {
 	rm, targets, err := s.sessions(room, identity)
+	if errors.Is(err, ErrNotFound) {
+		return s.relayToRemote(room, identity, AdminRequest{Action: ActionKick})
+	}
 	if err != nil {
 		return "", err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -102,8 +103,9 @@ func TestLostLeaseMovesTheRoom(t *testing.T) {
 }
 
 // TestClusterAdminReachesOtherNode: cluster issue, "moderation is per node". The owner a is full, so bob is hosted
-// on b and relayed. The chair on a sees bob (the relay shows him as himself) and mutes and kicks him by his id:
-// the relay carries both to b, where bob is told he is muted, then gets bye kicked and cannot come back through b.
+// on b and relayed. The chair on a sees bob (the relay shows him as himself) and mutes him by his id, and the
+// server API on a removes him: the relay carries both to b, where bob is told he is muted, then gets bye kicked
+// and cannot come back through b.
 func TestClusterAdminReachesOtherNode(t *testing.T) {
 	redis := clustertest.StartRedis(t)
 	a := clusterNode(t, redis, "hk", "hk-a", 1)
@@ -127,8 +129,9 @@ func TestClusterAdminReachesOtherNode(t *testing.T) {
 	if _, err := client.WaitFor(wctx, bob.events, func(m client.Message) bool { return m.Type == "moderation" && m.Action == "mute" }); err != nil {
 		t.Fatalf("bob on b is not told he is muted: %v (the chair's errors: %v)", err, chair.Errors())
 	}
-	if err := chair.Send(map[string]any{"type": "admin", "action": "kick", "participant": bob.ID()}); err != nil {
-		t.Fatal(err)
+	// The server API, asked on a (which hosts the room), removes bob too: the relay carries the kick.
+	if st := apiCall(t, a, "DELETE", "/api/v1/rooms/board/participants/bob", apiToken(t, ""), nil); st != http.StatusNoContent {
+		t.Fatalf("remove bob through a's API: status %d", st)
 	}
 	waitBye(t, bob, "kicked")
 	if _, msg := rawJoin(t, b, bobTok); msg["code"] != "kicked" {
