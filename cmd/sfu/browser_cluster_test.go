@@ -402,17 +402,10 @@ func (e *vp8BoolEncoder) flush() []byte {
 // layer crosses the relay.
 func TestBrowserRelayedRoom(t *testing.T) {
 	exe := chromiumPath(t)
-	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 1)
-	b := clusterNode(t, redis, "hk", "hk-b", 100)
-	knowEachOther(t, a, b)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
 	room := "relayed"
-	presenter := joinClientToken(t, ctx, a, token(t, room, "ada", true, false))
-	publishGraySimulcast(t, m, presenter)
-	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+	sp := spilledRoom(t, 150*time.Second, token(t, room, "ada", true, false))
+	b, ctx := sp.b, sp.ctx
+	publishGraySimulcast(t, sp.m, sp.first)
 
 	tab := openPage(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=viewer&publish=0&token=%s", b.baseURL(), room,
 		url.QueryEscape(token(t, room, "viewer", false, true))))

@@ -107,15 +107,8 @@ func TestLostLeaseMovesTheRoom(t *testing.T) {
 // server API on a removes him: the relay carries both to b, where bob is told he is muted, then gets bye kicked
 // and cannot come back through b.
 func TestClusterAdminReachesOtherNode(t *testing.T) {
-	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 1)
-	b := clusterNode(t, redis, "hk", "hk-b", 100)
-	knowEachOther(t, a, b)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	chair := joinClientToken(t, ctx, a, adminToken(t, "board", "chair"))
-	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+	sp := spilledRoom(t, 60*time.Second, adminToken(t, "board", "chair"))
+	a, b, ctx, m, chair := sp.a, sp.b, sp.ctx, sp.m, sp.first
 	bobTok := regionToken(t, "board", "bob")
 	bob := joinClientToken(t, ctx, b, bobTok)
 	m.publish(t, bob)

@@ -48,14 +48,8 @@ func (l *eventLog) waitFor(t *testing.T, timeout time.Duration, what string, mat
 // in b's events and in a newcomer's joined, her sources, her mutes; the relay itself is nobody's participant.
 // On a, alice sees bob the same way.
 func TestClusterRelayKeepsPublishers(t *testing.T) {
-	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 1)
-	b := clusterNode(t, redis, "hk", "hk-b", 100)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	alice := joinClient(t, ctx, a, "big", "alice")
-	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	sp := spilledRoom(t, 60*time.Second, token(t, "big", "alice", true, true))
+	b, ctx, m, alice := sp.b, sp.ctx, sp.m, sp.first
 	bob := joinClient(t, ctx, b, "big", "bob")
 	m.publish(t, alice)
 	m.publish(t, bob)
@@ -252,14 +246,8 @@ func TestClusterRelaySimulcast(t *testing.T) {
 // TestClusterRelaySpeakers: a speaker on the owner is an active speaker on the other node too, under its own id:
 // its audio levels cross the relay with its packets, and a listener there is told who speaks.
 func TestClusterRelaySpeakers(t *testing.T) {
-	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 1)
-	b := clusterNode(t, redis, "hk", "hk-b", 100)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	media := startMedia(t, ctx)
-	alice := joinClient(t, ctx, a, "talk", "alice")
-	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	sp := spilledRoom(t, 60*time.Second, token(t, "talk", "alice", true, true))
+	b, ctx, media, alice := sp.b, sp.ctx, sp.m, sp.first
 	bob := joinClient(t, ctx, b, "talk", "bob")
 	speaking := publishSpeaking(t, ctx, media, alice)
 	speaking.level <- 10

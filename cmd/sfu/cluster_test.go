@@ -54,6 +54,29 @@ func waitLoad(t *testing.T, rdb *goredis.Client, nodeID string, load int) {
 	})
 }
 
+// spill is a region of two nodes on a new Redis, a taking one participant and b a hundred, whose first
+// participant (first) has joined a and filled it: from then on joins through b stay on b and the room is relayed.
+type spill struct {
+	a, b  *node
+	ctx   context.Context // ends with the test, within its timeout
+	m     *mediaRun
+	first *testClient
+}
+
+// spilledRoom starts a spill whose first participant joins a with firstToken.
+func spilledRoom(t *testing.T, timeout time.Duration, firstToken string) *spill {
+	t.Helper()
+	redis := clustertest.StartRedis(t)
+	sp := &spill{a: clusterNode(t, redis, "hk", "hk-a", 1), b: clusterNode(t, redis, "hk", "hk-b", 100)}
+	knowEachOther(t, sp.a, sp.b)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	sp.ctx, sp.m = ctx, startMedia(t, ctx)
+	sp.first = joinClientToken(t, ctx, sp.a, firstToken)
+	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+	return sp
+}
+
 // sfuParticipants is how many participants a node hosts.
 func sfuParticipants(n *node) int { return n.sfu.Stats().Participants }
 
@@ -99,14 +122,8 @@ func TestClusterRedirect(t *testing.T) {
 // TestClusterRelay: when the owner is full, a participant who reaches another node is hosted there and the
 // room is relayed between the two nodes: they see and hear each other through the relay.
 func TestClusterRelay(t *testing.T) {
-	redis := clustertest.StartRedis(t)
-	a := clusterNode(t, redis, "hk", "hk-a", 1)
-	b := clusterNode(t, redis, "hk", "hk-b", 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	m := startMedia(t, ctx)
-	alice := joinClient(t, ctx, a, "big", "alice")
-	time.Sleep(1500 * time.Millisecond) // a's load reaches Redis with its next heartbeat
+	sp := spilledRoom(t, 60*time.Second, token(t, "big", "alice", true, true))
+	a, b, ctx, m, alice := sp.a, sp.b, sp.ctx, sp.m, sp.first
 	bob := joinClient(t, ctx, b, "big", "bob")
 	m.publish(t, alice)
 	m.publish(t, bob)
