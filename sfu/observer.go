@@ -88,12 +88,15 @@ func (s *SFU) notify(n Notice) {
 
 // notifyParticipant tells the observer of a participant's join; rm.mu is held.
 func (rm *Room) notifyJoinedLocked(p *Participant) {
+	if p.relay { // its tracks are the other node's participants', which that node reports
+		return
+	}
 	rm.sfu.notify(Notice{Kind: NoticeParticipantJoined, Room: rm.Ref(), Participant: p.Info(), Session: p.session})
 }
 
 // notifyLeftLocked tells the observer that q left, after each of its tracks; rm.mu is held.
 func (rm *Room) notifyLeftLocked(q *Participant) {
-	if rm.sfu.observer == nil {
+	if rm.sfu.observer == nil || q.relay {
 		return
 	}
 	info := q.Info()
@@ -106,7 +109,7 @@ func (rm *Room) notifyLeftLocked(q *Participant) {
 
 // notifyTrackLocked tells the observer of one of p's tracks; rm.mu is held.
 func (rm *Room) notifyTrackLocked(kind NoticeKind, p *Participant, t TrackInfo) {
-	if rm.sfu.observer == nil {
+	if rm.sfu.observer == nil || p.relay {
 		return
 	}
 	info := p.Info()

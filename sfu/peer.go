@@ -111,6 +111,7 @@ type ParticipantInfo struct {
 	ValidUntil     time.Time // the end of its token (JoinRequest.ValidUntil); zero: none
 	JoinedAt       time.Time // when it joined (this session)
 	Metadata       string    // set by the server API (SetParticipantMetadata)
+	Remote         bool      // hosted on another node of the cluster, shown here through a relay
 }
 
 // TrackInfo describes a published track.

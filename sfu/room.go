@@ -154,6 +154,7 @@ type remoteParticipant struct {
 // infoLocked describes the remote participant and its tracks; rm.mu is held.
 func (rp *remoteParticipant) infoLocked() ParticipantInfo {
 	info := rp.info
+	info.Remote = true
 	info.Tracks = make([]TrackInfo, 0, len(rp.tracks))
 	for _, t := range rp.tracks {
 		info.Tracks = append(info.Tracks, t.Info())
@@ -339,13 +340,30 @@ func (rm *Room) broadcastLocked(from *Participant, ev Event) {
 }
 
 // snapshot returns the room's participants.
+// members are the room's participants as its participants see them: those here but the relays, and the other
+// nodes' participants the relays show (Remote).
+func (rm *Room) members() []ParticipantInfo {
+	ps := rm.snapshot()
+	out := make([]ParticipantInfo, 0, len(ps))
+	for _, p := range ps {
+		if !p.relay {
+			out = append(out, p.Info())
+		}
+	}
+	rm.mu.Lock()
+	for _, rp := range rm.remotes {
+		out = append(out, rp.infoLocked())
+	}
+	rm.mu.Unlock()
+	return out
+}
+
 func (rm *Room) snapshot() []*Participant {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	return slices.Collect(maps.Values(rm.participants))
 }
 
-// participant finds a participant of the room by id.
 // remoteRelays are the relays that show the other nodes' participants of identity here, by participant id.
 func (rm *Room) remoteRelays(identity string) map[string]*Participant {
 	rm.mu.Lock()
@@ -369,6 +387,7 @@ func (rm *Room) remoteRelay(id string) *Participant {
 	return nil
 }
 
+// participant finds a participant of the room by id.
 func (rm *Room) participant(id string) *Participant {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()

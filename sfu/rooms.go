@@ -69,7 +69,13 @@ func (s *SFU) Room(name string) (RoomInfo, error) {
 func (rm *Room) info() RoomInfo {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
-	return RoomInfo{Name: rm.name, Participants: len(rm.participants), CreatedAt: rm.created, Metadata: rm.metadata,
+	members := len(rm.remotes)
+	for _, p := range rm.participants {
+		if !p.relay {
+			members++
+		}
+	}
+	return RoomInfo{Name: rm.name, Participants: members, CreatedAt: rm.created, Metadata: rm.metadata,
 		Settings: rm.settings, Regions: slices.Clone(rm.regions), EmptyTimeout: rm.keepEmpty}
 }
 
@@ -352,11 +358,7 @@ func (s *SFU) Participants(room string) ([]ParticipantInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := rm.snapshot()
-	out := make([]ParticipantInfo, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.Info())
-	}
+	out := rm.members()
 	slices.SortFunc(out, func(a, b ParticipantInfo) int {
 		return cmp.Or(a.JoinedAt.Compare(b.JoinedAt), cmp.Compare(a.ID, b.ID))
 	})

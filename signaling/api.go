@@ -101,7 +101,8 @@ type apiParticipant struct {
 	Admin     bool       `json:"admin"`
 	JoinedAt  time.Time  `json:"joined_at"`
 	Metadata  string     `json:"metadata"`
-	Node      string     `json:"node"`
+	Node      string     `json:"node"`             // "": another node of the cluster (remote)
+	Remote    bool       `json:"remote,omitempty"` // hosted on another node, shown here through a relay
 }
 
 type apiTrack struct {
@@ -159,8 +160,12 @@ func (srv *Server) toAPIParticipant(p sfu.ParticipantInfo) apiParticipant {
 	for _, t := range p.Tracks {
 		tracks = append(tracks, apiTrack{ID: t.ID, Kind: t.Kind, Source: t.Source, Muted: t.Muted})
 	}
-	return apiParticipant{ID: p.ID, Identity: p.Identity, Name: p.Name, Tracks: tracks, Publish: p.CanPublish,
-		Subscribe: p.CanSubscribe, Admin: p.Admin, JoinedAt: p.JoinedAt.UTC(), Metadata: p.Metadata, Node: srv.apiNodeID()}
+	ap := apiParticipant{ID: p.ID, Identity: p.Identity, Name: p.Name, Tracks: tracks, Publish: p.CanPublish,
+		Subscribe: p.CanSubscribe, Admin: p.Admin, JoinedAt: p.JoinedAt.UTC(), Metadata: p.Metadata, Node: srv.apiNodeID(), Remote: p.Remote}
+	if p.Remote {
+		ap.Node = ""
+	}
+	return ap
 }
 
 // apiRemoveParticipant removes a participant, by identity, as an administrator's kick does (bye kicked, and its

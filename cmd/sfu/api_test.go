@@ -75,6 +75,7 @@ type apiParticipants struct {
 		Subscribe bool      `json:"subscribe"`
 		Admin     bool      `json:"admin"`
 		JoinedAt  time.Time `json:"joined_at"`
+		Remote    bool      `json:"remote"`
 	} `json:"participants"`
 }
 

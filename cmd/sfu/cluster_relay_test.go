@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -107,6 +109,20 @@ func TestClusterRelayKeepsPublishers(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("carol's joined on b does not list alice: %+v", carol.Joined.Participants)
+	}
+
+	// The server API on b lists the room as its participants see it: alice (hosted on a, marked remote), not the relay.
+	var ps apiParticipants
+	if st := apiCall(t, b, "GET", "/api/v1/rooms/big/participants", apiToken(t, ""), &ps); st != http.StatusOK {
+		t.Fatalf("participants on b: %d", st)
+	}
+	var listed []string
+	for _, p := range ps.Participants {
+		listed = append(listed, fmt.Sprintf("%s(remote=%v)", p.Identity, p.Remote))
+	}
+	if !slices.Contains(listed, "alice(remote=true)") || !slices.Contains(listed, "bob(remote=false)") ||
+		slices.ContainsFunc(listed, func(s string) bool { return strings.HasPrefix(s, "relay-") }) {
+		t.Errorf("b's API lists %v, want alice (remote) and bob, and no relay", listed)
 	}
 
 	// Another session of alice's identity on b is hers, not replaced by, nor replacing, the alice relayed from a.
