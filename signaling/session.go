@@ -205,6 +205,9 @@ func (s *session) handle(data []byte) bool {
 		}
 	case "admin":
 		publish := req.Publish != nil && *req.Publish
+		if s.p.IsAdmin() { // stored for the other nodes first: none admits a newcomer once the room hears of a lock
+			s.srv.storeModeration(s.claims.Room, req.Action)
+		}
 		did, err := s.p.AdminAction(sfu.AdminRequest{Action: req.Action, Participant: req.Participant, Track: req.Track, Publish: publish})
 		kind := audit.KindAdmin
 		if req.Action == sfu.ActionSetRole {
@@ -221,7 +224,6 @@ func (s *session) handle(data []byte) bool {
 			return true
 		}
 		s.log.Info("admin action", zap.String("action", req.Action), zap.String("target", req.Participant), zap.String("done", did))
-		s.srv.storeModeration(s.claims.Room, req.Action)
 	case "ice_restart":
 		if err := s.p.RestartICE(); err != nil {
 			s.sendError(sfuError(req.Type, err))
