@@ -16,6 +16,7 @@ type Spreader struct {
 	tasks chan *spreadPart
 	done  chan struct{}
 	wg    sync.WaitGroup
+	calls sync.Pool // *spreadCall: a fan-out's parts and totals, reused so that sharing one allocates nothing
 
 	mu     sync.RWMutex // held for reading while a part is handed over; Close takes it to stop handing over
 	closed bool
@@ -39,9 +40,18 @@ type spreadPart struct {
 	wg          *sync.WaitGroup
 }
 
+// spreadCall is what one shared fan-out needs: its parts, and the totals and wait group they report to. spread
+// takes one from the Spreader's pool and gives it back once every part is written.
+type spreadCall struct {
+	wg          sync.WaitGroup
+	sent, bytes atomic.Uint64
+	parts       []spreadPart
+}
+
 // NewSpreader starts a pool of workers goroutines; Close stops them.
 func NewSpreader(workers int) *Spreader {
 	s := &Spreader{tasks: make(chan *spreadPart, workers), done: make(chan struct{})}
+	s.calls.New = func() any { return &spreadCall{parts: make([]spreadPart, 0, workers)} }
 	for i := 0; i < workers; i++ {
 		s.wg.Add(1)
 		go s.work()
@@ -109,18 +119,27 @@ func (p *spreadPart) run() {
 func (s *Spreader) spread(r *Receiver, pi *Packet, downs []*DownTrack, start int) (sent, bytes uint64) {
 	n := len(downs)
 	parts := max(min(n/spreadMinPart, cap(s.tasks)+1), 1)
-	var wg sync.WaitGroup
-	var sentAll, bytesAll atomic.Uint64
+	c := s.calls.Get().(*spreadCall)
+	c.sent.Store(0)
+	c.bytes.Store(0)
+	if cap(c.parts) < parts-1 { // the workers hold pointers into it: it must not grow while they run
+		c.parts = make([]spreadPart, 0, parts-1)
+	}
 	size := (n + parts - 1) / parts
 	for lo := size; lo < n; lo += size {
-		p := &spreadPart{r: r, pi: *pi, downs: downs, start: start, lo: lo, hi: min(lo+size, n),
-			sent: &sentAll, bytes: &bytesAll, wg: &wg}
-		wg.Add(1)
+		c.parts = append(c.parts, spreadPart{r: r, pi: *pi, downs: downs, start: start, lo: lo, hi: min(lo+size, n),
+			sent: &c.sent, bytes: &c.bytes, wg: &c.wg})
+		p := &c.parts[len(c.parts)-1]
+		c.wg.Add(1)
 		if !s.offer(p) {
 			p.run()
 		}
 	}
 	own, ownBytes := r.fanOut(pi, downs, start, 0, min(size, n))
-	wg.Wait()
-	return own + sentAll.Load(), ownBytes + bytesAll.Load()
+	c.wg.Wait()
+	sent, bytes = own+c.sent.Load(), ownBytes+c.bytes.Load()
+	clear(c.parts) // no packet or down-track outlives the fan-out in the pool
+	c.parts = c.parts[:0]
+	s.calls.Put(c)
+	return sent, bytes
 }
