@@ -348,14 +348,7 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 	if err != nil {
 		return
 	}
-	b.mu.Lock()
-	b.sources[out] = uint32(in.SSRC())
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.sources, out)
-		b.mu.Unlock()
-	}()
+	defer b.source(out, in)()
 	b.pubMu.Lock()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	senders, err := b.pub.Publish(pctx, out)
@@ -379,16 +372,7 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 	// its number on this side's.
 	inLevel := extensionID(rr.GetParameters().HeaderExtensions, sdp.AudioLevelURI)
 	outLevel := extensionID(senders[0].GetParameters().HeaderExtensions, sdp.AudioLevelURI)
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for {
-		n, _, err := in.Read(buf)
-		if err != nil {
-			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil {
-			continue
-		}
+	copyPackets(in, func(pkt *rtp.Packet) {
 		var level []byte
 		if inLevel != 0 {
 			level = pkt.GetExtension(inLevel)
@@ -398,7 +382,35 @@ func (b *bridgeSide) forward(ctx context.Context, pid string, in *webrtc.TrackRe
 		if len(level) > 0 && outLevel != 0 {
 			_ = pkt.Header.SetExtension(outLevel, level)
 		}
-		_ = out.WriteRTP(&pkt) // a sender not bound yet drops the packet; the track goes on
+		_ = out.WriteRTP(pkt) // a sender not bound yet drops the packet; the track goes on
+	})
+}
+
+// source records that keyframe requests for out go to in's sender on the other side; the returned function
+// forgets it.
+func (b *bridgeSide) source(out webrtc.TrackLocal, in *webrtc.TrackRemote) func() {
+	b.mu.Lock()
+	b.sources[out] = uint32(in.SSRC())
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		delete(b.sources, out)
+		b.mu.Unlock()
+	}
+}
+
+// copyPackets reads in's packets and gives each to write (the same packet, reused) until in ends.
+func copyPackets(in *webrtc.TrackRemote, write func(*rtp.Packet)) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := in.Read(buf)
+		if err != nil {
+			return
+		}
+		if pkt.Unmarshal(buf[:n]) == nil {
+			write(&pkt)
+		}
 	}
 }
 
@@ -456,26 +468,10 @@ func (b *bridgeSide) forwardLayer(ctx context.Context, pid, id string, layer int
 		return
 	}
 	out := v.sc.Layers[layer]
-	b.mu.Lock()
-	b.sources[out] = uint32(in.SSRC())
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		delete(b.sources, out)
-		b.mu.Unlock()
-	}()
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	for {
-		n, _, err := in.Read(buf)
-		if err != nil {
-			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil {
-			continue
-		}
-		_ = v.sc.WriteRTP(layer, &pkt) // a layer not bound yet drops the packet; the track goes on
-	}
+	defer b.source(out, in)()
+	copyPackets(in, func(pkt *rtp.Packet) {
+		_ = v.sc.WriteRTP(layer, pkt) // a layer not bound yet drops the packet; the track goes on
+	})
 }
 
 // publishVideo announces and publishes the video id as a simulcast track, then marks v ready.
