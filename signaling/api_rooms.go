@@ -3,7 +3,6 @@ package signaling
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,7 +43,7 @@ func (srv *Server) apiRoom(r *http.Request, _ *Claims) (apiResult, error) {
 	}
 	info, err := srv.sfu.Room(room)
 	if err != nil {
-		return apiResult{}, apiSFUError(err)
+		return apiResult{}, sfuError("", err)
 	}
 	return apiResult{status: http.StatusOK, body: srv.toAPIRoomDetail(info), detail: map[string]any{"participants": info.Participants}}, nil
 }
@@ -68,7 +67,7 @@ func (srv *Server) apiUpdateRoom(r *http.Request, _ *Claims) (apiResult, error) 
 		info, err = srv.sfu.SetRoomMetadata(room, *req.Metadata)
 	}
 	if err != nil {
-		return apiResult{}, apiSFUError(err)
+		return apiResult{}, sfuError("", err)
 	}
 	return apiResult{status: http.StatusOK, body: srv.toAPIRoomDetail(info), detail: map[string]any{"metadata_len": len(info.Metadata)}}, nil
 }
@@ -92,7 +91,7 @@ func (srv *Server) apiMute(r *http.Request, _ *Claims) (apiResult, error) {
 	identity := r.PathValue("identity")
 	did, err := srv.sfu.MuteParticipant(room, identity, req.Track, *req.Muted)
 	if err != nil {
-		return apiResult{}, apiSFUError(err)
+		return apiResult{}, sfuError("", err)
 	}
 	p, err := srv.participant(room, identity)
 	if err != nil {
@@ -121,7 +120,7 @@ func (srv *Server) apiUpdateParticipant(r *http.Request, _ *Claims) (apiResult, 
 	info, err := srv.sfu.UpdateParticipant(room, identity, sfu.ParticipantUpdate{Publish: req.Publish, Subscribe: req.Subscribe,
 		Admin: req.Admin, Metadata: req.Metadata})
 	if err != nil {
-		return apiResult{}, apiSFUError(err)
+		return apiResult{}, sfuError("", err)
 	}
 	detail := map[string]any{"target": identity, "publish": info.CanPublish, "subscribe": info.CanSubscribe, "admin": info.Admin}
 	return apiResult{status: http.StatusOK, body: srv.toAPIParticipant(info), detail: detail}, nil
@@ -131,7 +130,7 @@ func (srv *Server) apiUpdateParticipant(r *http.Request, _ *Claims) (apiResult, 
 func (srv *Server) participant(room, identity string) (apiParticipant, error) {
 	infos, err := srv.sfu.Participants(room)
 	if err != nil {
-		return apiParticipant{}, apiSFUError(err)
+		return apiParticipant{}, sfuError("", err)
 	}
 	for _, p := range infos {
 		if p.Identity == identity {
@@ -222,7 +221,7 @@ func (srv *Server) apiCreateRoom(r *http.Request, c *Claims) (apiResult, error) 
 	info, err := srv.sfu.CreateRoom(req.name, sfu.RoomOptions{Settings: req.settings, Metadata: req.metadata, Regions: regions,
 		EmptyTimeout: req.emptyTimeout})
 	if err != nil {
-		return apiResult{}, apiSFUError(err)
+		return apiResult{}, sfuError("", err)
 	}
 	return apiResult{status: http.StatusCreated, body: srv.toAPIRoomDetail(info), detail: map[string]any{"created": req.name}}, nil
 }
@@ -251,12 +250,4 @@ func readAPIBody(r *http.Request, v any) error {
 		return protocol.Errorf(protocol.CodeBadRequest, "", "the body: %v", err)
 	}
 	return nil
-}
-
-// apiSFUError maps an SFU error to the protocol's (sfuError), with the API's own: a room that exists already.
-func apiSFUError(err error) *protocol.ProtocolError {
-	if errors.Is(err, sfu.ErrExists) {
-		return protocol.Errorf(protocol.CodeExists, "", "%v", err)
-	}
-	return sfuError("", err)
 }

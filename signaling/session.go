@@ -327,7 +327,7 @@ var sfuErrorCodes = []struct {
 	{sfu.ErrBadSDP, protocol.CodeBadSDP}, {sfu.ErrOutOfOrder, protocol.CodeOutOfOrder}, {sfu.ErrForbidden, protocol.CodeForbidden},
 	{sfu.ErrBadRequest, protocol.CodeBadRequest}, {sfu.ErrRoomFull, protocol.CodeRoomFull}, {sfu.ErrRoomLocked, protocol.CodeRoomLocked},
 	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrKicked, protocol.CodeKicked}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
-	{sfu.ErrNotFound, protocol.CodeNotFound},
+	{sfu.ErrNotFound, protocol.CodeNotFound}, {sfu.ErrExists, protocol.CodeExists},
 }
 
 // sfuError maps an SFU error to a protocol error.
