@@ -59,6 +59,9 @@ func whipPublish(t *testing.T, n *node, m *mediaRun, api *webrtc.API, tok, room,
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHIP POST: %s: %s", resp.Status, answer)
 	}
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/whip/"+room+"/") || resp.Header.Get("Content-Type") != "application/sdp" {
+		t.Fatalf("WHIP answer: Location %q, Content-Type %q", loc, resp.Header.Get("Content-Type"))
+	}
 	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/edge-sfu/sfu/media/synth"
 	"github.com/edge-sfu/sfu/sfu/cluster"
 	"github.com/edge-sfu/sfu/signaling/client"
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 )
@@ -85,48 +84,10 @@ func TestWHIPAndWHEP(t *testing.T) {
 	viewer := joinClient(t, ctx, n, "live", "ws-viewer")
 
 	// WHIP publisher.
-	pub, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "obs-video", "obs")
-	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "obs-audio", "obs")
-	var wantKey atomic.Bool
-	for _, tr := range []webrtc.TrackLocal{video, audio} {
-		s, err := pub.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for {
-				pkts, _, err := s.Sender().ReadRTCP()
-				if err != nil {
-					return
-				}
-				for _, p := range pkts {
-					if _, ok := p.(*rtcp.PictureLossIndication); ok {
-						wantKey.Store(true)
-					}
-				}
-			}
-		}()
-	}
 	pubTok := token(t, "live", "obs", true, false)
-	resp, answer := httpOffer(t, n.baseURL()+"/whip/live", pubTok, "application/sdp", gatheredOffer(t, pub))
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP POST: %s: %s", resp.Status, answer)
-	}
-	whipLocation := resp.Header.Get("Location")
-	if !strings.HasPrefix(whipLocation, "/whip/live/") || resp.Header.Get("Content-Type") != "application/sdp" {
-		t.Fatalf("WHIP answer: Location %q, Content-Type %q", whipLocation, resp.Header.Get("Content-Type"))
-	}
-	if err := pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	feedWHIP(feeds, audio, video, &wantKey, 1280, 720)
+	whipLocation := whipPublish(t, n, feeds, api, pubTok, "live", "obs-video", "obs-audio", false)
 
-	whipID := whipLocation[strings.LastIndex(whipLocation, "/")+1:]
+	whipID := sessionID(whipLocation)
 	eventually(t, 10*time.Second, "the WebSocket viewer receives the WHIP publisher's audio and video", func() bool {
 		return receivesFrom(viewer, whipID, 20)
 	})
@@ -134,7 +95,7 @@ func TestWHIPAndWHEP(t *testing.T) {
 	// WHEP player.
 	player, got := newPlayer(t, api, webrtc.Configuration{})
 	watchTok := token(t, "live", "player", false, true)
-	resp, answer = httpOffer(t, n.baseURL()+"/whep/live", watchTok, "application/sdp", gatheredOffer(t, player))
+	resp, answer := httpOffer(t, n.baseURL()+"/whep/live", watchTok, "application/sdp", gatheredOffer(t, player))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHEP POST: %s: %s", resp.Status, answer)
 	}
