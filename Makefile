@@ -4,7 +4,10 @@
 GO      ?= go
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
-FUZZTIME ?= 10s
+# Fuzz budgets are counts of executions, about 10 s each here: a duration (-fuzztime=10s) races Go 1.26's fuzz
+# coordinator at its deadline and fails with a bare "context deadline exceeded" on a loaded machine (go.dev/issue/75804).
+# FUZZSCALE multiplies them (FUZZSCALE=10 fuzzes ten times longer).
+FUZZSCALE ?= 1
 
 .PHONY: run test build image bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
 
@@ -31,10 +34,10 @@ test: deps fmt-check vet
 	$(MAKE) fuzz
 
 fuzz: deps-go deps-audio
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./signaling/protocol
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./media/opus
-	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$(FUZZTIME) ./sfu/forward
-	$(GO) test -run='^$$' -fuzz=FuzzOffer -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./sfu
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$$((150000 * $(FUZZSCALE)))x ./signaling/protocol
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$$((10000 * $(FUZZSCALE)))x ./media/opus
+	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$$((50000 * $(FUZZSCALE)))x ./sfu/forward
+	$(GO) test -run='^$$' -fuzz=FuzzOffer -fuzztime=$$((2000 * $(FUZZSCALE)))x -fuzzminimizetime=2s ./sfu
 
 bench: deps-go deps-audio deps-captions deps-npm
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
