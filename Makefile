@@ -38,6 +38,7 @@ fuzz: deps-go deps-audio
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$$((10000 * $(FUZZSCALE)))x ./media/opus
 	$(GO) test -run='^$$' -fuzz=FuzzRTCP -fuzztime=$$((50000 * $(FUZZSCALE)))x ./sfu/forward
 	$(GO) test -run='^$$' -fuzz=FuzzOffer -fuzztime=$$((2000 * $(FUZZSCALE)))x -fuzzminimizetime=2s ./sfu
+	$(GO) test -run='^$$' -fuzz=FuzzFeedback -fuzztime=$$((100000 * $(FUZZSCALE)))x ./sfu/bwe
 
 bench: deps-go deps-audio deps-captions deps-npm
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
