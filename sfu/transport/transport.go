@@ -143,6 +143,9 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 	se.SetNetworkTypes(networks)
 	// The SFU only listens: it does not dial TCP connections to the addresses clients name.
 	se.DisableActiveTCP(true)
+	// No mDNS: a browser's .local candidates resolve only on its own network, and its checks reach the node
+	// anyway (a peer-reflexive candidate). Pion's default opens multicast sockets and a goroutine per connection.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if len(cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(cfg.PublicIPs, webrtc.ICECandidateTypeHost)
 	}

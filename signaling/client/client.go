@@ -14,6 +14,7 @@ import (
 
 	"github.com/edge-sfu/sfu/signaling/protocol"
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -85,6 +86,7 @@ func newAPI(ips []net.IP, conn net.PacketConn, nack bool) (*webrtc.API, error) {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // the node offers its addresses; no .local to resolve
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	if conn != nil {
 		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, conn))
