@@ -17,6 +17,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
@@ -63,6 +64,11 @@ func ParsePortRange(s string) (uint16, uint16, error) {
 	}
 	return uint16(min), uint16(max), nil
 }
+
+// MaxNackTries bounds how often the node asks a publisher for one lost packet (every 100 ms). Pion's default asks
+// for as long as the packet is in its receive log (about 5 s of video): a node whose inbound socket overflows then
+// asks for every lost packet fifty times, and the publishers' resends feed the overload.
+const MaxNackTries = 5
 
 // Bandwidth estimation bounds for a subscriber's connection. The estimate starts high enough for the top layer
 // of one 1080p publisher, so an unconstrained subscriber sees 1080p at once, and falls within a second on a link
@@ -124,7 +130,8 @@ func New(cfg NetConfig, lf logging.LoggerFactory) (*APIs, func() error, error) {
 		return nil, nil, err
 	}
 	pubIR := &interceptor.Registry{}
-	if err := webrtc.ConfigureNack(me, pubIR); err != nil {
+	nackOpts := []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(MaxNackTries)}
+	if err := webrtc.ConfigureNackWithOptions(me, pubIR, nackOpts); err != nil {
 		return nil, nil, fmt.Errorf("nack interceptors: %w", err)
 	}
 	if err := webrtc.ConfigureRTCPReports(pubIR); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -60,7 +61,7 @@ func NewAPIOnConnWithoutNACK(conn net.PacketConn) (*webrtc.API, error) {
 	return newAPI(nil, conn, false)
 }
 
-func newAPI(ips []net.IP, conn net.PacketConn, nack bool) (*webrtc.API, error) {
+func newAPI(ips []net.IP, conn net.PacketConn, withNACK bool) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := registerCodecs(me); err != nil {
 		return nil, err
@@ -72,8 +73,10 @@ func newAPI(ips []net.IP, conn net.PacketConn, nack bool) (*webrtc.API, error) {
 	// packet), and, for the control of loss tests, but NACK.
 	ir := &interceptor.Registry{}
 	var configure []func() error
-	if nack { // first, as in Pion's defaults
-		configure = append(configure, func() error { return webrtc.ConfigureNack(me, ir) })
+	if withNACK { // first, as in Pion's defaults
+		// A lost packet is asked for at most 10 times, as browsers do (Pion's default: while it is in the log).
+		gen := []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(10)}
+		configure = append(configure, func() error { return webrtc.ConfigureNackWithOptions(me, ir, gen) })
 	}
 	configure = append(configure,
 		func() error { return webrtc.ConfigureRTCPReports(ir) },
