@@ -62,6 +62,9 @@ type Estimator struct {
 	samples  []sample   // per feedback message, oldest first, within window of the newest
 	base     [2]int64   // lowest one-way delay (ns) in the current and the previous baseWindow
 	baseAt   time.Time  // when base[0] started
+	lastRef  int64      // the latest feedback's reference time, unwrapped (64 ms units), and the wraps seen
+	refWraps int64
+	refSeen  bool
 	lastQD   time.Duration
 	lastCut  time.Time
 	lastGrow time.Time
@@ -177,7 +180,7 @@ func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now time.Time) {
 func (e *Estimator) match(fb *rtcp.TransportLayerCC) ([]acked, int) {
 	got := e.scratch[:0]
 	lost := 0
-	arrival := int64(fb.ReferenceTime) * 64 * int64(time.Millisecond)
+	arrival := e.reference(fb.ReferenceTime)
 	deltas := fb.RecvDeltas
 	seq := fb.BaseSequenceNumber
 	remaining := int(fb.PacketStatusCount)
@@ -224,6 +227,27 @@ func (e *Estimator) match(fb *rtcp.TransportLayerCC) ([]acked, int) {
 	}
 	e.scratch = got
 	return got, lost
+}
+
+// reference is the feedback's reference time in ns on a clock that does not wrap: the 24-bit field of 64 ms units
+// wraps every 12.4 days, which would otherwise look like a sudden fall of the one-way delay and make the delivered
+// rate's span nonsense for a while.
+func (e *Estimator) reference(ref uint32) int64 {
+	const span = 1 << 24
+	r := int64(ref) + e.refWraps*span
+	if e.refSeen {
+		switch d := r - e.lastRef; {
+		case d < -span/2: // the field wrapped
+			e.refWraps++
+			r += span
+		case d > span/2: // a late feedback from before the last wrap
+			r -= span
+		}
+	}
+	if !e.refSeen || r > e.lastRef {
+		e.lastRef, e.refSeen = r, true
+	}
+	return r * 64 * int64(time.Millisecond)
 }
 
 // rollBase keeps the lowest one-way delay of the last one to two baseWindows: a route that changes is learnt.

@@ -184,3 +184,20 @@ func TestUnknownFeedbackIgnored(t *testing.T) {
 		t.Fatalf("estimate %d after feedback for unknown packets; want the initial 1000000", got)
 	}
 }
+
+// The feedback's 24-bit reference time wraps every 12.4 days: the clock made of it keeps going forward, and a late
+// feedback from before the wrap stays before it.
+func TestReferenceTimeWraps(t *testing.T) {
+	e := New(Config{Initial: 1_000_000, Min: 100_000, Max: 50_000_000})
+	const unit = 64 * int64(time.Millisecond)
+	var got []int64
+	for _, ref := range []uint32{1<<24 - 3, 1<<24 - 1, 2, 1<<24 - 2, 5} {
+		got = append(got, e.reference(ref)/unit)
+	}
+	want := []int64{1<<24 - 3, 1<<24 - 1, 1<<24 + 2, 1<<24 - 2, 1<<24 + 5}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("reference times %v; want %v", got, want)
+		}
+	}
+}
