@@ -30,9 +30,12 @@ type Job struct {
 	ParticipantID, TrackID string
 	Lang                   string             // the language spoken
 	Frames                 <-chan audio.Frame // 48 kHz PCM from the audio pipeline's tap; closed when the track ends
-	Origin                 time.Time          // time zero of Start and End: the room's transcript start
-	Targets                func() []string    // the languages someone reads now
-	Emit                   func(Caption)
+	// Dropped counts the frames the tap could not deliver because the service fell behind (audio.Tap.Dropped);
+	// nil when none are ever dropped.
+	Dropped func() uint64
+	Origin  time.Time       // time zero of Start and End: the room's transcript start
+	Targets func() []string // the languages someone reads now
+	Emit    func(Caption)
 	// Status is told when the engine stops working (available false, with the reason) and when it works again.
 	Status func(available bool, reason string)
 }
@@ -74,6 +77,10 @@ type run struct {
 
 	preroll []int16 // the last prerollDuration of 16 kHz audio while no utterance is open
 
+	dropped   uint64    // the tap's drop count as last seen
+	skipping  bool      // an utterance lost frames: wait for silence before the next
+	quietFrom time.Time // while skipping, when the current silence began
+
 	available    bool
 	backoff      time.Duration
 	backoffUntil time.Time
@@ -106,14 +113,47 @@ func (s *Service) Run(ctx context.Context, job Job) {
 				}
 				return
 			}
+			if job.Dropped != nil {
+				if d := job.Dropped(); d != r.dropped {
+					r.dropped = d
+					r.lost(d)
+				}
+			}
 			pcm = rs.Process(f.PCM, pcm[:0])
 			r.frame(pcm, vad.Voiced(pcm), f.Arrival)
 		}
 	}
 }
 
+// lost is told that the tap dropped frames (the service fell behind the track): an utterance under way has a hole,
+// and its words either side of it would make a wrong caption. It is dropped without a final, and the service
+// waits for the speaker's next pause (Hangover of silence) before it listens again.
+func (r *run) lost(total uint64) {
+	if r.utt == nil {
+		return // frames of silence: nothing was missed
+	}
+	r.closeUtt()
+	r.skipping, r.quietFrom = true, time.Time{}
+	r.preroll = r.preroll[:0]
+	r.s.Log.Info("captions fell behind: an utterance with missing audio was dropped",
+		zap.String("track", r.job.TrackID), zap.Uint64("frames_dropped", total))
+}
+
 // frame handles 16 kHz audio that arrived at now.
 func (r *run) frame(pcm []int16, voiced bool, now time.Time) {
+	if r.skipping {
+		switch {
+		case voiced:
+			r.quietFrom = time.Time{}
+			return
+		case r.quietFrom.IsZero():
+			r.quietFrom = now
+			return
+		case now.Sub(r.quietFrom) < r.s.Hangover:
+			return
+		}
+		r.skipping = false
+	}
 	if r.utt == nil {
 		r.preroll = append(r.preroll, pcm...)
 		if keep := int(prerollDuration.Seconds() * SampleRate); len(r.preroll) > keep {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,5 +210,80 @@ func TestSameLanguageAndWER(t *testing.T) {
 	}
 	if w := WordErrorRate("hello world the meeting", "hello word the meeting starts"); w != 0.5 {
 		t.Errorf("WER %v, want 0.5 (one substitution, one insertion over four words)", w)
+	}
+}
+
+// TestDroppedFramesDropTheUtterance: when the pipeline's tap drops frames in the middle of an utterance (the
+// recognizer fell behind), that utterance gets no final caption, rather than one made of the words either side of
+// the hole; the captions resume with the next utterance, whole.
+func TestDroppedFramesDropTheUtterance(t *testing.T) {
+	speech := audiotest.Speech(t, "hello world the meeting starts now")
+	silence := make([]int16, audio.SampleRate)
+	var pcm []int16
+	var second int // where the second utterance starts
+	for i := range 3 {
+		pcm = append(pcm, silence...)
+		if i == 1 {
+			second = len(pcm)
+		}
+		pcm = append(pcm, speech...)
+	}
+	pcm = append(pcm, silence...)
+	holeFrom, holeTo := second+len(speech)/3, second+len(speech)/3+audio.SampleRate/2 // half a second dropped
+
+	var mu sync.Mutex
+	var finals []Caption
+	var dropped atomic.Uint64
+	frames := make(chan audio.Frame)
+	t0 := time.Now()
+	s := &Service{Recognizer: &flaky{opens: 1}} // opened once already: every utterance works
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(context.Background(), Job{ParticipantID: "PA_1", TrackID: "mic", Lang: "en", Frames: frames, Origin: t0,
+			Dropped: dropped.Load,
+			Emit: func(c Caption) {
+				mu.Lock()
+				defer mu.Unlock()
+				if c.Final {
+					finals = append(finals, c)
+				}
+			}})
+	}()
+	for i := 0; i+960 <= len(pcm); i += 960 {
+		if i >= holeFrom && i < holeTo {
+			dropped.Add(1) // the tap's channel was full: this frame never reaches the service
+			continue
+		}
+		frames <- audio.Frame{PCM: pcm[i : i+960], RTPTime: uint32(i), Arrival: t0.Add(time.Duration(i) * time.Second / audio.SampleRate)}
+	}
+	close(frames)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after the frames ended")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var texts []string
+	for _, c := range finals {
+		texts = append(texts, c.Text)
+	}
+	t.Logf("finals %q", texts)
+	if len(finals) != 2 {
+		t.Fatalf("%d finals %q; want 2: the first and the third utterance, none for the one with a hole", len(finals), texts)
+	}
+	var first, third float64
+	if _, err := fmt.Sscanf(finals[0].Text, "heard %f s", &first); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscanf(finals[1].Text, "heard %f s", &third); err != nil {
+		t.Fatal(err)
+	}
+	if third < first-0.2 {
+		t.Errorf("finals %q: the third utterance should be heard as whole as the first", texts)
+	}
+	if third := time.Duration(second+len(speech)+len(silence)) * time.Second / audio.SampleRate; finals[1].Start < third-time.Second {
+		t.Errorf("the second final starts at %v; the third utterance starts at %v", finals[1].Start, third)
 	}
 }

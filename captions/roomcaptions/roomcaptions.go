@@ -35,7 +35,7 @@ type Service interface {
 const (
 	maxLanguages  = 8
 	maxTranscript = 10000
-	tapFrames     = 150 // 3 s of 20 ms frames: room for a slow recognizer before frames are dropped
+	tapFrames     = 150 // 3 s of 20 ms frames: room for a slow recognizer before frames (and the utterance) are dropped
 )
 
 var languageTag = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$`)
@@ -396,8 +396,8 @@ func (rw *roomWorker) startLocked(t *sfu.Track, lang string) error {
 	rw.jobs[t] = j
 	pid := t.Publisher().ID()
 	rw.names[pid] = t.Publisher().Name()
-	cj := captions.Job{ParticipantID: pid, TrackID: t.ID(), Lang: lang, Frames: tap.C, Origin: rw.origin,
-		Targets: rw.targets, Emit: rw.deliver, Status: rw.status}
+	cj := captions.Job{ParticipantID: pid, TrackID: t.ID(), Lang: lang, Frames: tap.C, Dropped: tap.Dropped,
+		Origin: rw.origin, Targets: rw.targets, Emit: rw.deliver, Status: rw.status}
 	rw.wg.Add(1)
 	go func() {
 		defer rw.wg.Done()
