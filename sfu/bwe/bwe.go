@@ -50,7 +50,8 @@ type Config struct {
 }
 
 // Estimator is one connection's estimate. The write path (AddStream's writer) and the RTCP readers (WriteRTCP)
-// may run on any goroutines. Lock order: fbMu before mu.
+// may run on any goroutines. Lock order: fbMu before mu; neither is held while the OnTargetBitrateChange
+// callback runs.
 type Estimator struct {
 	cfg   Config
 	start time.Time
@@ -144,6 +145,16 @@ func (e *Estimator) WriteRTCP(pkts []rtcp.Packet, _ interceptor.Attributes) erro
 
 // Feedback updates the estimate from one TWCC feedback message received at now.
 func (e *Estimator) Feedback(fb *rtcp.TransportLayerCC, now time.Time) {
+	before := e.target.Load()
+	e.feedback(fb, now)
+	if t := e.target.Load(); t != before {
+		if f := e.onChange.Load(); f != nil {
+			(*f)(int(t)) // outside the lock: the callback may ask for anything
+		}
+	}
+}
+
+func (e *Estimator) feedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	e.fbMu.Lock()
 	defer e.fbMu.Unlock()
 	got, lost := e.match(fb)
@@ -320,12 +331,7 @@ func (e *Estimator) decide(now time.Time, rate, loss float64, qd time.Duration, 
 }
 
 func (e *Estimator) set(target float64) {
-	t := int64(max(float64(e.cfg.Min), min(float64(e.cfg.Max), target)))
-	if old := e.target.Swap(t); old != t {
-		if f := e.onChange.Load(); f != nil {
-			(*f)(int(t))
-		}
-	}
+	e.target.Store(int64(max(float64(e.cfg.Min), min(float64(e.cfg.Max), target))))
 }
 
 // GetTargetBitrate is the estimate in bits per second.

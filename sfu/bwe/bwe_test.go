@@ -201,3 +201,18 @@ func TestReferenceTimeWraps(t *testing.T) {
 		}
 	}
 }
+
+// The change callback hears every new estimate, and may read the estimator (no lock is held while it runs).
+func TestOnTargetBitrateChange(t *testing.T) {
+	l := newLink(t, 3_000_000)
+	var heard []int
+	l.e.OnTargetBitrateChange(func(bps int) {
+		heard = append(heard, bps)
+		_ = l.e.GetStats() // would deadlock if the feedback lock were held
+	})
+	l.rate = 400_000
+	l.run(2*time.Second, func() float64 { return 2_000_000 })
+	if len(heard) == 0 || heard[len(heard)-1] != l.e.GetTargetBitrate() {
+		t.Fatalf("heard %v; the estimate is %d", heard, l.e.GetTargetBitrate())
+	}
+}
