@@ -114,8 +114,8 @@ func (s *State) Plan(now time.Time, estimate, audio float64, videos []Video) ([]
 		}
 		if w == TileUnknown && now.Sub(v.BoundAt) < TileGrace {
 			// It will say its tile size soon: until then the lowest live layer, which shows at once, costs least,
-			// and wakes no paused layer. (The best live layer here kept every publisher's top layer wanted while
-			// a crowd joined: at 500 users that doubled the join time.)
+			// and wakes no paused layer. (The best live layer sent each newcomer of a joining crowd the top
+			// layer until its tile size came, late under load: at 500 users joins took three times as long.)
 			liveTop = lowestLive(v.Live)
 			top = liveTop
 		}
