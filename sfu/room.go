@@ -339,7 +339,6 @@ func (rm *Room) broadcastLocked(from *Participant, ev Event) {
 	}
 }
 
-// snapshot returns the room's participants.
 // members are the room's participants as its participants see them: those here but the relays, and the other
 // nodes' participants the relays show (Remote).
 func (rm *Room) members() []ParticipantInfo {
@@ -358,6 +357,7 @@ func (rm *Room) members() []ParticipantInfo {
 	return out
 }
 
+// snapshot returns the room's participants.
 func (rm *Room) snapshot() []*Participant {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()

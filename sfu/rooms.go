@@ -195,8 +195,6 @@ func (s *SFU) SetRoomMetadata(room, md string) (RoomInfo, error) {
 	return rm.info(), nil
 }
 
-// sessions finds every session of an identity in a room (WebSocket, WHIP and WHEP ones coexist); ErrNotFound if
-// the room or the identity is not here.
 // relayToRemote asks the relays that show identity's participants here (they are hosted on another node) to carry
 // an administrator's request there; ErrNotFound if there are none.
 func (s *SFU) relayToRemote(room, identity string, req AdminRequest) (string, error) {
@@ -216,6 +214,8 @@ func (s *SFU) relayToRemote(room, identity string, req AdminRequest) (string, er
 	return strings.Join(done, "; "), nil
 }
 
+// sessions finds every session of an identity in a room (WebSocket, WHIP and WHEP ones coexist); ErrNotFound if
+// the room or the identity is not here.
 func (s *SFU) sessions(room, identity string) (*Room, []*Participant, error) {
 	rm, err := s.openRoom(room)
 	if err != nil {
