@@ -211,7 +211,16 @@ func TestOnTargetBitrateChange(t *testing.T) {
 		_ = l.e.GetStats() // would deadlock if the feedback lock were held
 	})
 	l.rate = 400_000
-	l.run(2*time.Second, func() float64 { return 2_000_000 })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(2*time.Second, func() float64 { return 2_000_000 })
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the feedback did not return: the callback waits for a lock the estimator holds")
+	}
 	if len(heard) == 0 || heard[len(heard)-1] != l.e.GetTargetBitrate() {
 		t.Fatalf("heard %v; the estimate is %d", heard, l.e.GetTargetBitrate())
 	}
