@@ -35,8 +35,7 @@ const (
 	// AudioDefaultBps is what an audio track is assumed to cost before it has been measured.
 	AudioDefaultBps = 50_000
 	// TileGrace is how long a new subscriber may take to say its tile size before it counts as wanting the
-	// largest layer (a client that never says, like a WHEP player, gets it then); until then it gets the lowest
-	// live layer.
+	// largest layer (a client that never says, like a WHEP player, gets it then).
 	TileGrace = 2 * time.Second
 )
 

@@ -113,11 +113,7 @@ func (s *State) Plan(now time.Time, estimate, audio float64, videos []Video) ([]
 			top = c
 		}
 		if w == TileUnknown && now.Sub(v.BoundAt) < TileGrace {
-			// It will say its tile size soon: until then the lowest live layer, which shows at once, costs least,
-			// and wakes no paused layer. (The best live layer sent each newcomer of a joining crowd the top
-			// layer until its tile size came, late under load: at 500 users joins took three times as long.)
-			liveTop = lowestLive(v.Live)
-			top = liveTop
+			top = liveTop // it will say its tile size soon: do not wake paused layers for it yet
 		}
 		out[i].Desired = top
 		if liveTop < 0 || top < 0 {
@@ -227,14 +223,4 @@ func (s *State) Plan(now time.Time, estimate, audio float64, videos []Video) ([]
 	}
 	s.sending, s.picks = sending, next
 	return out, sending
-}
-
-// lowestLive is the lowest layer that is live, or -1.
-func lowestLive(live [MaxLayers]bool) int32 {
-	for l, ok := range live {
-		if ok {
-			return int32(l)
-		}
-	}
-	return -1
 }

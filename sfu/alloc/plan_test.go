@@ -62,10 +62,9 @@ func TestPlan(t *testing.T) {
 			rounds: []planRound{{estimate: 10e6, want: []Decision{paused(-1), fwd(2, 2, 2)}, sending: 2_550_000}},
 		},
 		{
-			// Layer 2 is paused at the publisher (dynacast). A tile of unknown size gets the lowest live layer
-			// for TileGrace after it was bound (it shows at once, costs least and keeps no upper layer wanted
-			// while a crowd joins), then asks for the top layer (still forwarding only live layers, until layer 2
-			// is live again).
+			// Layer 2 is paused at the publisher (dynacast). A tile of unknown size asks only for the live
+			// layers for TileGrace after it was bound, then for the top layer (still forwarding only live
+			// layers, until layer 2 is live again).
 			name: "unknown tile: grace", audio: 50_000, apply: true,
 			videos: func() []Video {
 				v := camera("new", TileUnknown, TileUnknown)
@@ -76,8 +75,8 @@ func TestPlan(t *testing.T) {
 				return []Video{v, old}
 			}(),
 			rounds: []planRound{
-				{at: 0, estimate: 10e6, want: []Decision{fwd(0, 0, 2), fwd(2, 1, 2)}},
-				{at: TileGrace - time.Second - 1, estimate: 10e6, want: []Decision{fwd(0, 0, 2), fwd(2, 1, 2)}},
+				{at: 0, estimate: 10e6, want: []Decision{fwd(1, 1, 2), fwd(2, 1, 2)}},
+				{at: TileGrace - time.Second - 1, estimate: 10e6, want: []Decision{fwd(1, 1, 2), fwd(2, 1, 2)}},
 				{at: TileGrace - time.Second, estimate: 10e6, want: []Decision{fwd(2, 1, 2), fwd(2, 1, 2)}},
 				{at: TileGrace, estimate: 10e6, edit: func(vs []Video) { vs[0].Live[2] = true },
 					want: []Decision{fwd(2, 2, 2), fwd(2, 1, 2)}},
