@@ -109,6 +109,9 @@ func newParticipant(apis *transport.APIs, info ParticipantInfo, peer Peer, ice [
 	}
 	for kind, pc := range map[PC]*webrtc.PeerConnection{PublishPC: p.pub, SubscribePC: p.sub} {
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if c == nil && kind == SubscribePC {
+				p.gatheringDone()
+			}
 			if c != nil {
 				p.sigMu[kind].Lock() // after the description it belongs to (an ICE restart's would be dropped before it)
 				defer p.sigMu[kind].Unlock()

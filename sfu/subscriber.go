@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -32,6 +33,9 @@ type negotiation struct {
 	awaitingAnswer bool // an offer was sent and has no answer yet
 	renegotiate    bool // something changed meanwhile: offer again once answered
 	iceRestart     bool // the next offer restarts ICE
+	// afterGathering: an ICE restart waits for the candidates being gathered (negotiate). Atomic, not under mu:
+	// Pion may report the end of gathering from inside SetLocalDescription, which negotiate calls holding mu.
+	afterGathering atomic.Bool
 }
 
 // newSubscription is p's copy of t, not yet attached: its down-track, with no tile size known yet.
@@ -313,6 +317,15 @@ func (p *Participant) negotiate() {
 		return
 	}
 	var opts *webrtc.OfferOptions
+	if p.neg.iceRestart && p.sub.ICEGatheringState() == webrtc.ICEGatheringStateGathering {
+		// pion/ice v4.4.2 races a restart against the gathering in progress (its gathering goroutine reads the
+		// old credentials unlocked; fixed in v4.4.3, which needs pion/transport/v5, which webrtc v4.2.20 does not
+		// take). Host candidates on the UDP mux take milliseconds: the restart waits for them (gatheringDone).
+		p.neg.afterGathering.Store(true)
+		if p.sub.ICEGatheringState() == webrtc.ICEGatheringStateGathering || !p.neg.afterGathering.Swap(false) {
+			return // gatheringDone sends it (whichever of the two takes the flag back goes on)
+		}
+	}
 	if p.neg.iceRestart {
 		opts = &webrtc.OfferOptions{ICERestart: true}
 		p.neg.iceRestart = false
@@ -330,6 +343,24 @@ func (p *Participant) negotiate() {
 	}
 	p.neg.awaitingAnswer = true
 	p.peer.SendDescription(SubscribePC, offer)
+}
+
+// gatheringDone sends the ICE restart that waited for the subscribe connection's gathering to end (negotiate).
+// Pion calls it on its gathering goroutine, which the offer must not run on: the restart waits for that goroutine.
+func (p *Participant) gatheringDone() {
+	if !p.neg.afterGathering.Swap(false) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.negotiate()
+	}()
 }
 
 // AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description. A

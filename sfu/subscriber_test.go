@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -101,6 +102,10 @@ func TestSubscribeNegotiation(t *testing.T) {
 	}
 	if err := p.HandleAnswer(answer(t, client, offers[0])); err != nil {
 		t.Fatalf("answer to the first offer: %v", err)
+	}
+	// The restart may wait for the first offer's candidates to be gathered (negotiate): a few milliseconds.
+	for deadline := time.Now().Add(5 * time.Second); len(peer.sent()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	offers = peer.sent()
 	if len(offers) != 2 {
