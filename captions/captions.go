@@ -48,6 +48,7 @@ type Caption struct {
 	Start, End    time.Duration     // from the start of the track's captioning
 	StartTime     time.Time         // wall clock of Start
 	Translations  map[string]string // by language; finals only
+	Chat          bool              // not speech: a chat message kept in a room's transcript
 }
 
 // ErrUnsupportedLanguage is returned by a recognizer asked for a language it does not know.

@@ -9,7 +9,7 @@ import (
 
 // WriteWebVTT writes final captions as a WebVTT file (W3C WebVTT): one cue per caption, its text in lang when a
 // translation into lang exists (lang "" or the spoken language: the original), with the speaker as a voice
-// span.
+// span (of class chat for a chat message). Cues are written in the order given.
 func WriteWebVTT(w io.Writer, cues []Caption, lang string, speaker func(participantID string) string) error {
 	var b strings.Builder
 	b.WriteString("WEBVTT\n\n")
@@ -30,7 +30,11 @@ func WriteWebVTT(w io.Writer, cues []Caption, lang string, speaker func(particip
 		if end <= c.Start {
 			end = c.Start + time.Second
 		}
-		fmt.Fprintf(&b, "%d\n%s --> %s\n<v %s>%s\n\n", i+1, vttTime(c.Start), vttTime(end), who, text)
+		voice := "v" // a chat message is a voice span of class chat (WebVTT's <v.class name>)
+		if c.Chat {
+			voice = "v.chat"
+		}
+		fmt.Fprintf(&b, "%d\n%s --> %s\n<%s %s>%s\n\n", i+1, vttTime(c.Start), vttTime(end), voice, who, text)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -16,13 +17,14 @@ import (
 
 // Admin actions.
 const (
-	ActionMute    = "mute"     // stop forwarding a participant's track (or all its audio), until unmute
-	ActionUnmute  = "unmute"   // undo mute
-	ActionKick    = "kick"     // end a participant's session and refuse its identity in the room until its token expires
-	ActionLock    = "lock"     // refuse new participants (admins still get in)
-	ActionUnlock  = "unlock"   // undo lock
-	ActionEnd     = "end"      // end everyone's session and close the room
-	ActionSetRole = "set_role" // allow or forbid a participant to publish
+	ActionMute      = "mute"       // stop forwarding a participant's track (or all its audio), until unmute
+	ActionUnmute    = "unmute"     // undo mute
+	ActionKick      = "kick"       // end a participant's session and refuse its identity in the room until its token expires
+	ActionLock      = "lock"       // refuse new participants (admins still get in)
+	ActionUnlock    = "unlock"     // undo lock
+	ActionEnd       = "end"        // end everyone's session and close the room
+	ActionSetRole   = "set_role"   // allow or forbid a participant to publish; make it an administrator or not
+	ActionLowerHand = "lower_hand" // put a participant's raised hand down
 )
 
 // AdminRequest is an action a room administrator asks for.
@@ -30,13 +32,14 @@ type AdminRequest struct {
 	Action      string
 	Participant string // the target's id (mute, unmute, kick, set_role)
 	Track       string // mute/unmute one track; "" means all of the target's audio, tracks it publishes later included
-	Publish     bool   // set_role: may publish
+	Publish     *bool  // set_role: may publish; nil: unchanged
+	Admin       *bool  // set_role: is an administrator; nil: unchanged
 }
 
 // relayAdmin asks p, a relay, to carry an administrator's request to the node that hosts its target.
 func (p *Participant) relayAdmin(req AdminRequest) {
 	p.peer.SendEvent(Event{Kind: EventRelayAdmin, Action: req.Action, ParticipantID: req.Participant,
-		Track: TrackInfo{ID: req.Track}, Publish: req.Publish})
+		Track: TrackInfo{ID: req.Track}, Publish: req.Publish != nil && *req.Publish})
 }
 
 // AdminAction carries out an administrator's request, checking the right on the server. It returns a
@@ -70,7 +73,20 @@ func (p *Participant) AdminAction(req AdminRequest) (string, error) {
 	case ActionMute, ActionUnmute:
 		return rm.adminMute(target, req.Track, req.Action == ActionMute, p.info.ID)
 	case ActionSetRole:
-		return rm.setRole(target, req.Publish, p.info.ID), nil
+		if req.Publish == nil && req.Admin == nil {
+			return "", fmt.Errorf("set_role needs publish or admin: %w", ErrBadRequest)
+		}
+		var did []string
+		if req.Publish != nil {
+			did = append(did, rm.setRole(target, *req.Publish, p.info.ID))
+		}
+		if req.Admin != nil {
+			did = append(did, rm.setAdmin(target, *req.Admin, p.info.ID))
+		}
+		return strings.Join(did, "; "), nil
+	case ActionLowerHand:
+		rm.setHand(target.info.ID, false)
+		return "lowered the hand of " + target.info.Identity, nil
 	}
 	return "", fmt.Errorf("unknown admin action %.20q: %w", req.Action, ErrBadRequest)
 }

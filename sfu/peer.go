@@ -68,6 +68,13 @@ const (
 	// EventMoved tells a participant that the room now lives on another node (URL, its base URL): it should join
 	// there. Its session here ends next.
 	EventMoved
+	// EventChat delivers a chat message (Chat) to everyone, or to its recipient and its sender.
+	EventChat
+	// EventHands tells everyone the room's raised hands, first raised first (Hands).
+	EventHands
+	// EventParticipantUpdated tells everyone a participant's roles changed (Participant): an administrator made
+	// it one, or took the role away.
+	EventParticipantUpdated
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -90,6 +97,9 @@ type Event struct {
 	By            string    // EventModerated: the administrator's participant id ("": the server API)
 	Metadata      string    // EventMetadata; EventJoined: the room's
 	URL           string    // EventMoved
+	Admin         bool      // EventModerated, set_role: whether the participant is an administrator now
+	Chat          ChatMessage
+	Hands         []string // EventHands; EventJoined: the raised hands, first raised first
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.

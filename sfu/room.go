@@ -40,7 +40,8 @@ type Room struct {
 	// empty (its creation, for a created room).
 	keepEmpty    time.Duration
 	emptySince   time.Time
-	publications uint64 // tracks published so far: each track's order
+	publications uint64   // tracks published so far: each track's order
+	hands        []string // ids of the participants whose hand is up, first raised first (chat.go)
 }
 
 // newRoom opens a room with the node's settings for it, and its workers; s.mu is held.
@@ -94,7 +95,8 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		rm.removeLocked(replaced)
 	}
 	rm.participants[p.info.ID] = p
-	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others, Metadata: rm.metadata})
+	p.peer.SendEvent(Event{Kind: EventJoined, Room: rm.name, Participant: p.info, Participants: others, Metadata: rm.metadata,
+		Hands: slices.Clone(rm.hands)})
 	if !p.relay {
 		rm.broadcastLocked(p, Event{Kind: EventParticipantJoined, Participant: p.info})
 	}
@@ -130,6 +132,10 @@ func (rm *Room) replacedByLocked(p *Participant) *Participant {
 // leaving is that of the other nodes' participants it showed here.
 func (rm *Room) removeLocked(q *Participant) {
 	delete(rm.participants, q.info.ID)
+	if i := slices.Index(rm.hands, q.info.ID); i >= 0 {
+		rm.hands = slices.Delete(rm.hands, i, i+1)
+		rm.broadcastLocked(q, Event{Kind: EventHands, Hands: slices.Clone(rm.hands)})
+	}
 	if !q.relay {
 		rm.broadcastLocked(q, Event{Kind: EventParticipantLeft, Participant: q.rights()})
 	}

@@ -299,11 +299,7 @@ func (s *SFU) UpdateParticipant(room, identity string, u ParticipantUpdate) (Par
 			rm.setRole(q, *u.Publish, "")
 		}
 		if u.Admin != nil {
-			rm.mu.Lock() // the room reads info under rm.mu (its events), the participant under q.mu
-			q.mu.Lock()
-			q.info.Admin = *u.Admin
-			q.mu.Unlock()
-			rm.mu.Unlock()
+			rm.setAdmin(q, *u.Admin, "")
 		}
 		if u.Subscribe != nil {
 			rm.setCanSubscribe(q, *u.Subscribe)

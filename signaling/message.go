@@ -41,9 +41,20 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 			iceServers = []webrtc.ICEServer{}
 		}
 		return protocol.Joined{Type: protocol.TypeJoined, Room: ev.Room, Metadata: ev.Metadata, You: toParticipant(ev.Participant),
-			Participants: ps, ICEServers: iceServers}
+			Participants: ps, ICEServers: iceServers, Hands: ev.Hands}
 	case sfu.EventParticipantJoined:
 		return protocol.ParticipantEvent{Type: protocol.TypeParticipantJoined, Participant: toParticipant(ev.Participant)}
+	case sfu.EventParticipantUpdated:
+		return protocol.ParticipantEvent{Type: protocol.TypeParticipantUpdate, Participant: toParticipant(ev.Participant)}
+	case sfu.EventChat:
+		c := ev.Chat
+		return protocol.Chat{Type: protocol.TypeChat, From: c.From, Name: c.FromName, To: c.To, Text: c.Text, Time: c.At.UnixMilli()}
+	case sfu.EventHands:
+		hands := ev.Hands
+		if hands == nil {
+			hands = []string{}
+		}
+		return protocol.Hands{Type: protocol.TypeHands, Hands: hands}
 	case sfu.EventParticipantLeft:
 		return protocol.ParticipantEvent{Type: protocol.TypeParticipantLeft, Participant: toParticipant(ev.Participant)}
 	case sfu.EventTrackPublished:
@@ -72,7 +83,7 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 	case sfu.EventRoomState:
 		return protocol.RoomState{Type: protocol.TypeRoomState, Locked: ev.Locked}
 	case sfu.EventModerated:
-		return protocol.Moderation{Type: protocol.TypeModeration, Action: ev.Action, TrackID: ev.Track.ID, Publish: ev.Publish, By: ev.By}
+		return protocol.Moderation{Type: protocol.TypeModeration, Action: ev.Action, TrackID: ev.Track.ID, Publish: ev.Publish, Admin: ev.Admin, By: ev.By}
 	case sfu.EventMetadata:
 		return protocol.Metadata{Type: protocol.TypeMetadata, ParticipantID: ev.ParticipantID, Metadata: ev.Metadata}
 	case sfu.EventLimit:

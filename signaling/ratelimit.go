@@ -10,6 +10,13 @@ const (
 	MessageBurst         = 100
 )
 
+// Chat rate per participant: chatBurst messages, then one per chatInterval; more are refused with
+// rate_limited (a person types slower; a script flooding the room is stopped).
+const (
+	chatBurst    = 5
+	chatInterval = time.Second
+)
+
 // tokenBucket limits one socket's messages.
 type tokenBucket struct {
 	tokens   float64
@@ -19,10 +26,15 @@ type tokenBucket struct {
 
 // allow takes a token if there is one.
 func (b *tokenBucket) allow(now time.Time) bool {
+	return b.allowAt(now, MaxMessagesPerSecond, MessageBurst)
+}
+
+// allowAt takes a token if there is one, the bucket filling at perSecond up to burst.
+func (b *tokenBucket) allowAt(now time.Time, perSecond, burst float64) bool {
 	if b.last.IsZero() {
-		b.tokens, b.last = MessageBurst, now
+		b.tokens, b.last = burst, now
 	}
-	b.tokens = min(MessageBurst, b.tokens+now.Sub(b.last).Seconds()*MaxMessagesPerSecond)
+	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*perSecond)
 	b.last = now
 	if b.tokens < 1 {
 		return false

@@ -42,6 +42,7 @@ type session struct {
 
 	p       *sfu.Participant // set by join; used only by the read loop
 	rate    tokenBucket      // messages a second; used only by the read loop
+	chat    tokenBucket      // chat messages (chatBurst, chatInterval); used only by the read loop
 	claims  Claims           // the verified token, once joined; used only by the read loop
 	release func()           // called when the session ends: the placement's relay for this participant
 	nodes   []string         // the joined message's fallback nodes, looked up before joining: no lookup under the SFU's locks
@@ -203,12 +204,23 @@ func (s *session) handle(data []byte) bool {
 		if err := s.p.Control(req.Type, req); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
+	case protocol.TypeChat:
+		if !s.chat.allowAt(time.Now(), float64(time.Second/chatInterval), chatBurst) {
+			s.sendError(protocol.Errorf(protocol.CodeRateLimited, req.Type, "more than %d chat messages in %v; this one was not sent", chatBurst, chatBurst*chatInterval))
+			return true
+		}
+		if err := s.p.Chat(req.Text, req.To); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
+	case protocol.TypeHand:
+		if err := s.p.RaiseHand(*req.Raised); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
 	case "admin":
-		publish := req.Publish != nil && *req.Publish
 		if s.p.IsAdmin() { // stored for the other nodes first: none admits a newcomer once the room hears of a lock
 			s.srv.storeModeration(s.claims.Room, req.Action)
 		}
-		did, err := s.p.AdminAction(sfu.AdminRequest{Action: req.Action, Participant: req.Participant, Track: req.Track, Publish: publish})
+		did, err := s.p.AdminAction(sfu.AdminRequest{Action: req.Action, Participant: req.Participant, Track: req.Track, Publish: req.Publish, Admin: req.Admin})
 		kind := audit.KindAdmin
 		if req.Action == sfu.ActionSetRole {
 			kind = audit.KindRoleChange

@@ -9,6 +9,7 @@ package roomcaptions
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -150,6 +151,7 @@ func (w *Worker) Transcript(room, lang string) ([]byte, bool) {
 func (rw *roomWorker) webVTT(lang string) ([]byte, int) {
 	rw.mu.Lock()
 	cues := slices.Clone(rw.transcript)
+	slices.SortStableFunc(cues, func(a, b captions.Caption) int { return cmp.Compare(a.Start, b.Start) }) // chat lands as sent, finals after their speech
 	names := make(map[string]string, len(rw.names))
 	for id, n := range rw.names {
 		names[id] = n
@@ -469,6 +471,21 @@ func (rw *roomWorker) targets() []string {
 		}
 	}
 	return out
+}
+
+// Chat implements sfu.ChatListener: the room's public chat goes into its transcript, beside the captions.
+func (rw *roomWorker) Chat(m sfu.ChatMessage) {
+	start := m.At.Sub(rw.origin)
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	if len(rw.transcript) >= maxTranscript {
+		rw.transcript = rw.transcript[1:]
+	}
+	if _, ok := rw.names[m.From]; !ok {
+		rw.names[m.From] = m.FromName
+	}
+	rw.transcript = append(rw.transcript, captions.Caption{ParticipantID: m.From, Text: m.Text, Final: true,
+		Start: start, End: start, StartTime: m.At, Chat: true})
 }
 
 // deliver sends a caption to everyone who reads captions, each with the translations it asked for, and keeps

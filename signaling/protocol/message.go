@@ -68,6 +68,13 @@ type Message struct {
 	Metadata      string                   `json:"metadata,omitempty"`    // metadata; joined: the room's
 	Token         string                   `json:"token,omitempty"`       // token
 	ExpiresAt     int64                    `json:"expires_at,omitempty"`  // token
+	Admin         bool                     `json:"admin,omitempty"`       // moderation
+	From          string                   `json:"from,omitempty"`        // chat
+	Name          string                   `json:"name,omitempty"`        // chat
+	To            string                   `json:"to,omitempty"`          // chat
+	Text          string                   `json:"text,omitempty"`        // chat
+	Time          int64                    `json:"time,omitempty"`        // chat
+	Hands         []string                 `json:"hands,omitempty"`       // hands; joined
 	Caption       *Caption                 `json:"-"`                     // caption
 }
 

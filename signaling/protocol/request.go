@@ -3,6 +3,8 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -20,6 +22,8 @@ const (
 	TypeDenoise      = "denoise"
 	TypeCaptions     = "captions"
 	TypeAdmin        = "admin"
+	TypeChat         = "chat" // both ways: the client's message, and the server's delivery of everyone's
+	TypeHand         = "hand"
 	TypeICERestart   = "ice_restart"
 	TypePing         = "ping"
 	TypeLeave        = "leave"
@@ -80,7 +84,18 @@ type Request struct {
 	Publish     *bool                    `json:"publish,omitempty"`
 	Identity    string                   `json:"identity,omitempty"`
 	Name        string                   `json:"name,omitempty"`
+	Admin       *bool                    `json:"admin,omitempty"`  // admin set_role
+	Text        string                   `json:"text,omitempty"`   // chat
+	To          string                   `json:"to,omitempty"`     // chat: one participant's id; "": everyone
+	Raised      *bool                    `json:"raised,omitempty"` // hand
 }
+
+// MaxChatBytes bounds a chat message's text as sent, in bytes (UTF-8); the server also keeps at most
+// MaxChatRunes characters of it.
+const (
+	MaxChatBytes = 4000
+	MaxChatRunes = 1000
+)
 
 // ProtocolError is sent to the client as an error message.
 type ProtocolError struct {
@@ -176,6 +191,20 @@ func Decode(data []byte) (Request, error) {
 		}
 		if len(r.Action) > 16 || len(r.Participant) > 64 {
 			return bad("admin action or participant too long")
+		}
+	case TypeChat:
+		if strings.TrimSpace(r.Text) == "" {
+			return bad("chat needs text")
+		}
+		if len(r.Text) > MaxChatBytes || utf8.RuneCountInString(r.Text) > MaxChatRunes {
+			return bad("chat text is at most %d characters", MaxChatRunes)
+		}
+		if len(r.To) > 64 {
+			return bad("chat to is a participant id")
+		}
+	case TypeHand:
+		if r.Raised == nil {
+			return bad("hand needs raised")
 		}
 	case TypePing, TypeLeave, TypeICERestart:
 	case "":

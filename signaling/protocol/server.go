@@ -29,6 +29,8 @@ const (
 	TypeModeration        = "moderation"
 	TypeRelayAdmin        = "relay_admin" // to a relay between nodes only
 	TypeMetadata          = "metadata"
+	TypeHands             = "hands"
+	TypeParticipantUpdate = "participant_updated"
 	TypeToken             = "token"
 	TypePong              = "pong"
 	TypeError             = "error"
@@ -74,6 +76,7 @@ type Joined struct {
 	Nodes        []string           `json:"nodes,omitempty"` // other nodes of the region to reconnect to if this one goes
 	Room         string             `json:"room"`
 	Metadata     string             `json:"metadata,omitempty"` // the room's, set by the server API
+	Hands        []string           `json:"hands,omitempty"`    // raised hands, first raised first (Hands)
 	You          Participant        `json:"you"`
 	Participants []Participant      `json:"participants"`
 	ICEServers   []webrtc.ICEServer `json:"ice_servers"`
@@ -93,7 +96,8 @@ type Candidate struct {
 	Candidate webrtc.ICECandidateInit `json:"candidate"`
 }
 
-// ParticipantEvent says a participant joined or left (TypeParticipantJoined, TypeParticipantLeft).
+// ParticipantEvent says a participant joined, left or had its roles changed (TypeParticipantJoined,
+// TypeParticipantLeft, TypeParticipantUpdate).
 type ParticipantEvent struct {
 	Type        string      `json:"type"`
 	Participant Participant `json:"participant"`
@@ -168,7 +172,25 @@ type Moderation struct {
 	Action  string `json:"action"`
 	TrackID string `json:"track_id,omitempty"`
 	Publish bool   `json:"publish"`
+	Admin   bool   `json:"admin,omitempty"` // set_role: whether the participant is now an administrator
 	By      string `json:"by"`
+}
+
+// Chat is a chat message delivered (TypeChat): to everyone in the room, or (To set) to one participant and its
+// sender. The sender gets its own messages back, with the time the server gave them.
+type Chat struct {
+	Type string `json:"type"`
+	From string `json:"from"` // the sender's participant id
+	Name string `json:"name"` // the sender's display name
+	To   string `json:"to,omitempty"`
+	Text string `json:"text"`
+	Time int64  `json:"time"` // when the server received it, Unix milliseconds
+}
+
+// Hands is the room's queue of raised hands, first raised first (TypeHands): sent to everyone at each change.
+type Hands struct {
+	Type  string   `json:"type"`
+	Hands []string `json:"hands"` // participant ids
 }
 
 // RelayAdmin asks a relay between nodes to carry an administrator's action on a participant of the other node
@@ -232,7 +254,7 @@ func ServerMessage(typ string) any {
 		return &SDP{}
 	case TypeCandidate:
 		return &Candidate{}
-	case TypeParticipantJoined, TypeParticipantLeft:
+	case TypeParticipantJoined, TypeParticipantLeft, TypeParticipantUpdate:
 		return &ParticipantEvent{}
 	case TypeTrackPublished, TypeTrackUnpublished, TypeTrackMuted:
 		return &TrackEvent{}
@@ -256,6 +278,10 @@ func ServerMessage(typ string) any {
 		return &RelayAdmin{}
 	case TypeMetadata:
 		return &Metadata{}
+	case TypeChat:
+		return &Chat{}
+	case TypeHands:
+		return &Hands{}
 	case TypeToken:
 		return &Token{}
 	case TypePong:
