@@ -8,7 +8,7 @@ import { config } from './config.js';
 import { connect } from './connection.js';
 import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
 import { renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen } from './media.js';
-import { fail, leave, onNetworkChange, restartIce } from './meeting.js';
+import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
 import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
@@ -59,6 +59,7 @@ export function main() {
     downloadTranscript,
     restartIce,
     admin: adminAction,
+    dropSocket,
   });
   app.denoise.choice = config.denoise || loadDenoiseChoice();
   setDenoiseState();

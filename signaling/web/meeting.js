@@ -175,6 +175,14 @@ export function restartIce() {
   return s.restartIce('forced', true);
 }
 
+// dropSocket (test hook) closes the current session's socket as a network drop would; false if there is none.
+export function dropSocket() {
+  const s = app.session;
+  if (!s || !s.ws) return false;
+  s.ws.close();
+  return true;
+}
+
 // onNetworkChange: the browser went online again or changed networks: the media paths may be gone.
 export function onNetworkChange() {
   const s = app.session;

@@ -108,6 +108,7 @@ export const hook = { // functions are set by main.js (expose)
   nodes: [], // the region's other nodes as the last joined listed them (WebSocket URLs)
   tokenRefreshes: 0, // fresh tokens the server sent (token messages) since the page opened
   admin: null, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
+  dropSocket: null, // () => boolean: closes the signaling socket as a network drop would (the page reconnects)
 };
 /** @type {any} */ (window).sfu = hook;
 
