@@ -1,7 +1,10 @@
 // @ts-check
 // Live captions: the choice of language, captions over the tiles and in the strip, the transcript.
 
-import { CAPTION_CLEAR_MS, CAPTION_FADE_MS, CAPTION_FINALS_KEPT, CAPTION_LANGUAGES, CAPTION_STALE_MS, config, normalizeLanguage } from './config.js';
+import {
+  CAPTION_CLEAR_MS, CAPTION_FADE_MS, CAPTION_FINALS_KEPT, CAPTION_LANGUAGES, CAPTION_STALE_MS, config,
+  normalizeLanguage,
+} from './config.js';
 import { fetchDevToken } from './connection.js';
 import { allTiles } from './layout.js';
 import { app, expose, hook } from './store.js';

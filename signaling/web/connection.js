@@ -2,7 +2,10 @@
 // Connecting and reconnecting: which node to try (redirects, failover over the region's nodes), reconnects
 // with jittered exponential backoff, and the token (the latest the server sent, kept in sessionStorage).
 
-import { BACKOFF_FIRST_MS, BACKOFF_MAX_MS, BUSY_RETRY_MAX, BUSY_RETRY_MS, FAILOVER_OPEN_TIMEOUT_MS, MAX_REDIRECTS, TOKEN_STORAGE_PREFIX, config, usingDevToken } from './config.js';
+import {
+  BACKOFF_FIRST_MS, BACKOFF_MAX_MS, BUSY_RETRY_MAX, BUSY_RETRY_MS, FAILOVER_OPEN_TIMEOUT_MS, MAX_REDIRECTS,
+  TOKEN_STORAGE_PREFIX, config, usingDevToken,
+} from './config.js';
 import { bindSession, clearSessionView, fail, refuseJoin, shutdownPage } from './meeting.js';
 import { Session, pageWsURL, signalingURL } from './protocol.js';
 import { app, count, expose, setNodes } from './store.js';

@@ -3,11 +3,15 @@
 // Everything it needs is imported up front (no dynamic import): after a failover the node that served the
 // page may be gone.
 
-import { downloadTranscript, loadCaptionsChoice, setCaptions, setCaptionsState, setupCaptions, transcript } from './captions.js';
+import {
+  downloadTranscript, loadCaptionsChoice, setCaptions, setCaptionsState, setupCaptions, transcript,
+} from './captions.js';
 import { config } from './config.js';
 import { connect } from './connection.js';
 import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
-import { renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen } from './media.js';
+import {
+  renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen,
+} from './media.js';
 import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
 import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';

@@ -1,13 +1,19 @@
 // @ts-check
 // What the page does with a session's events (protocol.js) and how a meeting ends.
 
-import { onCaption, onCaptionsError, onCaptionsStatus, onTranscription, renderTranscribed, sendCaptions, setCaptionsState, setTranscribed } from './captions.js';
+import {
+  onCaption, onCaptionsError, onCaptionsStatus, onTranscription, renderTranscribed, sendCaptions, setCaptionsState,
+  setTranscribed,
+} from './captions.js';
 import { onJoinRefused, onJoinedNode, onResidency, onTokenError, stopReconnecting } from './connection.js';
 import { onAudioProcessing, onDenoiseError, sendDenoise, setDenoiseState } from './denoise.js';
 import { setSpeakers } from './layout.js';
 import { renderLocal, stopLocalMedia, stopScreen } from './media.js';
 import { onModeration, onRoomState, setRoomLocked } from './moderation.js';
-import { addParticipant, attachRemoteTrack, clearRemoteParticipants, detachRemoteTrack, detachRemoteTrackObject, placeMedia, removeParticipant, renderParticipant, setTrackInfo } from './participants.js';
+import {
+  addParticipant, attachRemoteTrack, clearRemoteParticipants, detachRemoteTrack, detachRemoteTrackObject, placeMedia,
+  removeParticipant, renderParticipant, setTrackInfo,
+} from './participants.js';
 import { app, count, expose, hook, setAdmin } from './store.js';
 import { setTileName } from './tiles.js';
 import { $, hideBanner, setState, showBanner, showErrorToast } from './ui.js';

@@ -8,10 +8,9 @@ import { config, BACKOFF_FIRST_MS } from './config.js';
 /** @typedef {{[key: string]: any}} Bag */
 
 // Everything that outlives a single session.
-/** @type {Bag} */
 export const app = {
   state: 'connecting',
-  session: null, // the current Session, or null between attempts
+  session: /** @type {import('./protocol.js').Session | null} */ (null), // the current Session, or null between attempts
   stopped: false, // left, replaced or a fatal error: never reconnect again
   backoffMs: BACKOFF_FIRST_MS,
   joinedURL: '', // the signaling URL of the last session that joined ('' before the first): retried first
@@ -43,7 +42,6 @@ export const app = {
   statsBusy: false,
   statsSession: null, // the session whose counters statsPrev holds
   statsPrev: new Map(), // stats report key -> counters at the previous refresh
-  warnedTrackSource: false,
   errorToasts: [],
   denoise: {
     choice: null, // {enabled, engine}: what the user asked for (URL, last choice, button); null: the room's default
