@@ -9,7 +9,7 @@ import {
 import { bindSession, clearSessionView, fail, refuseJoin, shutdownPage } from './meeting.js';
 import { Session, pageWsURL, signalingURL } from './protocol.js';
 import { app, count, expose, setNodes } from './store.js';
-import { $, hideBanner, setState, showBanner } from './ui.js';
+import { hideBanner, setState, showBanner } from './ui.js';
 
 // signalingURLs: where a new session may go, in the order reconnect attempts take them: the node of the last
 // joined session (or the page's own), then the region's other nodes it listed.

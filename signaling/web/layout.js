@@ -2,7 +2,7 @@
 // Active speakers and the layout: the plain grid, or one tile on the stage and the others in a strip.
 
 import { STAGE_HOLD_MS, STRIP_MAX_COLS, STRIP_MIN_TILE_PX } from './config.js';
-import { app, count, expose, hook } from './store.js';
+import { app, expose, hook } from './store.js';
 import { $ } from './ui.js';
 
 // setSpeakers applies an active_speakers list (loudest first): the speakers' tiles get an outline, the

@@ -4,7 +4,6 @@
 import { clearCaptionLines } from './captions.js';
 import { TILE_REPORT_DELAY_MS } from './config.js';
 import { releaseStage, setSpeakers, updateLayout } from './layout.js';
-import { main } from './main.js';
 import { createHostMenu, renderHostMenu } from './moderation.js';
 import { app } from './store.js';
 import { createTile, reloadTile, setTileIndicators, setTileName, setTileTranscribed } from './tiles.js';

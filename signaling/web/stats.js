@@ -6,7 +6,6 @@ import { allTiles } from './layout.js';
 import { renderLocal } from './media.js';
 import { usablePC } from './protocol.js';
 import { app } from './store.js';
-import { $ } from './ui.js';
 
 export function toggleStats() {
   app.statsOn = !app.statsOn;

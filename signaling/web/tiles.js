@@ -3,7 +3,7 @@
 
 import { config, tr } from './config.js';
 import { app } from './store.js';
-import { $, hideBanner, showBanner } from './ui.js';
+import { hideBanner, showBanner } from './ui.js';
 
 export const ICON_PATHS = {
   mic: 'M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.92V21h2v-3.08A7 7 0 0 0 19 11h-2z',
