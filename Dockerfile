@@ -16,7 +16,7 @@ ARG DEBIAN=bookworm
 FROM node:22-${DEBIAN}-slim AS npm
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund  # not the type checker: the image needs RNNoise only
 
 # --- Build: Go with cgo (libopus, speexdsp, PocketSphinx, OpenCC), the Makefile's -dev packages ---------------------
 FROM golang:1.26-${DEBIAN} AS build

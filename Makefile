@@ -9,7 +9,7 @@ APT     := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Tim
 # FUZZSCALE multiplies them (FUZZSCALE=10 fuzzes ten times longer).
 FUZZSCALE ?= 1
 
-.PHONY: run test build image bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet fuzz clean
+.PHONY: run test build image bench loadtest soak deps deps-go deps-audio deps-captions deps-npm deps-browser deps-redis fmt-check vet typecheck fuzz clean
 
 run: deps-go deps-audio deps-captions deps-npm
 	$(GO) run ./cmd/sfu -dev $(ARGS)
@@ -26,12 +26,16 @@ image:
 
 # The load-test package measures stability and loss of a small meeting in its own process: it runs after the
 # others, alone, as a load test must (beside cmd/sfu's tests on two cores it fell to 34 % stability).
-test: deps fmt-check vet
+test: deps fmt-check vet typecheck
 	$(GO) test -race -count=1 -timeout 12m $$($(GO) list ./... | grep -v '/loadtest$$')
 	$(GO) test -race -count=1 -timeout 5m ./loadtest
 	@echo "a build without cgo: it runs, and refuses what needs cgo with a clear error"
 	CGO_ENABLED=0 $(GO) test -count=1 -run 'WithoutCgo' ./cmd/sfu ./media/...
 	$(MAKE) fuzz
+
+# The browser client's modules (signaling/web) and the examples: JSDoc types checked by TypeScript, no output.
+typecheck: deps-npm
+	npx tsc -p tsconfig.json
 
 fuzz: deps-go deps-audio
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$$((150000 * $(FUZZSCALE)))x ./signaling/protocol
@@ -91,9 +95,10 @@ deps-captions:
 		$(APT) update -q && $(APT) install -y -q $(CAPTION_PKGS); \
 	fi
 
-# npm packages whose files the server loads at run time (RNNoise's WebAssembly build), pinned by package-lock.json.
+# npm packages whose files the server loads at run time (RNNoise's WebAssembly build), and the type checker of the
+# browser client (a dev dependency), pinned by package-lock.json.
 deps-npm:
-	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ]; then \
+	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ] || [ ! -x node_modules/.bin/tsc ]; then \
 		command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q nodejs npm; }; \
 		npm ci --no-audit --no-fund; \
 	fi

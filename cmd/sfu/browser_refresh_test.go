@@ -49,7 +49,7 @@ func TestBrowserReconnectsWithRefreshedToken(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
-	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`app.session.ws.close(), true`)); err != nil {
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`window.sfu.dropSocket()`)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "the page joins again after the drop", func() bool {

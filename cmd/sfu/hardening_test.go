@@ -98,11 +98,12 @@ func TestDisplayNameCleaned(t *testing.T) {
 	}
 }
 
-// TestSecurityHeaders: the pages, the script and the style sheet carry a Content-Security-Policy that forbids
-// framing, and the other headers that keep them from being framed, sniffed or leaking the address.
+// TestSecurityHeaders: the pages, the scripts and the style sheet carry a Content-Security-Policy that forbids
+// framing, and the other headers that keep them from being framed, sniffed or leaking the address. The client's
+// modules come as JavaScript: with nosniff a browser refuses a module script of any other type.
 func TestSecurityHeaders(t *testing.T) {
 	n := startTestNode(t)
-	for _, path := range []string{"/", "/room/x", "/room/x?token=abc", "/static/app.js", "/static/style.css", "/static/index.js"} {
+	for _, path := range []string{"/", "/room/x", "/room/x?token=abc", "/static/main.js", "/static/protocol.js", "/static/style.css", "/static/index.js"} {
 		resp, err := http.Get(n.baseURL() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -125,6 +126,9 @@ func TestSecurityHeaders(t *testing.T) {
 			if got := resp.Header.Get(k); got != v {
 				t.Errorf("%s: %s %q, want %q", path, k, got, v)
 			}
+		}
+		if strings.HasSuffix(path, ".js") && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+			t.Errorf("%s: Content-Type %q, want text/javascript", path, resp.Header.Get("Content-Type"))
 		}
 	}
 }

@@ -1,0 +1,157 @@
+// @ts-check
+// The page's configuration: constants, and what the address asks for (/room/{room}?name=N&token=T...).
+
+
+
+export const FAILOVER_OPEN_TIMEOUT_MS = 4000; // ...shorter while other nodes of the region wait their turn
+export const BACKOFF_FIRST_MS = 300; // the first retry is quick: in a region another node can take over at once
+export const BACKOFF_MAX_MS = 10000;
+export const MAX_ERROR_TOASTS = 4;
+export const TILE_REPORT_DELAY_MS = 200; // tile size reports wait for resizing to settle
+export const STAGE_HOLD_MS = 3000; // after silence the last speaker keeps the stage this long, so the layout does not flicker
+export const STRIP_MAX_COLS = 6; // stage layout: tiles per row of the strip under the stage...
+export const STRIP_MIN_TILE_PX = 180; // ...fewer when the page is too narrow for them to be this wide
+export const STATS_INTERVAL_MS = 1000;
+export const CAPTION_CLEAR_MS = 5000; // a final caption stays this long after the last one of its speaker...
+export const CAPTION_FADE_MS = 600; // ...then fades out over this long (see .caption.fading in style.css)
+export const CAPTION_STALE_MS = 10000; // a partial caption with no news for this long is cleared (the final never came)
+export const CAPTION_FINALS_KEPT = 50; // final captions kept in the test hook (sfu.captions.finals)
+export const BUSY_RETRY_MS = 2000; // a join refused as busy is tried again after this long...
+export const BUSY_RETRY_MAX = 5; // ...this many times
+export const MAX_REDIRECTS = 3; // redirects followed in a row (with no join and no failure between them): more is a loop
+
+// Languages the captions picker offers; '' turns captions off. The server translates into those it can.
+export const CAPTION_LANGUAGES = [
+  { tag: '', label: 'Off' },
+  { tag: 'en', label: 'English' },
+  { tag: 'zh-HK', label: 'Cantonese (Traditional, HK)' },
+  { tag: 'zh-Hant', label: 'Chinese (Traditional)' },
+  { tag: 'zh-Hans', label: 'Chinese (Simplified)' },
+  { tag: 'zh', label: 'Mandarin (Simplified)' },
+  { tag: 'es', label: 'Spanish' },
+  { tag: 'ja', label: 'Japanese' },
+  { tag: 'ko', label: 'Korean' },
+  { tag: 'fr', label: 'French' },
+];
+// The page's own words in the languages ?lang= picks (default en): so far the transcription badge.
+export const UI_STRINGS = {
+  en: { transcribed: 'Transcribed' },
+  'zh-HK': { transcribed: '正在轉錄' },
+  'zh-CN': { transcribed: '正在转录' },
+};
+// A BCP 47 language tag as the server accepts it (sfu/captions.go).
+export const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
+
+export const SCREEN_CONSTRAINTS = {
+  video: { frameRate: 15, width: { ideal: 1920 }, height: { ideal: 1080 } },
+  audio: false,
+};
+
+// The tab's sessionStorage keeps the token it was opened with under this prefix and the room's name (the
+// address does not: see takeToken).
+export const TOKEN_STORAGE_PREFIX = 'sfu.token:';
+
+export const VIDEO_SIZES = {
+  '720': { width: 1280, height: 720 },
+  '1080': { width: 1920, height: 1080 },
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
+//   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
+//   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
+//   &lang=en|zh-HK|zh-CN (the page's language, see UI_STRINGS)
+// ---------------------------------------------------------------------------------------------------------
+
+export function readConfig() {
+  const params = new URLSearchParams(location.search);
+  const segments = location.pathname.split('/').filter(Boolean);
+  const last = segments.length > 1 ? segments[segments.length - 1] : '';
+  let room = last;
+  try {
+    room = decodeURIComponent(last);
+  } catch (err) {
+    // A malformed escape: keep the raw segment.
+  }
+
+  // The token leaves the address at once, so that it stays out of the history (and of what is shared from the
+  // address bar); the tab keeps it for reloads, "Rejoin" and reconnects.
+  const token = takeToken(params, room);
+  let name = (params.get('name') || '').trim();
+  if (!name) {
+    name = 'Guest-' + String(Math.floor(Math.random() * 10000)).padStart(4, '0');
+    // Keep the chosen name in the address so that a reload or "Rejoin" keeps it.
+    params.set('name', name);
+  }
+  const query = params.toString();
+  history.replaceState(null, '', `${location.pathname}${query ? '?' + query : ''}${location.hash}`);
+
+  return {
+    room,
+    name,
+    token,
+    res: params.get('res') === '720' ? '720' : '1080',
+    simulcast: params.get('simulcast') !== '0',
+    publish: params.get('publish') !== '0',
+    codec: (params.get('codec') || 'vp8').toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8',
+    denoise: parseDenoiseParam(params.get('denoise')),
+    captions: parseCaptionsParam(params.get('captions')),
+    spoken: normalizeLanguage(params.get('spoken')) || '',
+    ui: parseUiLanguage(params.get('lang')),
+  };
+}
+
+// parseUiLanguage: one of UI_STRINGS' languages (tags compare without regard to case), else en.
+export function parseUiLanguage(value) {
+  const v = String(value || '').trim().toLowerCase();
+  return Object.keys(UI_STRINGS).find((k) => k.toLowerCase() === v) || 'en';
+}
+
+// tr is the page's word for key in its language (English when that language lacks it).
+export function tr(key) {
+  return (UI_STRINGS[config.ui] || {})[key] || UI_STRINGS.en[key] || key;
+}
+
+// takeToken takes ?token= out of params and keeps it in this tab's sessionStorage, by room; without one in the
+// address it is the token kept before (a reload), or '' (dev mode mints its own).
+export function takeToken(params, room) {
+  const key = TOKEN_STORAGE_PREFIX + room;
+  const token = params.get('token') || '';
+  params.delete('token');
+  try {
+    if (token) sessionStorage.setItem(key, token);
+    else return sessionStorage.getItem(key) || '';
+  } catch (err) {
+    // Storage may be disabled: the token then lives as long as the page.
+  }
+  return token;
+}
+
+// normalizeLanguage reads a captions language: '' for off, the tag itself, or null when it is not a tag.
+export function normalizeLanguage(value) {
+  if (value === null || value === undefined) return null;
+  const v = String(value).trim();
+  if (['', '0', 'off', 'none', 'false', 'no'].includes(v.toLowerCase())) return '';
+  return LANGUAGE_TAG.test(v) ? v : null;
+}
+
+// parseCaptionsParam reads ?captions=: null when absent (or not a language tag), '' for off, else the language.
+export function parseCaptionsParam(value) {
+  if (value === null) return null;
+  const lang = normalizeLanguage(value);
+  if (lang === null) console.warn('sfu: ?captions= is not a language tag:', value);
+  return lang;
+}
+
+// parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine
+// name the server does not know is refused by the server (bad_request), which the page then shows.
+export function parseDenoiseParam(value) {
+  if (value === null) return null;
+  const v = value.trim().toLowerCase();
+  if (['0', 'off', 'false', 'no'].includes(v)) return { enabled: false, engine: '' };
+  if (['', '1', 'on', 'true', 'yes'].includes(v)) return { enabled: true, engine: '' };
+  return { enabled: true, engine: v.slice(0, 32) };
+}
+
+export const config = readConfig();
+export const usingDevToken = !config.token;

@@ -1,0 +1,84 @@
+// @ts-check
+// The meeting page's entry (room.html loads it as a module): builds the page, starts the camera and connects.
+// Everything it needs is imported up front (no dynamic import): after a failover the node that served the
+// page may be gone.
+
+import {
+  downloadTranscript, loadCaptionsChoice, setCaptions, setCaptionsState, setupCaptions, transcript,
+} from './captions.js';
+import { config } from './config.js';
+import { connect } from './connection.js';
+import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
+import {
+  renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen,
+} from './media.js';
+import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
+import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
+import { publishStats, subscribeStats, toggleStats } from './stats.js';
+import { app, expose } from './store.js';
+import { createTile, icon } from './tiles.js';
+import { $, setState } from './ui.js';
+
+export function setupPage() {
+  $('room-name').textContent = config.room;
+  document.title = `${config.room || 'Meeting'} — SFU`;
+  for (const el of document.querySelectorAll('.control-icon[data-icon]')) el.append(icon(/** @type {HTMLElement} */ (el).dataset.icon));
+  setupCaptions(); // the picker's options before renderLocal shows the choice in it
+
+  app.localTile = createTile({ label: `You (${config.name})`, local: true });
+  app.localTile.el.dataset.participantId = 'local';
+  $('grid').append(app.localTile.el);
+  renderLocal();
+
+  $('btn-mic').addEventListener('click', () => toggleLocal('audio'));
+  $('btn-cam').addEventListener('click', () => toggleLocal('video'));
+  $('btn-screen').addEventListener('click', toggleScreen);
+  $('btn-stats').addEventListener('click', toggleStats);
+  $('btn-denoise').addEventListener('click', toggleDenoise);
+  $('btn-leave').addEventListener('click', leave);
+  $('btn-lock').addEventListener('click', toggleRoomLock);
+  $('btn-end').addEventListener('click', endForEveryone);
+  $('rejoin').href = location.href;
+  // A new network (or the old one back): restart ICE rather than wait for the connections to fail.
+  window.addEventListener('online', onNetworkChange);
+  const netInfo = /** @type {any} */ (navigator).connection; // Network Information API, where there is one
+  if (netInfo && netInfo.addEventListener) {
+    netInfo.addEventListener('change', onNetworkChange);
+  }
+  // Closing the tab: say goodbye so the others see us leave at once.
+  window.addEventListener('pagehide', () => {
+    if (app.session && !app.stopped) app.session.send({ type: 'leave' });
+  });
+}
+
+export function main() {
+  expose({
+    stats: subscribeStats,
+    publishStats,
+    shareScreen,
+    stopScreen,
+    setDenoise,
+    setCaptions,
+    transcript,
+    downloadTranscript,
+    restartIce,
+    admin: adminAction,
+    dropSocket,
+  });
+  app.denoise.choice = config.denoise || loadDenoiseChoice();
+  setDenoiseState();
+  app.captions.choice = config.captions !== null ? config.captions : loadCaptionsChoice();
+  setupPage();
+  setCaptionsState();
+  setState('connecting');
+  if (!config.room) {
+    fail('No room name in the address: open /room/{room}.');
+    return;
+  }
+  // Camera and signaling start together; publishing waits for both (see Session.startPublishing).
+  app.mediaReady = startMedia();
+  showLocalMedia();
+  connect();
+}
+
+main();

@@ -1,0 +1,141 @@
+// @ts-check
+// The page's state: one store. `app` holds everything that outlives a single session; `hook` is the test hook
+// (window.sfu) that the automated browser tests read, and only this module writes it: the others call expose,
+// count or set. Fields both hold (state, isAdmin, roomLocked, nodes) are written once, through set.
+
+import { config, BACKOFF_FIRST_MS } from './config.js';
+
+/** @typedef {{[key: string]: any}} Bag */
+
+// Everything that outlives a single session.
+export const app = {
+  state: 'connecting',
+  session: /** @type {import('./protocol.js').Session | null} */ (null), // the current Session, or null between attempts
+  stopped: false, // left, replaced or a fatal error: never reconnect again
+  backoffMs: BACKOFF_FIRST_MS,
+  joinedURL: '', // the signaling URL of the last session that joined ('' before the first): retried first
+  nodes: [], // the region's other nodes (joined.nodes of the last session that joined): tried in turn after it
+  attempt: 0, // reconnect attempts since the last joined: picks the URL (round robin, see nextSignalingURL)
+  redirectsInRow: 0, // redirects followed since the last joined or failed attempt (see MAX_REDIRECTS)
+  reconnectTimer: null,
+  // The latest token the server sent (a token message), '' before the first: the next session joins with it
+  // instead of the page's, which may have expired by then (see onToken).
+  token: '',
+  countdownTimer: null,
+  localStream: null,
+  mediaReady: null, // Promise<MediaStream|null>, started once per page
+  localTile: null,
+  localName: config.name,
+  canPublish: true, // false once the server said our token may not publish
+  screenTrack: null, // our screen share while it runs; outlives sessions like localStream
+  screenStream: null, // the MediaStream it is published in (its own, not the camera's)
+  screenStarting: null, // Promise<boolean> while the browser's screen picker is open
+  participants: new Map(), // participant id -> remote participant (see addParticipant)
+  goneIds: new Set(), // participants that left during this session; late tracks of theirs are ignored
+  screenSeq: 0, // numbers remote screen tiles in order of arrival: the latest one takes the stage
+  speakers: [], // the last active_speakers list
+  stageHolder: null, // participant id of the speaker on the stage, kept STAGE_HOLD_MS after silence
+  stageTimer: null,
+  trackTiles: new Map(), // received MediaStreamTrack -> the tile it is shown in (for the stats overlay)
+  statsOn: false,
+  statsTimer: null,
+  statsBusy: false,
+  statsSession: null, // the session whose counters statsPrev holds
+  statsPrev: new Map(), // stats report key -> counters at the previous refresh
+  errorToasts: [],
+  denoise: {
+    choice: null, // {enabled, engine}: what the user asked for (URL, last choice, button); null: the room's default
+    tracks: new Map(), // our published track id -> processors the server says run on it (this session)
+    pending: false, // a denoise request went out and no answer came yet
+    error: '', // why the server refused the last request, '' if it did not
+    refused: '', // 'e2ee' or 'unavailable': the server cannot denoise here at all; the button is then off
+  },
+  captions: {
+    choice: null, // the language we read captions in ('' off), as the user asked (URL, last choice, picker)
+    available: true, // false while the server says its captions engine fails, or refused captions here
+    reason: '', // why captions are unavailable
+    error: '', // why the server refused the last captions request, '' if it did not
+    last: null, // the last caption received (see onCaption)
+    finals: [], // the last CAPTION_FINALS_KEPT final captions
+    strip: new Map(), // participant id -> caption line in the strip (speakers without a tile: ourselves, ...)
+  },
+  transcribed: new Set(), // participant ids whose speech the server transcribes, as its last transcription said
+  isAdmin: false, // our token's admin claim, as the last joined said: the host controls show
+  roomLocked: false, // as the server last said (room_state)
+  adminMuted: new Set(), // ids of our tracks the host muted and has not unmuted (this session)
+  publishRevoked: false, // the host took away our right to publish (set_role) and has not given it back
+  busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
+  // not joined within 10 s, and the page then tries on a new one)
+};
+
+// Test hook used by the automated browser tests; keep the shape stable.
+/** @type {Bag} */
+export const hook = { // functions are set by main.js (expose)
+  state: app.state,
+  participantId: null,
+  stats: null, // () => Promise<object[]>: one entry per inbound-rtp report of the subscribe connection
+  publishStats: null, // () => Promise<object|null>: the outbound video of the publish connection
+  speakers: [], // the last active_speakers list: [{participant_id, level}], loudest first
+  shareScreen: null, // () => Promise<boolean>: true once sharing (false: refused or failed, with a banner)
+  stopScreen: null, // () => Promise<boolean>: true if a share was stopped
+  // Server-side noise suppression as the server last confirmed it: enabled when processors is non-empty;
+  // error says why the last request was refused ('' if it was not). See setDenoiseState.
+  denoise: { enabled: false, processors: [], error: '', pending: false, requested: null, engine: '' },
+  setDenoise: null, // (enabled, engine?) => boolean: asks for noise suppression; true if sent now, false if at join
+  // Live captions: lang is what we read ('' off); last is the last caption received ({participant, text, final,
+  // translations, shown}), finals the last 50 final ones. See setCaptionsState.
+  captions: { lang: '', spoken: '', available: true, reason: '', error: '', last: null, finals: [] },
+  setCaptions: null, // (lang) => boolean: reads captions in lang ('' off); true if sent now, false if at join
+  transcript: null, // (lang?) => Promise<string>: the room's transcript as WebVTT, fetched as the download button does
+  downloadTranscript: null, // () => Promise<boolean>: saves the transcript as a .vtt file; false (with a notice) if not
+  transcribed: [], // participant ids the server transcribes now, as its last transcription message said (this session)
+  joins: 0, // joined messages received since the page opened (a full reconnect joins again)
+  // ICE restarts started (each connection counts apart) and each connection's ICE state: {state, restarting,
+  // attempts, ufrag (the server's ICE username fragment, new after each restart)}. See Session.renderIce.
+  iceRestarts: 0,
+  ice: { publish: null, subscribe: null },
+  restartIce: null, // () => boolean: restarts ICE on both connections now; false if none could restart
+  isAdmin: false, // our token is a room administrator's
+  roomLocked: false, // the room is locked (room_state)
+  moderation: null, // the last moderation message: {action, track_id, publish, by}
+  byeReason: '', // the reason of the last bye ('' until one comes)
+  joinError: '', // the code of a refused join that ended the page (room_locked, room_full, busy, residency,
+  // redirect_loop), '' if none
+  wsURL: '', // the URL of the current (or last) signaling WebSocket
+  redirects: 0, // redirects followed since the page opened
+  nodes: [], // the region's other nodes as the last joined listed them (WebSocket URLs)
+  tokenRefreshes: 0, // fresh tokens the server sent (token messages) since the page opened
+  admin: null, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
+  dropSocket: null, // () => boolean: closes the signaling socket as a network drop would (the page reconnects)
+};
+/** @type {any} */ (window).sfu = hook;
+
+// Fields of app that the hook shows as they are (arrays as copies).
+const MIRRORED = ['state', 'isAdmin', 'roomLocked', 'nodes'];
+
+// set writes fields of app, and their copies in the hook.
+/** @param {Bag} patch */
+export function set(patch) {
+  for (const [key, value] of Object.entries(patch)) {
+    app[key] = value;
+    if (MIRRORED.includes(key)) hook[key] = Array.isArray(value) ? value.slice() : value;
+  }
+}
+
+// expose writes fields of the hook only (what the tests read and the page keeps elsewhere, or not at all):
+// values, and at start the hook's functions.
+/** @param {Bag} patch */
+export function expose(patch) {
+  Object.assign(hook, patch);
+}
+
+// count adds one to a counter of the hook (joins, redirects, iceRestarts, tokenRefreshes).
+/** @param {string} key */
+export function count(key) {
+  hook[key]++;
+}
+
+/** @param {boolean} on */
+export function setAdmin(on) { set({ isAdmin: on }); }
+/** @param {string[]} nodes */
+export function setNodes(nodes) { set({ nodes }); }

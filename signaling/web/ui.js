@@ -1,0 +1,85 @@
+// @ts-check
+// Status line, participant count, banners and error toasts.
+
+import { MAX_ERROR_TOASTS } from './config.js';
+import { updateLayout } from './layout.js';
+import { app, set } from './store.js';
+
+// $ is the element with that id (any: each caller knows what it is).
+export const $ = /** @type {(id: string) => any} */ ((id) => document.getElementById(id));
+
+// ---------------------------------------------------------------------------------------------------------
+// Status line, banners and toasts
+// ---------------------------------------------------------------------------------------------------------
+
+export const STATE_LABELS = {
+  connecting: 'Connecting…',
+  joined: 'Connected',
+  reconnecting: 'Reconnecting…',
+  left: 'Left',
+  error: 'Error',
+};
+
+export function setState(state) {
+  set({ state });
+  document.body.dataset.state = state;
+  $('status-text').textContent = STATE_LABELS[state] || state;
+  updateCount();
+}
+
+export function updateCount() {
+  const n = app.participants.size + 1;
+  $('participant-count').textContent = `${n} participant${n === 1 ? '' : 's'}`;
+  updateLayout();
+}
+
+// showBanner shows (or replaces) the banner named key. kind: 'info' | 'warn' | 'error'.
+export function showBanner(key, text, { kind = 'info', dismissable = true, action = null } = {}) {
+  let el = /** @type {HTMLElement | null} */ (document.querySelector(`.banner[data-key="${CSS.escape(key)}"]`));
+  if (!el) {
+    el = document.createElement('div');
+    el.dataset.key = key;
+    $('banners').append(el);
+  }
+  el.className = `banner banner-${kind}`;
+  el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  el.replaceChildren();
+
+  const textEl = document.createElement('span');
+  textEl.className = 'banner-text';
+  textEl.textContent = text;
+  el.append(textEl);
+
+  if (action) {
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'banner-action';
+    btn.textContent = action.label;
+    btn.addEventListener('click', action.onClick);
+    el.append(btn);
+  }
+  if (dismissable) {
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'banner-close';
+    close.setAttribute('aria-label', 'Dismiss');
+    close.textContent = '×';
+    close.addEventListener('click', () => el.remove());
+    el.append(close);
+  }
+  return el;
+}
+
+export function hideBanner(key) {
+  const el = document.querySelector(`.banner[data-key="${CSS.escape(key)}"]`);
+  if (el) el.remove();
+}
+
+export let toastSeq = 0;
+
+// showErrorToast shows a dismissable error, keeping only the last few on screen.
+export function showErrorToast(text) {
+  const el = showBanner(`error-${++toastSeq}`, text, { kind: 'error' });
+  app.errorToasts.push(el);
+  while (app.errorToasts.length > MAX_ERROR_TOASTS) app.errorToasts.shift().remove();
+}
