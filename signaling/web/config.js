@@ -1,7 +1,7 @@
 // @ts-check
 // The page's configuration: constants, and what the address asks for (/room/{room}?name=N&token=T...).
 
-
+import { chooseLanguage } from './i18n.js';
 
 export const FAILOVER_OPEN_TIMEOUT_MS = 4000; // ...shorter while other nodes of the region wait their turn
 export const BACKOFF_FIRST_MS = 300; // the first retry is quick: in a region another node can take over at once
@@ -33,12 +33,6 @@ export const CAPTION_LANGUAGES = [
   { tag: 'ko', label: 'Korean' },
   { tag: 'fr', label: 'French' },
 ];
-// The page's own words in the languages ?lang= picks (default en): so far the transcription badge.
-export const UI_STRINGS = {
-  en: { transcribed: 'Transcribed' },
-  'zh-HK': { transcribed: '正在轉錄' },
-  'zh-CN': { transcribed: '正在转录' },
-};
 // A BCP 47 language tag as the server accepts it (sfu/captions.go).
 export const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
@@ -60,7 +54,7 @@ export const VIDEO_SIZES = {
 // Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
 //   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
-//   &lang=en|zh-HK|zh-CN (the page's language, see UI_STRINGS)
+//   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -97,19 +91,8 @@ export function readConfig() {
     denoise: parseDenoiseParam(params.get('denoise')),
     captions: parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
-    ui: parseUiLanguage(params.get('lang')),
+    ui: chooseLanguage(params.get('lang')),
   };
-}
-
-// parseUiLanguage: one of UI_STRINGS' languages (tags compare without regard to case), else en.
-export function parseUiLanguage(value) {
-  const v = String(value || '').trim().toLowerCase();
-  return Object.keys(UI_STRINGS).find((k) => k.toLowerCase() === v) || 'en';
-}
-
-// tr is the page's word for key in its language (English when that language lacks it).
-export function tr(key) {
-  return (UI_STRINGS[config.ui] || {})[key] || UI_STRINGS.en[key] || key;
 }
 
 // takeToken takes ?token= out of params and keeps it in this tab's sessionStorage, by room; without one in the

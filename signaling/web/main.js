@@ -8,6 +8,7 @@ import {
 } from './captions.js';
 import { config } from './config.js';
 import { connect } from './connection.js';
+import { setLanguage, translatePage } from './i18n.js';
 import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
 import {
   renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen,
@@ -52,6 +53,8 @@ export function setupPage() {
 }
 
 export function main() {
+  setLanguage(config.ui);
+  translatePage();
   expose({
     stats: subscribeStats,
     publishStats,

@@ -1,7 +1,8 @@
 // @ts-check
 // Video tiles: the element of a participant's camera (with its sound), our self-view or a screen share.
 
-import { config, tr } from './config.js';
+import { config } from './config.js';
+import { t } from './i18n.js';
 import { app } from './store.js';
 import { hideBanner, showBanner } from './ui.js';
 
@@ -71,9 +72,9 @@ export function createTile({ label, local = false, screen = false }) {
   const transcribedEl = document.createElement('span');
   transcribedEl.className = 'badge transcribed-badge';
   transcribedEl.lang = config.ui;
-  transcribedEl.textContent = tr('transcribed');
-  transcribedEl.title = tr('transcribed');
-  transcribedEl.setAttribute('aria-label', tr('transcribed'));
+  transcribedEl.textContent = t('transcribed');
+  transcribedEl.title = t('transcribed');
+  transcribedEl.setAttribute('aria-label', t('transcribed'));
   transcribedEl.hidden = true;
   plate.append(nameEl, transcribedEl, indicators);
 
