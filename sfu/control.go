@@ -23,14 +23,7 @@ type control struct {
 
 // startControl starts the control loop; the participant must be in its room.
 func (p *Participant) startControl() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
+	p.spawn(func() {
 		t := time.NewTicker(alloc.Interval)
 		defer t.Stop()
 		for {
@@ -44,7 +37,7 @@ func (p *Participant) startControl() {
 			p.allocate(now)
 			p.dynacast(now)
 		}
-	}()
+	})
 }
 
 // pokeControl asks for the layers to be chosen again soon.

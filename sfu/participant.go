@@ -284,6 +284,20 @@ func (p *Participant) isClosed() bool {
 	return p.closed
 }
 
+// spawn runs fn on a goroutine the participant owns (Close waits for it), unless the participant is closed.
+func (p *Participant) spawn(fn func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		fn()
+	}()
+}
+
 // fail ends a participant whose media connection failed.
 func (p *Participant) fail() {
 	p.peer.End("failed")

@@ -348,19 +348,9 @@ func (p *Participant) negotiate() {
 // gatheringDone sends the ICE restart that waited for the subscribe connection's gathering to end (negotiate).
 // Pion calls it on its gathering goroutine, which the offer must not run on: the restart waits for that goroutine.
 func (p *Participant) gatheringDone() {
-	if !p.neg.afterGathering.Swap(false) {
-		return
+	if p.neg.afterGathering.Swap(false) {
+		p.spawn(p.negotiate)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		p.negotiate()
-	}()
 }
 
 // AddCandidate adds a remote ICE candidate, or holds it until the connection has a remote description. A

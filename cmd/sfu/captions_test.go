@@ -199,17 +199,9 @@ func TestCaptionsEndToEnd(t *testing.T) {
 	}
 
 	// The transcript, with a token for the room, as WebVTT.
-	req, _ := http.NewRequestWithContext(ctx, "GET", n.baseURL()+"/transcript/captions", nil)
-	req.Header.Set("Authorization", "Bearer "+token(t, "captions", "reader", false, true))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	vtt := string(body)
-	if resp.StatusCode != 200 || !strings.HasPrefix(vtt, "WEBVTT\n") || strings.Count(vtt, " --> ") < 3 || !strings.Contains(vtt, "<v Name of speaker>") {
-		t.Fatalf("transcript: %s\n%s", resp.Status, vtt)
+	status, vtt := fetchTranscript(t, ctx, n, "captions")
+	if status != 200 || !strings.HasPrefix(vtt, "WEBVTT\n") || strings.Count(vtt, " --> ") < 3 || !strings.Contains(vtt, "<v Name of speaker>") {
+		t.Fatalf("transcript: %d\n%s", status, vtt)
 	}
 	t.Logf("transcript:\n%s", vtt)
 	for _, tok := range []string{"", token(t, "elsewhere", "x", true, true)} {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -95,18 +93,10 @@ func TestChat(t *testing.T) {
 	}
 	noChat(t, ctx, carol, "flood f")
 
-	req, _ := http.NewRequestWithContext(ctx, "GET", n.baseURL()+"/transcript/chat", nil)
-	req.Header.Set("Authorization", "Bearer "+token(t, "chat", "reader", false, true))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	vtt := string(body)
-	if resp.StatusCode != 200 || !strings.Contains(vtt, "<v.chat Name of alice>hello everyone 大家好  second line") ||
+	status, vtt := fetchTranscript(t, ctx, n, "chat")
+	if status != 200 || !strings.Contains(vtt, "<v.chat Name of alice>hello everyone 大家好  second line") ||
 		!strings.Contains(vtt, "<v.chat Name of bob>flood a") || strings.Contains(vtt, "just for bob") {
-		t.Fatalf("transcript (%s):\n%s", resp.Status, vtt)
+		t.Fatalf("transcript (%d):\n%s", status, vtt)
 	}
 }
 

@@ -343,3 +343,17 @@ func publishOpus(t *testing.T, m *mediaRun, tc *testClient, frames [][]byte, pla
 	}()
 	return starts
 }
+
+// fetchTranscript downloads the room's transcript with a subscribe token for it: the status and the body.
+func fetchTranscript(t *testing.T, ctx context.Context, n *node, room string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.baseURL()+"/transcript/"+room, nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, room, "reader", false, true))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
