@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // pageChat is what a page's chat and people panel show (DOM) and its test hook says.
@@ -238,6 +239,12 @@ func TestBrowserChatAndPeople(t *testing.T) {
 			t.Errorf("alice's private message is not shown private to bob: %s", a)
 		}
 	}
+	// Escape in the message box closes the panel.
+	if err := chromedp.Do(alice, chromedp.SendKeys(chromedp.ID("chat-input"), kb.Escape)); err != nil {
+		t.Fatalf("alice presses Escape: %v", err)
+	}
+	waitPageChat(t, alice, "alice", 5*time.Second, "the chat panel closed", func(c pageChat) bool { return !c.Open })
+
 	// The transcript download has the public chat and not the private message.
 	vtt, err := chromedp.Run(host, chromedp.Evaluate[string](`window.sfu.transcript('')`, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -257,8 +264,8 @@ func TestBrowserChatAndPeople(t *testing.T) {
 		t.Errorf("the host after alice raised her hand: %s", h)
 	}
 	waitPageChat(t, alice, "alice", 10*time.Second, "the hand button pressed", func(c pageChat) bool { return c.HandPress == "true" })
-	// Bob raises his too: second.
-	evalTrue(t, bob, "bob", `window.sfu.raiseHand(true)`)
+	// Bob raises his too (with the shortcut's event): second.
+	evalTrue(t, bob, "bob", `window.dispatchEvent(new CustomEvent('sfu:hand-toggle')) || true`)
 	waitPageChat(t, host, "host", 10*time.Second, "alice then bob in the queue", func(c pageChat) bool {
 		return strings.Join(c.Queue, ",") == aliceID+","+bobID
 	})
@@ -301,4 +308,15 @@ func TestBrowserChatAndPeople(t *testing.T) {
 	waitPageChat(t, alice, "alice", 10*time.Second, "removed", func(c pageChat) bool { return c.Bye == "kicked" && c.State == "left" })
 	h = waitPageChat(t, host, "host", 10*time.Second, "alice gone from the panel", func(c pageChat) bool { return len(c.People) == 2 })
 	t.Logf("host at the end: %s", h)
+
+	// Too long, then too fast: the panel says why (the shortcut's event opens it).
+	evalTrue(t, bob, "bob", `window.dispatchEvent(new CustomEvent('sfu:chat-toggle')) || true`)
+	evalTrue(t, bob, "bob", `window.sfu.sendChat('x'.repeat(1001)) === false`)
+	waitPageChat(t, bob, "bob", 5*time.Second, "the panel open, saying the message is too long", func(c pageChat) bool {
+		return c.Open && strings.Contains(c.Error, "at most 1000 characters")
+	})
+	evalTrue(t, bob, "bob", `(() => { for (let i = 0; i < 8; i++) window.sfu.sendChat('flood ' + i); return true; })()`)
+	waitPageChat(t, bob, "bob", 10*time.Second, "the rate limit in the panel", func(c pageChat) bool {
+		return strings.Contains(c.Error, "Too many messages") && c.has("flood 0")
+	})
 }
