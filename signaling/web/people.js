@@ -8,7 +8,12 @@ import { t } from './i18n.js';
 import { adminAction, renderHostControls } from './moderation.js';
 import { sourceState } from './participants.js';
 import { app, expose, hook, setAdmin } from './store.js';
+import { icon } from './tiles.js';
 import { $, hideBanner, showBanner } from './ui.js';
+
+/** A raised hand (24x24), as the raise-hand button in room.html draws it. */
+const HAND_PATH = 'M7.5 12.2V6.25a1.25 1.25 0 0 1 2.5 0V11h.6V4.25a1.25 1.25 0 0 1 2.5 0V11h.6V5.25a1.25 1.25 0 0 1 ' +
+  '2.5 0V12h.6V8.25a1.25 1.25 0 0 1 2.5 0V15a6 6 0 0 1-6 6h-.8a6 6 0 0 1-4.9-2.6l-3-4.4a1.3 1.3 0 0 1 2.1-1.5z';
 
 /** How long the host's "hand raised" notice stays. */
 export const HAND_NOTICE_MS = 8000;
@@ -273,6 +278,7 @@ export function renderPeople() {
   const btn = $('btn-hand');
   btn.setAttribute('aria-pressed', String(mine));
   btn.querySelector('.control-label').textContent = mine ? t('people.lowerHand') : t('people.raiseHand');
+  btn.title = mine ? t('people.lowerHand') : t('people.raiseHand');
   btn.disabled = app.stopped;
   const count = $('people-hands');
   count.textContent = String(raised.length);
@@ -308,7 +314,8 @@ function personRow(p, host) {
   who.append(name);
   if (p.admin) who.append(badge('person-host', t('people.host')));
   if (p.hand) {
-    const hand = badge('person-hand', `✋ ${p.hand}`);
+    const hand = badge('person-hand', String(p.hand));
+    hand.prepend(handIcon());
     hand.title = t('people.handPosition', { n: p.hand });
     hand.setAttribute('aria-label', hand.title);
     who.append(hand);
@@ -350,11 +357,11 @@ function badge(className, text) {
  */
 function stateIcon(kind, label) {
   const el = document.createElement('span');
-  el.className = `person-${kind}`;
+  el.className = `person-icon person-${kind}`;
   el.setAttribute('role', 'img');
   el.setAttribute('aria-label', label);
   el.title = label;
-  el.textContent = kind === 'mic' ? '🎤' : '📷';
+  el.append(icon(kind));
   return el;
 }
 
@@ -412,9 +419,22 @@ function renderTileHands(list) {
       tile.el.append(el);
     }
     el.hidden = !p.hand;
-    el.textContent = p.hand ? `✋ ${p.hand}` : '';
+    el.replaceChildren(handIcon(), String(p.hand || ''));
     const label = p.hand ? t('people.handPosition', { n: p.hand }) : '';
     el.title = label;
     el.setAttribute('aria-label', label);
   }
+}
+
+// handIcon: the raised hand of the badges (decorative: the badge has the words).
+function handIcon() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.classList.add('icon', 'hand-icon');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', HAND_PATH);
+  svg.append(path);
+  return svg;
 }
