@@ -6,6 +6,7 @@
 import {
   downloadTranscript, loadCaptionsChoice, setCaptions, setCaptionsState, setupCaptions, transcript,
 } from './captions.js';
+import { setupChat } from './chat.js';
 import { config } from './config.js';
 import { connect } from './connection.js';
 import { setLanguage, translatePage } from './i18n.js';
@@ -15,6 +16,7 @@ import {
 } from './media.js';
 import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
 import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
+import { setupPeople } from './people.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
 import { createTile, icon } from './tiles.js';
@@ -40,6 +42,8 @@ export function setupPage() {
   $('btn-lock').addEventListener('click', toggleRoomLock);
   $('btn-end').addEventListener('click', endForEveryone);
   $('rejoin').href = location.href;
+  setupChat();
+  setupPeople();
   // A new network (or the old one back): restart ICE rather than wait for the connections to fail.
   window.addEventListener('online', onNetworkChange);
   const netInfo = /** @type {any} */ (navigator).connection; // Network Information API, where there is one

@@ -5,6 +5,7 @@ import {
   onCaption, onCaptionsError, onCaptionsStatus, onTranscription, renderTranscribed, sendCaptions, setCaptionsState,
   setTranscribed,
 } from './captions.js';
+import { bindChat, onChatError } from './chat.js';
 import { onJoinRefused, onJoinedNode, onResidency, onTokenError, stopReconnecting } from './connection.js';
 import { onAudioProcessing, onDenoiseError, sendDenoise, setDenoiseState } from './denoise.js';
 import { setSpeakers } from './layout.js';
@@ -14,6 +15,7 @@ import {
   addParticipant, attachRemoteTrack, clearRemoteParticipants, detachRemoteTrack, detachRemoteTrackObject, placeMedia,
   removeParticipant, renderParticipant, setTrackInfo,
 } from './participants.js';
+import { bindPeople } from './people.js';
 import { app, count, expose, hook, setAdmin } from './store.js';
 import { setTileName } from './tiles.js';
 import { $, hideBanner, setState, showBanner, showErrorToast } from './ui.js';
@@ -87,6 +89,9 @@ export function bindSession(s) {
     }
   });
   s.on('ice_settled', () => hideBanner('ice'));
+  // After the handlers above: the participants are up to date when these run.
+  bindChat(s);
+  bindPeople(s);
 }
 
 // onJoined: the session joined; the page shows the room and says what it wants (noise suppression, captions)
@@ -141,6 +146,7 @@ export function onServerError(session, msg) {
   const text = msg.message || '';
   if (msg.ref === 'denoise') return onDenoiseError(msg);
   if (msg.ref === 'captions') return onCaptionsError(msg);
+  if (msg.ref === 'chat') return onChatError(msg);
   if (msg.ref === 'join' && ['busy', 'room_locked', 'room_full'].includes(code)) return onJoinRefused(session, msg);
   if (code === 'residency') return onResidency(session, msg);
   console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);

@@ -64,6 +64,12 @@ export const app = {
   roomLocked: false, // as the server last said (room_state)
   adminMuted: new Set(), // ids of our tracks the host muted and has not unmuted (this session)
   publishRevoked: false, // the host took away our right to publish (set_role) and has not given it back
+  // Chat (chat.js): the last CHAT_KEPT messages (this page, reconnects included), how many came while the panel
+  // was closed, whether it is open, the last error ('' none).
+  chat: { messages: [], unread: 0, open: false, error: '' },
+  // People panel and raised hands (people.js): the hands queue as the server last said it (ids, first raised
+  // first), whether the panel is open.
+  people: { hands: [], open: false, admins: new Set() }, // admins: ids of the others that are administrators
   busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
   // not joined within 10 s, and the page then tries on a new one)
 };
@@ -106,6 +112,18 @@ export const hook = { // functions are set by main.js (expose)
   nodes: [], // the region's other nodes as the last joined listed them (WebSocket URLs)
   tokenRefreshes: 0, // fresh tokens the server sent (token messages) since the page opened
   admin: null, // (action, participant?, extra?) => boolean: sends an admin message (hosts only)
+  // Chat (chat.js): messages [{from, name, to, toName, text, time, own, private}] oldest first (the last 200),
+  // unread (received while the panel was closed), open, error (the panel's error line, '' none).
+  chat: { messages: [], unread: 0, open: false, error: '' },
+  sendChat: null, // (text, to?) => boolean: sends a chat message (to a participant id: privately); true if sent
+  toggleChat: null, // (open?) => boolean: opens or closes the chat panel; true if open now
+  // People panel (people.js): hands is the raised-hands queue (participant ids, first raised first); people is
+  // everyone in the room, us first: [{id, name, self, admin, mic, cam, hand (1-based queue position, 0 down)}].
+  hands: [],
+  people: [],
+  peopleOpen: false,
+  raiseHand: null, // (raised) => boolean: raises or lowers our hand; true if sent
+  togglePeople: null, // (open?) => boolean: opens or closes the people panel; true if open now
   dropSocket: null, // () => boolean: closes the signaling socket as a network drop would (the page reconnects)
 };
 /** @type {any} */ (window).sfu = hook;
