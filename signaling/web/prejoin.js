@@ -58,6 +58,7 @@ class PrejoinScreen {
     /** @type {any} */
     this.levelTimer = null;
     this.closed = false;
+    this.starting = true; // the camera and microphone are being asked for
     this.peak = 0;
     /** @type {(c: JoinChoice) => void} */
     this.resolve = () => {};
@@ -131,6 +132,8 @@ class PrejoinScreen {
         if (!this.stream.getTracks().length) this.showError(describeMediaError(err, 'Camera/microphone'));
       }
     }
+    this.starting = false;
+    this.renderCamOff();
     await this.refreshDevices();
     if (this.kept.speaker && sinkSupported()) setSpeaker(this.speakerSelect.value);
   }
@@ -224,7 +227,7 @@ class PrejoinScreen {
     this.video.hidden = off;
     const note = byId('prejoin-nocam');
     note.hidden = !off;
-    note.textContent = t(hasCam ? 'prejoin.cameraOff' : 'prejoin.noCamera');
+    note.textContent = t(hasCam ? 'prejoin.cameraOff' : this.starting ? 'prejoin.starting' : 'prejoin.noCamera');
   }
 
   /** @param {string} text */

@@ -9,6 +9,7 @@ export default {
   'prejoin.title': 'Ready to join?',
   'prejoin.preview': 'Your camera preview',
   'prejoin.cameraOff': 'Your camera is off',
+  'prejoin.starting': 'Starting the camera…',
   'prejoin.noCamera': 'No camera',
   'prejoin.micLevel': 'Microphone level',
   'prejoin.name': 'Your name',

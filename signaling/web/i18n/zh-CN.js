@@ -9,6 +9,7 @@ export default {
   'prejoin.title': '准备好加入了吗？',
   'prejoin.preview': '你的摄像头预览',
   'prejoin.cameraOff': '你的摄像头已关闭',
+  'prejoin.starting': '正在启动摄像头…',
   'prejoin.noCamera': '没有摄像头',
   'prejoin.micLevel': '麦克风音量',
   'prejoin.name': '你的名字',

@@ -9,6 +9,7 @@ export default {
   'prejoin.title': '準備好加入了嗎？',
   'prejoin.preview': '你的鏡頭預覽',
   'prejoin.cameraOff': '你的鏡頭已關閉',
+  'prejoin.starting': '正在啟動鏡頭…',
   'prejoin.noCamera': '沒有鏡頭',
   'prejoin.micLevel': '咪高峰音量',
   'prejoin.name': '你的名稱',
