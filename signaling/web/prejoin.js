@@ -98,7 +98,9 @@ class PrejoinScreen {
     this.speakerSelect.addEventListener('change', () => setSpeaker(this.speakerSelect.value));
     this.camOff.addEventListener('change', () => this.renderCamOff());
     // A browser may start the AudioContext suspended until the page is used.
-    this.section.addEventListener('pointerdown', () => this.audioCtx && this.audioCtx.resume().catch(() => {}));
+    const resume = () => this.audioCtx && this.audioCtx.resume().catch(() => {});
+    this.section.addEventListener('pointerdown', resume);
+    this.section.addEventListener('keydown', resume);
     this.onDeviceChange = () => this.refreshDevices();
     if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
       navigator.mediaDevices.addEventListener('devicechange', this.onDeviceChange);
