@@ -99,7 +99,10 @@ func (p *Participant) offered(trackID string) bool {
 	if rd == nil {
 		return false
 	}
-	parsed, err := rd.Unmarshal()
+	// Parse a copy: Unmarshal stores its result in the description, and pion reads the one it returned to us
+	// from its own goroutines (a mute right after an offer raced with starting the receivers).
+	desc := webrtc.SessionDescription{Type: rd.Type, SDP: rd.SDP}
+	parsed, err := desc.Unmarshal()
 	if err != nil {
 		return false
 	}

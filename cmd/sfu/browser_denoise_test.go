@@ -122,7 +122,7 @@ func TestBrowserDenoise(t *testing.T) {
 	if err != nil || !strings.Contains(stored, `"enabled":true`) || !strings.Contains(stored, `"engine":"rnnoise"`) {
 		t.Fatalf("stored choice %q, %v; want enabled with rnnoise", stored, err)
 	}
-	if err := chromedp.Do(tab, chromedp.Navigate(base)); err != nil {
+	if err := chromedp.Do(tab, chromedp.Navigate(skipPrejoin(base))); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
 	d, took = waitDenoise(t, tab, 60*time.Second, `processors ["rnnoise"] after a reload`, denoisedWith("rnnoise"))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,14 +129,29 @@ func startDevNode(t *testing.T) *node {
 	return n
 }
 
-// openPage starts a browser on the page.
+// openPage starts a browser on the page. A meeting page joins at once: skipPrejoin adds prejoin=0 to its address
+// unless the address says otherwise (browser_prejoin_test.go tests the pre-join screen).
 func openPage(t *testing.T, ctx context.Context, exe, u string) context.Context {
 	t.Helper()
 	tab := newBrowser(t, ctx, exe)
+	u = skipPrejoin(u)
 	if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
 		t.Fatalf("open %s: %v", u, err)
 	}
 	return tab
+}
+
+// skipPrejoin adds prejoin=0 to the address of a meeting page (/room/...) that has no prejoin parameter, so that
+// it joins at once as it did before the pre-join screen.
+func skipPrejoin(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || !strings.HasPrefix(p.Path, "/room/") || p.Query().Has("prejoin") {
+		return u
+	}
+	if p.RawQuery == "" {
+		return u + "?prejoin=0"
+	}
+	return u + "&prejoin=0"
 }
 
 // waitStats polls the page's statistics until ok holds, and says how long that took.

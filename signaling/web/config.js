@@ -55,6 +55,7 @@ export const VIDEO_SIZES = {
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
 //   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
 //   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
+//   &prejoin=0 (join at once, without the pre-join screen)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -72,6 +73,7 @@ export function readConfig() {
   // address bar); the tab keeps it for reloads, "Rejoin" and reconnects.
   const token = takeToken(params, room);
   let name = (params.get('name') || '').trim();
+  const nameGiven = !!name;
   if (!name) {
     name = 'Guest-' + String(Math.floor(Math.random() * 10000)).padStart(4, '0');
     // Keep the chosen name in the address so that a reload or "Rejoin" keeps it.
@@ -83,6 +85,7 @@ export function readConfig() {
   return {
     room,
     name,
+    nameGiven, // the address named us (?name=); else name was made up, and the pre-join screen offers the last one
     token,
     res: params.get('res') === '720' ? '720' : '1080',
     simulcast: params.get('simulcast') !== '0',
@@ -92,6 +95,8 @@ export function readConfig() {
     captions: parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
     ui: chooseLanguage(params.get('lang')),
+    // The pre-join screen (prejoin.js) shows unless ?prejoin=0, or ?publish=0 (nothing to preview: watch only).
+    prejoin: params.get('prejoin') !== '0' && params.get('publish') !== '0',
   };
 }
 

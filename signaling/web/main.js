@@ -14,9 +14,12 @@ import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from '.
 import {
   renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen,
 } from './media.js';
+import { setupDevices } from './devices.js';
 import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
 import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
 import { setupPeople } from './people.js';
+import { runPrejoin, useName } from './prejoin.js';
+import { setupShortcuts } from './shortcuts.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
 import { createTile, icon } from './tiles.js';
@@ -56,7 +59,7 @@ export function setupPage() {
   });
 }
 
-export function main() {
+export async function main() {
   setLanguage(config.ui);
   translatePage();
   expose({
@@ -75,6 +78,9 @@ export function main() {
   app.denoise.choice = config.denoise || loadDenoiseChoice();
   setDenoiseState();
   app.captions.choice = config.captions !== null ? config.captions : loadCaptionsChoice();
+  // The pre-join screen first (unless the address skips it): the name, devices and camera/microphone off.
+  const choice = config.room ? await runPrejoin() : null;
+  if (choice) useName(choice.name);
   setupPage();
   setCaptionsState();
   setState('connecting');
@@ -83,8 +89,19 @@ export function main() {
     return;
   }
   // Camera and signaling start together; publishing waits for both (see Session.startPublishing).
-  app.mediaReady = startMedia();
+  app.mediaReady = startMedia(choice || {}).then((stream) => {
+    // Joining with the camera or microphone off: muted tracks, as the buttons leave them (syncMuteState tells
+    // the server once they are published).
+    for (const track of stream ? stream.getTracks() : []) {
+      if ((track.kind === 'video' && choice && choice.camOff) || (track.kind === 'audio' && choice && choice.micOff)) {
+        track.enabled = false;
+      }
+    }
+    return stream;
+  });
   showLocalMedia();
+  setupDevices(choice || {});
+  setupShortcuts();
   connect();
 }
 

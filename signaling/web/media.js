@@ -5,13 +5,25 @@ import { renderCaptions } from './captions.js';
 import { SCREEN_CONSTRAINTS, VIDEO_SIZES, config } from './config.js';
 import { renderDenoise } from './denoise.js';
 import { renderHostControls } from './moderation.js';
-import { app } from './store.js';
+import { app, expose } from './store.js';
 import { playVideo, setTileIndicators } from './tiles.js';
 import { $, hideBanner, showBanner } from './ui.js';
 
-export function videoConstraints() {
+// videoConstraints: the camera at the page's resolution; deviceId, if given, the one chosen (ideal: a camera that
+// is gone leaves the browser's default rather than none).
+/** @param {string} [deviceId] @param {boolean} [exact] */
+export function videoConstraints(deviceId, exact = false) {
   const size = VIDEO_SIZES[config.res];
-  return { width: { ideal: size.width }, height: { ideal: size.height }, frameRate: { ideal: 30 } };
+  /** @type {MediaTrackConstraints} */
+  const c = { width: { ideal: size.width }, height: { ideal: size.height }, frameRate: { ideal: 30 } };
+  if (deviceId) c.deviceId = exact ? { exact: deviceId } : { ideal: deviceId };
+  return c;
+}
+
+/** @param {string} [deviceId] @param {boolean} [exact] @returns {MediaTrackConstraints | boolean} */
+export function audioConstraints(deviceId, exact = false) {
+  if (!deviceId) return true;
+  return { deviceId: exact ? { exact: deviceId } : { ideal: deviceId } };
 }
 
 export function describeMediaError(err, what) {
@@ -35,8 +47,10 @@ export function capitalize(s) {
 }
 
 // startMedia asks for camera and microphone, falling back to the microphone alone (then the camera alone).
-// It resolves to null when nothing can be captured: the page then joins as a viewer.
-export async function startMedia() {
+// It resolves to null when nothing can be captured: the page then joins as a viewer. devices names the camera and
+// microphone chosen (pre-join screen, devices.js): deviceIds, '' for the browser's default.
+/** @param {{camera?: string, microphone?: string}} [devices] */
+export async function startMedia(devices = {}) {
   if (!config.publish) return null; // ?publish=0: watch only
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) {
@@ -46,13 +60,13 @@ export async function startMedia() {
   }
   let firstErr;
   try {
-    return await md.getUserMedia({ audio: true, video: videoConstraints() });
+    return await md.getUserMedia({ audio: audioConstraints(devices.microphone), video: videoConstraints(devices.camera) });
   } catch (err) {
     firstErr = err;
     console.error('sfu: getUserMedia failed:', err.name, err.message);
   }
   try {
-    const stream = await md.getUserMedia({ audio: true });
+    const stream = await md.getUserMedia({ audio: audioConstraints(devices.microphone) });
     showBanner('media', `${capitalize(describeMediaError(firstErr, 'Camera'))}. You joined with your microphone only.`,
       { kind: 'warn' });
     return stream;
@@ -60,7 +74,7 @@ export async function startMedia() {
     // No microphone either; maybe a camera without a microphone.
   }
   try {
-    const stream = await md.getUserMedia({ video: videoConstraints() });
+    const stream = await md.getUserMedia({ video: videoConstraints(devices.camera) });
     showBanner('media', `${capitalize(describeMediaError(firstErr, 'Microphone'))}. You joined with your camera only.`,
       { kind: 'warn' });
     return stream;
@@ -87,6 +101,7 @@ export function renderLocal() {
   const mic = localTrackState('audio');
   const cam = localTrackState('video');
   setTileIndicators(app.localTile, mic, cam);
+  expose({ local: { mic, cam } });
 
   const micBtn = $('btn-mic');
   micBtn.disabled = mic === 'none' || app.stopped;
@@ -115,15 +130,16 @@ export function renderLocal() {
 export function toggleLocal(kind) {
   const track = localTrack(kind);
   if (!track) return;
-  if (!track.enabled && app.adminMuted.has(track.id)) {
+  const s = app.session;
+  const id = s ? s.wireId(track) : track.id; // the id the server knows it by (see Session.replaceTrack)
+  if (!track.enabled && app.adminMuted.has(id)) {
     // The server keeps it muted whatever we do, until the host unmutes it: do not pretend otherwise.
     showBanner('moderation', 'The room\'s host muted you: you can unmute once the host unmutes you.', { kind: 'warn' });
     return;
   }
   track.enabled = !track.enabled;
-  const s = app.session;
   // Before the first publish answer the server does not know the track yet; Session.syncMuteState sends it then.
-  if (s && s.publishAnswered) s.send({ type: 'mute', track: track.id, muted: !track.enabled });
+  if (s && s.publishAnswered) s.send({ type: 'mute', track: id, muted: !track.enabled });
   renderLocal();
 }
 

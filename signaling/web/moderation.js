@@ -40,7 +40,8 @@ export function adminAction(action, participant, extra) {
 export function ourTrack(id) {
   const tracks = app.localStream ? app.localStream.getTracks() : [];
   if (app.screenTrack) tracks.push(app.screenTrack);
-  return tracks.find((t) => t.id === id) || null;
+  // After a device switch (Session.replaceTrack) the server knows the track by the id of the one it replaced.
+  return tracks.find((t) => t.id === id || (app.session && app.session.wireId(t) === id)) || null;
 }
 
 // onModeration: a host did something to us. Mute: the server stops forwarding the track, so the page shows it
@@ -58,7 +59,7 @@ export function onModeration(session, msg) {
     case 'mute': {
       const track = ourTrack(m.track_id) || (m.track_id ? null : localTrack('audio'));
       if (track) {
-        app.adminMuted.add(track.id);
+        app.adminMuted.add(app.session ? app.session.wireId(track) : track.id);
         track.enabled = false; // the server already counts it muted: no mute message needed
       }
       showBanner('moderation', 'Muted by the room\'s host', { kind: 'warn' });

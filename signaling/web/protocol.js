@@ -116,6 +116,8 @@ export class Session extends Emitter {
     this.makingOffer = false;
     this.offerAgain = false;
     this.publishAnswered = false;
+    /** @type {WeakMap<MediaStreamTrack, string>} */
+    this.wireIds = new WeakMap(); // a track put in place of another by replaceTrack -> the id the server knows
     this.pingSeq = 0;
     this.lastPongId = 0;
     /** @type {any} */
@@ -714,6 +716,29 @@ export class Session extends Emitter {
     }
   }
 
+  // replaceTrack puts track in the place of old on the publish connection with RTCRtpSender.replaceTrack: no new
+  // offer, the server goes on receiving the same stream. The server keeps knowing it by old's id (see wireId).
+  // Resolves to false when old is not published here.
+  /**
+   * @param {MediaStreamTrack} old
+   * @param {MediaStreamTrack} track
+   */
+  async replaceTrack(old, track) {
+    const pc = usablePC(this.publishPC);
+    const sender = pc && !this.ended ? pc.getSenders().find((s) => s.track === old) : null;
+    if (!sender) return false;
+    await sender.replaceTrack(track);
+    this.wireIds.set(track, this.wireId(old));
+    return true;
+  }
+
+  // wireId is the id the server knows our published track by (in mute messages, moderation): its own id, or
+  // after replaceTrack the id of the track it replaced. Each session publishes afresh, so this holds per session.
+  /** @param {MediaStreamTrack} track */
+  wireId(track) {
+    return this.wireIds.get(track) || track.id;
+  }
+
   // negotiatePublish: createOffer -> setLocalDescription -> send. The answer comes back as an "answer" message.
   // An ICE restart (publishRestartPending) goes with the next offer: this one, or the one after the pending answer.
   async negotiatePublish() {
@@ -782,7 +807,7 @@ export class Session extends Emitter {
     if (!pc) return;
     for (const sender of pc.getSenders()) {
       if (sender.track && !sender.track.enabled) {
-        this.send({ type: 'mute', track: sender.track.id, muted: true });
+        this.send({ type: 'mute', track: this.wireId(sender.track), muted: true });
       }
     }
   }

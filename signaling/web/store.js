@@ -125,6 +125,15 @@ export const hook = { // functions are set by main.js (expose)
   raiseHand: null, // (raised) => boolean: raises or lowers our hand; true if sent
   togglePeople: null, // (open?) => boolean: opens or closes the people panel; true if open now
   dropSocket: null, // () => boolean: closes the signaling socket as a network drop would (the page reconnects)
+  // Our camera and microphone: 'on', 'off' (muted) or 'none' (see renderLocal).
+  local: { mic: 'none', cam: 'none' },
+  // The pre-join screen (prejoin.js): shown while it is up; level is the microphone's level now (0..1), peak the
+  // highest since it showed. joined once Join was pressed (or the screen was skipped: skipped true).
+  prejoin: { shown: false, skipped: false, joined: false, level: 0, peak: 0 },
+  // Devices (devices.js): the chosen deviceIds ('' default) and the switches made in the meeting (replaceTrack).
+  devices: { camera: '', microphone: '', speaker: '', switches: 0, sinkSupported: false },
+  switchDevice: null, // (kind: 'videoinput'|'audioinput'|'audiooutput', deviceId) => Promise<boolean>
+  helpOpen: false, // the keyboard shortcuts dialog is open (shortcuts.js)
 };
 /** @type {any} */ (window).sfu = hook;
 
