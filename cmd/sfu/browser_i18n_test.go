@@ -280,7 +280,16 @@ func saveShot(t *testing.T, tab context.Context, path string) {
 	t.Helper()
 	waitJS(t, tab, 20*time.Second, "the other's video playing",
 		`Array.from(document.querySelectorAll('.tile:not(.local) video')).some((v) => v.videoWidth > 0 && !v.paused)`)
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 800)); err != nil {
+		t.Fatalf("viewport 1280x800: %v", err)
+	}
 	time.Sleep(500 * time.Millisecond)
+	writeShot(t, tab, path)
+}
+
+// writeShot saves a PNG of the page as it is.
+func writeShot(t *testing.T, tab context.Context, path string) {
+	t.Helper()
 	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
 	if err == nil {
 		err = os.WriteFile(path, png, 0o644)
