@@ -88,7 +88,7 @@ type focused struct {
 func TestBrowserAccessibility(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	host, hostURL := i18nSetup(t, ctx)
+	host, hostURL, _ := i18nSetup(t, ctx)
 	navigateJoined(t, host, hostURL("lang=en"))
 
 	// Names and keyboard.

@@ -32,7 +32,7 @@ var latinWord = regexp.MustCompile(`[A-Za-z0-9_.]*[A-Za-z][A-Za-z0-9_.]*`)
 
 // i18nSetup starts a dev node (with the test secret, so that an admin token works), a guest page in it and a
 // browser for the host; hostURL is the host page's address with extra query (e.g. "lang=zh-HK").
-func i18nSetup(t *testing.T, ctx context.Context) (host context.Context, hostURL func(query string) string) {
+func i18nSetup(t *testing.T, ctx context.Context) (host context.Context, hostURL func(query string) string, base string) {
 	t.Helper()
 	exe := chromiumPath(t)
 	n := startTestNode(t, func(c *config) { c.Dev = true })
@@ -46,7 +46,7 @@ func i18nSetup(t *testing.T, ctx context.Context) (host context.Context, hostURL
 		}
 		return u
 	}
-	return host, hostURL
+	return host, hostURL, n.baseURL()
 }
 
 // evalJS runs js in the tab and decodes its value into T.
@@ -210,7 +210,7 @@ const captionsOptionsJS = `({ options: Array.from(document.getElementById('capti
 func TestBrowserLanguages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	host, hostURL := i18nSetup(t, ctx)
+	host, hostURL, base := i18nSetup(t, ctx)
 	shots := os.Getenv("SFU_SHOTS") // SFU_SHOTS=dir keeps a picture of each language's meeting page
 
 	wantCaptions := map[string]string{"zh-HK": "zh-HK", "zh-CN": "zh-Hans", "en": "en"}
@@ -249,6 +249,21 @@ func TestBrowserLanguages(t *testing.T) {
 			if bad := untranslated(w); len(bad) > 0 {
 				t.Errorf("%s: %d texts left in Latin letters:\n  %s", lang, len(bad), strings.Join(bad, "\n  "))
 			}
+		}
+	}
+
+	// The landing page too.
+	for _, lang := range []string{"zh-HK", "zh-CN"} {
+		if err := chromedp.Do(host, chromedp.Navigate(base+"/?lang="+lang)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, host, 10*time.Second, "the landing page in "+lang, `document.documentElement.lang === '`+lang+`'`)
+		if shots != "" {
+			writeShot(t, host, filepath.Join(shots, "landing-"+lang+".png"))
+		}
+		w := evalJS[pageWords](t, host, walkJS)
+		if bad := untranslated(w); len(bad) > 0 || len(w.Items) < 5 {
+			t.Errorf("landing page in %s: %d texts, %d left in Latin letters:\n  %s", lang, len(w.Items), len(bad), strings.Join(bad, "\n  "))
 		}
 	}
 

@@ -156,7 +156,7 @@ export default {
   'stats.reason.other': '其他',
   'landing.title': 'SFU — 加入会议室',
   'landing.heading': '加入会议',
-  'landing.intro': '输入会议室名称，以及其他人会看到的你的名称。',
+  'landing.intro': '输入会议室名称，以及其他人会看到的你的名字。',
   'landing.room': '会议室',
   'landing.roomPlaceholder': '例如：晨会',
   'landing.name': '你的名称',

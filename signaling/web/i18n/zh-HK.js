@@ -156,7 +156,7 @@ export default {
   'stats.reason.other': '其他',
   'landing.title': 'SFU — 加入會議室',
   'landing.heading': '加入會議',
-  'landing.intro': '輸入會議室名稱，以及其他人會看到的你的名稱。',
+  'landing.intro': '輸入會議室名稱，以及其他人會看到的你的名字。',
   'landing.room': '會議室',
   'landing.roomPlaceholder': '例如：早會',
   'landing.name': '你的名稱',
