@@ -11,34 +11,6 @@ import (
 
 // The pre-join screen, devices and keyboard shortcuts of the meeting page (prejoin.js, devices.js, shortcuts.js).
 
-// evalJS evaluates js on the page (awaiting a promise) and fails the test on error.
-func evalJS[T any](t *testing.T, tab context.Context, what, js string) T {
-	t.Helper()
-	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// waitJS polls the boolean expression js on the page until it holds; after timeout it fails, showing show (an
-// expression describing the page's state).
-func waitJS(t *testing.T, tab context.Context, timeout time.Duration, what, js, show string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](`!!(`+js+`)`))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			state, _ := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.stringify(`+show+`)`))
-			t.Fatalf("after %v: want %s; page has %s (%v)", timeout, what, state, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // openPrejoin opens the meeting page u (which shows the pre-join screen) and waits for the screen.
 func openPrejoin(t *testing.T, ctx context.Context, exe, u string) context.Context {
 	t.Helper()
@@ -46,7 +18,7 @@ func openPrejoin(t *testing.T, ctx context.Context, exe, u string) context.Conte
 	if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
 		t.Fatalf("open %s: %v", u, err)
 	}
-	waitJS(t, tab, 15*time.Second, "the pre-join screen",
+	waitJSShowing(t, tab, 15*time.Second, "the pre-join screen",
 		`window.sfu && window.sfu.prejoin && window.sfu.prejoin.shown && !document.getElementById('prejoin').hidden`,
 		`window.sfu && window.sfu.prejoin`)
 	return tab
@@ -74,12 +46,12 @@ func TestBrowserPrejoin(t *testing.T) {
 	if st := evalJS[string](t, pub, "state", `window.sfu.state + ' joins=' + window.sfu.joins`); st != "connecting joins=0" {
 		t.Errorf("before Join the page is %q, want connecting with no join", st)
 	}
-	waitJS(t, pub, 15*time.Second, "the camera preview playing",
+	waitJSShowing(t, pub, 15*time.Second, "the camera preview playing",
 		`document.getElementById('prejoin-video').videoWidth > 0`,
 		`{w: document.getElementById('prejoin-video').videoWidth}`)
-	waitJS(t, pub, 15*time.Second, "the microphone meter above 0 (the fake microphone beeps)",
+	waitJSShowing(t, pub, 15*time.Second, "the microphone meter above 0 (the fake microphone beeps)",
 		`window.sfu.prejoin.peak > 0.01`, `window.sfu.prejoin`)
-	waitJS(t, pub, 10*time.Second, "a camera with a label in the camera select",
+	waitJSShowing(t, pub, 10*time.Second, "a camera with a label in the camera select",
 		`Array.from(document.getElementById('prejoin-camera').options).some((o) => o.value && o.textContent.trim())`,
 		`Array.from(document.getElementById('prejoin-camera').options).map((o) => [o.value, o.textContent])`)
 	camLabels := evalJS[[]string](t, pub, "device labels", `navigator.mediaDevices.enumerateDevices().then((ds) =>
@@ -100,7 +72,7 @@ func TestBrowserPrejoin(t *testing.T) {
 	); err != nil {
 		t.Fatalf("fill in the pre-join screen: %v", err)
 	}
-	waitJS(t, pub, 20*time.Second, "joined with the camera muted and the microphone on",
+	waitJSShowing(t, pub, 20*time.Second, "joined with the camera muted and the microphone on",
 		`window.sfu.state === 'joined' && window.sfu.local.cam === 'off' && window.sfu.local.mic === 'on'
 			&& document.getElementById('prejoin').hidden`,
 		`{state: window.sfu.state, local: window.sfu.local}`)
@@ -109,7 +81,7 @@ func TestBrowserPrejoin(t *testing.T) {
 	}
 
 	viewer := openPage(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=Viewer&publish=0", n.baseURL(), room))
-	waitJS(t, viewer, 30*time.Second, "a tile named "+name+" with the camera muted and the microphone on",
+	waitJSShowing(t, viewer, 30*time.Second, "a tile named "+name+" with the camera muted and the microphone on",
 		`(() => { const el = `+remoteTile(name)+`; return el && el.dataset.cam === 'off' && el.dataset.mic === 'on'; })()`,
 		`Array.from(document.querySelectorAll('.tile')).map((el) => [el.querySelector('.name').textContent, el.dataset.mic, el.dataset.cam])`)
 
@@ -117,9 +89,9 @@ func TestBrowserPrejoin(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.Navigate(roomURL)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 15*time.Second, "the pre-join screen again", `window.sfu && window.sfu.prejoin && window.sfu.prejoin.shown`,
+	waitJSShowing(t, pub, 15*time.Second, "the pre-join screen again", `window.sfu && window.sfu.prejoin && window.sfu.prejoin.shown`,
 		`window.sfu && window.sfu.prejoin`)
-	waitJS(t, pub, 15*time.Second, fmt.Sprintf("the name %q, camera off and the camera %q preselected", name, camID),
+	waitJSShowing(t, pub, 15*time.Second, fmt.Sprintf("the name %q, camera off and the camera %q preselected", name, camID),
 		fmt.Sprintf(`document.getElementById('prejoin-name').value === %q && document.getElementById('prejoin-cam-off').checked
 			&& !document.getElementById('prejoin-mic-off').checked && document.getElementById('prejoin-camera').value === %q`, name, camID),
 		`{name: document.getElementById('prejoin-name').value, camOff: document.getElementById('prejoin-cam-off').checked,
@@ -159,7 +131,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	st, _ := waitStats(t, viewer, "Viewer", 40*time.Second, "Pub's video decoding", func(st pageStats) bool {
 		return st.maxVideo().FramesDecoded >= 30
 	})
-	waitJS(t, viewer, 20*time.Second, "Pub's tile with the microphone on",
+	waitJSShowing(t, viewer, 20*time.Second, "Pub's tile with the microphone on",
 		`(() => { const el = `+remoteTile("Pub")+`; return el && el.dataset.mic === 'on'; })()`,
 		`Array.from(document.querySelectorAll('.tile')).map((el) => el.dataset.mic)`)
 	offers := evalJS[int](t, pub, "offers", `window.__offers`)
@@ -172,12 +144,12 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.Click(chromedp.ID("btn-devices"))); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 10*time.Second, "the devices dialog listing the camera",
+	waitJSShowing(t, pub, 10*time.Second, "the devices dialog listing the camera",
 		`document.getElementById('devices-dialog').open && document.getElementById('devices-camera').value`,
 		`{open: document.getElementById('devices-dialog').open}`)
 	evalJS[bool](t, pub, "pick the camera", `(() => { const s = document.getElementById('devices-camera');
 		s.dispatchEvent(new Event('change')); return true; })()`)
-	waitJS(t, pub, 10*time.Second, "one switch", `window.sfu.devices.switches === 1`, `window.sfu.devices`)
+	waitJSShowing(t, pub, 10*time.Second, "one switch", `window.sfu.devices.switches === 1`, `window.sfu.devices`)
 	if ok := evalJS[bool](t, pub, "switch microphone", `window.sfu.switchDevice('audioinput',
 		document.getElementById('devices-mic').value)`); !ok {
 		t.Fatalf("switching the microphone failed")
@@ -185,7 +157,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.KeyEvent("\x1b")); err != nil { // Escape closes the dialog
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 5*time.Second, "the devices dialog closed", `!document.getElementById('devices-dialog').open`, `{}`)
+	waitJSShowing(t, pub, 5*time.Second, "the devices dialog closed", `!document.getElementById('devices-dialog').open`, `{}`)
 	newIDs := evalJS[string](t, pub, "track ids", `document.querySelector('.tile.local video').srcObject.getTracks().map((t) => t.id).sort().join(',')`)
 	if newIDs == oldIDs {
 		t.Fatalf("the local tracks are still %s after switching", oldIDs)
@@ -202,8 +174,8 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.KeyEvent("m")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 5*time.Second, "the microphone muted by m", `window.sfu.local.mic === 'off'`, `window.sfu.local`)
-	waitJS(t, viewer, 10*time.Second, "Pub's microphone muted on the viewer's tile",
+	waitJSShowing(t, pub, 5*time.Second, "the microphone muted by m", `window.sfu.local.mic === 'off'`, `window.sfu.local`)
+	waitJSShowing(t, viewer, 10*time.Second, "Pub's microphone muted on the viewer's tile",
 		`(() => { const el = `+remoteTile("Pub")+`; return el && el.dataset.mic === 'off'; })()`,
 		`Array.from(document.querySelectorAll('.tile')).map((el) => el.dataset.mic)`)
 
@@ -226,7 +198,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.KeyEvent("vhc")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 5*time.Second, "the camera off by v, and the hand and chat events",
+	waitJSShowing(t, pub, 5*time.Second, "the camera off by v, and the hand and chat events",
 		`window.sfu.local.cam === 'off' && window.__events.join() === 'sfu:hand-toggle,sfu:chat-toggle'`,
 		`{local: window.sfu.local, events: window.__events}`)
 
@@ -234,7 +206,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.KeyEvent("?")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 5*time.Second, "the shortcuts dialog open, listing m",
+	waitJSShowing(t, pub, 5*time.Second, "the shortcuts dialog open, listing m",
 		`window.sfu.helpOpen && document.getElementById('help-dialog').open
 			&& document.getElementById('help-dialog').getAttribute('aria-labelledby') === 'help-title'
 			&& Array.from(document.querySelectorAll('#help-list kbd')).some((k) => k.textContent === 'M')`,
@@ -245,7 +217,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	if err := chromedp.Do(pub, chromedp.KeyEvent("\x1b")); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, pub, 5*time.Second, "the dialog closed by Escape, the focus back on the mute button, still muted",
+	waitJSShowing(t, pub, 5*time.Second, "the dialog closed by Escape, the focus back on the mute button, still muted",
 		`!window.sfu.helpOpen && !document.getElementById('help-dialog').open && document.activeElement.id === 'btn-mic'
 			&& window.sfu.local.mic === 'off'`,
 		`{hook: window.sfu.helpOpen, focus: document.activeElement && document.activeElement.id, mic: window.sfu.local.mic}`)

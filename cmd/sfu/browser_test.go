@@ -302,3 +302,41 @@ func TestBrowserScreenShare(t *testing.T) {
 		t.Errorf("server has %d tracks after the share, want 3 (camera, microphone, screen)", st.Tracks)
 	}
 }
+
+// evalJS evaluates js on the page (awaiting a promise) and fails the test on error, saying what it was doing
+// ("": the script itself).
+func evalJS[T any](t *testing.T, tab context.Context, what, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		if what == "" {
+			what = fmt.Sprintf("evaluate %.80q", js)
+		}
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// waitJS polls js (a boolean expression; one that throws counts as false) every 200 ms until it holds, failing
+// after timeout.
+func waitJS(t *testing.T, tab context.Context, timeout time.Duration, what, js string) {
+	t.Helper()
+	waitJSShowing(t, tab, timeout, what, js, "null")
+}
+
+// waitJSShowing is waitJS that, on failure, shows show (an expression describing the page's state).
+func waitJSShowing(t *testing.T, tab context.Context, timeout time.Duration, what, js, show string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := chromedp.Run(tab, chromedp.Evaluate[bool](`(() => { try { return !!(`+js+`); } catch (e) { return false; } })()`))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, _ := chromedp.Run(tab, chromedp.Evaluate[string](`JSON.stringify(`+show+`)`))
+			t.Fatalf("after %v: want %s; page has %s (%v)", timeout, what, state, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

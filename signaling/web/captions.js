@@ -2,9 +2,10 @@
 // Live captions: the choice of language, captions over the tiles and in the strip, the transcript.
 
 import {
-  CAPTION_CLEAR_MS, CAPTION_FADE_MS, CAPTION_FINALS_KEPT, CAPTION_LANGUAGES, CAPTION_STALE_MS, config,
+  CAPTION_CLEAR_MS, CAPTION_FADE_MS, CAPTION_FINALS_KEPT, CAPTION_LANGUAGES, CAPTION_STALE_MS, UI_CAPTIONS, config,
   normalizeLanguage,
 } from './config.js';
+import { t } from './i18n.js';
 import { fetchDevToken } from './connection.js';
 import { allTiles } from './layout.js';
 import { app, expose, hook } from './store.js';
@@ -142,7 +143,7 @@ export function captionLine(participantId) {
     app.captions.strip.set(participantId, line);
   }
   line.speakerEl.textContent = participantId && participantId === hook.participantId
-    ? `You (${app.localName})` : participantId || 'Someone';
+    ? t('tile.you', { name: app.localName }) : participantId || t('captions.someone');
   return line;
 }
 
@@ -212,12 +213,12 @@ export function renderTranscribed() {
 
 export function onCaptionsStatus(msg) {
   app.captions.available = msg.available !== false;
-  app.captions.reason = app.captions.available ? '' : String(msg.reason || 'the captions engine is not working');
+  app.captions.reason = app.captions.available ? '' : String(msg.reason || t('captions.reasonBroken'));
   if (app.captions.available) {
     hideBanner('captions');
   } else {
     console.error('sfu: captions unavailable:', app.captions.reason);
-    if (app.captions.choice) showBanner('captions', `Captions unavailable: ${app.captions.reason}`, { kind: 'warn' });
+    if (app.captions.choice) showBanner('captions', t('captions.unavailable', { reason: app.captions.reason }), { kind: 'warn' });
   }
   setCaptionsState();
 }
@@ -232,16 +233,16 @@ export function onCaptionsError(msg) {
   switch (code) {
     case 'e2ee':
       app.captions.available = false;
-      app.captions.reason = 'this room is end-to-end encrypted, so the server cannot transcribe its audio';
-      notice = `Captions unavailable: ${app.captions.reason}`;
+      app.captions.reason = t('captions.reasonE2ee');
+      notice = t('captions.unavailable', { reason: app.captions.reason });
       break;
     case 'unavailable':
       app.captions.available = false;
-      app.captions.reason = text || 'this server has no captions engine';
-      notice = `Captions unavailable: ${app.captions.reason}`;
+      app.captions.reason = text || t('captions.reasonNoEngine');
+      notice = t('captions.unavailable', { reason: app.captions.reason });
       break;
     default:
-      notice = `Captions were refused (${code}${text ? ': ' + text : ''}).`;
+      notice = t('captions.refused', { detail: `${code}${text ? ': ' + text : ''}` });
   }
   showBanner('captions', notice, { kind: 'warn' });
   setCaptionsState();
@@ -252,6 +253,7 @@ export function setCaptionsState() {
   const c = app.captions;
   expose({ captions: {
     lang: c.choice || '',
+    defaultLang: defaultCaptionsLanguage(),
     spoken: config.spoken,
     available: c.available,
     reason: c.reason,
@@ -274,15 +276,22 @@ export function renderCaptions() {
   const control = $('captions-control');
   control.dataset.on = String(!!lang);
   control.dataset.error = String(!!lang && (!app.captions.available || !!app.captions.error));
-  control.title = !lang ? 'Live captions are off: pick a language to read what is said'
-    : app.captions.available ? `Live captions in ${languageLabel(lang)}`
-      : `Captions unavailable: ${app.captions.reason}`;
+  control.title = !lang ? t('captions.titleOff')
+    : app.captions.available ? t('captions.titleOn', { lang: languageLabel(lang) })
+      : t('captions.unavailable', { reason: app.captions.reason });
   $('btn-transcript').disabled = app.stopped;
 }
 
 export function languageLabel(tag) {
   const known = CAPTION_LANGUAGES.find((l) => l.tag === tag);
-  return known ? known.label : tag;
+  return known ? t(known.key) : tag;
+}
+
+// defaultCaptionsLanguage: the captions language that goes with the interface's (zh-HK: zh-HK, zh-CN: zh-Hans,
+// en: en). It is the picker's first language, right after Off; captions still start off unless the address or
+// the person's last choice says otherwise (?captions=auto reads in it from the start).
+export function defaultCaptionsLanguage() {
+  return UI_CAPTIONS[config.ui] || 'en';
 }
 
 // transcriptToken: the token the page joined with (a fresh one in dev mode between sessions).
@@ -327,7 +336,7 @@ export async function downloadTranscript() {
     return true;
   } catch (err) {
     console.error('sfu: transcript download failed:', err);
-    showBanner('transcript', `Could not download the transcript: ${err.message || err}`, { kind: 'warn' });
+    showBanner('transcript', t('captions.transcriptFailed', { error: err.message || err }), { kind: 'warn' });
     return false;
   } finally {
     renderCaptions();
@@ -336,7 +345,14 @@ export async function downloadTranscript() {
 
 export function setupCaptions() {
   const select = $('captions-lang');
-  for (const { tag, label } of CAPTION_LANGUAGES) select.append(new Option(label, tag));
+  // Off, then the interface's language, then the others in their usual order.
+  const first = defaultCaptionsLanguage();
+  const ordered = [
+    ...CAPTION_LANGUAGES.filter((l) => l.tag === ''),
+    ...CAPTION_LANGUAGES.filter((l) => l.tag === first),
+    ...CAPTION_LANGUAGES.filter((l) => l.tag !== '' && l.tag !== first),
+  ];
+  for (const { tag, key } of ordered) select.append(new Option(t(key), tag));
   select.addEventListener('change', () => setCaptions(select.value));
   $('btn-transcript').addEventListener('click', downloadTranscript);
 }

@@ -1,7 +1,7 @@
 // @ts-check
 // The page's configuration: constants, and what the address asks for (/room/{room}?name=N&token=T...).
 
-import { chooseLanguage } from './i18n.js';
+import { chooseLanguage, setLanguage, t } from './i18n.js';
 
 export const FAILOVER_OPEN_TIMEOUT_MS = 4000; // ...shorter while other nodes of the region wait their turn
 export const BACKOFF_FIRST_MS = 300; // the first retry is quick: in a region another node can take over at once
@@ -20,19 +20,23 @@ export const BUSY_RETRY_MS = 2000; // a join refused as busy is tried again afte
 export const BUSY_RETRY_MAX = 5; // ...this many times
 export const MAX_REDIRECTS = 3; // redirects followed in a row (with no join and no failure between them): more is a loop
 
-// Languages the captions picker offers; '' turns captions off. The server translates into those it can.
+// Languages the captions picker offers, each with the catalogue key of its name (i18n.js); '' turns captions
+// off. The server translates into those it can.
 export const CAPTION_LANGUAGES = [
-  { tag: '', label: 'Off' },
-  { tag: 'en', label: 'English' },
-  { tag: 'zh-HK', label: 'Cantonese (Traditional, HK)' },
-  { tag: 'zh-Hant', label: 'Chinese (Traditional)' },
-  { tag: 'zh-Hans', label: 'Chinese (Simplified)' },
-  { tag: 'zh', label: 'Mandarin (Simplified)' },
-  { tag: 'es', label: 'Spanish' },
-  { tag: 'ja', label: 'Japanese' },
-  { tag: 'ko', label: 'Korean' },
-  { tag: 'fr', label: 'French' },
+  { tag: '', key: 'captions.off' },
+  { tag: 'en', key: 'captions.lang.en' },
+  { tag: 'zh-HK', key: 'captions.lang.zh-HK' },
+  { tag: 'zh-Hant', key: 'captions.lang.zh-Hant' },
+  { tag: 'zh-Hans', key: 'captions.lang.zh-Hans' },
+  { tag: 'zh', key: 'captions.lang.zh' },
+  { tag: 'es', key: 'captions.lang.es' },
+  { tag: 'ja', key: 'captions.lang.ja' },
+  { tag: 'ko', key: 'captions.lang.ko' },
+  { tag: 'fr', key: 'captions.lang.fr' },
 ];
+// The captions language that goes with each interface language: the picker's first language, and what
+// ?captions=auto reads in.
+export const UI_CAPTIONS = { en: 'en', 'zh-HK': 'zh-HK', 'zh-CN': 'zh-Hans' };
 // A BCP 47 language tag as the server accepts it (sfu/captions.go).
 export const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
@@ -53,7 +57,8 @@ export const VIDEO_SIZES = {
 // ---------------------------------------------------------------------------------------------------------
 // Configuration from the URL: /room/{room}?name=N&token=T&res=720|1080&simulcast=0&codec=h264&publish=0
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
-//   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
+//   &captions=LANG|off|auto (live captions in that language from the start; auto: the interface's, see
+//   UI_CAPTIONS) &spoken=LANG (the language we speak)
 //   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
 //   &prejoin=0 (join at once, without the pre-join screen)
 // ---------------------------------------------------------------------------------------------------------
@@ -72,10 +77,12 @@ export function readConfig() {
   // The token leaves the address at once, so that it stays out of the history (and of what is shared from the
   // address bar); the tab keeps it for reloads, "Rejoin" and reconnects.
   const token = takeToken(params, room);
+  const ui = chooseLanguage(params.get('lang'));
+  setLanguage(ui); // before anything is worded (the guest's name)
   let name = (params.get('name') || '').trim();
   const nameGiven = !!name;
   if (!name) {
-    name = 'Guest-' + String(Math.floor(Math.random() * 10000)).padStart(4, '0');
+    name = t('page.guest') + '-' + String(Math.floor(Math.random() * 10000)).padStart(4, '0');
     // Keep the chosen name in the address so that a reload or "Rejoin" keeps it.
     params.set('name', name);
   }
@@ -92,9 +99,9 @@ export function readConfig() {
     publish: params.get('publish') !== '0',
     codec: (params.get('codec') || 'vp8').toLowerCase() === 'h264' ? 'video/H264' : 'video/VP8',
     denoise: parseDenoiseParam(params.get('denoise')),
-    captions: parseCaptionsParam(params.get('captions')),
+    captions: params.get('captions') === 'auto' ? UI_CAPTIONS[ui] : parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
-    ui: chooseLanguage(params.get('lang')),
+    ui,
     // The pre-join screen (prejoin.js) shows unless ?prejoin=0, or ?publish=0 (nothing to preview: watch only).
     prejoin: params.get('prejoin') !== '0' && params.get('publish') !== '0',
   };

@@ -7,6 +7,7 @@ import {
   TOKEN_STORAGE_PREFIX, config, usingDevToken,
 } from './config.js';
 import { bindSession, clearSessionView, fail, refuseJoin, shutdownPage } from './meeting.js';
+import { t } from './i18n.js';
 import { Session, pageWsURL, signalingURL } from './protocol.js';
 import { app, count, expose, setNodes } from './store.js';
 import { hideBanner, setState, showBanner } from './ui.js';
@@ -74,10 +75,10 @@ export function onTokenError(code, text) {
   if (code === 'unauthorized' || code === 'token_expired') app.token = ''; // a dev page fetches a fresh one
   if (code === 'unauthorized') {
     if (!usingDevToken) forgetToken();
-    fail(`The server refused the token (unauthorized): ${text}`);
+    fail(t('conn.tokenRefused', { text }));
   } else if (code === 'token_expired' && !usingDevToken) {
     forgetToken();
-    fail('The token has expired (token_expired): open the link with a fresh ?token=...');
+    fail(t('conn.tokenExpired'));
   }
 }
 
@@ -90,15 +91,15 @@ export function onJoinRefused(session, msg) {
   console.error(`sfu: join refused (${code}): ${msg.message || ''}`);
   if (code === 'busy' && app.busyTries < BUSY_RETRY_MAX) {
     app.busyTries++;
-    showBanner('join', `The server is busy; trying to join again (${app.busyTries}/${BUSY_RETRY_MAX})…`,
+    showBanner('join', t('conn.busyRetry', { n: app.busyTries, max: BUSY_RETRY_MAX }),
       { kind: 'warn', dismissable: false });
     session.retryJoinAfter(BUSY_RETRY_MS);
     return;
   }
   const texts = {
-    busy: 'The server is too busy to let you in right now. Try again in a moment.',
-    room_locked: 'This room is locked by its host: nobody else can join for now.',
-    room_full: 'This room is full: it already has as many participants as the server allows.',
+    busy: t('conn.busy'),
+    room_locked: t('conn.roomLocked'),
+    room_full: t('conn.roomFull'),
   };
   session.close();
   refuseJoin(code, texts[code]);
@@ -107,14 +108,13 @@ export function onJoinRefused(session, msg) {
 // onResidency: this node's region may not host the room (the token's regions claim). Any node of this region
 // would say the same, so the page stops here with a banner rather than retry.
 export function onResidency(session, msg) {
-  const detail = msg.message || 'the room\'s region policy does not allow this server\'s region';
+  const detail = msg.message || t('conn.residencyDefault');
   console.error(`sfu: join refused (residency): ${detail}`);
   session.close();
   expose({ joinError: 'residency' });
   shutdownPage();
   setState('error');
-  showBanner('join', `This room is kept in another region (${detail}). This server cannot host it: open the ` +
-    'meeting link of the room\'s region.', { kind: 'error', dismissable: false });
+  showBanner('join', t('conn.residency', { detail }), { kind: 'error', dismissable: false });
 }
 
 export class FatalError extends Error {}
@@ -122,7 +122,7 @@ export class FatalError extends Error {}
 export async function fetchDevToken() {
   const url = `/token?room=${encodeURIComponent(config.room)}&name=${encodeURIComponent(config.name)}`;
   const res = await fetch(url, { cache: 'no-store' });
-  if (res.status === 404) throw new FatalError('This server needs a token: open the link with ?token=...');
+  if (res.status === 404) throw new FatalError(t('conn.needsToken'));
   if (!res.ok) throw new Error(`GET /token answered ${res.status}`);
   const body = await res.json();
   if (!body || typeof body.token !== 'string' || !body.token) throw new Error('GET /token returned no token');
@@ -143,7 +143,7 @@ export function startSession(token, url, extra) {
     ...extra,
   });
   bindSession(s);
-  s.on('lost', ({ notice }) => onSessionLost(s, notice));
+  s.on('lost', ({ notice, code }) => onSessionLost(s, code ? t(`conn.${code}`) : notice));
   s.on('redirect', ({ url: to, reason }) => {
     app.redirectsInRow++;
     count('redirects');
@@ -192,16 +192,14 @@ export function followRedirect(session, url, reason) {
   if (session !== app.session || app.stopped) return;
   if (app.redirectsInRow > MAX_REDIRECTS) {
     app.session = null;
-    refuseJoin('redirect_loop', `The servers of this region keep sending the page to one another ` +
-      `(${app.redirectsInRow} redirects in a row, the last to ${url}). Try again in a moment.`);
+    refuseJoin('redirect_loop', t('conn.redirectLoop', { n: app.redirectsInRow, url }));
     return;
   }
   if (session.joined) {
     // A draining node sends its participants away: what this session showed goes, the next one shows it again.
     clearSessionView();
     setState('reconnecting');
-    showBanner('conn', reason === 'draining' ? 'The server is shutting down; moving to another server…'
-      : 'Moving to another server…', { kind: 'warn', dismissable: false });
+    showBanner('conn', t(reason === 'draining' ? 'conn.draining' : 'conn.moving'), { kind: 'warn', dismissable: false });
   }
   startSession(session.token, url, { redirected: true });
 }
@@ -221,7 +219,7 @@ export function scheduleReconnect(notice) {
   const deadline = Date.now() + delay;
   const showCountdown = () => {
     const secs = Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-    showBanner('conn', `Cannot reach the server — retrying in ${secs}s`, { kind: 'warn', dismissable: false });
+    showBanner('conn', t('conn.retryIn', { secs }), { kind: 'warn', dismissable: false });
   };
   clearInterval(app.countdownTimer);
   if (notice) {
@@ -232,7 +230,7 @@ export function scheduleReconnect(notice) {
   }
   app.reconnectTimer = setTimeout(() => {
     clearInterval(app.countdownTimer);
-    if (!notice) showBanner('conn', 'Cannot reach the server — retrying now…', { kind: 'warn', dismissable: false });
+    if (!notice) showBanner('conn', t('conn.retryNow'), { kind: 'warn', dismissable: false });
     connect();
   }, delay);
 }

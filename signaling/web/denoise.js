@@ -1,6 +1,7 @@
 // @ts-check
 // Server-side noise suppression: the user's choice, what the server says runs, the button.
 
+import { t } from './i18n.js';
 import { localTrack, localTrackState } from './media.js';
 import { app, expose, hook } from './store.js';
 import { $, hideBanner, showBanner } from './ui.js';
@@ -92,7 +93,7 @@ export function onAudioProcessing(msg) {
   if (msg.error) {
     app.denoise.error = String(msg.error);
     console.error('sfu: noise suppression refused:', msg.error);
-    showBanner('denoise', `Noise suppression is not running: ${msg.error}`, { kind: 'warn' });
+    showBanner('denoise', t('denoise.notRunning', { error: msg.error }), { kind: 'warn' });
   } else if (procs.length > 0 || !choice || !choice.enabled) {
     // What was asked for runs (or the room's default does): any earlier complaint is over.
     app.denoise.error = '';
@@ -112,16 +113,15 @@ export function onDenoiseError(msg) {
   let notice;
   switch (code) {
     case 'e2ee':
-      notice = 'Noise suppression is not available: this room is end-to-end encrypted, so the server cannot ' +
-        'process its audio.';
+      notice = t('denoise.noticeE2ee');
       app.denoise.refused = code;
       break;
     case 'unavailable':
-      notice = `Noise suppression is not available on this server (${text || code}).`;
+      notice = t('denoise.noticeUnavailable', { detail: text || code });
       app.denoise.refused = code;
       break;
     case 'bad_request':
-      notice = `Noise suppression was refused: ${text || code}.`;
+      notice = t('denoise.noticeBadRequest', { detail: text || code });
       // Most likely an engine the server does not know: the next click asks for the room's default instead.
       if (app.denoise.choice && app.denoise.choice.engine) {
         app.denoise.choice = { enabled: app.denoise.choice.enabled, engine: '' };
@@ -129,7 +129,7 @@ export function onDenoiseError(msg) {
       }
       break;
     default:
-      notice = `Noise suppression failed (${code}${text ? ': ' + text : ''}).`;
+      notice = t('denoise.noticeFailed', { detail: `${code}${text ? ': ' + text : ''}` });
   }
   showBanner('denoise', notice, { kind: 'warn' });
   setDenoiseState();
@@ -161,15 +161,15 @@ export function renderDenoise() {
   btn.dataset.error = String(!!state.error);
   let title;
   if (refused === 'e2ee') {
-    title = 'Noise suppression is not available: the room is end-to-end encrypted';
+    title = t('denoise.titleE2ee');
   } else if (refused) {
-    title = 'Noise suppression is not available on this server';
+    title = t('denoise.titleUnavailable');
   } else if (state.pending) {
-    title = 'Noise suppression: waiting for the server…';
+    title = t('denoise.titlePending');
   } else if (state.enabled) {
-    title = `Noise suppression is on (${state.processors.join(', ')}): click to turn it off`;
+    title = t('denoise.titleOn', { processors: state.processors.join(', ') });
   } else {
-    title = 'Noise suppression is off: click to have the server filter background noise from your microphone';
+    title = t('denoise.titleOff');
   }
   btn.title = title;
 }

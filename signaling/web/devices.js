@@ -169,7 +169,7 @@ export async function switchDevice(kind, deviceId) {
     track = got.getTracks()[0];
   } catch (err) {
     console.error('sfu: switching device failed:', err);
-    showBanner('devices', t('devices.switchFailed', { reason: describeMediaError(err, mediaKind === 'video' ? 'Camera' : 'Microphone') }),
+    showBanner('devices', t('devices.switchFailed', { reason: describeMediaError(err, mediaKind === 'video' ? 'media.camera' : 'media.microphone') }),
       { kind: 'warn' });
     return false;
   }

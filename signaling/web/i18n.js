@@ -113,3 +113,32 @@ export function translatePage(root = document) {
     }
   }
 }
+
+/**
+ * setupLanguagePicker fills select with the page's languages (each named in itself) and makes a change the
+ * page's language: remembered (setLanguage(lang, true)), then the page reloads in it, so that everything it
+ * shows, whichever module made it, is worded anew. An address with ?lang= gets the new language in it (else it
+ * would win over the choice); one without keeps none.
+ * @param {HTMLSelectElement | null} select
+ */
+export function setupLanguagePicker(select) {
+  if (!select) return;
+  select.replaceChildren();
+  for (const { tag, label } of UI_LANGUAGES) {
+    const option = new Option(label, tag);
+    option.lang = tag;
+    select.append(option);
+  }
+  select.value = current;
+  select.addEventListener('change', () => {
+    const lang = /** @type {UiLanguage} */ (matchLanguage(select.value) || 'en');
+    if (lang === current) return;
+    setLanguage(lang, true);
+    const params = new URLSearchParams(location.search);
+    if (params.has('lang')) {
+      params.set('lang', lang);
+      history.replaceState(null, '', `${location.pathname}?${params}${location.hash}`);
+    }
+    location.reload();
+  });
+}

@@ -1,16 +1,30 @@
-'use strict';
-// The landing page: fill in the last used name and go to /room/{room}?name={name}.
-(function () {
-  const form = document.getElementById('join-form');
-  const roomInput = document.getElementById('room');
-  const nameInput = document.getElementById('name');
-  try { nameInput.value = localStorage.getItem('sfu.name') || ''; } catch (e) { /* storage may be disabled */ }
-  form.addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    const room = roomInput.value.trim();
-    const name = nameInput.value.trim();
-    if (!room || !name) return;
-    try { localStorage.setItem('sfu.name', name); } catch (e) { /* ignore */ }
-    location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name);
-  });
-})();
+// @ts-check
+// The landing page: its words in the page's language (i18n.js, with the same picker as the meeting), the last
+// used name filled in, and off to /room/{room}?name={name}.
+
+import { chooseLanguage, setLanguage, setupLanguagePicker, translatePage } from './i18n.js';
+
+setLanguage(chooseLanguage(new URLSearchParams(location.search).get('lang')));
+translatePage();
+setupLanguagePicker(/** @type {HTMLSelectElement} */ (document.getElementById('ui-lang')));
+
+const form = /** @type {HTMLFormElement} */ (document.getElementById('join-form'));
+const roomInput = /** @type {HTMLInputElement} */ (document.getElementById('room'));
+const nameInput = /** @type {HTMLInputElement} */ (document.getElementById('name'));
+try {
+  nameInput.value = localStorage.getItem('sfu.name') || '';
+} catch (e) {
+  // storage may be disabled
+}
+form.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const room = roomInput.value.trim();
+  const name = nameInput.value.trim();
+  if (!room || !name) return;
+  try {
+    localStorage.setItem('sfu.name', name);
+  } catch (e) {
+    // ignore
+  }
+  location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name);
+});

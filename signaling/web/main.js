@@ -9,7 +9,7 @@ import {
 import { setupChat } from './chat.js';
 import { config } from './config.js';
 import { connect } from './connection.js';
-import { setLanguage, translatePage } from './i18n.js';
+import { setLanguage, setupLanguagePicker, t, translatePage } from './i18n.js';
 import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
 import {
   renderLocal, shareScreen, showLocalMedia, startMedia, stopScreen, toggleLocal, toggleScreen,
@@ -27,11 +27,12 @@ import { $, setState } from './ui.js';
 
 export function setupPage() {
   $('room-name').textContent = config.room;
-  document.title = `${config.room || 'Meeting'} — SFU`;
+  document.title = `${config.room || t('page.meeting')} — SFU`;
+  setupLanguagePicker($('ui-lang'));
   for (const el of document.querySelectorAll('.control-icon[data-icon]')) el.append(icon(/** @type {HTMLElement} */ (el).dataset.icon));
   setupCaptions(); // the picker's options before renderLocal shows the choice in it
 
-  app.localTile = createTile({ label: `You (${config.name})`, local: true });
+  app.localTile = createTile({ label: t('tile.you', { name: config.name }), local: true });
   app.localTile.el.dataset.participantId = 'local';
   $('grid').append(app.localTile.el);
   renderLocal();
@@ -85,7 +86,7 @@ export async function main() {
   setCaptionsState();
   setState('connecting');
   if (!config.room) {
-    fail('No room name in the address: open /room/{room}.');
+    fail(t('page.noRoom'));
     return;
   }
   // Camera and signaling start together; publishing waits for both (see Session.startPublishing).

@@ -4,6 +4,7 @@
 import { renderCaptions } from './captions.js';
 import { SCREEN_CONSTRAINTS, VIDEO_SIZES, config } from './config.js';
 import { renderDenoise } from './denoise.js';
+import { t } from './i18n.js';
 import { renderHostControls } from './moderation.js';
 import { app, expose } from './store.js';
 import { playVideo, setTileIndicators } from './tiles.js';
@@ -26,19 +27,22 @@ export function audioConstraints(deviceId, exact = false) {
   return { deviceId: exact ? { exact: deviceId } : { ideal: deviceId } };
 }
 
+// describeMediaError says why getUserMedia failed; what is the catalogue key of the device (media.camera,
+// media.microphone, media.both).
 export function describeMediaError(err, what) {
   const name = (err && err.name) || 'Error';
+  const device = t(what);
   switch (name) {
     case 'NotAllowedError':
     case 'SecurityError':
-      return `${what} permission was denied (${name})`;
+      return t('media.denied', { what: device, name });
     case 'NotFoundError':
     case 'OverconstrainedError':
-      return `no ${what.toLowerCase()} was found (${name})`;
+      return t('media.notFound', { what: device, name });
     case 'NotReadableError':
-      return `the ${what.toLowerCase()} is in use by another application (${name})`;
+      return t('media.inUse', { what: device, name });
     default:
-      return `the ${what.toLowerCase()} could not be started (${name}${err && err.message ? ': ' + err.message : ''})`;
+      return t('media.failed', { what: device, detail: `${name}${err && err.message ? ': ' + err.message : ''}` });
   }
 }
 
@@ -54,8 +58,7 @@ export async function startMedia(devices = {}) {
   if (!config.publish) return null; // ?publish=0: watch only
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) {
-    showBanner('media', 'Camera and microphone are not available on this page (an https:// address is needed). ' +
-      'You joined as a viewer.', { kind: 'warn' });
+    showBanner('media', t('media.noDevices'), { kind: 'warn' });
     return null;
   }
   let firstErr;
@@ -67,7 +70,7 @@ export async function startMedia(devices = {}) {
   }
   try {
     const stream = await md.getUserMedia({ audio: audioConstraints(devices.microphone) });
-    showBanner('media', `${capitalize(describeMediaError(firstErr, 'Camera'))}. You joined with your microphone only.`,
+    showBanner('media', t('media.micOnly', { error: capitalize(describeMediaError(firstErr, 'media.camera')) }),
       { kind: 'warn' });
     return stream;
   } catch (err) {
@@ -75,14 +78,14 @@ export async function startMedia(devices = {}) {
   }
   try {
     const stream = await md.getUserMedia({ video: videoConstraints(devices.camera) });
-    showBanner('media', `${capitalize(describeMediaError(firstErr, 'Microphone'))}. You joined with your camera only.`,
+    showBanner('media', t('media.camOnly', { error: capitalize(describeMediaError(firstErr, 'media.microphone')) }),
       { kind: 'warn' });
     return stream;
   } catch (err) {
     // Nothing at all.
   }
-  showBanner('media', `${capitalize(describeMediaError(firstErr, 'Camera/microphone'))}. ` +
-    'You joined as a viewer: the others cannot see or hear you.', { kind: 'error' });
+  showBanner('media', t('media.viewer', { error: capitalize(describeMediaError(firstErr, 'media.both')) }),
+    { kind: 'error' });
   return null;
 }
 
@@ -106,18 +109,18 @@ export function renderLocal() {
   const micBtn = $('btn-mic');
   micBtn.disabled = mic === 'none' || app.stopped;
   micBtn.setAttribute('aria-pressed', String(mic === 'off'));
-  micBtn.querySelector('.control-label').textContent = mic === 'off' ? 'Unmute' : 'Mute';
+  micBtn.querySelector('.control-label').textContent = t(mic === 'off' ? 'controls.unmute' : 'controls.mute');
 
   const camBtn = $('btn-cam');
   camBtn.disabled = cam === 'none' || app.stopped;
   camBtn.setAttribute('aria-pressed', String(cam === 'off'));
-  camBtn.querySelector('.control-label').textContent = cam === 'off' ? 'Start video' : 'Stop video';
+  camBtn.querySelector('.control-label').textContent = t(cam === 'off' ? 'controls.startVideo' : 'controls.stopVideo');
 
   const sharing = !!app.screenTrack;
   const screenBtn = $('btn-screen');
   screenBtn.disabled = app.stopped || !app.canPublish || !!app.screenStarting;
   screenBtn.setAttribute('aria-pressed', String(sharing));
-  screenBtn.querySelector('.control-label').textContent = sharing ? 'Stop sharing' : 'Share screen';
+  screenBtn.querySelector('.control-label').textContent = t(sharing ? 'controls.stopShare' : 'controls.share');
 
   $('btn-stats').setAttribute('aria-pressed', String(app.statsOn));
   $('btn-leave').disabled = app.stopped;
@@ -134,7 +137,7 @@ export function toggleLocal(kind) {
   const id = s ? s.wireId(track) : track.id; // the id the server knows it by (see Session.replaceTrack)
   if (!track.enabled && app.adminMuted.has(id)) {
     // The server keeps it muted whatever we do, until the host unmutes it: do not pretend otherwise.
-    showBanner('moderation', 'The room\'s host muted you: you can unmute once the host unmutes you.', { kind: 'warn' });
+    showBanner('moderation', t('mod.hostMutedYou'), { kind: 'warn' });
     return;
   }
   track.enabled = !track.enabled;
@@ -171,13 +174,12 @@ export function shareScreen() {
 export async function startScreen() {
   if (app.stopped) return false;
   if (!app.canPublish) {
-    showBanner('screen', 'Your token does not allow publishing: you cannot share your screen.', { kind: 'warn' });
+    showBanner('screen', t('screen.noPublish'), { kind: 'warn' });
     return false;
   }
   const md = navigator.mediaDevices;
   if (!md || !md.getDisplayMedia) {
-    showBanner('screen', 'Screen sharing is not available in this browser (or the page is not on https://).',
-      { kind: 'warn' });
+    showBanner('screen', t('screen.unsupported'), { kind: 'warn' });
     return false;
   }
   let stream;
@@ -187,8 +189,8 @@ export async function startScreen() {
     console.error('sfu: getDisplayMedia failed:', err.name, err.message);
     const name = (err && err.name) || 'Error';
     const text = name === 'NotAllowedError'
-      ? `Screen sharing was cancelled or is not allowed (${name}).`
-      : `Could not share your screen (${name}${err && err.message ? ': ' + err.message : ''}).`;
+      ? t('screen.cancelled', { name })
+      : t('screen.failed', { detail: `${name}${err && err.message ? ': ' + err.message : ''}` });
     showBanner('screen', text, { kind: name === 'NotAllowedError' ? 'warn' : 'error' });
     return false;
   }
@@ -198,7 +200,7 @@ export async function startScreen() {
   }
   if (!track || app.stopped) {
     if (track) track.stop(); // the page ended while the picker was open
-    else showBanner('screen', 'The browser shared no picture of the screen.', { kind: 'error' });
+    else showBanner('screen', t('screen.noPicture'), { kind: 'error' });
     return false;
   }
   hideBanner('screen');

@@ -17,6 +17,7 @@ import {
 } from './participants.js';
 import { bindPeople } from './people.js';
 import { app, count, expose, hook, setAdmin } from './store.js';
+import { t } from './i18n.js';
 import { setTileName } from './tiles.js';
 import { $, hideBanner, setState, showBanner, showErrorToast } from './ui.js';
 
@@ -78,14 +79,14 @@ export function bindSession(s) {
   s.on('moderation', (msg) => onModeration(s, msg));
   s.on('error', (msg) => onServerError(s, msg));
   s.on('bye', ({ reason }) => onBye(reason));
-  s.on('client_error', ({ message }) => showErrorToast(message));
+  s.on('client_error', ({ message, code, detail }) => showErrorToast(code ? t(`error.${code}`, detail) : message));
   s.on('ice', (view) => {
     if (current()) expose({ ice: view });
   });
   s.on('ice_restart', ({ reason }) => {
     count('iceRestarts');
     if (reason !== 'forced') {
-      showBanner('ice', 'The network connection changed; restoring the media…', { kind: 'info', dismissable: false });
+      showBanner('ice', t('conn.networkChanged'), { kind: 'info', dismissable: false });
     }
   });
   s.on('ice_settled', () => hideBanner('ice'));
@@ -109,7 +110,7 @@ export function onJoined(session, msg) {
   setRoomLocked(false);
   if (you.name && you.name !== app.localName) {
     app.localName = you.name;
-    setTileName(app.localTile, `You (${you.name})`);
+    setTileName(app.localTile, t('tile.you', { name: you.name }));
   }
   if (msg.room) $('room-name').textContent = msg.room;
   hideBanner('conn');
@@ -134,7 +135,7 @@ export function onJoined(session, msg) {
   if (app.publishRevoked) {
     stopScreen();
   } else if (!app.canPublish) {
-    showBanner('media', 'Your token does not allow publishing: you joined as a viewer.', { kind: 'info' });
+    showBanner('media', t('media.viewerToken'), { kind: 'info' });
     stopScreen(); // a share started before the token said so cannot go anywhere
   }
   // The session publishes our media once this returns, if it may.
@@ -150,7 +151,7 @@ export function onServerError(session, msg) {
   if (msg.ref === 'join' && ['busy', 'room_locked', 'room_full'].includes(code)) return onJoinRefused(session, msg);
   if (code === 'residency') return onResidency(session, msg);
   console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);
-  showErrorToast(`${code}: ${text}`);
+  showErrorToast(t('error.server', { code, text }));
   // These close the socket; retrying with the same token cannot help. An expired dev token is simply
   // replaced by a fresh one when the socket closes and the page reconnects.
   onTokenError(code, text);
@@ -163,17 +164,17 @@ export function onBye(reason) {
   switch (reason) {
     case 'kicked':
       // Never reconnect: the host removed us.
-      endMeeting('You were removed from the room');
+      endMeeting(t('ended.kicked'));
       break;
     case 'room_ended':
-      endMeeting('The meeting has ended');
+      endMeeting(t('ended.roomEnded'));
       break;
     case 'replaced':
-      endMeeting('You joined from another tab');
+      endMeeting(t('ended.replaced'));
       break;
     case 'left':
       // The answer to our own leave. Should it come unasked, the server has ended our session all the same.
-      if (!app.stopped) endMeeting('You left the meeting');
+      if (!app.stopped) endMeeting(t('ended.left'));
       break;
     default:
       break;
@@ -245,7 +246,7 @@ export function refuseJoin(code, text) {
   showBanner('join', text, {
     kind: 'error',
     dismissable: false,
-    action: { label: 'Try again', onClick: () => location.reload() },
+    action: { label: t('banner.tryAgain'), onClick: () => location.reload() },
   });
 }
 
@@ -261,5 +262,5 @@ export function leave() {
   if (app.stopped) return;
   // leave goes out before the socket closes: WebSocket sends queued frames before its close frame.
   if (app.session) app.session.send({ type: 'leave' });
-  endMeeting('You left the meeting');
+  endMeeting(t('ended.left'));
 }

@@ -2,6 +2,7 @@
 // Moderation: the host's controls (mute, kick, lock, end) and what a host did to us.
 
 import { setDenoiseState } from './denoise.js';
+import { t } from './i18n.js';
 import { localTrack, renderLocal, showLocalMedia, startMedia, stopLocalMedia, toggleLocal } from './media.js';
 import { sourceState } from './participants.js';
 import { usablePC } from './protocol.js';
@@ -62,7 +63,7 @@ export function onModeration(session, msg) {
         app.adminMuted.add(app.session ? app.session.wireId(track) : track.id);
         track.enabled = false; // the server already counts it muted: no mute message needed
       }
-      showBanner('moderation', 'Muted by the room\'s host', { kind: 'warn' });
+      showBanner('moderation', t('mod.mutedByHost'), { kind: 'warn' });
       break;
     }
     case 'unmute': {
@@ -71,10 +72,10 @@ export function onModeration(session, msg) {
       else app.adminMuted.clear();
       // We stay muted here until we choose to speak: the button says so.
       const offer = track && !track.enabled && track.readyState === 'live';
-      showBanner('moderation', 'Unmuted by the host', {
+      showBanner('moderation', t('mod.unmutedByHost'), {
         kind: 'info',
         action: offer ? {
-          label: 'Unmute',
+          label: t('mod.unmute'),
           onClick: () => {
             hideBanner('moderation');
             if (!track.enabled) toggleLocal(track.kind);
@@ -85,10 +86,10 @@ export function onModeration(session, msg) {
     }
     case 'set_role':
       if (m.publish) {
-        showBanner('moderation', 'You may publish again', { kind: 'info' });
+        showBanner('moderation', t('mod.mayPublish'), { kind: 'info' });
         resumePublishing(session);
       } else {
-        showBanner('moderation', 'You may no longer publish', { kind: 'warn' });
+        showBanner('moderation', t('mod.mayNotPublish'), { kind: 'warn' });
         revokePublishing(session);
       }
       break;
@@ -132,7 +133,7 @@ export function resumePublishing(session) {
     .then(() => session.negotiatePublish()) // negotiationneeded may not fire again after the skipped offers
     .catch((err) => {
       console.error('sfu: publishing failed:', err);
-      showErrorToast(`Could not publish your camera/microphone: ${err.message || err}`);
+      showErrorToast(t('media.publishFailed', { error: err.message || err }));
     });
 }
 
@@ -145,8 +146,8 @@ export function renderHostControls() {
   if (!lock) return;
   lock.hidden = !host;
   lock.setAttribute('aria-pressed', String(app.roomLocked));
-  lock.querySelector('.control-label').textContent = app.roomLocked ? 'Unlock room' : 'Lock room';
-  lock.title = app.roomLocked ? 'Let newcomers join again' : 'Refuse newcomers (hosts still get in)';
+  lock.querySelector('.control-label').textContent = t(app.roomLocked ? 'controls.unlock' : 'controls.lock');
+  lock.title = t(app.roomLocked ? 'controls.unlockTitle' : 'controls.lockTitle');
   $('btn-end').hidden = !host;
 }
 
@@ -155,18 +156,19 @@ export function toggleRoomLock() {
 }
 
 export function endForEveryone() {
-  if (window.confirm('End the meeting for everyone?')) adminAction('end');
+  if (window.confirm(t('controls.endConfirm'))) adminAction('end');
 }
 
 // createHostMenu builds the Mute and Kick buttons of a remote participant's tile.
 export function createHostMenu(p) {
   const menu = document.createElement('div');
   menu.className = 'host-menu';
+  menu.setAttribute('role', 'group');
   const mute = document.createElement('button');
   mute.type = 'button';
   mute.className = 'host-action';
   mute.dataset.action = 'mute';
-  mute.textContent = 'Mute';
+  mute.textContent = t('mod.mute');
   mute.addEventListener('click', () => {
     adminAction(sourceState(p, 'audio', 'microphone') === 'off' ? 'unmute' : 'mute', p.id);
   });
@@ -174,17 +176,19 @@ export function createHostMenu(p) {
   kick.type = 'button';
   kick.className = 'host-action danger';
   kick.dataset.action = 'kick';
-  kick.textContent = 'Kick';
+  kick.textContent = t('mod.kick');
   kick.addEventListener('click', () => {
-    if (window.confirm(`Remove ${p.name} from the room?`)) adminAction('kick', p.id);
+    if (window.confirm(t('mod.kickConfirm', { name: p.name }))) adminAction('kick', p.id);
   });
   menu.append(mute, kick);
-  return { el: menu, mute };
+  return { el: menu, mute, kick };
 }
 
 export function renderHostMenu(p) {
   const mic = sourceState(p, 'audio', 'microphone');
-  p.hostMenu.mute.textContent = mic === 'off' ? 'Unmute' : 'Mute';
+  p.hostMenu.mute.textContent = t(mic === 'off' ? 'mod.unmute' : 'mod.mute');
   p.hostMenu.mute.disabled = mic === 'none';
-  p.hostMenu.mute.title = mic === 'off' ? `Unmute ${p.name} for everyone` : `Mute ${p.name} for everyone`;
+  p.hostMenu.mute.title = t(mic === 'off' ? 'mod.unmuteTitle' : 'mod.muteTitle', { name: p.name });
+  p.hostMenu.kick.title = t('mod.kickTitle', { name: p.name });
+  p.hostMenu.el.setAttribute('aria-label', t('mod.menu', { name: p.name }));
 }

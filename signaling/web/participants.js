@@ -5,6 +5,7 @@ import { clearCaptionLines } from './captions.js';
 import { TILE_REPORT_DELAY_MS } from './config.js';
 import { releaseStage, setSpeakers, updateLayout } from './layout.js';
 import { createHostMenu, renderHostMenu } from './moderation.js';
+import { t } from './i18n.js';
 import { app } from './store.js';
 import { createTile, reloadTile, setTileIndicators, setTileName, setTileTranscribed } from './tiles.js';
 import { $, hideBanner, updateCount } from './ui.js';
@@ -49,7 +50,7 @@ export function setParticipantName(p, name) {
 }
 
 export function screenLabel(p) {
-  return `${p.name} — screen`;
+  return t('tile.screen', { name: p.name });
 }
 
 // setTrackInfo records a track object of the protocol. Servers that predate track sources send none: the

@@ -131,7 +131,7 @@ class PrejoinScreen {
         // Try each alone: a missing camera should not take the microphone with it.
         await this.startTrack('audio', this.kept.microphone, true);
         await this.startTrack('video', this.kept.camera, true);
-        if (!this.stream.getTracks().length) this.showError(describeMediaError(err, 'Camera/microphone'));
+        if (!this.stream.getTracks().length) this.showError(describeMediaError(err, 'media.both'));
       }
     }
     this.starting = false;
@@ -170,7 +170,7 @@ class PrejoinScreen {
       byId('prejoin-error').hidden = true;
     } catch (err) {
       console.error(`sfu: pre-join ${kind} failed:`, err);
-      if (!quiet) this.showError(describeMediaError(err, kind === 'video' ? 'Camera' : 'Microphone'));
+      if (!quiet) this.showError(describeMediaError(err, kind === 'video' ? 'media.camera' : 'media.microphone'));
     }
   }
 

@@ -33,11 +33,14 @@ export const SCREEN_MAX_BITRATE = 2_500_000; // one encoding, no simulcast: text
  * @property {{participantId: string, track: MediaStreamTrack}} track_ended a remote track ended or left its stream
  * @property {{reason: string}} bye the server ends the session (after close, or before "lost" for shutdown/failed)
  * @property {{url: string, reason: string}} redirect the session closed to follow the server to url
- * @property {{notice: string | undefined}} lost the session died unexpectedly (it is closed)
+ * @property {{notice: string | undefined, code: string | undefined}} lost the session died unexpectedly (it is
+ *   closed); notice says why in English, code names it (shutdown, mediaFailed, mediaLost) for a translated page
  * @property {{publish: IceView | null, subscribe: IceView | null}} ice the connections' ICE state changed
  * @property {{name: PCName, reason: string}} ice_restart an ICE restart started
  * @property {{}} ice_settled no ICE restart is running any more (done, mended or given up)
- * @property {{message: string}} client_error something failed here (not the server's refusal)
+ * @property {{message: string, code: string, detail: Record<string, string>}} client_error something failed here
+ *   (not the server's refusal): message in English; code (handling, publish, publishOffer) and detail for a page
+ *   that words it itself
  */
 
 /** @typedef {{state: RTCIceConnectionState, restarting: boolean, attempts: number, ufrag: string}} IceView */
@@ -223,11 +226,14 @@ export class Session extends Emitter {
   }
 
   // lost: the connection died unexpectedly: the session closes and says so ("lost"); the caller starts anew.
-  /** @param {string} [notice] what to tell the user instead of a countdown */
-  lost(notice) {
+  /**
+   * @param {string} [notice] what to tell the user instead of a countdown (English)
+   * @param {string} [code] the notice's code (shutdown, mediaFailed, mediaLost), for a page that words it itself
+   */
+  lost(notice, code) {
     if (this.ended) return;
     this.close();
-    this.emit('lost', { notice });
+    this.emit('lost', { notice, code });
   }
 
   // ---- keepalive ----
@@ -289,7 +295,11 @@ export class Session extends Emitter {
       .catch((err) => {
         console.error(`sfu: handling "${msg.type}" failed:`, err);
         if (!this.ended) {
-          this.emit('client_error', { message: `Client error while handling "${msg.type}": ${err.message || err}` });
+          this.emit('client_error', {
+            message: `Client error while handling "${msg.type}": ${err.message || err}`,
+            code: 'handling',
+            detail: { type: msg.type, error: String(err.message || err) },
+          });
         }
       });
   }
@@ -347,7 +357,11 @@ export class Session extends Emitter {
     // Not awaited: the camera permission prompt may still be open, and messages must keep flowing meanwhile.
     this.startPublishing().catch((err) => {
       console.error('sfu: publishing failed:', err);
-      this.emit('client_error', { message: `Could not publish your camera/microphone: ${err.message || err}` });
+      this.emit('client_error', {
+        message: `Could not publish your camera/microphone: ${err.message || err}`,
+        code: 'publish',
+        detail: { error: String(err.message || err) },
+      });
     });
   }
 
@@ -396,11 +410,11 @@ export class Session extends Emitter {
     switch (reason) {
       case 'shutdown':
         this.emit('bye', { reason });
-        this.lost('The server is restarting; reconnecting…');
+        this.lost('The server is restarting; reconnecting…', 'shutdown');
         break;
       case 'failed':
         this.emit('bye', { reason });
-        this.lost('The media connection failed; reconnecting…');
+        this.lost('The media connection failed; reconnecting…', 'mediaFailed');
         break;
       case 'kicked':
       case 'room_ended':
@@ -438,7 +452,7 @@ export class Session extends Emitter {
       // ICE failures are mended by an ICE restart (see onIceState); anything else (DTLS) by a new session.
       if (pc.connectionState === 'failed' && pc.iceConnectionState !== 'failed' && !this.ended) {
         console.error(`sfu: the ${name} connection failed, reconnecting`);
-        this.lost('The media connection failed; reconnecting…');
+        this.lost('The media connection failed; reconnecting…', 'mediaFailed');
       }
     };
     pc.oniceconnectionstatechange = () => this.onIceState(name, pc);
@@ -573,7 +587,7 @@ export class Session extends Emitter {
     console.error(`sfu: ICE restart ${st.attempts} of the ${name} connection failed`);
     if (st.attempts >= ICE_RESTART_MAX_ATTEMPTS) {
       this.emit('ice_settled', {});
-      this.lost('The media connection was lost; reconnecting…');
+      this.lost('The media connection was lost; reconnecting…', 'mediaLost');
       return;
     }
     const delay = Math.min(ICE_RESTART_BACKOFF_FIRST_MS * 2 ** (st.attempts - 1), ICE_RESTART_BACKOFF_MAX_MS);
@@ -762,7 +776,11 @@ export class Session extends Emitter {
     } catch (err) {
       if (this.ended) return;
       console.error('sfu: publish offer failed:', err);
-      this.emit('client_error', { message: `Could not create the publish offer: ${err.message || err}` });
+      this.emit('client_error', {
+        message: `Could not create the publish offer: ${err.message || err}`,
+        code: 'publishOffer',
+        detail: { error: String(err.message || err) },
+      });
       if (iceRestart) this.iceRestartDone('publish', false);
     } finally {
       this.makingOffer = false;

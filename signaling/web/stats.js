@@ -2,6 +2,7 @@
 // The stats overlay on the tiles and the test hook's stats (sfu.stats, sfu.publishStats).
 
 import { STATS_INTERVAL_MS } from './config.js';
+import { t } from './i18n.js';
 import { allTiles } from './layout.js';
 import { renderLocal } from './media.js';
 import { usablePC } from './protocol.js';
@@ -106,15 +107,15 @@ export function inboundStatsTexts(report, prev, next) {
     const d = counterDelta(prev, next, `in:${r.id}`, r,
       ['bytesReceived', 'framesDecoded', 'jitterBufferDelay', 'jitterBufferEmittedCount']);
     const height = r.frameHeight || 0;
-    const size = r.frameWidth && height ? `${r.frameWidth}x${height}` : 'no video';
+    const size = r.frameWidth && height ? `${r.frameWidth}x${height}` : t('stats.noVideo');
     const fps = typeof r.framesPerSecond === 'number' ? r.framesPerSecond : d && d.framesDecoded / d.seconds;
     const kbps = d && (d.bytesReceived * 8) / d.seconds / 1000;
     const jitterMs = d && d.jitterBufferEmittedCount > 0
       ? (d.jitterBufferDelay / d.jitterBufferEmittedCount) * 1000 : null;
     const text = [
-      `${size}  ${fmt(fps, ' fps')}  layer ${layerOf(height)}`,
-      `${fmt(kbps, ' kbps')}  jitter buf ${fmt(jitterMs, ' ms')}`,
-      `lost ${fmt(r.packetsLost || 0)}  rtt ${fmt(rtt, ' ms')}`,
+      `${size}  ${fmt(fps, ' fps')}  ${t('stats.layer')} ${layerOf(height)}`,
+      `${fmt(kbps, ' kbps')}  ${t('stats.jitter')} ${fmt(jitterMs, ' ms')}`,
+      `${t('stats.lost')} ${fmt(r.packetsLost || 0)}  RTT ${fmt(rtt, ' ms')}`,
     ].join('\n');
     const before = texts.get(tile);
     texts.set(tile, before ? `${before}\n${text}` : text);
@@ -135,8 +136,8 @@ export function outboundStatsText(report, prev, next) {
     const d = counterDelta(prev, next, `out:${r.id}`, r, ['bytesSent', 'framesEncoded']);
     const fps = typeof r.framesPerSecond === 'number' ? r.framesPerSecond : d && d.framesEncoded / d.seconds;
     const kbps = d && (d.bytesSent * 8) / d.seconds / 1000;
-    const size = r.frameWidth && r.frameHeight ? `${r.frameWidth}x${r.frameHeight}` : 'off';
-    const label = screen ? 'screen' : r.rid || 'video';
+    const size = r.frameWidth && r.frameHeight ? `${r.frameWidth}x${r.frameHeight}` : t('stats.off');
+    const label = screen ? t('stats.screen') : r.rid || t('stats.video');
     const order = screen ? 9 : ({ q: 0, h: 1, f: 2 }[r.rid] ?? 3); // the camera's layers first, small to large
     rows.push({ order, text: `${label} ${size} ${fmt(fps, 'fps')} ${fmt(kbps, ' kbps')}` });
     const reason = r.qualityLimitationReason;
@@ -145,9 +146,11 @@ export function outboundStatsText(report, prev, next) {
   if (rows.length === 0) return '';
   rows.sort((a, b) => a.order - b.order);
   const lines = rows.map((row) => row.text);
-  let limit = `limit: ${Array.from(limits.camera).join('+') || 'none'}`;
-  if (limits.screen.size > 0) limit += `, screen ${Array.from(limits.screen).join('+')}`;
-  lines.push(`${limit}  rtt ${fmt(roundTripMs(report), ' ms')}`);
+  const reasons = (set) => Array.from(set, (r) => (['cpu', 'bandwidth', 'other'].includes(r) ? t(`stats.reason.${r}`) : r))
+    .join('+');
+  let limit = `${t('stats.limit')}: ${reasons(limits.camera) || t('stats.none')}`;
+  if (limits.screen.size > 0) limit += `, ${t('stats.screen')} ${reasons(limits.screen)}`;
+  lines.push(`${limit}  RTT ${fmt(roundTripMs(report), ' ms')}`);
   return lines.join('\n');
 }
 

@@ -88,9 +88,10 @@ export const hook = { // functions are set by main.js (expose)
   // error says why the last request was refused ('' if it was not). See setDenoiseState.
   denoise: { enabled: false, processors: [], error: '', pending: false, requested: null, engine: '' },
   setDenoise: null, // (enabled, engine?) => boolean: asks for noise suppression; true if sent now, false if at join
-  // Live captions: lang is what we read ('' off); last is the last caption received ({participant, text, final,
-  // translations, shown}), finals the last 50 final ones. See setCaptionsState.
-  captions: { lang: '', spoken: '', available: true, reason: '', error: '', last: null, finals: [] },
+  // Live captions: lang is what we read ('' off); defaultLang the picker's first language (the interface's: en,
+  // zh-HK or zh-Hans); last is the last caption received ({participant, text, final, translations, shown}), finals
+  // the last 50 final ones. See setCaptionsState.
+  captions: { lang: '', defaultLang: '', spoken: '', available: true, reason: '', error: '', last: null, finals: [] },
   setCaptions: null, // (lang) => boolean: reads captions in lang ('' off); true if sent now, false if at join
   transcript: null, // (lang?) => Promise<string>: the room's transcript as WebVTT, fetched as the download button does
   downloadTranscript: null, // () => Promise<boolean>: saves the transcript as a .vtt file; false (with a notice) if not

@@ -117,9 +117,9 @@ export function setTileTranscribed(tile, on) {
 export function setTileIndicators(tile, mic, cam) {
   tile.el.dataset.mic = mic;
   tile.el.dataset.cam = cam;
-  const words = { on: 'on', off: 'muted', none: 'not shared' };
-  tile.micEl.title = `Microphone ${words[mic]}`;
-  tile.camEl.title = `Camera ${words[cam]}`;
+  const words = { on: 'On', off: 'Off', none: 'None' };
+  tile.micEl.title = t(`tile.mic${words[mic]}`);
+  tile.camEl.title = t(`tile.cam${words[cam]}`);
   tile.micEl.setAttribute('aria-label', tile.micEl.title);
   tile.camEl.setAttribute('aria-label', tile.camEl.title);
 }
@@ -154,10 +154,10 @@ export function playVideo(video) {
 export function onAutoplayBlocked(video) {
   video.muted = true;
   video.play().catch(() => {});
-  showBanner('autoplay', 'The browser blocked the sound of the meeting.', {
+  showBanner('autoplay', t('autoplay.blocked'), {
     kind: 'warn',
     action: {
-      label: 'Enable sound',
+      label: t('autoplay.enable'),
       onClick: () => {
         for (const p of app.participants.values()) {
           p.tile.video.muted = false;

@@ -2,6 +2,7 @@
 // Status line, participant count, banners and error toasts.
 
 import { MAX_ERROR_TOASTS } from './config.js';
+import { t } from './i18n.js';
 import { updateLayout } from './layout.js';
 import { app, set } from './store.js';
 
@@ -12,24 +13,25 @@ export const $ = /** @type {(id: string) => any} */ ((id) => document.getElement
 // Status line, banners and toasts
 // ---------------------------------------------------------------------------------------------------------
 
+// The catalogue key of each state's label (i18n.js).
 export const STATE_LABELS = {
-  connecting: 'Connecting…',
-  joined: 'Connected',
-  reconnecting: 'Reconnecting…',
-  left: 'Left',
-  error: 'Error',
+  connecting: 'status.connecting',
+  joined: 'status.joined',
+  reconnecting: 'status.reconnecting',
+  left: 'status.left',
+  error: 'status.error',
 };
 
 export function setState(state) {
   set({ state });
   document.body.dataset.state = state;
-  $('status-text').textContent = STATE_LABELS[state] || state;
+  $('status-text').textContent = STATE_LABELS[state] ? t(STATE_LABELS[state]) : state;
   updateCount();
 }
 
 export function updateCount() {
   const n = app.participants.size + 1;
-  $('participant-count').textContent = `${n} participant${n === 1 ? '' : 's'}`;
+  $('participant-count').textContent = t(n === 1 ? 'count.one' : 'count.other', { n });
   updateLayout();
 }
 
@@ -62,7 +64,7 @@ export function showBanner(key, text, { kind = 'info', dismissable = true, actio
     const close = document.createElement('button');
     close.type = 'button';
     close.className = 'banner-close';
-    close.setAttribute('aria-label', 'Dismiss');
+    close.setAttribute('aria-label', t('banner.dismiss'));
     close.textContent = '×';
     close.addEventListener('click', () => el.remove());
     el.append(close);
