@@ -202,6 +202,9 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 		`window.sfu.local.cam === 'off' && window.__events.join() === 'sfu:hand-toggle,sfu:chat-toggle'`,
 		`{local: window.sfu.local, events: window.__events}`)
 
+	// "c" opened the chat, whose text box took the focus (where "?" is typed, not a shortcut): close it first.
+	evalJS[bool](t, pub, "close the chat", `(() => { if (window.sfu.toggleChat) window.sfu.toggleChat(false);
+		document.getElementById('btn-mic').focus(); return true; })()`)
 	// "?" opens the shortcuts dialog; Escape closes it and the focus goes back.
 	if err := chromedp.Do(pub, chromedp.KeyEvent("?")); err != nil {
 		t.Fatal(err)
