@@ -36,9 +36,12 @@ export const CAPTION_LANGUAGES = [
 // A BCP 47 language tag as the server accepts it (sfu/captions.go).
 export const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
+// The screen share asks for the shared tab's or system's sound too; browsers that cannot share it give video only.
+// systemAudio 'include' offers the whole system's sound where the browser can (Chromium on Windows and ChromeOS).
 export const SCREEN_CONSTRAINTS = {
   video: { frameRate: 15, width: { ideal: 1920 }, height: { ideal: 1080 } },
-  audio: false,
+  audio: true,
+  systemAudio: 'include',
 };
 
 // The tab's sessionStorage keeps the token it was opened with under this prefix and the room's name (the
@@ -55,6 +58,8 @@ export const VIDEO_SIZES = {
 //   &denoise=1|0|rnnoise|speex (server-side noise suppression on, off, or on with that engine)
 //   &captions=LANG|off (live captions in that language from the start) &spoken=LANG (the language we speak)
 //   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
+//   &view=speaker|grid (speaker view: a stage and a strip; grid view: all tiles equal; default: the one picked
+//   before, else speaker; see stage.js)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -92,6 +97,7 @@ export function readConfig() {
     captions: parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
     ui: chooseLanguage(params.get('lang')),
+    view: parseViewParam(params.get('view')),
   };
 }
 
@@ -124,6 +130,13 @@ export function parseCaptionsParam(value) {
   const lang = normalizeLanguage(value);
   if (lang === null) console.warn('sfu: ?captions= is not a language tag:', value);
   return lang;
+}
+
+// parseViewParam reads ?view=: 'grid', 'speaker', or '' when absent or unknown (the page then keeps the last choice).
+/** @param {string | null} value */
+export function parseViewParam(value) {
+  const v = String(value || '').trim().toLowerCase();
+  return v === 'grid' || v === 'speaker' ? v : '';
 }
 
 // parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine

@@ -15,6 +15,8 @@ import {
 } from './media.js';
 import { dropSocket, fail, leave, onNetworkChange, restartIce } from './meeting.js';
 import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
+import { startQuality } from './quality.js';
+import { setupStage } from './stage.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
 import { createTile, icon } from './tiles.js';
@@ -72,6 +74,8 @@ export function main() {
   setDenoiseState();
   app.captions.choice = config.captions !== null ? config.captions : loadCaptionsChoice();
   setupPage();
+  setupStage();
+  startQuality();
   setCaptionsState();
   setState('connecting');
   if (!config.room) {
