@@ -31,6 +31,9 @@ export const LAYER_GRACE_MS = 5000; // after a tile changes size the SFU needs a
 // The uplink banner shows after UPLINK_SHOW_AFTER limited samples in a row and goes after as many clean ones.
 export const UPLINK_SHOW_AFTER = 2;
 export const UPLINK_SHORT = 0.5; // limited when the bandwidth estimate is below this share of what our layers need
+// The bandwidth estimate ramps up over the first seconds of sending (the encoder is held back meanwhile): the
+// uplink is rated from this long after we started sending video on the session's publish connection.
+export const UPLINK_GRACE_MS = 10000;
 
 const LEVELS = /** @type {const} */ (['good', 'fair', 'poor']);
 
@@ -192,6 +195,7 @@ export async function refreshQuality() {
     if (session !== q.session) {
       q.session = session; // new connections count from zero
       q.history = new Map();
+      q.sendingSince = 0;
     }
     const sub = usablePC(session && session.subscribePC);
     const subReport = sub ? await sub.getStats() : null;
@@ -200,7 +204,12 @@ export async function refreshQuality() {
     const needed = pub ? neededKbps(pub) : 0;
     if (session !== app.session) return;
     rateTiles(subReport, performance.now());
-    rateUplink(q.uplinkOverride || uplinkSample(pubReport, needed));
+    let sample = uplinkSample(pubReport, needed);
+    const now = performance.now();
+    if (!sample) q.sendingSince = 0;
+    else if (!q.sendingSince) q.sendingSince = now;
+    if (sample && now - q.sendingSince < UPLINK_GRACE_MS) sample = { reasons: [] }; // ramping up: not rated yet
+    rateUplink(q.uplinkOverride || sample);
   } catch (err) {
     console.error('sfu: connection quality failed:', err);
   } finally {
@@ -298,13 +307,17 @@ function rateTiles(report, now) {
 }
 
 /**
- * neededKbps: what the active video encodings of the publish connection may use together (their maxBitrate).
+ * neededKbps: what the camera's simulcast layers the SFU asks for may use together (their maxBitrate). The screen
+ * share does not count (still content needs far less than its cap), nor a camera turned off (it sends black frames,
+ * and the bandwidth estimate does not grow past what is sent).
  * @param {RTCPeerConnection} pc
  */
 function neededKbps(pc) {
   let bps = 0;
+  const screen = app.screenTrack;
   for (const sender of pc.getSenders()) {
-    if (!sender.track || sender.track.kind !== 'video') continue;
+    const track = sender.track;
+    if (!track || track.kind !== 'video' || track === screen || !track.enabled || track.readyState !== 'live') continue;
     for (const e of sender.getParameters().encodings || []) {
       if (e.active !== false && e.maxBitrate) bps += e.maxBitrate;
     }

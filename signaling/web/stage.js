@@ -237,7 +237,9 @@ export function setupStage() {
   const label = document.createElement('span');
   label.className = 'control-label';
   label.textContent = t('stage.gridView');
+  label.dataset.i18n = 'stage.gridView'; // translatePage keeps both in the page's language
   btn.title = t('stage.gridViewTitle');
+  btn.dataset.i18nAttr = 'title:stage.gridViewTitle';
   btn.append(iconEl, label);
   btn.addEventListener('click', toggleView);
   $('btn-stats').before(btn);

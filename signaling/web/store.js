@@ -42,7 +42,7 @@ export const app = {
   // Connection quality (quality.js): per-stats-report history of the loss counters, the uplink's state, and a
   // test's synthetic uplink sample (null: the live stats).
   quality: { history: new Map(), session: null, tiles: new Map(), uplink: { limited: false, reason: '', streak: 0, sample: null },
-    uplinkOverride: null, timer: null, busy: false },
+    uplinkOverride: null, sendingSince: 0, timer: null, busy: false },
   trackTiles: new Map(), // received MediaStreamTrack -> the tile it is shown in (for the stats overlay)
   statsOn: false,
   statsTimer: null,
