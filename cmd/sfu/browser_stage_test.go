@@ -313,9 +313,8 @@ func TestBrowserScreenShareAudio(t *testing.T) {
 			}
 			return false
 		})
-	if st := n.sfu.Stats(); st.Tracks != 4 {
-		t.Errorf("server tracks while sharing with sound: %d, want 4 (camera, microphone, screen, screen_audio)", st.Tracks)
-	}
+	eventually(t, 10*time.Second, "4 tracks on the server while sharing with sound (camera, microphone, screen, screen_audio)",
+		func() bool { return n.sfu.Stats().Tracks == 4 })
 	if ok := evalJS[bool](t, presenter, `window.sfu.stopScreen()`); !ok {
 		t.Fatal("stopScreen")
 	}

@@ -283,7 +283,6 @@ func TestBrowserScreenShare(t *testing.T) {
 	}
 	// The tile is a screen tile because the server announced the track with source "screen". Headless Chromium's
 	// fake capture shares a sound with the screen, which the page publishes too (screen_audio).
-	if st := n.sfu.Stats(); st.Tracks != 4 {
-		t.Errorf("server has %d tracks after the share, want 4 (camera, microphone, screen, screen_audio)", st.Tracks)
-	}
+	eventually(t, 10*time.Second, "4 tracks on the server after the share (camera, microphone, screen, screen_audio)",
+		func() bool { return n.sfu.Stats().Tracks == 4 })
 }

@@ -64,8 +64,8 @@ export function allTiles() {
 // keeps the stage (stage.js); else a remote screen share takes it (the latest one if there are several);
 // otherwise the stage holder does, once there are 3 tiles or more.
 export function stageTile(count) {
+  const pinned = pinnedTile(); // (drops the pin of a tile that left, in either view)
   if (gridView()) return null;
-  const pinned = pinnedTile();
   if (pinned) return pinned;
   let latest = null;
   for (const p of app.participants.values()) {
