@@ -256,8 +256,9 @@ func TestBrowserConnectionQuality(t *testing.T) {
 	t.Logf("the publisher's uplink as the page rates it: %v", evalJS[any](t, pub, `window.sfu.quality.uplink.sample`))
 
 	// A limited uplink. Nothing here limits it for real: capping the encodings (setParameters maxBitrate) makes
-	// Chromium send less with qualityLimitationReason "none", and DevTools' network emulation did not reach the
-	// WebRTC sockets. So the page's uplink check reads synthetic samples (sfu.feedUplink) in place of the publish
+	// Chromium send less with qualityLimitationReason "none", and DevTools' network emulation (a global
+	// Network.emulateNetworkConditionsByRule with loss, latency, upload throughput) changed neither the loss nor
+	// the round trip the page saw when tried. So the page's uplink check reads synthetic samples (sfu.feedUplink) in place of the publish
 	// connection's stats; the rest (rating, two samples in a row, the banner, the hook) is the page's own.
 	evalJS[any](t, pub, `window.sfu.feedUplink({reasons: ['bandwidth', 'none'], availableKbps: 300, neededKbps: 3150})`)
 	waitJS(t, pub, 15*time.Second, "the uplink banner when the encoder is held back by bandwidth", `window.sfu.quality`,
