@@ -52,7 +52,7 @@ func i18nSetup(t *testing.T, ctx context.Context) (host context.Context, hostURL
 // navigate opens u in the tab and waits until the page joined with the guest's tile and the host controls.
 func navigateJoined(t *testing.T, tab context.Context, u string) {
 	t.Helper()
-	if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
+	if err := chromedp.Do(tab, chromedp.Navigate(skipPrejoin(u))); err != nil {
 		t.Fatalf("open %s: %v", u, err)
 	}
 	waitHostReady(t, tab)

@@ -40,9 +40,12 @@ export const UI_CAPTIONS = { en: 'en', 'zh-HK': 'zh-HK', 'zh-CN': 'zh-Hans' };
 // A BCP 47 language tag as the server accepts it (sfu/captions.go).
 export const LANGUAGE_TAG = /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
 
+// The screen share asks for the shared tab's or system's sound too; browsers that cannot share it give video only.
+// systemAudio 'include' offers the whole system's sound where the browser can (Chromium on Windows and ChromeOS).
 export const SCREEN_CONSTRAINTS = {
   video: { frameRate: 15, width: { ideal: 1920 }, height: { ideal: 1080 } },
-  audio: false,
+  audio: true,
+  systemAudio: 'include',
 };
 
 // The tab's sessionStorage keeps the token it was opened with under this prefix and the room's name (the
@@ -61,6 +64,8 @@ export const VIDEO_SIZES = {
 //   UI_CAPTIONS) &spoken=LANG (the language we speak)
 //   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
 //   &prejoin=0 (join at once, without the pre-join screen)
+//   &view=speaker|grid (speaker view: a stage and a strip; grid view: all tiles equal; default: the one picked
+//   before, else speaker; see stage.js)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -104,6 +109,7 @@ export function readConfig() {
     ui,
     // The pre-join screen (prejoin.js) shows unless ?prejoin=0, or ?publish=0 (nothing to preview: watch only).
     prejoin: params.get('prejoin') !== '0' && params.get('publish') !== '0',
+    view: parseViewParam(params.get('view')),
   };
 }
 
@@ -136,6 +142,13 @@ export function parseCaptionsParam(value) {
   const lang = normalizeLanguage(value);
   if (lang === null) console.warn('sfu: ?captions= is not a language tag:', value);
   return lang;
+}
+
+// parseViewParam reads ?view=: 'grid', 'speaker', or '' when absent or unknown (the page then keeps the last choice).
+/** @param {string | null} value */
+export function parseViewParam(value) {
+  const v = String(value || '').trim().toLowerCase();
+  return v === 'grid' || v === 'speaker' ? v : '';
 }
 
 // parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine

@@ -136,7 +136,8 @@ export function startSession(token, url, extra) {
     token,
     url,
     media: () => app.mediaReady || Promise.resolve(null),
-    screen: () => (app.screenTrack && app.screenStream ? { track: app.screenTrack, stream: app.screenStream } : null),
+    screen: () => (app.screenTrack && app.screenStream
+      ? { track: app.screenTrack, stream: app.screenStream, audio: app.screenAudioTrack } : null),
     allowPublish: () => !app.publishRevoked,
     simulcast: config.simulcast,
     codec: config.codec,

@@ -2,6 +2,7 @@
 // Active speakers and the layout: the plain grid, or one tile on the stage and the others in a strip.
 
 import { STAGE_HOLD_MS, STRIP_MAX_COLS, STRIP_MIN_TILE_PX } from './config.js';
+import { gridView, pinnedTile } from './stage.js';
 import { app, expose, hook } from './store.js';
 import { $ } from './ui.js';
 
@@ -59,9 +60,13 @@ export function allTiles() {
   return tiles;
 }
 
-// stageTile: the tile shown large, or null for the plain grid. A remote screen share always takes the stage
-// (the latest one if there are several); otherwise the stage holder does, once there are 3 tiles or more.
+// stageTile: the tile shown large, or null for the plain grid. In grid view there is no stage. A pinned tile
+// keeps the stage (stage.js); else a remote screen share takes it (the latest one if there are several);
+// otherwise the stage holder does, once there are 3 tiles or more.
 export function stageTile(count) {
+  const pinned = pinnedTile(); // (drops the pin of a tile that left, in either view)
+  if (gridView()) return null;
+  if (pinned) return pinned;
   let latest = null;
   for (const p of app.participants.values()) {
     for (const screen of p.screens.values()) {

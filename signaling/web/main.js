@@ -20,6 +20,8 @@ import { adminAction, endForEveryone, toggleRoomLock } from './moderation.js';
 import { setupPeople } from './people.js';
 import { runPrejoin, useName } from './prejoin.js';
 import { setupShortcuts } from './shortcuts.js';
+import { startQuality } from './quality.js';
+import { setupStage } from './stage.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
 import { createTile, icon } from './tiles.js';
@@ -83,6 +85,8 @@ export async function main() {
   const choice = config.room ? await runPrejoin() : null;
   if (choice) useName(choice.name);
   setupPage();
+  setupStage();
+  startQuality();
   setCaptionsState();
   setState('connecting');
   if (!config.room) {

@@ -157,8 +157,9 @@ export function stopLocalMedia() {
 // Screen share
 // ---------------------------------------------------------------------------------------------------------
 
-// shareScreen asks the browser for a screen, window or tab and publishes it. It resolves to true once sharing,
-// false when the browser cannot, the user cancelled or capture failed (a banner then says why). Never rejects.
+// shareScreen asks the browser for a screen, window or tab (with its sound where the browser offers it) and
+// publishes it. It resolves to true once sharing, false when the browser cannot, the user cancelled or capture
+// failed (a banner then says why). Never rejects.
 export function shareScreen() {
   if (app.screenTrack) return Promise.resolve(true);
   if (!app.screenStarting) {
@@ -195,12 +196,14 @@ export async function startScreen() {
     return false;
   }
   const track = stream.getVideoTracks()[0];
+  const audio = track ? stream.getAudioTracks()[0] || null : null; // the shared sound, where the browser gave it
   for (const t of stream.getTracks()) {
-    if (t !== track) t.stop(); // we asked for no audio; drop any all the same
+    if (t !== track && t !== audio) t.stop();
   }
   if (!track || app.stopped) {
     if (track) track.stop(); // the page ended while the picker was open
-    else showBanner('screen', t('screen.noPicture'), { kind: 'error' });
+    if (audio) audio.stop();
+    if (!track) showBanner('screen', t('screen.noPicture'), { kind: 'error' });
     return false;
   }
   hideBanner('screen');
@@ -209,8 +212,17 @@ export async function startScreen() {
   track.addEventListener('ended', () => {
     if (app.screenTrack === track) stopScreen();
   });
+  if (audio) {
+    // The sound can end alone (the shared tab closes its audio): take it off the connection then.
+    audio.addEventListener('ended', () => {
+      if (app.screenAudioTrack !== audio) return;
+      app.screenAudioTrack = null;
+      if (app.session) app.session.unpublishTrack(audio);
+    });
+  }
   app.screenTrack = track;
-  app.screenStream = new MediaStream([track]);
+  app.screenAudioTrack = audio;
+  app.screenStream = new MediaStream(audio ? [track, audio] : [track]);
   if (app.session) app.session.publishScreen();
   renderLocal();
   return true;
@@ -220,10 +232,16 @@ export async function startScreen() {
 export async function stopScreen() {
   const track = app.screenTrack;
   if (!track) return false;
+  const audio = app.screenAudioTrack;
   app.screenTrack = null;
+  app.screenAudioTrack = null;
   app.screenStream = null;
   if (app.session) app.session.unpublishTrack(track);
   track.stop();
+  if (audio) {
+    if (app.session) app.session.unpublishTrack(audio);
+    audio.stop();
+  }
   renderLocal();
   return true;
 }

@@ -52,7 +52,8 @@ export const SCREEN_MAX_BITRATE = 2_500_000; // one encoding, no simulcast: text
  * @property {number} [openTimeoutMs] a socket not open after this long is given up (default 10 s)
  * @property {boolean} [redirected] the session follows a redirect (only changes a log line)
  * @property {() => Promise<MediaStream | null>} [media] what to publish once joined (camera and microphone)
- * @property {() => ({track: MediaStreamTrack, stream: MediaStream} | null)} [screen] a running screen share
+ * @property {() => ({track: MediaStreamTrack, stream: MediaStream, audio?: MediaStreamTrack | null} | null)} [screen]
+ *   a running screen share (audio: its sound, if the browser shared any)
  * @property {() => boolean} [allowPublish] false while the page may not publish (a host revoked it)
  * @property {boolean} [simulcast] camera video in three layers (default true)
  * @property {string} [codec] preferred video codec MIME type (default video/VP8)
@@ -693,7 +694,8 @@ export class Session extends Emitter {
   }
 
   // publishScreen adds the running screen share (options.screen), if any, to the publish connection: in its own
-  // MediaStream, as one encoding (no simulcast). Before joined it does nothing: startPublishing calls it again then.
+  // MediaStream, as one encoding (no simulcast), with its sound (source screen_audio) when it has some. Before
+  // joined it does nothing: startPublishing calls it again then.
   publishScreen() {
     const share = this.screen();
     if (!share || !share.track || share.track.readyState !== 'live' || !share.stream) return;
@@ -708,6 +710,9 @@ export class Session extends Emitter {
     if (transceiver) {
       preferCodec(transceiver, this.codec);
       preferResolution(transceiver.sender);
+    }
+    if (share.audio && share.audio.readyState === 'live') {
+      this.publishTrack(share.audio, 'screen_audio', { direction: 'sendonly', streams: [share.stream] });
     }
   }
 

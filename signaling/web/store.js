@@ -29,6 +29,7 @@ export const app = {
   canPublish: true, // false once the server said our token may not publish
   screenTrack: null, // our screen share while it runs; outlives sessions like localStream
   screenStream: null, // the MediaStream it is published in (its own, not the camera's)
+  screenAudioTrack: null, // the shared tab's or system's sound, when the browser gave it with the share
   screenStarting: null, // Promise<boolean> while the browser's screen picker is open
   participants: new Map(), // participant id -> remote participant (see addParticipant)
   goneIds: new Set(), // participants that left during this session; late tracks of theirs are ignored
@@ -36,6 +37,12 @@ export const app = {
   speakers: [], // the last active_speakers list
   stageHolder: null, // participant id of the speaker on the stage, kept STAGE_HOLD_MS after silence
   stageTimer: null,
+  // Pin, view and full screen (stage.js): the pinned tile (null: none), 'speaker' or 'grid', full-screen requests.
+  stage: { pinned: null, view: 'speaker', fullscreenRequests: 0 },
+  // Connection quality (quality.js): per-stats-report history of the loss counters, the uplink's state, and a
+  // test's synthetic uplink sample (null: the live stats).
+  quality: { history: new Map(), session: null, tiles: new Map(), uplink: { limited: false, reason: '', streak: 0, sample: null },
+    uplinkOverride: null, sendingSince: 0, timer: null, busy: false },
   trackTiles: new Map(), // received MediaStreamTrack -> the tile it is shown in (for the stats overlay)
   statsOn: false,
   statsTimer: null,
@@ -135,6 +142,18 @@ export const hook = { // functions are set by main.js (expose)
   devices: { camera: '', microphone: '', speaker: '', switches: 0, sinkSupported: false },
   switchDevice: null, // (kind: 'videoinput'|'audioinput'|'audiooutput', deviceId) => Promise<boolean>
   helpOpen: false, // the keyboard shortcuts dialog is open (shortcuts.js)
+  // Pin and views (stage.js): the view ('speaker' or 'grid'), the pinned tile's key ('' none; keys: 'local', a
+  // participant id, "id:track" for a screen tile), the full-screen tile's key, full-screen requests made.
+  stage: { view: 'speaker', pinned: '', fullscreen: '', fullscreenRequests: 0 },
+  pin: null, // (key) => boolean: pins that tile ('' unpins)
+  setView: null, // ('speaker'|'grid') => void
+  remoteTracks: null, // () => [{participant, id, kind, source, received}]: remote published tracks
+  // Connection quality (quality.js): tiles maps a tile's key to 'good'|'fair'|'poor' (details: what it was rated
+  // on), uplink says whether our sending is limited (the banner shows), why, and the last sample it was rated on.
+  quality: { tiles: {}, details: {}, uplink: { limited: false, reason: '', sample: null } },
+  qualityOf: null, // (input) => {level, reasons}: the pure function that rates a tile (see connectionQuality)
+  uplinkOf: null, // (input) => '' | 'bandwidth' | 'cpu': the pure function that rates our uplink
+  feedUplink: null, // (sample|null) => void: replaces the uplink's live stats by a synthetic sample (null: live)
 };
 /** @type {any} */ (window).sfu = hook;
 

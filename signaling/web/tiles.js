@@ -3,6 +3,8 @@
 
 import { config } from './config.js';
 import { t } from './i18n.js';
+import { addQualityBadge } from './quality.js';
+import { addTileActions } from './stage.js';
 import { app } from './store.js';
 import { hideBanner, showBanner } from './ui.js';
 
@@ -98,6 +100,8 @@ export function createTile({ label, local = false, screen = false }) {
   const tile = { el, video, avatar, nameEl, micEl, camEl, transcribedEl, statsEl, caption, reloadPending: false };
   setTileName(tile, label);
   setTileIndicators(tile, 'none', 'none');
+  addTileActions(tile); // pin and full screen (stage.js)
+  if (!local) addQualityBadge(tile); // connection quality (quality.js)
   return tile;
 }
 

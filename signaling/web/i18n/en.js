@@ -252,4 +252,21 @@ export default {
   'people.noLongerHost': 'You are no longer a host of this meeting',
 
   // --- stage: pin, spotlight, views, full screen; connection quality; screen share ---
+  'stage.pin': 'Pin to the stage',
+  'stage.unpin': 'Unpin from the stage',
+  'stage.fullscreen': 'Full screen',
+  'stage.exitFullscreen': 'Exit full screen',
+  'stage.gridView': 'Grid view',
+  'stage.gridViewTitle': 'Grid view: every video the same size (off: speaker view, with the speaker or the pinned video large)',
+  'quality.good': 'good',
+  'quality.fair': 'fair',
+  'quality.poor': 'poor',
+  'quality.label': 'Connection: {level}',
+  'quality.because': ' ({reasons})',
+  'quality.separator': ', ',
+  'quality.loss': '{pct} % packet loss',
+  'quality.rtt': '{ms} ms round trip',
+  'quality.layer': 'a smaller picture than the tile shows',
+  'quality.uplinkBandwidth': 'Your connection is too slow to send your video in full quality: the others see you in lower quality.',
+  'quality.uplinkCpu': 'Your device is too busy to send your video in full quality: the others see you in lower quality.',
 };
