@@ -315,7 +315,7 @@ func TestBrowserChatAndPeople(t *testing.T) {
 	waitPageChat(t, bob, "bob", 5*time.Second, "the panel open, saying the message is too long", func(c pageChat) bool {
 		return c.Open && strings.Contains(c.Error, "at most 1000 characters")
 	})
-	evalTrue(t, bob, "bob", `(() => { for (let i = 0; i < 8; i++) window.sfu.sendChat('flood ' + i); return true; })()`)
+	evalTrue(t, bob, "bob", `(() => { for (let i = 0; i < 20; i++) window.sfu.sendChat('flood ' + i); return true; })()`)
 	waitPageChat(t, bob, "bob", 10*time.Second, "the rate limit in the panel", func(c pageChat) bool {
 		return strings.Contains(c.Error, "Too many messages") && c.has("flood 0")
 	})

@@ -153,7 +153,6 @@ export function onChat(msg) {
     if (list.firstElementChild) list.firstElementChild.remove();
   }
   if (!own && !app.chat.open) app.chat.unread++;
-  if (own) setChatError('');
   renderUnread();
   exposeChat();
   if (app.chat.open) scrollToEnd();
