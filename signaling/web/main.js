@@ -25,7 +25,7 @@ import { setupStage } from './stage.js';
 import { publishStats, subscribeStats, toggleStats } from './stats.js';
 import { app, expose } from './store.js';
 import { createTile, icon } from './tiles.js';
-import { $, setState } from './ui.js';
+import { $, setState, watchControlsHeight } from './ui.js';
 
 export function setupPage() {
   $('room-name').textContent = config.room;
@@ -48,6 +48,7 @@ export function setupPage() {
   $('btn-lock').addEventListener('click', toggleRoomLock);
   $('btn-end').addEventListener('click', endForEveryone);
   $('rejoin').href = location.href;
+  watchControlsHeight(/** @type {HTMLElement} */ (document.querySelector('footer.controls')));
   setupChat();
   setupPeople();
   // A new network (or the old one back): restart ICE rather than wait for the connections to fail.

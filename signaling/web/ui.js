@@ -85,3 +85,16 @@ export function showErrorToast(text) {
   app.errorToasts.push(el);
   while (app.errorToasts.length > MAX_ERROR_TOASTS) app.errorToasts.shift().remove();
 }
+
+/**
+ * watchControlsHeight keeps the CSS variable --controls-h at the controls bar's real height: the bar wraps onto
+ * more rows when its controls do not fit, and what sits above it (the caption strip, the grid's height) must move
+ * up with it.
+ * @param {HTMLElement} bar
+ */
+export function watchControlsHeight(bar) {
+  const root = document.documentElement;
+  new ResizeObserver(() => {
+    if (bar.offsetHeight > 0) root.style.setProperty('--controls-h', `${bar.offsetHeight}px`);
+  }).observe(bar);
+}
