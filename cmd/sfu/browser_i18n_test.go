@@ -79,11 +79,13 @@ type pageWords struct {
 
 // walkJS collects every visible text node of the page, the options of visible selects and the title,
 // aria-label, placeholder and alt of every visible element. Text marked as another language (lang="en" on the
-// language picker's "English") is left out: it is not untranslated.
+// language picker's "English") or as not to be translated (translate="no": a device's name as the system gives
+// it) is left out: it is not untranslated.
 const walkJS = `(() => {
 	const shown = (el) => !!el && el.checkVisibility({ visibilityProperty: true });
 	const root = document.documentElement;
-	const foreign = (el) => { const l = el.closest('[lang]'); return !!l && l !== root && l.lang !== root.lang; };
+	const foreign = (el) => { const l = el.closest('[lang]');
+		return !!l && l !== root && l.lang !== root.lang || !!el.closest('[translate="no"]'); };
 	const where = (el) => el.id ? '#' + el.id : el.tagName.toLowerCase() +
 		(typeof el.className === 'string' && el.className.trim() ? '.' + el.className.trim().split(/\s+/).join('.') : '');
 	const items = [];
@@ -223,6 +225,19 @@ func TestBrowserLanguages(t *testing.T) {
 			if bad := untranslated(w); len(bad) > 0 {
 				t.Errorf("%s: %d texts left in Latin letters:\n  %s", lang, len(bad), strings.Join(bad, "\n  "))
 			}
+		}
+	}
+
+	// The pre-join screen too (the camera's preview, the devices' names as the system gives them).
+	for _, lang := range []string{"zh-HK", "zh-CN"} {
+		if err := chromedp.Do(host, chromedp.Navigate(hostURL("prejoin=1&lang="+lang))); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, host, 15*time.Second, "the pre-join screen in "+lang+" with its devices listed",
+			`window.sfu.prejoin.shown && document.getElementById('prejoin-camera').options.length > 0 && document.documentElement.lang === '`+lang+`'`)
+		w := evalJS[pageWords](t, host, "", walkJS)
+		if bad := untranslated(w); len(bad) > 0 || len(w.Items) < 8 {
+			t.Errorf("pre-join screen in %s: %d texts, %d left in Latin letters:\n  %s", lang, len(w.Items), len(bad), strings.Join(bad, "\n  "))
 		}
 	}
 

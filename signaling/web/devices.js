@@ -78,6 +78,7 @@ export function fillSelect(select, devices, kind, chosen) {
     const opt = document.createElement('option');
     opt.value = d.deviceId;
     opt.textContent = d.label || t(UNNAMED[kind], { n: i + 1 });
+    if (d.label) opt.translate = false; // the device's own name, as the system gives it
     select.append(opt);
   });
   if (!own.length) {

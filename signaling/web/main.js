@@ -29,7 +29,6 @@ import { $, setState, watchControlsHeight } from './ui.js';
 
 export function setupPage() {
   $('room-name').textContent = config.room;
-  document.title = `${config.room || t('page.meeting')} — SFU`;
   setupLanguagePicker($('ui-lang'));
   for (const el of document.querySelectorAll('.control-icon[data-icon]')) el.append(icon(/** @type {HTMLElement} */ (el).dataset.icon));
   setupCaptions(); // the picker's options before renderLocal shows the choice in it
@@ -66,6 +65,7 @@ export function setupPage() {
 export async function main() {
   setLanguage(config.ui);
   translatePage();
+  document.title = `${config.room || t('page.meeting')} — SFU`; // the pre-join screen's too
   expose({
     stats: subscribeStats,
     publishStats,
