@@ -7,7 +7,7 @@ import { localTrack, renderLocal, showLocalMedia, startMedia, stopLocalMedia, to
 import { sourceState } from './participants.js';
 import { usablePC } from './protocol.js';
 import { app, expose, set } from './store.js';
-import { $, hideBanner, showBanner, showErrorToast } from './ui.js';
+import { $, hideBanner, makeButton, showBanner, showErrorToast } from './ui.js';
 
 // A room administrator (a token with the admin claim; joined.you.admin) may mute and kick the others, lock the
 // room and end the meeting: the host menu on each remote tile and the Lock and End buttons send admin
@@ -164,22 +164,14 @@ export function createHostMenu(p) {
   const menu = document.createElement('div');
   menu.className = 'host-menu';
   menu.setAttribute('role', 'group');
-  const mute = document.createElement('button');
-  mute.type = 'button';
-  mute.className = 'host-action';
-  mute.dataset.action = 'mute';
-  mute.textContent = t('mod.mute');
-  mute.addEventListener('click', () => {
+  const mute = makeButton('host-action', t('mod.mute'), () => {
     adminAction(sourceState(p, 'audio', 'microphone') === 'off' ? 'unmute' : 'mute', p.id);
   });
-  const kick = document.createElement('button');
-  kick.type = 'button';
-  kick.className = 'host-action danger';
-  kick.dataset.action = 'kick';
-  kick.textContent = t('mod.kick');
-  kick.addEventListener('click', () => {
+  mute.dataset.action = 'mute';
+  const kick = makeButton('host-action danger', t('mod.kick'), () => {
     if (window.confirm(t('mod.kickConfirm', { name: p.name }))) adminAction('kick', p.id);
   });
+  kick.dataset.action = 'kick';
   menu.append(mute, kick);
   return { el: menu, mute, kick };
 }

@@ -98,3 +98,19 @@ export function watchControlsHeight(bar) {
     if (bar.offsetHeight > 0) root.style.setProperty('--controls-h', `${bar.offsetHeight}px`);
   }).observe(bar);
 }
+
+/**
+ * makeButton is a <button type="button"> of these classes, saying text, that calls onClick when pressed.
+ * @param {string} className
+ * @param {string} text
+ * @param {(ev: MouseEvent) => void} onClick
+ * @returns {HTMLButtonElement}
+ */
+export function makeButton(className, text, onClick) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = className;
+  b.textContent = text;
+  b.addEventListener('click', onClick);
+  return b;
+}
