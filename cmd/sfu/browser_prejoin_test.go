@@ -33,7 +33,7 @@ func remoteTile(name string) string {
 // TestBrowserPrejoin: the meeting page opens on the pre-join screen: the camera preview plays, the microphone
 // meter moves (the fake microphone beeps), the camera select names the fake camera. The name typed and "join with
 // camera off" are what the other page sees (the name on the tile, the camera muted); the choices are there again
-// (localStorage) when the page is opened anew without a name.
+// (localStorage) when the page is opened anew without a name. An address with ?name= joins without the screen.
 func TestBrowserPrejoin(t *testing.T) {
 	exe := chromiumPath(t)
 	n := startDevNode(t)
@@ -96,6 +96,13 @@ func TestBrowserPrejoin(t *testing.T) {
 			&& !document.getElementById('prejoin-mic-off').checked && document.getElementById('prejoin-camera').value === %q`, name, camID),
 		`{name: document.getElementById('prejoin-name').value, camOff: document.getElementById('prejoin-cam-off').checked,
 			micOff: document.getElementById('prejoin-mic-off').checked, camera: document.getElementById('prejoin-camera').value}`)
+
+	// An address that names the participant joins at once, as DESIGN.md's /room/{room}?name= promises: no screen.
+	if err := chromedp.Do(pub, chromedp.Navigate(roomURL+"&name=Direct")); err != nil {
+		t.Fatal(err)
+	}
+	waitJSShowing(t, pub, 20*time.Second, "a page opened with ?name= joined without the pre-join screen",
+		`window.sfu.state === 'joined' && !window.sfu.prejoin.shown`, `{state: window.sfu.state, prejoin: window.sfu.prejoin}`)
 }
 
 // countPublishOffers makes the page count the publish offers it sends on its signaling sockets (window.__offers).
@@ -122,7 +129,7 @@ func TestBrowserDeviceSwitchAndShortcuts(t *testing.T) {
 	defer cancel()
 	room := "devswitch"
 
-	pub := openPrejoin(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=Pub&res=720&simulcast=0", n.baseURL(), room))
+	pub := openPrejoin(t, ctx, exe, fmt.Sprintf("%s/room/%s?name=Pub&res=720&simulcast=0&prejoin=1", n.baseURL(), room))
 	evalJS[bool](t, pub, "count offers", countPublishOffers)
 	if err := chromedp.Do(pub, chromedp.Click(chromedp.ID("prejoin-join"))); err != nil {
 		t.Fatal(err)

@@ -63,7 +63,8 @@ export const VIDEO_SIZES = {
 //   &captions=LANG|off|auto (live captions in that language from the start; auto: the interface's, see
 //   UI_CAPTIONS) &spoken=LANG (the language we speak)
 //   &lang=en|zh-HK|zh-CN (the page's language, see i18n.js; default: the one picked before, else the browser's)
-//   &prejoin=0 (join at once, without the pre-join screen)
+//   &prejoin=1|0 (the pre-join screen, or not; default: shown when the address names no one, so that a link with
+//   ?name= joins at once as it always has, DESIGN.md)
 //   &view=speaker|grid (speaker view: a stage and a strip; grid view: all tiles equal; default: the one picked
 //   before, else speaker; see stage.js)
 // ---------------------------------------------------------------------------------------------------------
@@ -107,8 +108,11 @@ export function readConfig() {
     captions: params.get('captions') === 'auto' ? UI_CAPTIONS[ui] : parseCaptionsParam(params.get('captions')),
     spoken: normalizeLanguage(params.get('spoken')) || '',
     ui,
-    // The pre-join screen (prejoin.js) shows unless ?prejoin=0, or ?publish=0 (nothing to preview: watch only).
-    prejoin: params.get('prejoin') !== '0' && params.get('publish') !== '0',
+    // The pre-join screen (prejoin.js): with ?prejoin=1 (the landing page's links), or when the address names no
+    // one (a shared link); an address with ?name= joins at once (DESIGN.md's contract), as do ?prejoin=0 and
+    // ?publish=0 (nothing to preview: watch only).
+    prejoin: params.get('publish') !== '0' &&
+      (params.get('prejoin') === '1' || (params.get('prejoin') !== '0' && !nameGiven)),
     view: parseViewParam(params.get('view')),
   };
 }

@@ -1,6 +1,6 @@
 // @ts-check
 // The landing page: its words in the page's language (i18n.js, with the same picker as the meeting), the last
-// used name filled in, and off to /room/{room}?name={name}.
+// used name filled in, and off to /room/{room}?name={name}&prejoin=1.
 
 import { chooseLanguage, setLanguage, setupLanguagePicker, translatePage } from './i18n.js';
 
@@ -26,5 +26,7 @@ form.addEventListener('submit', (ev) => {
   } catch (e) {
     // ignore
   }
-  location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name);
+  // prejoin=1: a person who typed the room checks the camera and microphone before joining (a link with ?name=
+  // alone joins at once).
+  location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name) + '&prejoin=1';
 });
