@@ -28,35 +28,61 @@ type ChatListener interface {
 
 // Chat sends a chat message to everyone in the room (to "") or to one participant (to, its id) and the sender,
 // who gets its message back with the node's time. The text loses its control characters (but line breaks);
-// empty or longer than MaxChatRunes it is refused. Relays carry no chat: a participant of another node is not
-// reached.
+// empty or longer than MaxChatRunes it is refused. A room spread over nodes chats as one: the relays get what is
+// said here (a private message to another node's participant goes to the relay that shows it) and carry it
+// there (RelayChat).
 func (p *Participant) Chat(text, to string) error {
 	if p.relay {
-		return fmt.Errorf("a relay does not chat: %w", ErrForbidden)
+		return fmt.Errorf("a relay chats for others only (RelayChat): %w", ErrForbidden)
 	}
-	text = cleanChat(text)
-	if text == "" {
+	info := p.rights()
+	return p.room.chat(p, ChatMessage{From: info.ID, FromName: info.Name, To: to, Text: text})
+}
+
+// RelayChat delivers here, for p, a relay between nodes, a chat message that from, a participant of the other
+// node, sent there: to everyone here but p (which carried it), or to the participant to of this node.
+func (p *Participant) RelayChat(from RemotePublisher, text, to string) error {
+	if !p.relay {
+		return fmt.Errorf("only a relay between nodes may speak for another node's participant: %w", ErrForbidden)
+	}
+	if to != "" && p.room.participant(to) == nil {
+		return fmt.Errorf("no participant %.40q on this node to send it to: %w", to, ErrBadRequest)
+	}
+	return p.room.chat(p, ChatMessage{From: from.ID, FromName: from.Name, To: to, Text: text})
+}
+
+// chat delivers m, which came through sender (its author, or the relay that carried it): a private message to
+// its recipient (or the relay that shows it) and its author, a public one to everyone but a relay that carried
+// it, and to the workers.
+func (rm *Room) chat(sender *Participant, m ChatMessage) error {
+	m.Text = cleanChat(m.Text)
+	if m.Text == "" {
 		return fmt.Errorf("a chat message needs text: %w", ErrBadRequest)
 	}
-	if utf8.RuneCountInString(text) > MaxChatRunes {
+	if utf8.RuneCountInString(m.Text) > MaxChatRunes {
 		return fmt.Errorf("a chat message is at most %d characters: %w", MaxChatRunes, ErrBadRequest)
 	}
-	rm := p.room
-	info := p.rights()
-	m := ChatMessage{From: info.ID, FromName: info.Name, To: to, Text: text, At: time.Now()}
+	m.At = time.Now()
 	ev := Event{Kind: EventChat, Chat: m}
-	if to != "" {
-		target := rm.participant(to)
+	if m.To != "" {
+		target := rm.participant(m.To)
 		if target == nil || target.relay {
-			return fmt.Errorf("no participant %.40q in the room to send it to: %w", to, ErrBadRequest)
+			target = rm.remoteRelay(m.To) // another node's participant: its relay carries it there
+		}
+		if target == nil {
+			return fmt.Errorf("no participant %.40q in the room to send it to: %w", m.To, ErrBadRequest)
 		}
 		target.peer.SendEvent(ev)
-		if target != p {
-			p.peer.SendEvent(ev)
+		if target != sender && !sender.relay {
+			sender.peer.SendEvent(ev)
 		}
 		return nil
 	}
-	rm.broadcast(nil, ev)
+	if sender.relay {
+		rm.broadcast(sender, ev)
+	} else {
+		rm.broadcast(nil, ev)
+	}
 	for _, w := range rm.workers {
 		if l, ok := w.RoomWorker.(ChatListener); ok {
 			l.Chat(m)

@@ -205,6 +205,13 @@ func (s *session) handle(data []byte) bool {
 			s.sendError(sfuError(req.Type, err))
 		}
 	case protocol.TypeChat:
+		if s.claims.Relay { // another node's relay, carrying what its participants said there
+			from := sfu.RemotePublisher{ID: req.Participant, Name: req.Name}
+			if err := s.p.RelayChat(from, req.Text, req.To); err != nil {
+				s.sendError(sfuError(req.Type, err))
+			}
+			return true
+		}
 		if !s.chat.allowAt(time.Now(), float64(time.Second/chatInterval), chatBurst) {
 			s.sendError(protocol.Errorf(protocol.CodeRateLimited, req.Type, "more than %d chat messages in %v; this one was not sent", chatBurst, chatBurst*chatInterval))
 			return true

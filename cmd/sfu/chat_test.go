@@ -197,3 +197,43 @@ func TestMakeHost(t *testing.T) {
 		t.Fatalf("carol was told %+v, want the room locked by bob", m)
 	}
 }
+
+// TestClusterChat: a room spread over two nodes (its owner a is full, bob is hosted on b and relayed) chats as one
+// room: what the chair on a says reaches bob on b, and bob's reply the chair, each with its sender's id and name;
+// a private message crosses to its one recipient; a's transcript keeps bob's public message.
+func TestClusterChat(t *testing.T) {
+	sp := spilledRoom(t, 60*time.Second, adminToken(t, "talk", "chair"))
+	a, b, ctx, m, chair := sp.a, sp.b, sp.ctx, sp.m, sp.first
+	bob := joinClientToken(t, ctx, b, regionToken(t, "talk", "bob"))
+	m.publish(t, bob) // the relay shows a participant of the other node from its first track
+	eventually(t, 20*time.Second, "the chair on a receives bob's media through the relay", func() bool { return receivesAny(chair, 20) })
+
+	if err := chair.Send(map[string]any{"type": "chat", "text": "hello from a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitChat(t, ctx, bob, "hello from a"); got.From != chair.ID() || got.Name != "chair" {
+		t.Fatalf("bob on b got %+v, want it from the chair (%s)", got, chair.ID())
+	}
+	if err := bob.Send(map[string]any{"type": "chat", "text": "hello from b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitChat(t, ctx, chair, "hello from b"); got.From != bob.ID() || got.Name != "bob" {
+		t.Fatalf("the chair on a got %+v, want it from bob (%s)", got, bob.ID())
+	}
+	waitChat(t, ctx, bob, "hello from b") // bob's own, back once
+	noChat(t, ctx, bob, "hello from b")   // and not a second time through the relay
+
+	if err := chair.Send(map[string]any{"type": "chat", "text": "just for bob", "to": bob.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitChat(t, ctx, bob, "just for bob"); got.To != bob.ID() || got.From != chair.ID() {
+		t.Fatalf("bob got %+v, want the chair's private message", got)
+	}
+	if errs := chair.Errors(); len(errs) > 0 {
+		t.Fatalf("the chair's errors: %+v", errs)
+	}
+	if status, vtt := fetchTranscript(t, ctx, a, "talk"); status != 200 || !strings.Contains(vtt, "<v.chat bob>hello from b") ||
+		strings.Contains(vtt, "just for bob") {
+		t.Fatalf("a's transcript (%d):\n%s", status, vtt)
+	}
+}

@@ -128,6 +128,8 @@ func (s *moderationSide) carry(m client.Message, other *moderationSide) error {
 		publish := m.Publish
 		return other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: m.Action, Participant: m.ParticipantID,
 			Track: m.TrackID, Publish: &publish})
+	case m.Type == protocol.TypeChat: // said on this side (the relay never gets back what it carried here)
+		return other.conn.Send(protocol.Request{Type: protocol.TypeChat, Text: m.Text, To: m.To, Participant: m.From, Name: m.Name})
 	case m.Type == protocol.TypeBye && m.Reason == "room_ended":
 		_ = other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: sfu.ActionEnd})
 		return errRoomEnded

@@ -199,8 +199,8 @@ func Decode(data []byte) (Request, error) {
 		if len(r.Text) > MaxChatBytes || utf8.RuneCountInString(r.Text) > MaxChatRunes {
 			return bad("chat text is at most %d characters", MaxChatRunes)
 		}
-		if len(r.To) > 64 {
-			return bad("chat to is a participant id")
+		if len(r.To) > 64 || len(r.Participant) > 64 || len(r.Name) > 256 {
+			return bad("chat to and participant are participant ids (64), name a name (256 bytes)")
 		}
 	case TypeHand:
 		if r.Raised == nil {
