@@ -5,7 +5,7 @@
 
 import { t } from './i18n.js';
 import { app, expose, hook } from './store.js';
-import { $ } from './ui.js';
+import { $, wirePanel } from './ui.js';
 
 /** How many messages the panel keeps (the oldest go first). */
 export const CHAT_KEPT = 200;
@@ -22,14 +22,7 @@ let lastSent = '';
 
 // setupChat wires the panel's controls (room.html) once, when the page is built.
 export function setupChat() {
-  $('btn-chat').addEventListener('click', () => toggleChat());
-  $('chat-close').addEventListener('click', () => toggleChat(false));
-  $('chat-panel').addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {
-    if (ev.key === 'Escape') {
-      ev.stopPropagation();
-      toggleChat(false);
-    }
-  });
+  wirePanel('btn-chat', 'chat-close', 'chat-panel', toggleChat);
   const input = /** @type {HTMLTextAreaElement} */ ($('chat-input'));
   input.maxLength = CHAT_MAX_CHARS;
   input.addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {

@@ -9,7 +9,7 @@ import { adminAction, renderHostControls } from './moderation.js';
 import { sourceState } from './participants.js';
 import { app, expose, hook, setAdmin } from './store.js';
 import { icon } from './tiles.js';
-import { $, hideBanner, showBanner } from './ui.js';
+import { $, hideBanner, showBanner, wirePanel } from './ui.js';
 
 /** A raised hand (24x24), as the raise-hand button in room.html draws it. */
 const HAND_PATH = 'M7.5 12.2V6.25a1.25 1.25 0 0 1 2.5 0V11h.6V4.25a1.25 1.25 0 0 1 2.5 0V11h.6V5.25a1.25 1.25 0 0 1 ' +
@@ -31,14 +31,7 @@ let roleChanged = false;
 
 // setupPeople wires the panel and the raise-hand button (room.html) once, when the page is built.
 export function setupPeople() {
-  $('btn-people').addEventListener('click', () => togglePeople());
-  $('people-close').addEventListener('click', () => togglePeople(false));
-  $('people-panel').addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {
-    if (ev.key === 'Escape') {
-      ev.stopPropagation();
-      togglePeople(false);
-    }
-  });
+  wirePanel('btn-people', 'people-close', 'people-panel', togglePeople);
   $('btn-hand').addEventListener('click', () => raiseHand(!handRaised()));
   window.addEventListener('sfu:hand-toggle', () => raiseHand(!handRaised()));
   window.addEventListener('sfu:panel-open', (/** @type {CustomEvent} */ ev) => {

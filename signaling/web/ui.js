@@ -114,3 +114,22 @@ export function makeButton(className, text, onClick) {
   b.addEventListener('click', onClick);
   return b;
 }
+
+/**
+ * wirePanel wires a side panel: its button in the controls toggles it, its close button and Escape inside it
+ * close it.
+ * @param {string} buttonId
+ * @param {string} closeId
+ * @param {string} panelId
+ * @param {(open?: boolean) => unknown} toggle
+ */
+export function wirePanel(buttonId, closeId, panelId, toggle) {
+  $(buttonId).addEventListener('click', () => toggle());
+  $(closeId).addEventListener('click', () => toggle(false));
+  $(panelId).addEventListener('keydown', (/** @type {KeyboardEvent} */ ev) => {
+    if (ev.key === 'Escape') {
+      ev.stopPropagation();
+      toggle(false);
+    }
+  });
+}
