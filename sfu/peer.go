@@ -75,6 +75,8 @@ const (
 	// EventParticipantUpdated tells everyone a participant's roles changed (Participant): an administrator made
 	// it one, or took the role away.
 	EventParticipantUpdated
+	// EventE2EE delivers a client's end-to-end encryption key message (E2EE), unread.
+	EventE2EE
 )
 
 // Event is one room event. Participant is set for joins and leaves, Track and ParticipantID for track events;
@@ -100,6 +102,7 @@ type Event struct {
 	Admin         bool      // EventModerated, set_role: whether the participant is an administrator now
 	Chat          ChatMessage
 	Hands         []string // EventHands; EventJoined: the raised hands, first raised first
+	E2EE          E2EEMessage
 }
 
 // Speaker is a participant speaking now, with its loudness from 0 to 1.
@@ -122,6 +125,7 @@ type ParticipantInfo struct {
 	JoinedAt       time.Time // when it joined (this session)
 	Metadata       string    // set by the server API (SetParticipantMetadata)
 	Remote         bool      // hosted on another node of the cluster, shown here through a relay
+	E2EE           string    // its end-to-end encryption announcement (JoinRequest.E2EE); "": it does not encrypt
 }
 
 // TrackInfo describes a published track.

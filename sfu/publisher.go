@@ -141,6 +141,7 @@ type RemotePublisher struct {
 	ID       string // its participant id there: the id it has in every part of the room
 	Identity string
 	Name     string
+	E2EE     string // its end-to-end encryption announcement there (ParticipantInfo.E2EE)
 }
 
 // RelayTrack records, for another node's relay (JoinRequest.Relay), whose track the one it is about to publish is,

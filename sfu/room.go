@@ -179,7 +179,7 @@ func (rm *Room) showRemoteLocked(t *Track) bool {
 	}
 	rp := rm.remotes[o.ID]
 	if rp == nil {
-		rp = &remoteParticipant{relay: t.publisher, info: ParticipantInfo{ID: o.ID, Identity: o.Identity, Name: o.Name,
+		rp = &remoteParticipant{relay: t.publisher, info: ParticipantInfo{ID: o.ID, Identity: o.Identity, Name: o.Name, E2EE: o.E2EE,
 			CanPublish: true, JoinedAt: time.Now()}}
 		rm.remotes[o.ID] = rp
 		rm.broadcastLocked(t.publisher, Event{Kind: EventParticipantJoined, Participant: rp.info})

@@ -212,6 +212,11 @@ type JoinRequest struct {
 	// single node, no policy). The room keeps the first it is given (Room.Regions); workers that send its media
 	// off the node keep to it.
 	Regions []string
+	// E2EE is the client's end-to-end encryption announcement (its public key, authenticated with the room's
+	// passphrase; opaque to the server); "": the client does not encrypt. An E2EE room takes only clients with
+	// one, and other rooms only clients without (Room.admitEncryptionLocked). Everyone sees it in the
+	// participant's info.
+	E2EE string
 }
 
 // Session is the kind of a participant's session.
@@ -253,7 +258,7 @@ func (s *SFU) join(req JoinRequest, peer Peer) (*Participant, error) {
 func (s *SFU) newParticipant(req JoinRequest, peer Peer) (*Participant, error) {
 	info := ParticipantInfo{ID: newID("PA_"), Identity: req.Identity, Name: req.Name,
 		CanPublish: req.CanPublish, CanSubscribe: req.CanSubscribe, CanPublishData: req.CanPublishData, Admin: req.Admin,
-		ValidUntil: req.ValidUntil, JoinedAt: time.Now()}
+		ValidUntil: req.ValidUntil, JoinedAt: time.Now(), E2EE: req.E2EE}
 	log := s.log.With(zap.String("room", req.Room), zap.String("participant", info.ID), zap.String("identity", req.Identity))
 	p, err := newParticipant(s.apis, info, peer, s.iceServers, log)
 	if err != nil {

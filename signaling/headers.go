@@ -3,11 +3,12 @@ package signaling
 import "net/http"
 
 // pagePolicy is the Content-Security-Policy of the browser client's pages and files. The pages load only their
-// own script and style sheet (no inline code, no eval, no workers), open WebSockets to this node or, in a
+// own script and style sheet (no inline code, no eval; workers only from this node: end-to-end encryption's
+// frame transforms run in one, e2ee-worker.js), open WebSockets to this node or, in a
 // cluster, to another node of the region (hence ws: and wss:), show media from MediaStreams and save the
 // transcript through a blob: link; nothing may frame them.
 const pagePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; " +
-	"img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'none'; object-src 'none'; base-uri 'none'; " +
+	"img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self'; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 
 // withPageHeaders gives what h serves the client's security headers: the policy above, no framing (for

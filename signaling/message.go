@@ -22,7 +22,7 @@ func toParticipant(p sfu.ParticipantInfo) protocol.Participant {
 		tracks = append(tracks, toTrack(t))
 	}
 	return protocol.Participant{ID: p.ID, Identity: p.Identity, Name: p.Name, Publish: p.CanPublish, Subscribe: p.CanSubscribe, Admin: p.Admin,
-		Tracks: tracks, Metadata: p.Metadata}
+		Tracks: tracks, Metadata: p.Metadata, E2EE: p.E2EE}
 }
 
 func toTrack(t sfu.TrackInfo) protocol.Track {
@@ -49,6 +49,8 @@ func eventMessage(ev sfu.Event, iceServers []webrtc.ICEServer) any {
 	case sfu.EventChat:
 		c := ev.Chat
 		return protocol.Chat{Type: protocol.TypeChat, From: c.From, Name: c.FromName, To: c.To, Text: c.Text, Time: c.At.UnixMilli()}
+	case sfu.EventE2EE:
+		return protocol.E2EE{Type: protocol.TypeE2EE, From: ev.E2EE.From, To: ev.E2EE.To, Data: ev.E2EE.Data}
 	case sfu.EventHands:
 		hands := ev.Hands
 		if hands == nil {

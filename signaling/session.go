@@ -164,7 +164,7 @@ func (s *session) handle(data []byte) bool {
 			s.sendError(protocol.Errorf(protocol.CodeNotJoined, req.Type, "send join first"))
 			return true
 		}
-		return s.join(req.Token)
+		return s.join(req.Token, req.E2EE)
 	}
 	switch req.Type {
 	case "join":
@@ -192,7 +192,7 @@ func (s *session) handle(data []byte) bool {
 		}
 	case protocol.TypeRelayTrack: // the SFU refuses it from anyone but a relay between nodes
 		muted := req.Muted != nil && *req.Muted
-		from := sfu.RemotePublisher{ID: req.Participant, Identity: req.Identity, Name: req.Name}
+		from := sfu.RemotePublisher{ID: req.Participant, Identity: req.Identity, Name: req.Name, E2EE: req.E2EE}
 		if err := s.p.RelayTrack(req.Track, from, req.Source, muted); err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
@@ -217,6 +217,16 @@ func (s *session) handle(data []byte) bool {
 			return true
 		}
 		if err := s.p.Chat(req.Text, req.To); err != nil {
+			s.sendError(sfuError(req.Type, err))
+		}
+	case protocol.TypeE2EE: // key messages between clients of an E2EE room, passed on unread
+		var err error
+		if s.claims.Relay {
+			err = s.p.RelayE2EE(req.Participant, req.To, req.Data)
+		} else {
+			err = s.p.SendE2EE(req.To, req.Data)
+		}
+		if err != nil {
 			s.sendError(sfuError(req.Type, err))
 		}
 	case protocol.TypeHand:
@@ -254,7 +264,7 @@ func (s *session) handle(data []byte) bool {
 	return true
 }
 
-func (s *session) join(token string) bool {
+func (s *session) join(token, e2ee string) bool {
 	verifiedAt := time.Now()
 	claims, err := s.srv.keys.Verify(token)
 	if err != nil {
@@ -311,7 +321,7 @@ func (s *session) join(token string) bool {
 	p, err := s.srv.sfu.Join(sfu.JoinRequest{Room: claims.Room, Identity: claims.Identity, Name: claims.Name,
 		CanPublish: claims.Publish, CanSubscribe: claims.Subscribe, CanPublishData: claims.PublishData,
 		Admin:      claims.Admin || claims.Relay, // a relay carries the other node's moderation (lock, end) across
-		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions, Relay: claims.Relay}, s)
+		ValidUntil: claims.validUntil(), Locked: lockedInCluster, Regions: regions, Relay: claims.Relay, E2EE: e2ee}, s)
 	if err != nil {
 		if s.release != nil { // the relay this join would have needed
 			s.release()
@@ -345,7 +355,7 @@ var sfuErrorCodes = []struct {
 }{
 	{sfu.ErrBadSDP, protocol.CodeBadSDP}, {sfu.ErrOutOfOrder, protocol.CodeOutOfOrder}, {sfu.ErrForbidden, protocol.CodeForbidden},
 	{sfu.ErrBadRequest, protocol.CodeBadRequest}, {sfu.ErrRoomFull, protocol.CodeRoomFull}, {sfu.ErrRoomLocked, protocol.CodeRoomLocked},
-	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrKicked, protocol.CodeKicked}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
+	{sfu.ErrBusy, protocol.CodeBusy}, {sfu.ErrKicked, protocol.CodeKicked}, {sfu.ErrLimit, protocol.CodeLimit}, {sfu.ErrE2EE, protocol.CodeE2EE}, {sfu.ErrEncryption, protocol.CodeE2EE}, {sfu.ErrUnavailable, protocol.CodeUnavailable},
 	{sfu.ErrNotFound, protocol.CodeNotFound}, {sfu.ErrExists, protocol.CodeExists},
 }
 

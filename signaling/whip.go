@@ -231,7 +231,7 @@ func httpStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, sfu.ErrBusy):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, sfu.ErrForbidden), errors.Is(err, sfu.ErrKicked):
+	case errors.Is(err, sfu.ErrForbidden), errors.Is(err, sfu.ErrKicked), errors.Is(err, sfu.ErrEncryption):
 		return http.StatusForbidden
 	case errors.Is(err, sfu.ErrShutdown):
 		return http.StatusServiceUnavailable

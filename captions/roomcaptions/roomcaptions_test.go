@@ -31,7 +31,11 @@ func (nopService) Run(ctx context.Context, _ captions.Job) { <-ctx.Done() }
 func join(t *testing.T, settings string) (*Worker, *sfu.Participant) {
 	t.Helper()
 	w, s := start(t, settings)
-	p, err := s.Join(sfu.JoinRequest{Room: "r", Identity: "a", CanSubscribe: true}, nopPeer{})
+	req := sfu.JoinRequest{Room: "r", Identity: "a", CanSubscribe: true}
+	if strings.Contains(settings, `"e2ee": true`) {
+		req.E2EE = "a client that encrypts" // an E2EE room takes no other
+	}
+	p, err := s.Join(req, nopPeer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func TestBrowserDenoiseE2EE(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	u := fmt.Sprintf("%s/room/%s?name=x&token=%s&denoise=rnnoise", n.baseURL(), room, url.QueryEscape(token(t, room, "x", true, true)))
+	u := fmt.Sprintf("%s/room/%s?name=x&token=%s&denoise=rnnoise#e2ee=passphrase", n.baseURL(), room, url.QueryEscape(token(t, room, "x", true, true)))
 	tab := openPage(t, ctx, exe, u)
 	d, took := waitDenoise(t, tab, 60*time.Second, "an error about encryption", func(d pageDenoise) bool {
 		return d.Error != ""

@@ -279,7 +279,7 @@ func TestDenoiseSettings(t *testing.T) {
 		t.Fatalf("after turning denoise off: %+v", msg)
 	}
 
-	b := joinClient(t, ctx, n, "secret", "bob")
+	b := joinE2EE(t, ctx, n, "secret", "bob", "pk-bob")
 	if err := b.Send(map[string]any{"type": "denoise", "enabled": true}); err != nil {
 		t.Fatal(err)
 	}

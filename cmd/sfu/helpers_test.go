@@ -93,15 +93,20 @@ func joinClientToken(t *testing.T, ctx context.Context, n *node, tok string) *te
 }
 
 // joinClientAPI is joinClientToken with the client's peer connections built by api.
-func joinClientAPI(t *testing.T, ctx context.Context, n *node, tok string, api *webrtc.API) *testClient {
+// Each option may change the client's options.
+func joinClientAPI(t *testing.T, ctx context.Context, n *node, tok string, api *webrtc.API, options ...func(*client.Options)) *testClient {
 	t.Helper()
 	tc := &testClient{events: make(chan client.Message, 1024), received: map[string]*recvStats{}}
-	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), tok, client.Options{
+	opts := client.Options{
 		API:               api,
 		Events:            tc.events,
 		OnKeyframeRequest: func(webrtc.TrackLocal) { tc.wantKey.Store(true) },
 		OnTrack:           tc.count,
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	c, err := client.Dial(ctx, client.WSURL(n.baseURL()), tok, opts)
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}

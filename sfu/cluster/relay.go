@@ -130,6 +130,8 @@ func (s *moderationSide) carry(m client.Message, other *moderationSide) error {
 			Track: m.TrackID, Publish: &publish})
 	case m.Type == protocol.TypeChat: // said on this side (the relay never gets back what it carried here)
 		return other.conn.Send(protocol.Request{Type: protocol.TypeChat, Text: m.Text, To: m.To, Participant: m.From, Name: m.Name})
+	case m.Type == protocol.TypeE2EE: // an E2EE room's key message, as unread as here
+		return other.conn.Send(protocol.Request{Type: protocol.TypeE2EE, Data: m.Data, To: m.To, Participant: m.From})
 	case m.Type == protocol.TypeBye && m.Reason == "room_ended":
 		_ = other.conn.Send(protocol.Request{Type: protocol.TypeAdmin, Action: sfu.ActionEnd})
 		return errRoomEnded
@@ -439,7 +441,7 @@ func (b *bridgeSide) announce(ctx context.Context, pid, id string) (protocol.Par
 	}
 	muted := owner.muted
 	if err := b.pub.Send(protocol.Request{Type: protocol.TypeRelayTrack, Track: id, Participant: from.ID,
-		Identity: from.Identity, Name: from.Name, Source: owner.source, Muted: &muted}); err != nil {
+		Identity: from.Identity, Name: from.Name, E2EE: from.E2EE, Source: owner.source, Muted: &muted}); err != nil {
 		return protocol.Participant{}, false, false
 	}
 	return from, muted, true

@@ -41,6 +41,9 @@ type Options struct {
 	// Events receives every server message other than SDP, candidates, pong and token; nil discards them. Sends do
 	// not block: a full channel drops the message.
 	Events chan<- Message
+	// E2EE is join's end-to-end encryption announcement ("": none); an E2EE room takes only clients with one.
+	// This client encrypts nothing itself: tests use it to see what such a room forwards.
+	E2EE string
 
 	redirects int // followed so far by Dial
 }
@@ -175,7 +178,7 @@ func Dial(ctx context.Context, wsURL, token string, opts Options) (*Client, erro
 	_ = resp.Body.Close()
 	c := &Client{ws: ws, opts: opts, held: map[string][]webrtc.ICECandidateInit{},
 		answerCh: make(chan error, 1), done: make(chan struct{}), token: token}
-	if err := c.send(protocol.Request{Type: protocol.TypeJoin, Token: token}); err != nil {
+	if err := c.send(protocol.Request{Type: protocol.TypeJoin, Token: token, E2EE: opts.E2EE}); err != nil {
 		ws.Close()
 		return nil, err
 	}

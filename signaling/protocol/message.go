@@ -75,6 +75,7 @@ type Message struct {
 	Text          string                   `json:"text,omitempty"`        // chat
 	Time          int64                    `json:"time,omitempty"`        // chat
 	Hands         []string                 `json:"hands,omitempty"`       // hands; joined
+	Data          string                   `json:"data,omitempty"`        // e2ee
 	Caption       *Caption                 `json:"-"`                     // caption
 }
 

@@ -24,6 +24,7 @@ const (
 	TypeAdmin        = "admin"
 	TypeChat         = "chat" // both ways: the client's message, and the server's delivery of everyone's
 	TypeHand         = "hand"
+	TypeE2EE         = "e2ee" // both ways: end-to-end encryption keys between clients, opaque to the server
 	TypeICERestart   = "ice_restart"
 	TypePing         = "ping"
 	TypeLeave        = "leave"
@@ -88,7 +89,18 @@ type Request struct {
 	Text        string                   `json:"text,omitempty"`   // chat
 	To          string                   `json:"to,omitempty"`     // chat: one participant's id; "": everyone
 	Raised      *bool                    `json:"raised,omitempty"` // hand
+	// E2EE: in join, the client's end-to-end encryption announcement (its public key, authenticated with the
+	// room's passphrase; opaque here): set means the client encrypts its media. The e2ee message carries Data.
+	E2EE string `json:"e2ee,omitempty"`
+	Data string `json:"data,omitempty"` // e2ee: what one client tells others about keys, opaque to the server
 }
+
+// MaxE2EEAnnouncement bounds join's e2ee announcement, and MaxE2EEData an e2ee message's data (a key epoch
+// wrapped for every member of a large room fits).
+const (
+	MaxE2EEAnnouncement = 512
+	MaxE2EEData         = 48 << 10
+)
 
 // MaxChatBytes bounds a chat message's text as sent, in bytes (UTF-8); the server also keeps at most
 // MaxChatRunes characters of it.
@@ -130,10 +142,20 @@ func Decode(data []byte) (Request, error) {
 	bad := func(format string, args ...any) (Request, error) {
 		return Request{}, Errorf(CodeBadRequest, r.Type, format, args...)
 	}
+	if len(r.E2EE) > MaxE2EEAnnouncement { // join's, or relay_track's for another node's participant
+		return bad("the e2ee announcement is at most %d bytes", MaxE2EEAnnouncement)
+	}
 	switch r.Type {
 	case TypeJoin:
 		if r.Token == "" {
 			return Request{}, Errorf(CodeUnauthorized, r.Type, "join needs a token")
+		}
+	case TypeE2EE:
+		if r.Data == "" || len(r.Data) > MaxE2EEData {
+			return bad("e2ee needs data, at most %d bytes", MaxE2EEData)
+		}
+		if len(r.To) > 64 || len(r.Participant) > 64 {
+			return bad("e2ee to or participant too long")
 		}
 	case TypeOffer, TypeAnswer:
 		if err := checkPC(r.PC); err != nil {

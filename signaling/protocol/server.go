@@ -47,6 +47,7 @@ type Participant struct {
 	Admin     bool    `json:"admin,omitempty"`
 	Tracks    []Track `json:"tracks"`
 	Metadata  string  `json:"metadata,omitempty"` // set by the server API (API.md); at most MaxMetadata bytes
+	E2EE      string  `json:"e2ee,omitempty"`     // its end-to-end encryption announcement, as its join gave it
 }
 
 // Track is a published track as the server describes it.
@@ -187,6 +188,15 @@ type Chat struct {
 	Time int64  `json:"time"` // when the server received it, Unix milliseconds
 }
 
+// E2EE is an end-to-end encryption message from one client (From) to others (TypeE2EE): Data is the
+// sender's, unread by the server.
+type E2EE struct {
+	Type string `json:"type"`
+	From string `json:"from"` // the sender's participant id
+	To   string `json:"to,omitempty"`
+	Data string `json:"data"`
+}
+
 // Hands is the room's queue of raised hands, first raised first (TypeHands): sent to everyone at each change.
 type Hands struct {
 	Type  string   `json:"type"`
@@ -248,6 +258,8 @@ func ServerMessage(typ string) any {
 	switch typ {
 	case TypeRedirect:
 		return &Redirect{}
+	case TypeE2EE:
+		return &E2EE{}
 	case TypeJoined:
 		return &Joined{}
 	case TypeOffer, TypeAnswer:

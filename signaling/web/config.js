@@ -67,6 +67,8 @@ export const VIDEO_SIZES = {
 //   ?name= joins at once as it always has, DESIGN.md)
 //   &view=speaker|grid (speaker view: a stage and a strip; grid view: all tiles equal; default: the one picked
 //   before, else speaker; see stage.js)
+// and in the fragment, which the browser never sends to the server: #e2ee=PASSPHRASE (end-to-end encryption with
+// that passphrase, URL-encoded; see e2ee.js; a room created as E2EE asks for it when the address has none)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -114,7 +116,15 @@ export function readConfig() {
     prejoin: params.get('publish') !== '0' &&
       (params.get('prejoin') === '1' || (params.get('prejoin') !== '0' && !nameGiven)),
     view: parseViewParam(params.get('view')),
+    e2ee: parseE2EEFragment(location.hash),
   };
+}
+
+// parseE2EEFragment returns the passphrase of an address's #e2ee=... ('' without one).
+/** @param {string} hash */
+export function parseE2EEFragment(hash) {
+  const v = new URLSearchParams(String(hash || '').replace(/^#/, '')).get('e2ee');
+  return v ? v.slice(0, 1024) : '';
 }
 
 // takeToken takes ?token= out of params and keeps it in this tab's sessionStorage, by room; without one in the

@@ -141,6 +141,7 @@ export function startSession(token, url, extra) {
     allowPublish: () => !app.publishRevoked,
     simulcast: config.simulcast,
     codec: config.codec,
+    e2ee: app.e2ee || undefined,
     ...extra,
   });
   bindSession(s);

@@ -9,6 +9,7 @@ import {
 import { setupChat } from './chat.js';
 import { config } from './config.js';
 import { connect } from './connection.js';
+import { startEncryption } from './encryption.js';
 import { setLanguage, setupLanguagePicker, t, translatePage } from './i18n.js';
 import { loadDenoiseChoice, setDenoise, setDenoiseState, toggleDenoise } from './denoise.js';
 import {
@@ -108,6 +109,8 @@ export async function main() {
   showLocalMedia();
   setupDevices(choice || {});
   setupShortcuts();
+  // End-to-end encryption with the address's passphrase: the keys before the first join, which announces it.
+  if (config.e2ee && !(await startEncryption(config.e2ee, config.room))) return;
   connect();
 }
 

@@ -7,6 +7,7 @@ import {
 } from './captions.js';
 import { bindChat, onChatError } from './chat.js';
 import { onJoinRefused, onJoinedNode, onResidency, onTokenError, stopReconnecting } from './connection.js';
+import { bindEncryption, onEncryptionRefused } from './encryption.js';
 import { onAudioProcessing, onDenoiseError, sendDenoise, setDenoiseState } from './denoise.js';
 import { setSpeakers } from './layout.js';
 import { renderLocal, stopLocalMedia, stopScreen } from './media.js';
@@ -93,6 +94,7 @@ export function bindSession(s) {
   // After the handlers above: the participants are up to date when these run.
   bindChat(s);
   bindPeople(s);
+  bindEncryption(s);
 }
 
 // onJoined: the session joined; the page shows the room and says what it wants (noise suppression, captions)
@@ -148,6 +150,7 @@ export function onServerError(session, msg) {
   if (msg.ref === 'denoise') return onDenoiseError(msg);
   if (msg.ref === 'captions') return onCaptionsError(msg);
   if (msg.ref === 'chat') return onChatError(msg);
+  if (msg.ref === 'join' && code === 'e2ee') return onEncryptionRefused(session, msg);
   if (msg.ref === 'join' && ['busy', 'room_locked', 'room_full'].includes(code)) return onJoinRefused(session, msg);
   if (code === 'residency') return onResidency(session, msg);
   console.error(`sfu: server error ${code}${msg.ref ? ` (in reply to "${msg.ref}")` : ''}: ${text}`);

@@ -57,6 +57,17 @@ export const SCREEN_MAX_BITRATE = 2_500_000; // one encoding, no simulcast: text
  * @property {() => boolean} [allowPublish] false while the page may not publish (a host revoked it)
  * @property {boolean} [simulcast] camera video in three layers (default true)
  * @property {string} [codec] preferred video codec MIME type (default video/VP8)
+ * @property {FrameCrypto} [e2ee] end-to-end encryption: join announces it, and every sender and receiver gets its
+ *   transform (the room must be E2EE; video is then VP8, whose header the SFU reads in clear)
+ */
+
+/**
+ * What a Session needs of end-to-end encryption (e2ee.js implements it): the announcement join carries, and the
+ * encoded transforms of each sender and receiver.
+ * @typedef {Object} FrameCrypto
+ * @property {string} announcement
+ * @property {(sender: RTCRtpSender, kind: string) => void} sender
+ * @property {(receiver: RTCRtpReceiver, kind: string, participantId: string, trackId: string) => void} receiver
  */
 
 /** @typedef {ReturnType<typeof newIceState>} IceState */
@@ -102,7 +113,8 @@ export class Session extends Emitter {
     this.screen = opts.screen || (() => null);
     this.allowPublish = opts.allowPublish || (() => true);
     this.simulcast = opts.simulcast !== false;
-    this.codec = opts.codec || 'video/VP8';
+    this.e2ee = opts.e2ee || null;
+    this.codec = this.e2ee ? 'video/VP8' : opts.codec || 'video/VP8';
     this.mayPublish = true; // the token allows publishing (joined.you.publish); a joined listener may change it
     this.opened = false; // the socket opened
     /** @type {WebSocket | null} */
@@ -187,7 +199,7 @@ export class Session extends Emitter {
 
   sendJoin() {
     this.joinSentAt = Date.now();
-    this.send({ type: 'join', token: this.token });
+    this.send(this.e2ee ? { type: 'join', token: this.token, e2ee: this.e2ee.announcement } : { type: 'join', token: this.token });
   }
 
   // retryJoinAfter sends the join again on this socket after ms, unless the session ended or joined by then
@@ -637,6 +649,7 @@ export class Session extends Emitter {
       return;
     }
     const track = ev.track;
+    if (this.e2ee) this.e2ee.receiver(ev.receiver, track.kind, participantId, trackId);
     this.emit('track', { participantId, trackId, track, stream: ev.streams[0] });
     const ended = () => {
       if (!this.ended) this.emit('track_ended', { participantId, track });
@@ -690,7 +703,9 @@ export class Session extends Emitter {
     const pc = this.ensurePublishPC();
     if (pc.getSenders().some((s) => s.track === track)) return null;
     this.send({ type: 'track_source', track: track.id, source });
-    return pc.addTransceiver(track, init);
+    const transceiver = pc.addTransceiver(track, init);
+    if (this.e2ee) this.e2ee.sender(transceiver.sender, track.kind); // before the first frame is encoded
+    return transceiver;
   }
 
   // publishScreen adds the running screen share (options.screen), if any, to the publish connection: in its own

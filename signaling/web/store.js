@@ -77,6 +77,8 @@ export const app = {
   // People panel and raised hands (people.js): the hands queue as the server last said it (ids, first raised
   // first), whether the panel is open.
   people: { hands: [], open: false, admins: new Set() }, // admins: ids of the others that are administrators
+  // End-to-end encryption (encryption.js): the page's E2EE (e2ee.js) once it has a passphrase, else null.
+  e2ee: /** @type {import('./e2ee.js').E2EE | null} */ (null),
   busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
   // not joined within 10 s, and the page then tries on a new one)
 };
@@ -154,6 +156,13 @@ export const hook = { // functions are set by main.js (expose)
   qualityOf: null, // (input) => {level, reasons}: the pure function that rates a tile (see connectionQuality)
   uplinkOf: null, // (input) => '' | 'bandwidth' | 'cpu': the pure function that rates our uplink
   feedUplink: null, // (sample|null) => void: replaces the uplink's live stats by a synthetic sample (null: live)
+  // End-to-end encryption (encryption.js): on once the page encrypts; epoch is the newest key epoch held, sending
+  // the one our frames are sealed with; members and strangers count the others whose passphrase matches ours or
+  // not; leader is who sends new keys; tiles maps a participant id to how its frames open ('ok', 'failed', '');
+  // samples the first bytes of one plain keyframe per video sender: [{id, plain, plainLength}]; transforms each
+  // sender's and receiver's frames sealed or opened (ok) and not (failed): [{id, pid, kind, side, state, ok, failed}].
+  e2ee: { on: false, epoch: 0, sending: 0, members: 0, strangers: 0, leader: '', tiles: {}, samples: [], prompt: false,
+    transforms: [] },
 };
 /** @type {any} */ (window).sfu = hook;
 

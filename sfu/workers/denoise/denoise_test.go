@@ -39,7 +39,11 @@ func node(t *testing.T, reg *audio.Registry, rooms func(string) sfu.RoomSettings
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	p, err := s.Join(sfu.JoinRequest{Room: "r", Identity: "a", CanPublish: true, CanSubscribe: true}, &peer{})
+	req := sfu.JoinRequest{Room: "r", Identity: "a", CanPublish: true, CanSubscribe: true}
+	if rooms != nil && rooms("r").E2EE {
+		req.E2EE = "a client that encrypts" // an E2EE room takes no other
+	}
+	p, err := s.Join(req, &peer{})
 	if err != nil {
 		t.Fatal(err)
 	}

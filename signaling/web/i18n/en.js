@@ -269,4 +269,20 @@ export default {
   'quality.layer': 'a smaller picture than the tile shows',
   'quality.uplinkBandwidth': 'Your connection is too slow to send your video in full quality: the others see you in lower quality.',
   'quality.uplinkCpu': 'Your device is too busy to send your video in full quality: the others see you in lower quality.',
+
+  // --- e2ee: end-to-end encryption ---
+  'e2ee.badge': 'End-to-end encrypted',
+  'e2ee.badgeTitle': 'Sound and video are encrypted in the browsers: the server forwards them without being able to see or hear them',
+  'e2ee.tileLock': 'Encrypted end to end',
+  'e2ee.cannotDecrypt': 'Cannot decrypt',
+  'e2ee.cannotDecryptHint': 'This participant\'s passphrase differs from yours',
+  'e2ee.promptTitle': 'This meeting is end-to-end encrypted',
+  'e2ee.promptText': 'Enter the meeting\'s passphrase. It stays in this browser: the server never sees it.',
+  'e2ee.passphrase': 'Passphrase',
+  'e2ee.join': 'Join',
+  'e2ee.cancel': 'Cancel',
+  'e2ee.cancelled': 'You did not join: this meeting needs its passphrase.',
+  'e2ee.notEncryptedRoom': 'This room is not end-to-end encrypted, and the page was opened with a passphrase. Open it without the passphrase to join unencrypted.',
+  'e2ee.unsupported': 'This browser cannot encrypt sound and video end to end. Use a recent version of Chrome, Edge, Firefox or Safari.',
+  'e2ee.mismatch': 'Nobody here uses your passphrase: you cannot see or hear them, nor they you.',
 };

@@ -269,4 +269,20 @@ export default {
   'quality.layer': '收到的画面比显示的小',
   'quality.uplinkBandwidth': '你的网络带宽不足，无法以全画质发送你的视频：其他人看到的画质会降低。',
   'quality.uplinkCpu': '你的设备太忙，无法以全画质发送你的视频：其他人看到的画质会降低。',
+
+  // --- e2ee: end-to-end encryption ---
+  'e2ee.badge': '端到端加密',
+  'e2ee.badgeTitle': '声音和视频在浏览器中加密：服务器只负责转发，无法看到或听到内容',
+  'e2ee.tileLock': '端到端加密',
+  'e2ee.cannotDecrypt': '无法解密',
+  'e2ee.cannotDecryptHint': '此参会者的密码与你的不同',
+  'e2ee.promptTitle': '此会议采用端到端加密',
+  'e2ee.promptText': '请输入会议密码。密码只保存在此浏览器中，服务器永远看不到。',
+  'e2ee.passphrase': '密码',
+  'e2ee.join': '加入',
+  'e2ee.cancel': '取消',
+  'e2ee.cancelled': '你没有加入：此会议需要密码。',
+  'e2ee.notEncryptedRoom': '此会议室未启用端到端加密，但你打开页面时附带了密码。请不带密码重新打开，以不加密方式加入。',
+  'e2ee.unsupported': '此浏览器无法对声音和视频进行端到端加密。请使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
+  'e2ee.mismatch': '这里没有人使用与你相同的密码：你无法看到或听到他们，他们也无法看到或听到你。',
 };

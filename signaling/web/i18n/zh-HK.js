@@ -269,4 +269,20 @@ export default {
   'quality.layer': '收到的畫面比顯示的細',
   'quality.uplinkBandwidth': '你的網絡頻寬不足，未能以全畫質傳送你的視像：其他人看到的畫質會較低。',
   'quality.uplinkCpu': '你的裝置太忙，未能以全畫質傳送你的視像：其他人看到的畫質會較低。',
+
+  // --- e2ee: end-to-end encryption ---
+  'e2ee.badge': '端對端加密',
+  'e2ee.badgeTitle': '聲音和視像在瀏覽器內加密：伺服器只負責轉發，無法看到或聽到內容',
+  'e2ee.tileLock': '端對端加密',
+  'e2ee.cannotDecrypt': '無法解密',
+  'e2ee.cannotDecryptHint': '此參加者的密碼與你的不同',
+  'e2ee.promptTitle': '此會議採用端對端加密',
+  'e2ee.promptText': '請輸入會議密碼。密碼只會留在此瀏覽器內，伺服器永遠看不到。',
+  'e2ee.passphrase': '密碼',
+  'e2ee.join': '加入',
+  'e2ee.cancel': '取消',
+  'e2ee.cancelled': '你未有加入：此會議需要密碼。',
+  'e2ee.notEncryptedRoom': '此會議室沒有端對端加密，但你開啟頁面時附上了密碼。請不附密碼重新開啟，以不加密方式加入。',
+  'e2ee.unsupported': '此瀏覽器無法為聲音和視像進行端對端加密。請使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
+  'e2ee.mismatch': '這裏沒有人使用與你相同的密碼：你無法看到或聽到他們，他們也無法看到或聽到你。',
 };
