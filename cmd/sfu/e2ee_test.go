@@ -9,17 +9,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-sfu/sfu/sfu/cluster/clustertest"
 	"github.com/edge-sfu/sfu/signaling/client"
 )
+
+// e2eeRooms writes room settings in which "sealed" and "talk" are end-to-end encrypted, and returns the option
+// that gives them to a node.
+func e2eeRooms(t *testing.T) func(*config) {
+	t.Helper()
+	rc := filepath.Join(t.TempDir(), "rooms.json")
+	if err := os.WriteFile(rc, []byte(`{"rooms": {"sealed": {"e2ee": true}, "talk": {"e2ee": true}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(c *config) { c.RoomConfig = rc }
+}
 
 // e2eeRoomNode starts a node whose room "sealed" is end-to-end encrypted (room settings) and "open" is not.
 func e2eeRoomNode(t *testing.T) *node {
 	t.Helper()
-	rc := filepath.Join(t.TempDir(), "rooms.json")
-	if err := os.WriteFile(rc, []byte(`{"rooms": {"sealed": {"e2ee": true}}}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return startTestNode(t, func(c *config) { c.RoomConfig = rc })
+	return startTestNode(t, e2eeRooms(t))
 }
 
 // joinE2EE joins room as identity with the end-to-end encryption announcement announce.
@@ -123,5 +131,60 @@ func TestE2EEMessages(t *testing.T) {
 	}
 	if m := waitMessage(t, ctx, o, "error"); m.Code != "bad_request" || !strings.Contains(m.Message, "not end-to-end encrypted") {
 		t.Errorf("an e2ee message in a plain room: %+v; want bad_request", m)
+	}
+}
+
+// TestClusterE2EE: an E2EE room spread over two nodes. Each side sees the other's announcement (through the
+// relay, from the participant's first track), and key messages cross the relay, to one participant or to all,
+// with their sender's id, once.
+func TestClusterE2EE(t *testing.T) {
+	redis := clustertest.StartRedis(t)
+	rooms := e2eeRooms(t)
+	a := clusterNode(t, redis, "hk", "hk-a", 1, rooms)
+	b := clusterNode(t, redis, "hk", "hk-b", 100, rooms)
+	knowEachOther(t, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := startMedia(t, ctx)
+	api, err := loopbackAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	announce := func(s string) func(*client.Options) { return func(o *client.Options) { o.E2EE = s } }
+	ann := joinClientAPI(t, ctx, a, regionToken(t, "talk", "ann"), api, announce("pk-ann"))
+	waitLoad(t, redisClient(t, redis), "hk-a", 1)
+	bob := joinClientAPI(t, ctx, b, regionToken(t, "talk", "bob"), api, announce("pk-bob")) // a is full: bob stays on b
+	m.publish(t, ann)
+	m.publish(t, bob)
+	eventually(t, 20*time.Second, "ann and bob receive each other's media through the relay", func() bool {
+		return receivesAny(ann, 20) && receivesAny(bob, 20)
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if msg, err := client.WaitFor(wctx, ann.events, func(m client.Message) bool {
+		return m.Type == "participant_joined" && m.Participant != nil && m.Participant.ID == bob.ID()
+	}); err != nil || msg.Participant.E2EE != "pk-bob" {
+		t.Fatalf("ann on a: bob joined as %+v (%v); want his announcement pk-bob", msg.Participant, err)
+	}
+
+	if err := ann.Send(map[string]any{"type": "e2ee", "to": bob.ID(), "data": "wrapped for bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitMessage(t, ctx, bob, "e2ee"); got.From != ann.ID() || got.To != bob.ID() || got.Data != "wrapped for bob" {
+		t.Fatalf("bob on b got %+v; want ann's key message for him", got)
+	}
+	if err := bob.Send(map[string]any{"type": "e2ee", "data": "for everyone"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitMessage(t, ctx, ann, "e2ee"); got.From != bob.ID() || got.Data != "for everyone" {
+		t.Fatalf("ann on a got %+v; want bob's key message", got)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, tc := range []*testClient{ann, bob} {
+		for len(tc.events) > 0 {
+			if m := <-tc.events; m.Type == "e2ee" || m.Type == "error" {
+				t.Errorf("%s got another %s: %+v", tc.Joined.You.Identity, m.Type, m)
+			}
+		}
 	}
 }
