@@ -27,7 +27,7 @@ image:
 # The load-test package measures stability and loss of a small meeting in its own process: it runs after the
 # others, alone, as a load test must (beside cmd/sfu's tests on two cores it fell to 34 % stability).
 test: deps fmt-check vet typecheck
-	$(GO) test -race -count=1 -timeout 12m $$($(GO) list ./... | grep -v '/loadtest$$')
+	$(GO) test -race -count=1 -timeout 14m $$($(GO) list ./... | grep -v '/loadtest$$')
 	$(GO) test -race -count=1 -timeout 5m ./loadtest
 	@echo "a build without cgo: it runs, and refuses what needs cgo with a clear error"
 	CGO_ENABLED=0 $(GO) test -count=1 -run 'WithoutCgo' ./cmd/sfu ./media/...

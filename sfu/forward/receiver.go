@@ -90,6 +90,7 @@ type Receiver struct {
 
 	level levelMeter // audio levels, for the active speaker
 	rates rateMeter
+	now   func() time.Time // time.Now; a test's clock
 	stats counters
 
 	// The in-path stage, when one runs, takes the packets it processes and hands them back; inPathMu keeps its
@@ -108,6 +109,7 @@ type layer struct {
 	bytes  [3]atomic.Uint64 // payload bytes received by temporal layer, for the bitrates the allocator sees
 	width  atomic.Uint32    // from the last VP8 key frame, 0 when unknown
 	height atomic.Uint32
+	lastAt atomic.Int64 // when its last packet came (Unix nanoseconds), 0 before the first
 	pli    keyframeThrottle
 	rtx    rtxBuffer // video: the recent packets, for retransmissions
 }
@@ -133,6 +135,7 @@ const ProcessingSlack = 20 * time.Millisecond
 func NewReceiver(cfg ReceiverConfig) *Receiver {
 	r := &Receiver{id: cfg.ID, kind: cfg.Kind, codec: cfg.Codec, source: cfg.Source, rtcp: cfg.RTCP,
 		budget: max(cfg.Budget, 0), latency: cfg.Latency, audioLevelID: cfg.AudioLevelID, spreader: cfg.Spreader}
+	r.now = time.Now
 	r.layerCap.Store(MaxLayers)
 	if cfg.Kind == webrtc.RTPCodecTypeVideo {
 		r.keyframe = codec.KeyframeDetector(cfg.Codec.MimeType)
@@ -262,13 +265,25 @@ func (r *Receiver) StopLayer(l int) bool {
 	return false
 }
 
-// LiveLayers reports which layers are being received, not paused at the publisher by dynacast and under the
-// layer cap.
+// staleLayer is how long an upper simulcast layer may bring nothing while a lower one still flows before it
+// counts as stopped: the publisher no longer encodes it (Chrome drops its upper layers when its bandwidth
+// estimate falls), and a subscriber left on it would see a frozen picture.
+const staleLayer = 1500 * time.Millisecond
+
+// LiveLayers reports which layers are being received, not paused at the publisher by dynacast, under the layer
+// cap, and not stale (an upper layer that brought nothing for staleLayer while a lower one did; it is live again
+// from its next packet). The lowest layer that flows never counts as stale: a still screen sends little.
 func (r *Receiver) LiveLayers() [MaxLayers]bool {
 	live := r.ActiveLayers()
 	layerCap := int(r.layerCap.Load())
+	now := r.now().UnixNano()
+	lowerFlows := false
 	for i := range live {
-		live[i] = live[i] && !r.layers[i].paused.Load() && i < layerCap
+		at := r.layers[i].lastAt.Load()
+		fresh := at != 0 && now-at < int64(staleLayer)
+		stale := lowerFlows && !fresh
+		lowerFlows = lowerFlows || (live[i] && fresh)
+		live[i] = live[i] && !r.layers[i].paused.Load() && i < layerCap && !stale
 	}
 	return live
 }
@@ -298,7 +313,8 @@ func (r *Receiver) Forward(l int, read PacketReader) error {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue // not RTP: ignore, as a hostile or broken publisher must not stop the track
 		}
-		pi.arrival = time.Now()
+		pi.arrival = r.now()
+		r.layers[l].lastAt.Store(pi.arrival.UnixNano())
 		if r.kind == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 0 {
 			r.layers[l].rtx.put(pkt.SequenceNumber, buf[:n])
 		}

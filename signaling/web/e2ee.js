@@ -16,6 +16,10 @@
 
 const PBKDF2_ROUNDS = 100_000;
 const SWITCH_AFTER_MS = 1000; // a new epoch is sealed with this long after its key went out
+// A receiver whose frames do not open is given up (the page hides its video, which stops it: a decoder without
+// frames would ask the sender for keyframes again and again); it is tried again this often, and whenever a key
+// or a member arrives.
+const RETRY_FAILED_MS = 15_000;
 const LABEL = 'edge-sfu e2ee v1';
 
 const enc = new TextEncoder();
@@ -107,6 +111,21 @@ export class E2EE {
     this.transforms = new Map();
     this.samples = /** @type {Array<{id: string, plain: number[], plainLength: number}>} */ ([]);
     this.nextId = 0;
+    this.retryTimer = setInterval(() => this.retryFailed(), RETRY_FAILED_MS);
+  }
+
+  // retryFailed forgets which receivers failed to open frames: their participants' state is unknown again, so the
+  // page shows (and so receives) their video once more, and the next frames decide.
+  retryFailed() {
+    /** @type {Set<string>} */
+    const pids = new Set();
+    for (const t of this.transforms.values()) {
+      if (t.side === 'recv' && t.state === 'failed') {
+        t.state = '';
+        pids.add(t.pid);
+      }
+    }
+    for (const pid of pids) this.emit('state', { pid, kind: '', state: '' });
   }
 
   /**
@@ -265,6 +284,7 @@ export class E2EE {
       if (ok) {
         const key = await crypto.subtle.importKey('raw', unb64(pub), { name: 'ECDH', namedCurve: 'P-256' }, false, []);
         this.members.set(p.id, { pub: key, admin: !!p.admin });
+        this.retryFailed();
       }
     } catch (err) {
       ok = false;
@@ -368,6 +388,7 @@ export class E2EE {
     this.secret = secret;
     this.worker.postMessage({ type: 'key', index: epoch & 0xff, key });
     this.emit('epoch', { epoch, sending: this.sending });
+    this.retryFailed();
     clearTimeout(this.switchTimer);
     const use = () => {
       this.sending = epoch;
@@ -380,6 +401,7 @@ export class E2EE {
 
   close() {
     clearTimeout(this.switchTimer);
+    clearInterval(this.retryTimer);
     this.worker.terminate();
   }
 }

@@ -175,6 +175,9 @@ export async function subscribeStats() {
         framesDecoded: r.framesDecoded || 0,
         framesPerSecond: r.framesPerSecond || 0,
         bytesReceived: r.bytesReceived || 0,
+        keyFramesDecoded: r.keyFramesDecoded || 0,
+        pliCount: r.pliCount || 0,
+        freezeCount: r.freezeCount || 0,
       });
     } else if (kind === 'audio') {
       out.audio.push({
@@ -203,6 +206,9 @@ export async function publishStats() {
       framesPerSecond: r.framesPerSecond || 0,
       bytesSent: r.bytesSent || 0,
       qualityLimitationReason: r.qualityLimitationReason || '',
+      rid: r.rid || '',
+      keyFramesEncoded: r.keyFramesEncoded || 0,
+      pliCount: r.pliCount || 0,
     });
   });
   for (const v of out.video) {
