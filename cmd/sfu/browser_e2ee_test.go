@@ -253,7 +253,19 @@ func TestBrowserE2EE(t *testing.T) {
 		waitJSShowing(t, c, 60*time.Second, "Cat's tile showing cannot decrypt", failed, e2eeStateJS)
 	}
 	waitJS(t, c, 10*time.Second, "the mismatch notice", `[...document.querySelectorAll('.banner')].some((b) => b.dataset.key === 'e2ee')`)
-	time.Sleep(3 * time.Second) // frames keep arriving: none may decode
+	// The video that cannot be opened is hidden (not a frozen picture), so the page reports its tile as 0x0 and
+	// the server stops sending it: no decoder left asking Ann for keyframes.
+	waitJS(t, c, 10*time.Second, "Cat's videos of Ann and Ben hidden", fmt.Sprintf(`[%q, %q].every((id) =>
+		document.querySelector('.tile[data-participant-id="' + id + '"] video').getBoundingClientRect().width === 0)`, aID, bID))
+	videoBytes := `window.sfu.stats().then((s) => s.video.reduce((n, v) => n + v.bytesReceived, 0))`
+	time.Sleep(2 * time.Second) // the server has heard of the 0x0 tiles
+	before := evalJS[int](t, c, "", videoBytes)
+	time.Sleep(3 * time.Second)
+	after := evalJS[int](t, c, "", videoBytes)
+	t.Logf("Cat received %d bytes of video in 3 s once its tiles said cannot decrypt", after-before)
+	if after-before > 20_000 {
+		t.Errorf("Cat still receives video it cannot open: %d bytes in 3 s", after-before)
+	}
 	if got := framesDecoded(t, c, "Cat"); got != 0 {
 		t.Errorf("Cat, with another passphrase, decoded %d frames; want none", got)
 	}
@@ -302,10 +314,10 @@ func TestBrowserE2EE(t *testing.T) {
 	}{{a, "Ann"}, {b, "Ben"}} {
 		waitJSShowing(t, x.tab, 30*time.Second, x.who+" sealing with epoch 1", `window.sfu.e2ee.members === 1 && window.sfu.e2ee.sending === 1`, e2eeStateJS)
 	}
-	before := framesDecoded(t, b, "Ben")
+	decoded := framesDecoded(t, b, "Ben")
 	waitJSShowing(t, b, 30*time.Second, "Ben still opening Ann's frames", fmt.Sprintf(`window.sfu.e2ee.tiles[%q] === 'ok'`, aID), e2eeStateJS)
 	waitStats(t, b, "Ben", 30*time.Second, "frames decoded after the keys changed", func(st pageStats) bool {
-		return st.maxVideo().FramesDecoded > before+30
+		return st.maxVideo().FramesDecoded > decoded+30
 	})
 	time.Sleep(time.Second)
 	var newer, opened int
