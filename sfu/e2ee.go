@@ -5,12 +5,17 @@ import (
 	"fmt"
 )
 
-// End-to-end encryption: in a room whose settings say e2ee, clients encrypt their media with keys the server
-// never holds (the browser's encoded transform; signaling/web/e2ee.js). The server forwards what it cannot read:
-// it sees RTP headers, the codec's payload header that clients leave in clear (enough to find keyframes and
-// switch layers) and the audio level extension. Here the room keeps its members honest about it: only clients
-// that announce E2EE join an E2EE room, and only such rooms take them; and it carries the clients' key
-// messages (E2EE), whose content it cannot read either.
+// End-to-end encryption: in an E2EE room, clients encrypt their media with keys the server never holds (the
+// browser's encoded transform; signaling/web/e2ee.js). The server forwards what it cannot read: it sees RTP
+// headers, the codec's payload header that clients leave in clear (enough to find keyframes and switch layers) and
+// the audio level extension. Here the room keeps its members honest about it: an E2EE room takes only clients that
+// announce E2EE, and other rooms only clients that do not; and it carries the clients' key messages (E2EE), whose
+// content it cannot read either.
+//
+// A room is E2EE when its settings say so (the room file, the server API). A room whose settings do not is
+// decided by its first participant that is not a relay: one that announces E2EE (a meeting page opened with
+// #e2ee=, DESIGN.md) makes it E2EE for as long as it lives, one that does not makes it plain. Nobody is ever
+// moved from one to the other: whoever does not match is refused, with a reason.
 
 // ErrEncryption refuses a join that does not match the room's end-to-end encryption: a client that does not
 // encrypt in an E2EE room (WHIP and WHEP included), or one that does in a room that is not.
@@ -22,20 +27,40 @@ type E2EEMessage struct {
 	From, To, Data string
 }
 
-// admitEncryptionLocked checks p's announcement against the room's e2ee setting; rm.mu is held. Relays between
-// nodes carry media and messages they cannot read either: they are admitted to both kinds of room.
-func (rm *Room) admitEncryptionLocked(p *Participant) error {
-	switch {
-	case p.relay:
-		return nil
-	case rm.settings.E2EE && p.session != SessionWebSocket:
-		return fmt.Errorf("the room is end-to-end encrypted: WHIP and WHEP clients cannot encrypt or decrypt its media: %w", ErrEncryption)
-	case rm.settings.E2EE && p.info.E2EE == "":
-		return fmt.Errorf("the room is end-to-end encrypted: join with a client that encrypts its media (the meeting page asks for the passphrase): %w", ErrEncryption)
-	case !rm.settings.E2EE && p.info.E2EE != "":
-		return fmt.Errorf("the room is not end-to-end encrypted: join it without a passphrase: %w", ErrEncryption)
+// A room's encryption (Room.encryption).
+const (
+	encryptionUndecided int32 = iota // no participant but relays yet, and the settings say nothing
+	encryptionPlain
+	encryptionE2EE
+)
+
+// E2EE reports whether the room is end-to-end encrypted: its settings say so, or its first participant
+// announced E2EE. Workers refuse to process its media (ErrE2EE). Safe from any goroutine.
+func (rm *Room) E2EE() bool { return rm.encryption.Load() == encryptionE2EE }
+
+// encryptionFor is the room's encryption once p is in: the current one, or the one p decides; an error when p does
+// not match it. Relays between nodes carry media and messages they cannot read either: they fit any room and decide
+// none. rm.mu is held.
+func (rm *Room) encryptionFor(p *Participant) (int32, error) {
+	mode := rm.encryption.Load()
+	if p.relay {
+		return mode, nil
 	}
-	return nil
+	if mode == encryptionUndecided {
+		mode = encryptionPlain
+		if p.info.E2EE != "" {
+			mode = encryptionE2EE
+		}
+	}
+	switch {
+	case mode == encryptionE2EE && p.session != SessionWebSocket:
+		return mode, fmt.Errorf("the room is end-to-end encrypted: WHIP and WHEP clients cannot encrypt or decrypt its media: %w", ErrEncryption)
+	case mode == encryptionE2EE && p.info.E2EE == "":
+		return mode, fmt.Errorf("the room is end-to-end encrypted: join with a client that encrypts its media (the meeting page asks for the passphrase): %w", ErrEncryption)
+	case mode == encryptionPlain && p.info.E2EE != "":
+		return mode, fmt.Errorf("the room is not end-to-end encrypted: join it without a passphrase: %w", ErrEncryption)
+	}
+	return mode, nil
 }
 
 // SendE2EE passes a key message of p's client on, unread: to the participant to (its id; the relay that shows it
@@ -61,7 +86,7 @@ func (p *Participant) RelayE2EE(from, to, data string) error {
 
 // e2eeMessage delivers m, which came through sender (its author, or the relay that carried it).
 func (rm *Room) e2eeMessage(sender *Participant, m E2EEMessage) error {
-	if !rm.settings.E2EE {
+	if !rm.E2EE() {
 		return fmt.Errorf("the room is not end-to-end encrypted: it carries no key messages: %w", ErrBadRequest)
 	}
 	ev := Event{Kind: EventE2EE, E2EE: m}

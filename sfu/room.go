@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,9 +21,12 @@ type Room struct {
 	name     string
 	id       string // new each time a room of this name opens here (RoomRef)
 	sfu      *SFU
-	settings RoomSettings  // from the node's configuration (or CreateRoom's), fixed for the room's life
-	workers  []namedWorker // fixed when the room opens
-	created  time.Time
+	settings RoomSettings // from the node's configuration (or CreateRoom's), fixed for the room's life
+	// encryption: undecided, plain or E2EE (e2ee.go); set from the settings, else by the first participant that is
+	// not a relay; written under mu, read anywhere.
+	encryption atomic.Int32
+	workers    []namedWorker // fixed when the room opens
+	created    time.Time
 
 	mu            sync.Mutex
 	regions       []string // the residency policy: CreateRoom's, else its first participant's (JoinRequest.Regions); nil: none
@@ -52,6 +56,9 @@ func newRoom(name string, s *SFU) *Room {
 // newRoomWith opens a room with these settings, and its workers; s.mu is held.
 func newRoomWith(name string, s *SFU, settings RoomSettings) *Room {
 	rm := &Room{name: name, id: newID("RM_"), sfu: s, participants: map[string]*Participant{}, remotes: map[string]*remoteParticipant{}, created: time.Now(), settings: settings}
+	if settings.E2EE {
+		rm.encryption.Store(encryptionE2EE)
+	}
 	rm.emptySince = rm.created
 	rm.openWorkers()
 	s.notify(Notice{Kind: NoticeRoomStarted, Room: rm.Ref()})
@@ -73,6 +80,8 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}
+	mode, _ := rm.encryptionFor(p) // admitted: it matches
+	rm.encryption.Store(mode)
 	replaced := rm.replacedByLocked(p)
 	others := make([]ParticipantInfo, 0, len(rm.participants))
 	var tracks []*Track

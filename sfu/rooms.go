@@ -24,6 +24,7 @@ type RoomInfo struct {
 	CreatedAt    time.Time
 	Metadata     string
 	Settings     RoomSettings
+	E2EE         bool // end-to-end encrypted: its settings say so, or its first participant encrypted (Room.E2EE)
 	// Regions is the residency the room was created with (CreateRoom); nil for a room opened by a join.
 	Regions []string
 	// EmptyTimeout is how long the room stays open while empty: 0 for a room opened by a join, which closes when
@@ -76,7 +77,7 @@ func (rm *Room) info() RoomInfo {
 		}
 	}
 	return RoomInfo{Name: rm.name, Participants: members, CreatedAt: rm.created, Metadata: rm.metadata,
-		Settings: rm.settings, Regions: slices.Clone(rm.regions), EmptyTimeout: rm.keepEmpty}
+		Settings: rm.settings, E2EE: rm.E2EE(), Regions: slices.Clone(rm.regions), EmptyTimeout: rm.keepEmpty}
 }
 
 // RoomOptions are what a room is created with (CreateRoom).

@@ -28,11 +28,12 @@ type apiRoomDetail struct {
 	Regions      []string        `json:"regions,omitempty"`
 	EmptyTimeout float64         `json:"empty_timeout,omitempty"` // seconds; only for a room created through the API
 	Settings     json.RawMessage `json:"settings"`
+	E2EE         bool            `json:"e2ee,omitempty"` // end-to-end encrypted now (its settings, or its first participant)
 }
 
 func (srv *Server) toAPIRoomDetail(rm sfu.RoomInfo) apiRoomDetail {
 	return apiRoomDetail{apiRoom: srv.toAPIRoom(rm), Regions: rm.Regions, EmptyTimeout: rm.EmptyTimeout.Seconds(),
-		Settings: rm.Settings.JSON()}
+		Settings: rm.Settings.JSON(), E2EE: rm.E2EE}
 }
 
 // apiRoom describes one room this node hosts.

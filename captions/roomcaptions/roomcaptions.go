@@ -118,7 +118,7 @@ func (w *Worker) residentEngine(regions []string) bool {
 // OpenRoom implements sfu.Worker.
 func (w *Worker) OpenRoom(rm *sfu.Room) sfu.RoomWorker {
 	ctx, cancel := context.WithCancel(context.Background())
-	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, ctx: ctx, cancel: cancel, origin: time.Now(),
+	rw := &roomWorker{w: w, room: rm, ctx: ctx, cancel: cancel, origin: time.Now(),
 		readers: map[string]reader{}, spoken: map[string]string{}, jobs: map[*sfu.Track]*job{}, names: map[string]string{}}
 	if err := rm.Settings().Decode(&rw.settings); err != nil {
 		w.log.Warn("room settings", zap.String("room", rm.Name()), zap.Error(err))
@@ -167,7 +167,6 @@ type roomWorker struct {
 	w        *Worker
 	room     *sfu.Room
 	settings roomSettings
-	e2ee     bool
 	ctx      context.Context // the room's life: ends the jobs
 	cancel   context.CancelFunc
 	origin   time.Time // time zero of the transcript
@@ -217,7 +216,7 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 	case len(langs) == 0:
 	case !p.CanSubscribe():
 		return fmt.Errorf("reading captions needs the right to subscribe: %w", sfu.ErrForbidden)
-	case rw.e2ee:
+	case rw.room.E2EE():
 		return sfu.ErrE2EE
 	case rw.w.cfg.Service == nil:
 		return fmt.Errorf("this node has no captions engine: %w", sfu.ErrUnavailable)
@@ -325,7 +324,7 @@ func (rw *roomWorker) transcribingLocked() bool {
 // and stops them all when it is not; then it tells the room who is transcribed. The error says which
 // microphones got no job (a spent budget: ErrUnavailable).
 func (rw *roomWorker) sync() error {
-	if rw.e2ee || rw.w.cfg.Service == nil {
+	if rw.room.E2EE() || rw.w.cfg.Service == nil {
 		return nil
 	}
 	var mics []*sfu.Track

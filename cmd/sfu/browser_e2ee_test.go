@@ -319,18 +319,40 @@ func TestBrowserE2EE(t *testing.T) {
 	waitStats(t, b, "Ben", 30*time.Second, "frames decoded after the keys changed", func(st pageStats) bool {
 		return st.maxVideo().FramesDecoded > decoded+30
 	})
-	time.Sleep(time.Second)
 	var newer, opened int
-	for _, f := range spy.frames("video", aID) {
-		if len(f) > e2eeTrailer && f[len(f)-1] == 1 {
-			newer++
-			if _, _, err := openE2EEFrame(right, f); err == nil {
-				opened++
+	count := func() bool {
+		newer, opened = 0, 0
+		for _, f := range spy.frames("video", aID) {
+			if len(f) > e2eeTrailer && f[len(f)-1] == 1 {
+				newer++
+				if _, _, err := openE2EEFrame(right, f); err == nil {
+					opened++
+				}
 			}
 		}
+		return newer >= 30
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !count() && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
 	}
 	t.Logf("after Dan left: %d of Ann's frames under key 1, %d of them open with the passphrase's key", newer, opened)
 	if newer < 30 || opened != 0 {
 		t.Errorf("after a member left: %d frames under the new key, %d of them open with the passphrase's key; want 30 and 0", newer, opened)
 	}
+
+	// DESIGN.md's contract: #e2ee= joins with end-to-end encryption, in a room no setting made E2EE too (its first
+	// participant decides); a room already plain refuses it rather than join unencrypted.
+	navigate := func(room, pass string) {
+		u := fmt.Sprintf("%s/room/%s?name=Cat&prejoin=0&token=%s#e2ee=%s", n.baseURL(), room, url.QueryEscape(token(t, room, "Cat", true, true)), url.QueryEscape(pass))
+		if err := chromedp.Do(c, chromedp.Navigate(u)); err != nil {
+			t.Fatalf("open %s: %v", room, err)
+		}
+	}
+	navigate("fresh-room", "any horse")
+	waitJSShowing(t, c, 30*time.Second, "Cat joined a new room encrypting", `window.sfu.state === 'joined' && window.sfu.e2ee.on`, e2eeStateJS)
+	joinClient(t, ctx, n, "plain-room", "plain") // a plain room
+	navigate("plain-room", "any horse")
+	waitJSShowing(t, c, 30*time.Second, "Cat refused from a plain room, with the reason", `window.sfu.joinError === 'e2ee' &&
+		[...document.querySelectorAll('.banner')].some((b) => b.textContent.includes('not end-to-end encrypted'))`, `window.sfu.state`)
 }

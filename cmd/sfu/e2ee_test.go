@@ -41,8 +41,9 @@ func joinE2EE(t *testing.T, ctx context.Context, n *node, room, identity, announ
 }
 
 // TestE2EERoomAdmission: an E2EE room takes only clients that announce E2EE (not a plain client, not WHIP, not
-// WHEP), a room that is not E2EE refuses a client that would encrypt, each with a message that says why; the
-// announcement reaches the others (joined, participant_joined).
+// WHEP), a room that is not E2EE refuses a client that would encrypt, each with a message that says why; a room its
+// settings say nothing of is decided by its first participant; the announcement reaches the others (joined,
+// participant_joined).
 func TestE2EERoomAdmission(t *testing.T) {
 	n := e2eeRoomNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -52,9 +53,31 @@ func TestE2EERoomAdmission(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "e2ee") || !strings.Contains(err.Error(), "end-to-end encrypted") {
 		t.Errorf("a plain client joining an E2EE room: %v; want refused with code e2ee", err)
 	}
+	joinClient(t, ctx, n, "open", "plain") // the first participant decides: a plain room
 	_, err = client.Dial(ctx, client.WSURL(n.baseURL()), token(t, "open", "eager", true, true), client.Options{E2EE: "pk-eager"})
 	if err == nil || !strings.Contains(err.Error(), "not end-to-end encrypted") {
 		t.Errorf("an encrypting client joining a plain room: %v; want refused", err)
+	}
+	// A room the settings say nothing of is E2EE when its first participant encrypts (#e2ee= on the meeting
+	// page): then it takes no plain client, and refuses to denoise.
+	first := joinE2EE(t, ctx, n, "adhoc", "first", "pk-first")
+	_, err = client.Dial(ctx, client.WSURL(n.baseURL()), token(t, "adhoc", "late", true, true), client.Options{})
+	if err == nil || !strings.Contains(err.Error(), "end-to-end encrypted") {
+		t.Errorf("a plain client joining a room made E2EE by its first participant: %v; want refused", err)
+	}
+	if err := first.Send(map[string]any{"type": "denoise", "enabled": true}); err != nil {
+		t.Fatal(err)
+	}
+	if msg := waitMessage(t, ctx, first, "error", "audio_processing"); msg.Code != "e2ee" {
+		t.Errorf("denoise in a room made E2EE by its first participant: %+v; want refused (e2ee)", msg)
+	}
+	for room, want := range map[string]bool{"adhoc": true, "open": false} {
+		var detail struct {
+			E2EE bool `json:"e2ee"`
+		}
+		if code := apiCall(t, n, "GET", "/api/v1/rooms/"+room, apiToken(t, ""), &detail); code != http.StatusOK || detail.E2EE != want {
+			t.Errorf("GET /api/v1/rooms/%s: %d, e2ee %v; want %v", room, code, detail.E2EE, want)
+		}
 	}
 	_, err = client.Dial(ctx, client.WSURL(n.baseURL()), token(t, "sealed", "long", true, true), client.Options{E2EE: strings.Repeat("k", 600)})
 	if err == nil || !strings.Contains(err.Error(), "bad_request") {
@@ -82,8 +105,8 @@ func TestE2EERoomAdmission(t *testing.T) {
 			t.Errorf("%s into an E2EE room: %s %q; want 403 saying the room is end-to-end encrypted", kind, resp.Status, body)
 		}
 	}
-	if got := n.sfu.Stats().Participants; got != 2 {
-		t.Errorf("%d participants on the node, want ann and bob only", got)
+	if got := n.sfu.Stats().Participants; got != 4 {
+		t.Errorf("%d participants on the node, want plain, first, ann and bob only", got)
 	}
 }
 

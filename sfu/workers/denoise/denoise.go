@@ -79,7 +79,7 @@ func (w *Worker) CheckSettings(s sfu.RoomSettings) error {
 
 // OpenRoom implements sfu.Worker.
 func (w *Worker) OpenRoom(rm *sfu.Room) sfu.RoomWorker {
-	rw := &roomWorker{w: w, room: rm, e2ee: rm.Settings().E2EE, choices: map[string]choice{}, running: map[*sfu.Track][]string{},
+	rw := &roomWorker{w: w, room: rm, choices: map[string]choice{}, running: map[*sfu.Track][]string{},
 		slots: map[*sfu.Track]func(){}}
 	if err := rm.Settings().Decode(&rw.settings); err != nil {
 		w.log.Warn("room settings", zap.String("room", rm.Name()), zap.Error(err))
@@ -92,7 +92,6 @@ type roomWorker struct {
 	w        *Worker
 	room     *sfu.Room
 	settings roomSettings
-	e2ee     bool
 
 	mu      sync.Mutex
 	choices map[string]choice       // a participant's own choice, by participant id
@@ -109,7 +108,7 @@ type choice struct {
 // wants says whether a participant's microphone is denoised, and with what chain; rw.mu is held.
 func (rw *roomWorker) wants(participantID string) (bool, []string) {
 	c, chose := rw.choices[participantID]
-	on := rw.settings.Denoise && !rw.e2ee
+	on := rw.settings.Denoise && !rw.room.E2EE()
 	if chose {
 		on = c.on
 	}
@@ -183,7 +182,7 @@ func (rw *roomWorker) Control(p *sfu.Participant, req any) error {
 	reg := rw.w.cfg.Registry
 	if on {
 		switch {
-		case rw.e2ee:
+		case rw.room.E2EE():
 			return sfu.ErrE2EE
 		case engine != "" && !slices.Contains(reg.Names(), engine):
 			return fmt.Errorf("unknown denoiser %.32q (known: %v): %w", engine, reg.Names(), sfu.ErrBadRequest)
