@@ -5,8 +5,10 @@ import "net/http"
 // pagePolicy is the Content-Security-Policy of the browser client's pages and files. The pages load only their
 // own script and style sheet (no inline code, no eval, no workers), open WebSockets to this node or, in a
 // cluster, to another node of the region (hence ws: and wss:), show media from MediaStreams and save the
-// transcript through a blob: link; nothing may frame them.
-const pagePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; " +
+// transcript through a blob: link; nothing may frame them. 'wasm-unsafe-eval' lets them compile WebAssembly (the
+// background blur's segmentation model, served by this node under SegmentationPath): it allows no eval of
+// JavaScript.
+const pagePolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ws: wss:; " +
 	"img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'none'; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 
