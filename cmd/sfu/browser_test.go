@@ -36,6 +36,12 @@ func chromiumPath(t *testing.T) string {
 // newBrowser starts one headless Chromium with a fake camera and microphone.
 func newBrowser(t *testing.T, ctx context.Context, exe string) context.Context {
 	t.Helper()
+	return newBrowserWith(t, ctx, exe)
+}
+
+// newBrowserWith is newBrowser with more options, which win over its own (e.g. a fake camera playing a file).
+func newBrowserWith(t testing.TB, ctx context.Context, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
@@ -60,6 +66,7 @@ func newBrowser(t *testing.T, ctx context.Context, exe string) context.Context {
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

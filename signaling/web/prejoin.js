@@ -4,6 +4,7 @@
 // join with the camera or the microphone off. Join remembers the choices (devices.js) and hands them to main.js,
 // which starts the meeting with them. ?prejoin=0 (and ?publish=0: nothing to preview) skips the screen.
 
+import { BlurError, loadModel, rememberBlur } from './blur.js';
 import { config } from './config.js';
 import {
   fillSelect, listDevices, loadChoices, saveChoices, setSpeaker, sinkSupported, trackDevice,
@@ -97,6 +98,15 @@ class PrejoinScreen {
     this.micSelect.addEventListener('change', () => this.startTrack('audio', this.micSelect.value));
     this.speakerSelect.addEventListener('change', () => setSpeaker(this.speakerSelect.value));
     this.camOff.addEventListener('change', () => this.renderCamOff());
+    // Background blur (blur.js): the choice is remembered at once; turned on, the model loads now, so that a
+    // browser or node that cannot blur says so before joining.
+    this.blur = /** @type {HTMLInputElement} */ (byId('prejoin-blur'));
+    this.blur.checked = app.blur.choice;
+    this.blur.addEventListener('change', () => {
+      rememberBlur(this.blur.checked);
+      this.checkBlur();
+    });
+    this.checkBlur();
     // A browser may start the AudioContext suspended until the page is used.
     const resume = () => this.audioCtx && this.audioCtx.resume().catch(() => {});
     this.section.addEventListener('pointerdown', resume);
@@ -230,6 +240,19 @@ class PrejoinScreen {
     const note = byId('prejoin-nocam');
     note.hidden = !off;
     note.textContent = t(hasCam ? 'prejoin.cameraOff' : this.starting ? 'prejoin.starting' : 'prejoin.noCamera');
+  }
+
+  // checkBlur loads the blur model when blur is chosen, and says under the box why blur cannot run here.
+  checkBlur() {
+    const note = byId('prejoin-blur-note');
+    note.hidden = true;
+    if (!this.blur.checked) return;
+    loadModel().catch((/** @type {any} */ err) => {
+      if (this.closed || !this.blur.checked) return;
+      const e = err instanceof BlurError ? err : new BlurError('blur.failed', String(err && err.message));
+      note.textContent = t(e.code, { detail: e.detail });
+      note.hidden = false;
+    });
   }
 
   /** @param {string} text */

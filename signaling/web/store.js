@@ -77,6 +77,11 @@ export const app = {
   // People panel and raised hands (people.js): the hands queue as the server last said it (ids, first raised
   // first), whether the panel is open.
   people: { hands: [], open: false, admins: new Set() }, // admins: ids of the others that are administrators
+  // Background blur (blur.js): what the user asked for (address, last choice, the buttons), the segmentation model
+  // (a Promise of it once asked for: loaded once per page), the pipelines running (each owns its loop) and the
+  // queue that applies the choice one change at a time.
+  blur: { choice: false, model: null, pipelines: new Set(),
+    queue: /** @type {Promise<unknown>} */ (Promise.resolve()), error: '', loading: false },
   busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
   // not joined within 10 s, and the page then tries on a new one)
 };
@@ -154,6 +159,12 @@ export const hook = { // functions are set by main.js (expose)
   qualityOf: null, // (input) => {level, reasons}: the pure function that rates a tile (see connectionQuality)
   uplinkOf: null, // (input) => '' | 'bandwidth' | 'cpu': the pure function that rates our uplink
   feedUplink: null, // (sample|null) => void: replaces the uplink's live stats by a synthetic sample (null: live)
+  // Background blur (blur.js): requested (the user's choice), on (our camera is sent blurred now), loading (the
+  // model is being loaded), error (why blur fell back to none, '' if it did not), frames processed, fps (frames
+  // per second out of the pipeline), msPerFrame (average processing time a frame, the latency it adds).
+  blur: { requested: false, on: false, loading: false, error: '', frames: 0, fps: 0, msPerFrame: 0 },
+  setBlur: null, // (on) => Promise<boolean>: turns background blur on or off; resolves to whether it is on
+  sentVideo: null, // () => MediaStreamTrack | null: the camera track on the publish connection now (what is sent)
 };
 /** @type {any} */ (window).sfu = hook;
 

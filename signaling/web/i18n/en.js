@@ -269,4 +269,15 @@ export default {
   'quality.layer': 'a smaller picture than the tile shows',
   'quality.uplinkBandwidth': 'Your connection is too slow to send your video in full quality: the others see you in lower quality.',
   'quality.uplinkCpu': 'Your device is too busy to send your video in full quality: the others see you in lower quality.',
+
+  // --- blur ---
+  'blur.button': 'Blur background',
+  'blur.prejoin': 'Blur my background',
+  'blur.titleOff': 'Blur your background: the others see you sharp over a blurred room',
+  'blur.titleOn': 'Your background is blurred: click to show it',
+  'blur.titleLoading': 'Starting background blur…',
+  'blur.unsupported': 'Background blur is unavailable in this browser (it lacks {detail}): your camera is sent as it is.',
+  'blur.noModel': 'Background blur is unavailable: this server does not offer its segmentation model. Your camera is sent as it is.',
+  'blur.failed': 'Background blur stopped ({detail}): your camera is sent as it is.',
+  'blur.timeout': 'the model took too long to load',
 };

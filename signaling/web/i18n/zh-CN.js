@@ -269,4 +269,15 @@ export default {
   'quality.layer': '收到的画面比显示的小',
   'quality.uplinkBandwidth': '你的网络带宽不足，无法以全画质发送你的视频：其他人看到的画质会降低。',
   'quality.uplinkCpu': '你的设备太忙，无法以全画质发送你的视频：其他人看到的画质会降低。',
+
+  // --- blur ---
+  'blur.button': '背景虚化',
+  'blur.prejoin': '虚化我的背景',
+  'blur.titleOff': '虚化你的背景：其他人会看到清晰的你和虚化的背景',
+  'blur.titleOn': '你的背景已虚化：点击显示背景',
+  'blur.titleLoading': '正在启动背景虚化…',
+  'blur.unsupported': '此浏览器无法使用背景虚化（缺少 {detail}）：你的视频将按原样发送。',
+  'blur.noModel': '无法使用背景虚化：此服务器未提供人像分割模型。你的视频将按原样发送。',
+  'blur.failed': '背景虚化已停止（{detail}）：你的视频将按原样发送。',
+  'blur.timeout': '模型加载时间过长',
 };

@@ -269,4 +269,15 @@ export default {
   'quality.layer': '收到的畫面比顯示的細',
   'quality.uplinkBandwidth': '你的網絡頻寬不足，未能以全畫質傳送你的視像：其他人看到的畫質會較低。',
   'quality.uplinkCpu': '你的裝置太忙，未能以全畫質傳送你的視像：其他人看到的畫質會較低。',
+
+  // --- blur ---
+  'blur.button': '背景模糊',
+  'blur.prejoin': '模糊我的背景',
+  'blur.titleOff': '模糊你的背景：其他人會看到清晰的你和模糊的背景',
+  'blur.titleOn': '你的背景已模糊：按一下顯示背景',
+  'blur.titleLoading': '正在啟動背景模糊…',
+  'blur.unsupported': '此瀏覽器無法使用背景模糊（缺少 {detail}）：你的視像會原樣傳送。',
+  'blur.noModel': '無法使用背景模糊：此伺服器沒有提供人像分割模型。你的視像會原樣傳送。',
+  'blur.failed': '背景模糊已停止（{detail}）：你的視像會原樣傳送。',
+  'blur.timeout': '模型載入時間過長',
 };
