@@ -22,6 +22,7 @@ var blurGL = []chromedp.ExecAllocatorOption{
 	chromedp.Flag("disable-gpu", false),
 	chromedp.Flag("use-angle", "swiftshader"),
 	chromedp.Flag("enable-unsafe-swiftshader", true),
+	chromedp.Flag("disable-accelerated-2d-canvas", true),
 }
 
 // newBlurBrowser starts a Chromium whose camera plays the scene (written to a file of the test's), with WebGL.
@@ -183,7 +184,9 @@ func waitBlur(t *testing.T, tab context.Context, on bool, what string) {
 	if on {
 		cond = `window.sfu.blur.on === true && window.sfu.blur.frames > 5`
 	}
+	start := time.Now()
 	waitJSShowing(t, tab, 45*time.Second, what, cond, `window.sfu.blur`)
+	t.Logf("%s: after %v, %s", what, time.Since(start).Round(time.Millisecond), evalJS[string](t, tab, "blur state", `JSON.stringify(window.sfu.blur)`))
 }
 
 // framesFlow waits until the page's blur pipeline has put out more frames than it had (bounded; no rate asked).

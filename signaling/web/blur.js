@@ -25,8 +25,13 @@ const MODEL_SCRIPT = 'selfie_segmentation.js';
 const MODEL_LOAD_TIMEOUT_MS = 15000; // the model loads in a second or two here; past this blur gives up
 const SEG_WIDTH = 256; // the landscape model's input: the frame is scaled down to it
 const SEG_HEIGHT = 144;
-const BACKGROUND_SCALE = 4; // the background is blurred at a quarter of the frame's size (cheaper, as blurry)...
-const BACKGROUND_BLUR_PX = 5; // ...with this radius there (about 20 px of the frame)
+// The background is blurred by halving the frame this many times (each step averages 2x2 pixels: a box filter)
+// and scaling it back up smoothly: 4 halvings, a 16-pixel blur. Cheap: a canvas filter (blur()) costs a hundred
+// times more in software.
+const BACKGROUND_HALVINGS = 4;
+// The model runs at most this often (it finds the person in one frame while the next are drawn with the mask it
+// gave last): a person moves little in a tenth of a second, and the model's cost is the pipeline's largest.
+const MODEL_INTERVAL_MS = 100;
 const STATS_FRAMES = 30; // fps and the time per frame are over the last this many frames
 const STATS_EVERY = 10; // the test hook is updated every this many frames
 
@@ -304,23 +309,86 @@ function withTimeout(p, ms) {
 }
 
 /**
- * Segmenter runs the model: mask(input) is where the person is in input, as a picture whose alpha is the person.
+ * MaskReader brings the model's mask (a picture on the GPU) into memory without stalling the page: it copies it
+ * into a texture of its own WebGL context, asks for its pixels into a buffer, and waits for a fence by polling
+ * instead of blocking until the GPU is done (a plain readback of the mask waits for the whole inference there: a
+ * third of a second with a software GPU, during which no frame moves).
+ */
+class MaskReader {
+  constructor() {
+    const canvas = new OffscreenCanvas(SEG_WIDTH, SEG_HEIGHT);
+    const gl = /** @type {WebGL2RenderingContext | null} */ (canvas.getContext('webgl2'));
+    if (!gl) throw new BlurError('blur.unsupported', 'WebGL2');
+    this.gl = gl;
+    this.texture = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, this.texture);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+    this.framebuffer = gl.createFramebuffer();
+    this.buffer = gl.createBuffer();
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, this.buffer);
+    gl.bufferData(gl.PIXEL_PACK_BUFFER, SEG_WIDTH * SEG_HEIGHT * 4, gl.STREAM_READ);
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, null);
+    this.pixels = new Uint8Array(SEG_WIDTH * SEG_HEIGHT * 4);
+  }
+
+  /**
+   * read resolves to the mask's pixels (RGBA, top row first) once the GPU has them.
+   * @param {TexImageSource} mask
+   * @returns {Promise<Uint8Array>}
+   */
+  async read(mask) {
+    const gl = this.gl;
+    gl.bindTexture(gl.TEXTURE_2D, this.texture);
+    gl.pixelStorei(gl.UNPACK_PREMULTIPLY_ALPHA_WEBGL, false);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, SEG_WIDTH, SEG_HEIGHT, 0, gl.RGBA, gl.UNSIGNED_BYTE, null);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, gl.RGBA, gl.UNSIGNED_BYTE, mask);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, this.framebuffer);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, this.texture, 0);
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, this.buffer);
+    gl.readPixels(0, 0, SEG_WIDTH, SEG_HEIGHT, gl.RGBA, gl.UNSIGNED_BYTE, 0);
+    const fence = gl.fenceSync(gl.SYNC_GPU_COMMANDS_COMPLETE, 0);
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, null);
+    gl.flush();
+    if (!fence) throw new BlurError('blur.failed', 'fence');
+    try {
+      const deadline = performance.now() + MODEL_LOAD_TIMEOUT_MS;
+      for (;;) {
+        const status = gl.clientWaitSync(fence, 0, 0);
+        if (status === gl.ALREADY_SIGNALED || status === gl.CONDITION_SATISFIED) break;
+        if (status === gl.WAIT_FAILED || performance.now() > deadline) throw new BlurError('blur.failed', 'GPU');
+        await new Promise((resolve) => setTimeout(resolve, 4));
+      }
+    } finally {
+      gl.deleteSync(fence);
+    }
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, this.buffer);
+    gl.getBufferSubData(gl.PIXEL_PACK_BUFFER, 0, this.pixels);
+    gl.bindBuffer(gl.PIXEL_PACK_BUFFER, null);
+    return this.pixels;
+  }
+}
+
+/**
+ * Segmenter runs the model: mask(input) is where the person is in input, as ImageData whose alpha is the person.
  * One per page: the solution allows one instance at a time, so frames from several pipelines take turns.
  */
 class Segmenter {
   /** @param {Solution} solution */
   constructor(solution) {
     this.solution = solution;
-    /** @type {CanvasImageSource | null} */
+    this.reader = new MaskReader();
+    /** @type {TexImageSource | null} */
     this.latest = null;
     /** @type {Promise<unknown>} */
     this.turn = Promise.resolve();
-    solution.onResults((r) => { this.latest = r.segmentationMask; });
+    this.out = new ImageData(SEG_WIDTH, SEG_HEIGHT);
+    solution.onResults((r) => { this.latest = /** @type {TexImageSource} */ (r.segmentationMask); });
   }
 
   /**
    * @param {HTMLCanvasElement} input
-   * @param {(mask: CanvasImageSource) => void} use called with the mask before another frame's turn
+   * @param {(mask: ImageData) => void} use called with the mask before another frame's turn
    * @returns {Promise<void>}
    */
   mask(input, use) {
@@ -328,7 +396,16 @@ class Segmenter {
       this.latest = null;
       await this.solution.send({ image: input });
       if (!this.latest) throw new BlurError('blur.failed', 'no mask');
-      use(this.latest);
+      const px = await this.reader.read(this.latest);
+      // The model's confidence is in the red channel: it becomes the alpha of a white picture.
+      const d = this.out.data;
+      for (let i = 0; i < d.length; i += 4) {
+        d[i] = 255;
+        d[i + 1] = 255;
+        d[i + 2] = 255;
+        d[i + 3] = px[i];
+      }
+      use(this.out);
     });
     this.turn = run.catch(() => {});
     return run;
@@ -377,6 +454,17 @@ async function loadModelNow() {
 // ---------------------------------------------------------------------------------------------------------
 
 /**
+ * canvas2d is a 2D context of a new canvas of w x h in memory: the pipeline reads its pixels back every frame,
+ * which a canvas on the GPU makes slow.
+ * @param {number} w
+ * @param {number} h
+ * @returns {OffscreenCanvasRenderingContext2D}
+ */
+function canvas2d(w, h) {
+  return /** @type {OffscreenCanvasRenderingContext2D} */ (new OffscreenCanvas(w, h).getContext('2d', { willReadFrequently: true }));
+}
+
+/**
  * startPipeline loads the model (once) and starts blurring source. The pipeline owns source from then on: when
  * its output is stopped, it stops source too (turning blur off takes source back: stop(true)).
  * @param {MediaStreamTrack} source the camera
@@ -414,11 +502,19 @@ export class BlurPipeline {
     this.segInput = document.createElement('canvas');
     this.segInput.width = SEG_WIDTH;
     this.segInput.height = SEG_HEIGHT;
-    this.background = new OffscreenCanvas(1, 1);
-    this.output = new OffscreenCanvas(1, 1);
-    this.segCtx = /** @type {CanvasRenderingContext2D} */ (this.segInput.getContext('2d'));
-    this.bgCtx = /** @type {OffscreenCanvasRenderingContext2D} */ (this.background.getContext('2d'));
-    this.outCtx = /** @type {OffscreenCanvasRenderingContext2D} */ (this.output.getContext('2d'));
+    this.maskCtx = canvas2d(SEG_WIDTH, SEG_HEIGHT); // the last mask: alpha is the person
+    this.mask = this.maskCtx.canvas;
+    this.hasMask = false;
+    /** @type {Promise<void> | null} the model's work on a frame, while it runs */
+    this.segRunning = null;
+    /** @type {any} why the model failed (null: it did not) */
+    this.segFailed = null;
+    this.segStarted = 0; // when the model last started (performance.now)
+    /** @type {OffscreenCanvasRenderingContext2D[]} the halving steps: 1/2, 1/4 ... of the frame */
+    this.steps = [];
+    this.outCtx = canvas2d(1, 1);
+    this.output = this.outCtx.canvas;
+    this.segCtx = /** @type {CanvasRenderingContext2D} */ (this.segInput.getContext('2d', { willReadFrequently: true }));
     /** @type {number[]} when the last frames went out (performance.now) */
     this.outTimes = [];
     /** @type {number[]} how long the last frames took */
@@ -483,8 +579,11 @@ export class BlurPipeline {
   }
 
   /**
-   * process blurs the background of one frame: the model finds the person in a small copy; the background is the
-   * frame blurred at a quarter of its size; the person is the frame itself, drawn through the mask over it.
+   * process blurs the background of one frame: the frame itself, kept where the last mask says the person is,
+   * over the frame halved BACKGROUND_HALVINGS times and scaled back up. The model runs beside the frames, at most
+   * every MODEL_INTERVAL_MS: while it works on one frame, the next ones are drawn with the mask it gave last, so
+   * the frame rate is the drawing's, not the model's; the first frame waits for a mask, so that no frame goes out
+   * unblurred.
    * @param {any} frame a VideoFrame
    * @returns {Promise<any>} the blurred VideoFrame
    */
@@ -494,25 +593,42 @@ export class BlurPipeline {
     if (this.output.width !== w || this.output.height !== h) {
       this.output.width = w;
       this.output.height = h;
-      this.background.width = Math.max(1, Math.round(w / BACKGROUND_SCALE));
-      this.background.height = Math.max(1, Math.round(h / BACKGROUND_SCALE));
+      this.steps = [];
+      for (let i = 1; i <= BACKGROUND_HALVINGS; i++) {
+        this.steps.push(canvas2d(Math.max(1, Math.round(w / 2 ** i)), Math.max(1, Math.round(h / 2 ** i))));
+      }
     }
-    this.segCtx.drawImage(frame, 0, 0, SEG_WIDTH, SEG_HEIGHT);
-    const bg = this.bgCtx;
-    bg.filter = `blur(${BACKGROUND_BLUR_PX}px)`;
-    bg.drawImage(frame, 0, 0, this.background.width, this.background.height);
+    if (this.segFailed) throw this.segFailed;
+    // The background: the frame halved step by step.
+    let from = frame;
+    for (const step of this.steps) {
+      step.drawImage(from, 0, 0, step.canvas.width, step.canvas.height);
+      from = step.canvas;
+    }
+    const now = performance.now();
+    if (!this.segRunning && (!this.hasMask || now - this.segStarted >= MODEL_INTERVAL_MS)) {
+      this.segStarted = now;
+      this.segCtx.drawImage(this.steps[0].canvas, 0, 0, SEG_WIDTH, SEG_HEIGHT);
+      this.segRunning = this.segmenter.mask(this.segInput, (mask) => {
+        this.maskCtx.putImageData(mask, 0, 0);
+        this.hasMask = true;
+      }).catch((err) => { this.segFailed = err; }).finally(() => { this.segRunning = null; });
+    }
+    if (!this.hasMask) await this.segRunning;
+    if (this.segFailed) throw this.segFailed;
     const o = this.outCtx;
-    await this.segmenter.mask(this.segInput, (mask) => {
-      o.globalCompositeOperation = 'copy';
-      o.drawImage(mask, 0, 0, w, h); // the person, as alpha (scaled up smoothly: a soft edge)
-    });
-    o.globalCompositeOperation = 'source-in';
-    o.drawImage(frame, 0, 0, w, h); // the frame, where the person is
+    o.globalCompositeOperation = 'copy';
+    o.drawImage(frame, 0, 0, w, h);
+    o.globalCompositeOperation = 'destination-in';
+    o.drawImage(this.mask, 0, 0, w, h); // the person only (the mask scaled up smoothly: a soft edge)
     o.globalCompositeOperation = 'destination-over';
-    o.drawImage(this.background, 0, 0, w, h); // the blurred frame behind
+    o.drawImage(from, 0, 0, w, h); // the blurred frame behind
     o.globalCompositeOperation = 'source-over';
+    // The frame goes out from memory: a VideoFrame of a canvas costs far more to make or to encode here.
+    const pixels = o.getImageData(0, 0, w, h).data;
     const VideoFrameCtor = /** @type {any} */ (window).VideoFrame;
-    return new VideoFrameCtor(this.output, { timestamp: frame.timestamp, duration: frame.duration || undefined });
+    return new VideoFrameCtor(pixels, { format: 'RGBX', codedWidth: w, codedHeight: h, timestamp: frame.timestamp,
+      duration: frame.duration || undefined });
   }
 
   /** @returns {boolean} the output track was stopped (by its owner or another) */
