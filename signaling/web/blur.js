@@ -30,8 +30,11 @@ const SEG_HEIGHT = 144;
 // times more in software.
 const BACKGROUND_HALVINGS = 4;
 // The model runs at most this often (it finds the person in one frame while the next are drawn with the mask it
-// gave last): a person moves little in a tenth of a second, and the model's cost is the pipeline's largest.
+// gave last): a person moves little in a tenth of a second, and the model's cost is the pipeline's largest. On a
+// slow device (a software GPU) it takes at most a third of the time: it starts again no sooner than three times
+// its last run after the last start, so that the frames keep their rate and the mask its freshness as it can.
 const MODEL_INTERVAL_MS = 100;
+const MODEL_SHARE = 3;
 const STATS_FRAMES = 30; // fps and the time per frame are over the last this many frames
 const STATS_EVERY = 10; // the test hook is updated every this many frames
 
@@ -510,10 +513,14 @@ export class BlurPipeline {
     /** @type {any} why the model failed (null: it did not) */
     this.segFailed = null;
     this.segStarted = 0; // when the model last started (performance.now)
+    this.segTook = 0; // how long its last run took, in ms
     /** @type {OffscreenCanvasRenderingContext2D[]} the halving steps: 1/2, 1/4 ... of the frame */
     this.steps = [];
     this.outCtx = canvas2d(1, 1);
     this.output = this.outCtx.canvas;
+    /** @type {ImageData | null} the frame's pixels */
+    this.frameData = null;
+    this.copyRGB = true; // VideoFrame.copyTo converts to RGB here (until it throws)
     this.segCtx = /** @type {CanvasRenderingContext2D} */ (this.segInput.getContext('2d', { willReadFrequently: true }));
     /** @type {number[]} when the last frames went out (performance.now) */
     this.outTimes = [];
@@ -581,7 +588,7 @@ export class BlurPipeline {
   /**
    * process blurs the background of one frame: the frame itself, kept where the last mask says the person is,
    * over the frame halved BACKGROUND_HALVINGS times and scaled back up. The model runs beside the frames, at most
-   * every MODEL_INTERVAL_MS: while it works on one frame, the next ones are drawn with the mask it gave last, so
+   * every MODEL_INTERVAL_MS (or MODEL_SHARE times its last run): while it works on one frame, the next ones are drawn with the mask it gave last, so
    * the frame rate is the drawing's, not the model's; the first frame waits for a mask, so that no frame goes out
    * unblurred.
    * @param {any} frame a VideoFrame
@@ -593,32 +600,51 @@ export class BlurPipeline {
     if (this.output.width !== w || this.output.height !== h) {
       this.output.width = w;
       this.output.height = h;
+      this.frameData = new ImageData(w, h);
       this.steps = [];
       for (let i = 1; i <= BACKGROUND_HALVINGS; i++) {
         this.steps.push(canvas2d(Math.max(1, Math.round(w / 2 ** i)), Math.max(1, Math.round(h / 2 ** i))));
       }
     }
     if (this.segFailed) throw this.segFailed;
+    // The frame's pixels, converted to RGB in memory (drawing the frame itself may go through the GPU, and wait
+    // there behind the model), in the output canvas.
+    const o = this.outCtx;
+    const data = /** @type {ImageData} */ (this.frameData);
+    if (this.copyRGB) {
+      try {
+        await frame.copyTo(data.data, { format: 'RGBA' });
+      } catch (err) {
+        this.copyRGB = false; // a browser that cannot convert: draw the frame instead
+      }
+    }
+    if (this.copyRGB) {
+      o.putImageData(data, 0, 0);
+    } else {
+      o.globalCompositeOperation = 'copy';
+      o.drawImage(frame, 0, 0, w, h);
+    }
     // The background: the frame halved step by step.
-    let from = frame;
+    /** @type {CanvasImageSource} */
+    let from = this.output;
     for (const step of this.steps) {
       step.drawImage(from, 0, 0, step.canvas.width, step.canvas.height);
       from = step.canvas;
     }
     const now = performance.now();
-    if (!this.segRunning && (!this.hasMask || now - this.segStarted >= MODEL_INTERVAL_MS)) {
+    if (!this.segRunning && (!this.hasMask || now - this.segStarted >= Math.max(MODEL_INTERVAL_MS, MODEL_SHARE * this.segTook))) {
       this.segStarted = now;
       this.segCtx.drawImage(this.steps[0].canvas, 0, 0, SEG_WIDTH, SEG_HEIGHT);
       this.segRunning = this.segmenter.mask(this.segInput, (mask) => {
         this.maskCtx.putImageData(mask, 0, 0);
         this.hasMask = true;
-      }).catch((err) => { this.segFailed = err; }).finally(() => { this.segRunning = null; });
+      }).catch((err) => { this.segFailed = err; }).finally(() => {
+        this.segRunning = null;
+        this.segTook = performance.now() - now;
+      });
     }
     if (!this.hasMask) await this.segRunning;
     if (this.segFailed) throw this.segFailed;
-    const o = this.outCtx;
-    o.globalCompositeOperation = 'copy';
-    o.drawImage(frame, 0, 0, w, h);
     o.globalCompositeOperation = 'destination-in';
     o.drawImage(this.mask, 0, 0, w, h); // the person only (the mask scaled up smoothly: a soft edge)
     o.globalCompositeOperation = 'destination-over';
