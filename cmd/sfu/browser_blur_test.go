@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -337,5 +339,67 @@ func TestBrowserBlurFallback(t *testing.T) {
 	})
 	if st := evalJS[string](t, tab, "button", `document.getElementById('btn-blur').getAttribute('aria-pressed')`); st != "false" {
 		t.Errorf("the blur button's aria-pressed is %q after the fallback", st)
+	}
+}
+
+// BenchmarkBrowserBlur measures what background blur costs on this machine: a page sends its 1280x720 camera (the
+// scene file, 30 frames per second) for 10 s, with blur off and on. It reports the frames per second the page
+// sends (fps: frames encoded), and with blur on the frames per second out of the blur pipeline (blur-fps) and the
+// processing time it adds to a frame (ms/frame). Skipped without Chromium. Run it alone:
+//
+//	go test -run '^$' -bench BenchmarkBrowserBlur ./cmd/sfu/
+func BenchmarkBrowserBlur(b *testing.B) {
+	if _, err := exec.LookPath("chromium"); err != nil && os.Getenv("CHROMIUM") == "" {
+		b.Skip("no chromium (install it with `make deps`)")
+	}
+	exe := chromiumPath(b)
+	n := startTestNode(b, func(c *config) { c.Dev = true })
+	sc := newBlurScene()
+	const window = 10 * time.Second
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+			defer cancel()
+			tab := newBlurBrowser(b, ctx, exe, sc)
+			u := fmt.Sprintf("%s/room/bench-%s?name=B&res=720&simulcast=0&prejoin=0&blur=%d", n.baseURL(), name, map[bool]int{false: 0, true: 1}[on])
+			if err := chromedp.Do(tab, chromedp.Navigate(u)); err != nil {
+				b.Fatal(err)
+			}
+			ready := `window.sfu && window.sfu.state === 'joined' && window.sfu.sentVideo() && (window.sfu.blur.on || !window.sfu.blur.requested)`
+			deadline := time.Now().Add(60 * time.Second)
+			for !evalJS[bool](b, tab, "ready", `!!(`+ready+`)`) {
+				if time.Now().After(deadline) {
+					b.Fatalf("the page is not sending after 60 s: %s", evalJS[string](b, tab, "", `JSON.stringify(window.sfu.blur)`))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			time.Sleep(3 * time.Second) // past the start (the first mask, the encoder's ramp-up)
+			type sample struct {
+				Encoded int     `json:"encoded"`
+				Frames  int     `json:"frames"`
+				TotalMs float64 `json:"totalMs"`
+				At      float64 `json:"at"`
+			}
+			const take = `window.sfu.publishStats().then((s) => ({ encoded: s.framesEncoded, frames: window.sfu.blur.frames,
+				totalMs: window.sfu.blur.totalMs, at: performance.now() }))`
+			b.ResetTimer()
+			first := evalJS[sample](b, tab, "stats", take)
+			time.Sleep(window)
+			last := evalJS[sample](b, tab, "stats", take)
+			b.StopTimer()
+			secs := (last.At - first.At) / 1000
+			b.ReportMetric(float64(last.Encoded-first.Encoded)/secs, "fps")
+			if on {
+				frames := last.Frames - first.Frames
+				b.ReportMetric(float64(frames)/secs, "blur-fps")
+				if frames > 0 {
+					b.ReportMetric((last.TotalMs-first.TotalMs)/float64(frames), "ms/frame")
+				}
+			}
+		})
 	}
 }

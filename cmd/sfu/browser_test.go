@@ -16,7 +16,7 @@ import (
 )
 
 // chromiumPath finds Debian's Chromium; `make test` installs it.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
@@ -312,7 +312,7 @@ func TestBrowserScreenShare(t *testing.T) {
 
 // evalJS evaluates js on the page (awaiting a promise) and fails the test on error, saying what it was doing
 // ("": the script itself).
-func evalJS[T any](t *testing.T, tab context.Context, what, js string) T {
+func evalJS[T any](t testing.TB, tab context.Context, what, js string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {

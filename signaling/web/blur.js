@@ -527,6 +527,7 @@ export class BlurPipeline {
     /** @type {number[]} how long the last frames took */
     this.costs = [];
     this.frames = 0;
+    this.totalMs = 0; // processing time of all its frames
     app.blur.pipelines.add(this);
   }
 
@@ -668,18 +669,20 @@ export class BlurPipeline {
     this.frames++;
     this.outTimes.push(now);
     this.costs.push(now - start);
+    this.totalMs += now - start;
     if (this.outTimes.length > STATS_FRAMES) this.outTimes.shift();
     if (this.costs.length > STATS_FRAMES) this.costs.shift();
     if (this.frames % STATS_EVERY === 0 || this.frames === 1) renderBlur();
   }
 
-  /** @returns {{fps: number, msPerFrame: number, frames: number}} */
+  /** @returns {{fps: number, msPerFrame: number, frames: number, totalMs: number}} */
   stats() {
     const n = this.outTimes.length;
     const span = n > 1 ? this.outTimes[n - 1] - this.outTimes[0] : 0;
     const fps = span > 0 ? ((n - 1) * 1000) / span : 0;
     const ms = this.costs.length ? this.costs.reduce((a, b) => a + b, 0) / this.costs.length : 0;
-    return { fps: Math.round(fps * 10) / 10, msPerFrame: Math.round(ms * 10) / 10, frames: this.frames };
+    return { fps: Math.round(fps * 10) / 10, msPerFrame: Math.round(ms * 10) / 10, frames: this.frames,
+      totalMs: Math.round(this.totalMs) };
   }
 
   /**
@@ -713,7 +716,7 @@ export function sentVideo() {
 // renderBlur shows the state: the test hook, the meeting's button (pressed while blur is asked for), its title.
 export function renderBlur() {
   const pipe = currentPipeline();
-  const st = pipe ? pipe.stats() : { fps: 0, msPerFrame: 0, frames: 0 };
+  const st = pipe ? pipe.stats() : { fps: 0, msPerFrame: 0, frames: 0, totalMs: 0 };
   expose({ blur: {
     requested: app.blur.choice,
     on: !!pipe,

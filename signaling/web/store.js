@@ -161,8 +161,9 @@ export const hook = { // functions are set by main.js (expose)
   feedUplink: null, // (sample|null) => void: replaces the uplink's live stats by a synthetic sample (null: live)
   // Background blur (blur.js): requested (the user's choice), on (our camera is sent blurred now), loading (the
   // model is being loaded), error (why blur fell back to none, '' if it did not), frames processed, fps (frames
-  // per second out of the pipeline), msPerFrame (average processing time a frame, the latency it adds).
-  blur: { requested: false, on: false, loading: false, error: '', frames: 0, fps: 0, msPerFrame: 0 },
+  // per second out of the pipeline), msPerFrame (average processing time a frame, the latency it adds; both over
+  // the last 30 frames), totalMs (processing time of all its frames).
+  blur: { requested: false, on: false, loading: false, error: '', frames: 0, fps: 0, msPerFrame: 0, totalMs: 0 },
   setBlur: null, // (on) => Promise<boolean>: turns background blur on or off; resolves to whether it is on
   sentVideo: null, // () => MediaStreamTrack | null: the camera track on the publish connection now (what is sent)
 };
