@@ -311,7 +311,8 @@ func TestBrowserBlurRemembered(t *testing.T) {
 }
 
 // TestBrowserBlurFallback: on a node without the segmentation model, a page asked to blur (?blur=1) says why it
-// cannot, in a banner, and sends its camera as it is: not black, not frozen.
+// cannot, in a banner, and sends its camera as it is: not black, not frozen; the pre-join screen says it under
+// its box.
 func TestBrowserBlurFallback(t *testing.T) {
 	exe := chromiumPath(t)
 	n := startTestNode(t, segmentationOption(t.TempDir()), func(c *config) { c.Dev = true })
@@ -340,6 +341,15 @@ func TestBrowserBlurFallback(t *testing.T) {
 	if st := evalJS[string](t, tab, "button", `document.getElementById('btn-blur').getAttribute('aria-pressed')`); st != "false" {
 		t.Errorf("the blur button's aria-pressed is %q after the fallback", st)
 	}
+
+	// The pre-join screen says it before joining, under its box.
+	if err := chromedp.Do(tab, chromedp.Navigate(n.baseURL()+"/room/nomodel?name=Bo&res=720&simulcast=0&prejoin=1&blur=1")); err != nil {
+		t.Fatal(err)
+	}
+	waitJSShowing(t, tab, 30*time.Second, "the pre-join screen's note that blur is unavailable",
+		`window.sfu.prejoin.shown && document.getElementById('prejoin-blur').checked && !document.getElementById('prejoin-blur-note').hidden &&
+		document.getElementById('prejoin-blur-note').textContent.includes('segmentation model')`,
+		`document.getElementById('prejoin-blur-note').textContent`)
 }
 
 // BenchmarkBrowserBlur measures what background blur costs on this machine: a page sends its 1280x720 camera (the
