@@ -197,7 +197,7 @@ func framesFlow(t *testing.T, tab context.Context, what string) {
 	waitJSShowing(t, tab, 20*time.Second, what, fmt.Sprintf(`window.sfu.blur.frames > %d + 10`, before), `window.sfu.blur`)
 }
 
-// TestBrowserBlur: the pre-join screen's box turns background blur on: the page then sends its camera with the
+// TestBrowserBlur: the pre-join screen's box turns background blur on (its preview shows it): the page then sends its camera with the
 // background (a checkerboard) blurred and the person (face and striped shirt) as sharp as the camera shows them,
 // frames flowing; the meeting's button turns it off (the background sent as the camera shows it) and on again.
 // The server sees one camera track throughout (replaceTrack, no new offer).
@@ -217,7 +217,11 @@ func TestBrowserBlur(t *testing.T) {
 	if evalJS[bool](t, tab, "the box", `document.getElementById('prejoin-blur').checked`) {
 		t.Fatal("the blur box is ticked on a first visit")
 	}
-	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("prejoin-blur")), chromedp.Click(chromedp.ID("prejoin-join"))); err != nil {
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("prejoin-blur"))); err != nil {
+		t.Fatal(err)
+	}
+	waitJSShowing(t, tab, 30*time.Second, "the preview blurred", `window.sfu.prejoin.blurred`, `window.sfu.prejoin`)
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("prejoin-join"))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, tab, 30*time.Second, "joined", `window.sfu.state === 'joined'`)

@@ -22,7 +22,7 @@ import { $, hideBanner, showBanner } from './ui.js';
 export const BLUR_STORAGE_KEY = 'sfu.blur';
 export const MODEL_BASE = '/static/vendor/segmentation/';
 const MODEL_SCRIPT = 'selfie_segmentation.js';
-const MODEL_LOAD_TIMEOUT_MS = 15000; // the model loads in a second or two here; past this blur gives up
+const MODEL_LOAD_TIMEOUT_MS = 30000; // the model loads in a second or two (on a busy machine, ten); past this blur gives up
 const SEG_WIDTH = 256; // the landscape model's input: the frame is scaled down to it
 const SEG_HEIGHT = 144;
 // The background is blurred by halving the frame this many times (each step averages 2x2 pixels: a box filter)
@@ -237,6 +237,22 @@ export async function cameraTrack(camera) {
   } catch (err) {
     fallBack(err);
     return camera;
+  }
+}
+
+/**
+ * blurPreview blurs the pre-join screen's preview: a pipeline on a clone of camera, whose output the preview shows;
+ * stop(false) ends it and the clone.
+ * @param {MediaStreamTrack} camera
+ * @returns {Promise<BlurPipeline>}
+ */
+export async function blurPreview(camera) {
+  const clone = camera.clone();
+  try {
+    return await startPipeline(clone);
+  } catch (err) {
+    clone.stop();
+    throw err;
   }
 }
 
@@ -468,8 +484,10 @@ function canvas2d(w, h) {
 }
 
 /**
- * startPipeline loads the model (once) and starts blurring source. The pipeline owns source from then on: when
- * its output is stopped, it stops source too (turning blur off takes source back: stop(true)).
+ * startPipeline loads the model (once), starts blurring source and resolves once the first blurred frame is out
+ * (so that the track it puts in the camera's place never stalls while the model finds the person). The pipeline
+ * owns source from then on: when its output is stopped, it stops source too (turning blur off takes source back:
+ * stop(true)). When it fails, source is left as it was.
  * @param {MediaStreamTrack} source the camera
  * @returns {Promise<BlurPipeline>}
  */
@@ -477,6 +495,12 @@ async function startPipeline(source) {
   const segmenter = await loadModel();
   const pipe = new BlurPipeline(source, segmenter);
   pipe.run();
+  try {
+    await withTimeout(pipe.ready, MODEL_LOAD_TIMEOUT_MS);
+  } catch (err) {
+    pipe.stop(true);
+    throw err;
+  }
   return pipe;
 }
 
@@ -528,6 +552,15 @@ export class BlurPipeline {
     this.costs = [];
     this.frames = 0;
     this.totalMs = 0; // processing time of all its frames
+    /** @type {(v?: unknown) => void} */
+    let resolve = () => {};
+    /** @type {(err: unknown) => void} */
+    let reject = () => {};
+    /** @type {Promise<unknown>} settled by the first frame out (or the loop's end before it) */
+    this.ready = new Promise((res, rej) => { resolve = res; reject = rej; });
+    this.ready.catch(() => {});
+    this.readyResolve = resolve;
+    this.readyReject = reject;
     app.blur.pipelines.add(this);
   }
 
@@ -568,6 +601,7 @@ export class BlurPipeline {
       failed = err;
     }
     writer.close().catch(() => {});
+    this.readyReject(failed || new BlurError('blur.failed', 'the camera ended'));
     if (this.stopped) return; // stopped by its owner, who said what becomes of the camera
     if (failed && !this.ended()) {
       // A failure mid-way (a lost WebGL context...): the camera goes back as it is, never a frozen picture.
@@ -670,6 +704,7 @@ export class BlurPipeline {
     this.outTimes.push(now);
     this.costs.push(now - start);
     this.totalMs += now - start;
+    if (this.frames === 1) this.readyResolve();
     if (this.outTimes.length > STATS_FRAMES) this.outTimes.shift();
     if (this.costs.length > STATS_FRAMES) this.costs.shift();
     if (this.frames % STATS_EVERY === 0 || this.frames === 1) renderBlur();

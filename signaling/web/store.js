@@ -141,8 +141,9 @@ export const hook = { // functions are set by main.js (expose)
   // Our camera and microphone: 'on', 'off' (muted) or 'none' (see renderLocal).
   local: { mic: 'none', cam: 'none' },
   // The pre-join screen (prejoin.js): shown while it is up; level is the microphone's level now (0..1), peak the
-  // highest since it showed. joined once Join was pressed (or the screen was skipped: skipped true).
-  prejoin: { shown: false, skipped: false, joined: false, level: 0, peak: 0 },
+  // highest since it showed. joined once Join was pressed (or the screen was skipped: skipped true). blurred: the
+  // preview shows the camera with its background blurred (blur.js).
+  prejoin: { shown: false, skipped: false, joined: false, level: 0, peak: 0, blurred: false },
   // Devices (devices.js): the chosen deviceIds ('' default) and the switches made in the meeting (replaceTrack).
   devices: { camera: '', microphone: '', speaker: '', switches: 0, sinkSupported: false },
   switchDevice: null, // (kind: 'videoinput'|'audioinput'|'audiooutput', deviceId) => Promise<boolean>
