@@ -312,17 +312,19 @@ function loadScript(src) {
 }
 
 /**
- * withTimeout rejects with a timeout error when p has not settled after ms.
+ * withTimeout rejects with a timeout error when p has not settled after ms (why: the catalogue key of what took
+ * too long).
  * @template T
  * @param {Promise<T>} p
  * @param {number} ms
+ * @param {string} why
  * @returns {Promise<T>}
  */
-function withTimeout(p, ms) {
+function withTimeout(p, ms, why) {
   /** @type {any} */
   let timer;
   const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new BlurError('blur.failed', t('blur.timeout'))), ms);
+    timer = setTimeout(() => reject(new BlurError('blur.failed', t(why))), ms);
   });
   return /** @type {Promise<T>} */ (Promise.race([p, late]).finally(() => clearTimeout(timer)));
 }
@@ -460,7 +462,7 @@ async function loadModelNow() {
   const solution = new w.SelfieSegmentation({ locateFile: (/** @type {string} */ file) => MODEL_BASE + file });
   solution.setOptions({ modelSelection: 1 }); // the landscape model (256x144): video is wider than tall
   try {
-    await withTimeout(solution.initialize(), MODEL_LOAD_TIMEOUT_MS);
+    await withTimeout(solution.initialize(), MODEL_LOAD_TIMEOUT_MS, 'blur.timeout');
   } catch (err) {
     solution.close().catch(() => {});
     throw err instanceof BlurError ? err : new BlurError('blur.failed', String((err && err.message) || err));
@@ -496,7 +498,7 @@ async function startPipeline(source) {
   const pipe = new BlurPipeline(source, segmenter);
   pipe.run();
   try {
-    await withTimeout(pipe.ready, MODEL_LOAD_TIMEOUT_MS);
+    await withTimeout(pipe.ready, MODEL_LOAD_TIMEOUT_MS, 'blur.slow');
   } catch (err) {
     pipe.stop(true);
     throw err;

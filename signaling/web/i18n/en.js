@@ -280,4 +280,5 @@ export default {
   'blur.noModel': 'Background blur is unavailable: this server does not offer its segmentation model. Your camera is sent as it is.',
   'blur.failed': 'Background blur stopped ({detail}): your camera is sent as it is.',
   'blur.timeout': 'the model took too long to load',
+  'blur.slow': 'the first blurred frame took too long',
 };

@@ -280,4 +280,5 @@ export default {
   'blur.noModel': '无法使用背景虚化：此服务器未提供人像分割模型。你的视频将按原样发送。',
   'blur.failed': '背景虚化已停止（{detail}）：你的视频将按原样发送。',
   'blur.timeout': '模型加载时间过长',
+  'blur.slow': '第一帧虚化画面处理时间过长',
 };

@@ -280,4 +280,5 @@ export default {
   'blur.noModel': '無法使用背景模糊：此伺服器沒有提供人像分割模型。你的視像會原樣傳送。',
   'blur.failed': '背景模糊已停止（{detail}）：你的視像會原樣傳送。',
   'blur.timeout': '模型載入時間過長',
+  'blur.slow': '第一格模糊畫面處理時間過長',
 };
