@@ -199,8 +199,8 @@ func framesFlow(t *testing.T, tab context.Context, what string) {
 
 // TestBrowserBlur: the pre-join screen's box turns background blur on (its preview shows it): the page then sends its camera with the
 // background (a checkerboard) blurred and the person (face and striped shirt) as sharp as the camera shows them,
-// frames flowing; the meeting's button turns it off (the background sent as the camera shows it) and on again.
-// The server sees one camera track throughout (replaceTrack, no new offer).
+// frames flowing, which a viewer decodes; the meeting's button turns it off (the background sent as the camera
+// shows it) and on again. The server sees one camera track throughout (replaceTrack, no new offer).
 func TestBrowserBlur(t *testing.T) {
 	exe := chromiumPath(t)
 	n := startDevNode(t)
@@ -231,6 +231,13 @@ func TestBrowserBlur(t *testing.T) {
 	if st := evalJS[string](t, tab, "button", `document.getElementById('btn-blur').getAttribute('aria-pressed')`); st != "true" {
 		t.Errorf("the blur button's aria-pressed is %q with blur on", st)
 	}
+
+	// What the server forwards plays at the other end: a viewer decodes the blurred camera, frames flowing.
+	viewer := openPage(t, ctx, exe, n.baseURL()+"/room/blur?name=Viewer&publish=0")
+	st, _ := waitStats(t, viewer, "viewer", 30*time.Second, "the blurred camera decoded", func(st pageStats) bool { return st.maxVideo().FramesDecoded > 0 })
+	waitStats(t, viewer, "viewer", 30*time.Second, "more frames decoded", func(s pageStats) bool {
+		return s.maxVideo().FramesDecoded > st.maxVideo().FramesDecoded+30
+	})
 
 	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("btn-blur"))); err != nil {
 		t.Fatal(err)
