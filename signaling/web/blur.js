@@ -534,6 +534,9 @@ export class BlurPipeline {
     this.maskCtx = canvas2d(SEG_WIDTH, SEG_HEIGHT); // the last mask: alpha is the person
     this.mask = this.maskCtx.canvas;
     this.hasMask = false;
+    this.maskChanged = false; // a new mask came, which fullMask does not show yet
+    /** @type {OffscreenCanvasRenderingContext2D | null} the mask at the frame's size */
+    this.fullMask = null;
     /** @type {Promise<void> | null} the model's work on a frame, while it runs */
     this.segRunning = null;
     /** @type {any} why the model failed (null: it did not) */
@@ -638,6 +641,8 @@ export class BlurPipeline {
       this.output.width = w;
       this.output.height = h;
       this.frameData = new ImageData(w, h);
+      this.fullMask = canvas2d(w, h);
+      this.maskChanged = this.hasMask;
       this.steps = [];
       for (let i = 1; i <= BACKGROUND_HALVINGS; i++) {
         this.steps.push(canvas2d(Math.max(1, Math.round(w / 2 ** i)), Math.max(1, Math.round(h / 2 ** i))));
@@ -675,6 +680,7 @@ export class BlurPipeline {
       this.segRunning = this.segmenter.mask(this.segInput, (mask) => {
         this.maskCtx.putImageData(mask, 0, 0);
         this.hasMask = true;
+        this.maskChanged = true;
       }).catch((err) => { this.segFailed = err; }).finally(() => {
         this.segRunning = null;
         this.segTook = performance.now() - now;
@@ -682,8 +688,15 @@ export class BlurPipeline {
     }
     if (!this.hasMask) await this.segRunning;
     if (this.segFailed) throw this.segFailed;
+    if (this.maskChanged) {
+      // The mask scaled up smoothly (a soft edge), once per mask rather than once per frame: it costs the most.
+      const full = /** @type {OffscreenCanvasRenderingContext2D} */ (this.fullMask);
+      full.globalCompositeOperation = 'copy';
+      full.drawImage(this.mask, 0, 0, w, h);
+      this.maskChanged = false;
+    }
     o.globalCompositeOperation = 'destination-in';
-    o.drawImage(this.mask, 0, 0, w, h); // the person only (the mask scaled up smoothly: a soft edge)
+    o.drawImage(/** @type {OffscreenCanvasRenderingContext2D} */ (this.fullMask).canvas, 0, 0); // the person only
     o.globalCompositeOperation = 'destination-over';
     o.drawImage(from, 0, 0, w, h); // the blurred frame behind
     o.globalCompositeOperation = 'source-over';
