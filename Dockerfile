@@ -1,6 +1,6 @@
 # The sfu node's image: `make image` builds it (docker build -t edge-sfu .). Three stages: RNNoise's WebAssembly
-# files from npm, the binary built with cgo, and a Debian slim runtime with the libraries, models and files it
-# loads. The apt packages here are the Makefile's (deps-audio, deps-captions): a test (cmd/sfu/docker_test.go)
+# files and the background blur's segmentation model from npm, the binary built with cgo, and a Debian slim runtime
+# with the libraries, models and files it loads. The apt packages here are the Makefile's (deps-audio, deps-captions): a test (cmd/sfu/docker_test.go)
 # keeps them in step.
 #
 #   docker run --rm -e SFU_SECRET=... -p 7880:7880 -p 7882:7882/udp -p 7881:7881 \
@@ -12,11 +12,12 @@
 # Debian 12, as the Makefile's machines: its PocketSphinx (0.8, with sphinxbase) is the one the cgo binding builds on.
 ARG DEBIAN=bookworm
 
-# --- RNNoise: the npm package @echogarden/rnnoise-wasm, pinned by package-lock.json ---------------------------------
+# --- npm: RNNoise (@echogarden/rnnoise-wasm) and the blur's model (@mediapipe/selfie_segmentation), pinned by
+# package-lock.json ---------------------------------------------------------------------------------------------------
 FROM node:22-${DEBIAN}-slim AS npm
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund  # not the type checker: the image needs RNNoise only
+RUN npm ci --omit=dev --no-audit --no-fund  # not the type checker: the image needs the run-time packages only
 
 # --- Build: Go with cgo (libopus, speexdsp, PocketSphinx, OpenCC), the Makefile's -dev packages ---------------------
 FROM golang:1.26-${DEBIAN} AS build
@@ -44,6 +45,8 @@ RUN useradd --system --home-dir /var/lib/sfu --no-create-home --shell /usr/sbin/
  && install -d -o sfu -g sfu -m 0750 /var/lib/sfu
 COPY --from=build /out/sfu /usr/local/bin/sfu
 COPY --from=npm /src/node_modules/@echogarden/rnnoise-wasm /usr/local/share/sfu/rnnoise-wasm
+# The background blur's segmentation model, which the node serves to the browser client (../share/sfu beside it).
+COPY --from=npm /src/node_modules/@mediapipe/selfie_segmentation /usr/local/share/sfu/selfie_segmentation
 # The sample, every flag at its default, as the config; mount your own over it. In a container the metrics
 # listener must be reachable from outside the container's loopback: publish it to the monitoring network only.
 COPY sfu.sample.yaml /etc/sfu/sfu.yaml

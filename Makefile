@@ -95,10 +95,12 @@ deps-captions:
 		$(APT) update -q && $(APT) install -y -q $(CAPTION_PKGS); \
 	fi
 
-# npm packages whose files the server loads at run time (RNNoise's WebAssembly build), and the type checker of the
-# browser client (a dev dependency), pinned by package-lock.json.
+# npm packages whose files the server loads or serves at run time (RNNoise's WebAssembly build; the background
+# blur's segmentation model, script and WebAssembly for the browser client), and the type checker of the browser
+# client (a dev dependency), pinned by package-lock.json.
 deps-npm:
-	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ] || [ ! -x node_modules/.bin/tsc ]; then \
+	@if [ ! -f node_modules/@echogarden/rnnoise-wasm/rnnoise.wasm ] || [ ! -x node_modules/.bin/tsc ] || \
+		[ ! -f node_modules/@mediapipe/selfie_segmentation/selfie_segmentation_landscape.tflite ]; then \
 		command -v npm >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q nodejs npm; }; \
 		npm ci --no-audit --no-fund; \
 	fi

@@ -6,8 +6,10 @@ import "net/http"
 // own script and style sheet (no inline code, no eval; workers only from this node: end-to-end encryption's
 // frame transforms run in one, e2ee-worker.js), open WebSockets to this node or, in a
 // cluster, to another node of the region (hence ws: and wss:), show media from MediaStreams and save the
-// transcript through a blob: link; nothing may frame them.
-const pagePolicy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; " +
+// transcript through a blob: link; nothing may frame them. 'wasm-unsafe-eval' lets them compile WebAssembly (the
+// background blur's segmentation model, served by this node under SegmentationPath): it allows no eval of
+// JavaScript.
+const pagePolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' ws: wss:; " +
 	"img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self'; object-src 'none'; base-uri 'none'; " +
 	"form-action 'self'; frame-ancestors 'none'"
 

@@ -72,6 +72,9 @@ type Config struct {
 	BodyTimeout time.Duration
 	// Region and NodeID name this node in the server API's answers when it has no Placement (which names it).
 	Region, NodeID string
+	// Segmentation holds the files of the background-blur model the browser client loads (the npm package
+	// @mediapipe/selfie_segmentation), served under SegmentationPath; nil: background blur is unavailable.
+	Segmentation fs.FS
 	// Ready, when set, says why the node takes no new participants now (draining, its cluster store unreachable),
 	// nil when it does: GET /readyz answers 503 with the reason, or 200.
 	Ready func() error
@@ -187,6 +190,7 @@ func NewServer(s *sfu.SFU, cfg Config) *Server {
 	srv.mux.Handle("GET /{$}", withPageHeaders(srv.page(static, "index.html")))
 	srv.mux.Handle("GET /room/{room}", withPageHeaders(srv.roomPage(static)))
 	srv.mux.Handle("GET /static/", withPageHeaders(http.StripPrefix("/static/", http.FileServerFS(static))))
+	srv.routeSegmentation(cfg.Segmentation)
 	srv.mux.HandleFunc("GET /ws", srv.serveWS)
 	srv.mux.HandleFunc("GET /transcript/{room}", srv.serveTranscript)
 	srv.routeWHIP()

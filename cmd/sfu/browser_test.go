@@ -16,7 +16,7 @@ import (
 )
 
 // chromiumPath finds Debian's Chromium; `make test` installs it.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
 		if p == "" {
@@ -35,6 +35,12 @@ func chromiumPath(t *testing.T) string {
 
 // newBrowser starts one headless Chromium with a fake camera and microphone.
 func newBrowser(t *testing.T, ctx context.Context, exe string) context.Context {
+	t.Helper()
+	return newBrowserWith(t, ctx, exe)
+}
+
+// newBrowserWith is newBrowser with more options, which win over its own (e.g. a fake camera playing a file).
+func newBrowserWith(t testing.TB, ctx context.Context, exe string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(exe),
@@ -60,6 +66,7 @@ func newBrowser(t *testing.T, ctx context.Context, exe string) context.Context {
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
@@ -305,7 +312,7 @@ func TestBrowserScreenShare(t *testing.T) {
 
 // evalJS evaluates js on the page (awaiting a promise) and fails the test on error, saying what it was doing
 // ("": the script itself).
-func evalJS[T any](t *testing.T, tab context.Context, what, js string) T {
+func evalJS[T any](t testing.TB, tab context.Context, what, js string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 	if err != nil {

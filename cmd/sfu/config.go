@@ -50,6 +50,7 @@ type config struct {
 	AudioProcessors    []string // the denoise chain
 	audioProcessorsSet bool     // given by the operator, not the default
 	RNNoiseDir         string   // empty: found (findRNNoise)
+	SegmentationDir    string   // the background blur's model for the browser client; empty: found (segmentationDir)
 	RoomConfig         string
 	Rooms              *roomConfig // room settings of the -config file; nil: none, or -room-config's
 
@@ -135,6 +136,7 @@ func newConfigFlags(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.SFUBudget, "sfu-latency-budget", sfu.DefaultSFUBudget, "the SFU's share: packets that would leave later than this after arriving are dropped (negative: no limit)")
 	fs.StringVar(&processors, "audio-processors", "speex", "comma-separated processors that denoise runs on a microphone track, in order: speex (speexdsp, about 0.1 ms of CPU per 20 ms), rnnoise (RNNoise in WebAssembly, about 1 ms)")
 	fs.StringVar(&c.RNNoiseDir, "rnnoise-dir", "", "folder of the npm package @echogarden/rnnoise-wasm; a folder given must hold it (default: the first that does of ../share/sfu/rnnoise-wasm beside the executable, as in the image, and node_modules/@echogarden/rnnoise-wasm of the source tree the binary was built from, where make deps installs it)")
+	fs.StringVar(&c.SegmentationDir, "segmentation-dir", "", "folder of the npm package "+segmentationPackage+", the segmentation model the browser client's background blur loads from this node; without its files blur is unavailable and the node says so in its log (default: the first that holds them of ../share/sfu/selfie_segmentation beside the executable, as in the image, and node_modules/"+segmentationPackage+" of the source tree the binary was built from, where make deps installs it)")
 	fs.StringVar(&c.RoomConfig, "room-config", "", `JSON file of room settings: {"default": {"denoise": false}, "rooms": {"name": {"denoise": true, "processors": ["speex"], "e2ee": false, "max_participants": 1000, "max_audio_streams": 3}}}`)
 	fs.StringVar(&c.Captions, "captions", "pocketsphinx", "speech recognizer for live captions: pocketsphinx (built in, English), vosk, whisper (whisper.cpp server), openai (OpenAI-compatible /v1/audio/transcriptions), off")
 	fs.StringVar(&c.CaptionsURL, "captions-url", "", "the recognizer server's URL (vosk: ws://host:2700; whisper, openai: http://host:port)")

@@ -34,7 +34,7 @@ const (
 // isPathFlag says whether a flag names a file or folder, which a config file gives relative to its own folder.
 func isPathFlag(name string) bool {
 	switch name {
-	case "audit-dir", "rnnoise-dir", "room-config", "tls-cert", "tls-key", "captions-grammar":
+	case "audit-dir", "rnnoise-dir", "segmentation-dir", "room-config", "tls-cert", "tls-key", "captions-grammar":
 		return true
 	}
 	return false

@@ -188,19 +188,24 @@ func TestDockerfile(t *testing.T) {
 	}
 
 	final := stages[len(stages)-1]
-	var exe, rnnoise, conf string
+	var exe, rnnoise, segmentation, conf string
 	for _, c := range final.copies() {
 		switch {
 		case c.from != "" && strings.HasSuffix(c.dst, "/sfu"):
 			exe = c.dst
 		case strings.HasSuffix(c.src[0], "rnnoise-wasm"):
 			rnnoise = c.dst
+		case strings.HasSuffix(c.src[0], segmentationPackage):
+			segmentation = c.dst
 		case c.src[0] == "sfu.sample.yaml":
 			conf = c.dst
 		}
 	}
 	if exe == "" || rnnoise != filepath.Join(filepath.Dir(exe), "..", "share", "sfu", "rnnoise-wasm") {
 		t.Errorf("the binary %q would not find RNNoise at %q (findRNNoise looks in ../share/sfu/rnnoise-wasm beside it)", exe, rnnoise)
+	}
+	if exe == "" || segmentation != filepath.Join(filepath.Dir(exe), "..", "share", "sfu", "selfie_segmentation") {
+		t.Errorf("the binary %q would not find the blur's segmentation model at %q (segmentationDir looks in ../share/sfu/selfie_segmentation beside it)", exe, segmentation)
 	}
 	var user, entry, health string
 	for _, in := range final.instr {

@@ -232,6 +232,12 @@ func startNode(cfg config) (_ *node, err error) {
 	if mint != nil {
 		sigCfg.ICEServers = mint.ICEServersUntil
 	}
+	if dir, why := segmentationDir(cfg.SegmentationDir); why != nil {
+		log.Warn("background blur is unavailable: the node has no segmentation model to serve", zap.Error(why))
+	} else {
+		sigCfg.Segmentation = os.DirFS(dir)
+		log.Info("background blur: serving the segmentation model", zap.String("dir", dir))
+	}
 	sigCfg.Transcripts = captioner
 
 	ln, err := net.Listen("tcp", cfg.Addr)

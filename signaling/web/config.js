@@ -67,8 +67,9 @@ export const VIDEO_SIZES = {
 //   ?name= joins at once as it always has, DESIGN.md)
 //   &view=speaker|grid (speaker view: a stage and a strip; grid view: all tiles equal; default: the one picked
 //   before, else speaker; see stage.js)
+//   &blur=1|0 (background blur of our camera on or off from the start; default: the one picked before; blur.js)
 // and in the fragment, which the browser never sends to the server: #e2ee=PASSPHRASE (end-to-end encryption with
-// that passphrase, URL-encoded; see e2ee.js; a room created as E2EE asks for it when the address has none)
+// that passphrase, URL-encoded; see e2ee.js; an E2EE room asks for it when the address has none)
 // ---------------------------------------------------------------------------------------------------------
 
 export function readConfig() {
@@ -117,6 +118,7 @@ export function readConfig() {
       (params.get('prejoin') === '1' || (params.get('prejoin') !== '0' && !nameGiven)),
     view: parseViewParam(params.get('view')),
     e2ee: parseE2EEFragment(location.hash),
+    blur: parseSwitchParam(params.get('blur')),
   };
 }
 
@@ -163,6 +165,15 @@ export function parseCaptionsParam(value) {
 export function parseViewParam(value) {
   const v = String(value || '').trim().toLowerCase();
   return v === 'grid' || v === 'speaker' ? v : '';
+}
+
+// parseSwitchParam reads an on/off parameter (?blur=): null when absent or neither, else true or false.
+/** @param {string | null} value @returns {boolean | null} */
+export function parseSwitchParam(value) {
+  const v = String(value === null ? '' : value).trim().toLowerCase();
+  if (['1', 'on', 'true', 'yes'].includes(v)) return true;
+  if (['0', 'off', 'false', 'no'].includes(v)) return false;
+  return null;
 }
 
 // parseDenoiseParam reads ?denoise=: null when absent, else the choice {enabled, engine} it asks for. An engine

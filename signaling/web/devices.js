@@ -4,6 +4,7 @@
 // new offer (RTCRtpSender.replaceTrack through Session.replaceTrack; setSinkId on every media element for the
 // speaker). The meeting's "Devices" button opens a dialog with the same three selects as the pre-join screen.
 
+import { cameraTrack } from './blur.js';
 import { t } from './i18n.js';
 import { audioConstraints, describeMediaError, localTrack, renderLocal, videoConstraints } from './media.js';
 import { app, expose, hook } from './store.js';
@@ -175,6 +176,7 @@ export async function switchDevice(kind, deviceId) {
     return false;
   }
   if (!track) return false;
+  if (mediaKind === 'video') track = await cameraTrack(track); // blurred, with background blur on (blur.js)
   if (app.stopped || localTrack(mediaKind) !== old) {
     track.stop(); // the page ended, or another switch won meanwhile
     return false;

@@ -3,6 +3,7 @@
 // Everything it needs is imported up front (no dynamic import): after a failover the node that served the
 // page may be gone.
 
+import { blurStream, setupBlur, wireBlurButton } from './blur.js';
 import {
   downloadTranscript, loadCaptionsChoice, setCaptions, setCaptionsState, setupCaptions, transcript,
 } from './captions.js';
@@ -44,6 +45,7 @@ export function setupPage() {
   $('btn-screen').addEventListener('click', toggleScreen);
   $('btn-stats').addEventListener('click', toggleStats);
   $('btn-denoise').addEventListener('click', toggleDenoise);
+  wireBlurButton();
   $('btn-leave').addEventListener('click', leave);
   $('btn-lock').addEventListener('click', toggleRoomLock);
   $('btn-end').addEventListener('click', endForEveryone);
@@ -83,6 +85,7 @@ export async function main() {
   app.denoise.choice = config.denoise || loadDenoiseChoice();
   setDenoiseState();
   app.captions.choice = config.captions !== null ? config.captions : loadCaptionsChoice();
+  setupBlur(); // before the pre-join screen, which shows the choice
   // The pre-join screen first (unless the address skips it): the name, devices and camera/microphone off.
   const choice = config.room ? await runPrejoin() : null;
   if (choice) useName(choice.name);
@@ -105,7 +108,7 @@ export async function main() {
       }
     }
     return stream;
-  });
+  }).then(blurStream); // with background blur on, the camera is blurred before anything shows or sends it
   showLocalMedia();
   setupDevices(choice || {});
   setupShortcuts();

@@ -1,6 +1,7 @@
 // @ts-check
 // Local media: camera and microphone (with their buttons), and our screen share.
 
+import { renderBlur } from './blur.js';
 import { renderCaptions } from './captions.js';
 import { SCREEN_CONSTRAINTS, VIDEO_SIZES, config } from './config.js';
 import { renderDenoise } from './denoise.js';
@@ -125,6 +126,7 @@ export function renderLocal() {
   $('btn-stats').setAttribute('aria-pressed', String(app.statsOn));
   $('btn-leave').disabled = app.stopped;
   renderDenoise();
+  renderBlur();
   renderCaptions();
   renderHostControls();
 }

@@ -4,6 +4,7 @@
 // join with the camera or the microphone off. Join remembers the choices (devices.js) and hands them to main.js,
 // which starts the meeting with them. ?prejoin=0 (and ?publish=0: nothing to preview) skips the screen.
 
+import { BlurError, blurPreview, loadModel, rememberBlur } from './blur.js';
 import { config } from './config.js';
 import {
   fillSelect, listDevices, loadChoices, saveChoices, setSpeaker, sinkSupported, trackDevice,
@@ -23,7 +24,7 @@ const MAX_NAME_LENGTH = 64;
 /** @param {string} id @returns {any} */
 const byId = (id) => document.getElementById(id);
 
-/** @param {Partial<{shown: boolean, skipped: boolean, joined: boolean, level: number, peak: number}>} patch */
+/** @param {Partial<{shown: boolean, skipped: boolean, joined: boolean, level: number, peak: number, blurred: boolean}>} patch */
 function exposePrejoin(patch) {
   expose({ prejoin: { ...hook.prejoin, ...patch } });
 }
@@ -97,6 +98,19 @@ class PrejoinScreen {
     this.micSelect.addEventListener('change', () => this.startTrack('audio', this.micSelect.value));
     this.speakerSelect.addEventListener('change', () => setSpeaker(this.speakerSelect.value));
     this.camOff.addEventListener('change', () => this.renderCamOff());
+    // Background blur (blur.js): the choice is remembered at once; turned on, the model loads now, so that a
+    // browser or node that cannot blur says so before joining.
+    this.blur = /** @type {HTMLInputElement} */ (byId('prejoin-blur'));
+    this.blur.checked = app.blur.choice;
+    /** @type {import('./blur.js').BlurPipeline | null} the preview's blur, while it runs */
+    this.previewBlur = null;
+    this.previewSeq = 0;
+    this.blur.addEventListener('change', () => {
+      rememberBlur(this.blur.checked);
+      this.checkBlur();
+      this.showPreview();
+    });
+    this.checkBlur();
     // A browser may start the AudioContext suspended until the page is used.
     const resume = () => this.audioCtx && this.audioCtx.resume().catch(() => {});
     this.section.addEventListener('pointerdown', resume);
@@ -184,8 +198,7 @@ class PrejoinScreen {
     }
     this.stream.addTrack(track);
     if (track.kind === 'video') {
-      this.video.srcObject = this.stream;
-      this.video.play().catch(() => {});
+      this.showPreview();
     } else {
       this.startMeter(track);
     }
@@ -232,6 +245,48 @@ class PrejoinScreen {
     note.textContent = t(hasCam ? 'prejoin.cameraOff' : this.starting ? 'prejoin.starting' : 'prejoin.noCamera');
   }
 
+  // showPreview shows the camera in the preview: as it is at once, then blurred (a pipeline of its own, on a clone
+  // of the camera) while the blur box is ticked and blur can run here.
+  async showPreview() {
+    const seq = ++this.previewSeq;
+    if (this.previewBlur) {
+      this.previewBlur.stop(false);
+      this.previewBlur = null;
+    }
+    this.video.srcObject = this.stream;
+    this.video.play().catch(() => {});
+    exposePrejoin({ blurred: false });
+    const cam = this.stream.getVideoTracks()[0];
+    if (!cam || !this.blur.checked || this.closed) return;
+    let pipe;
+    try {
+      pipe = await blurPreview(cam);
+    } catch (err) {
+      return; // checkBlur says why
+    }
+    if (seq !== this.previewSeq || this.closed) {
+      pipe.stop(false);
+      return;
+    }
+    this.previewBlur = pipe;
+    this.video.srcObject = new MediaStream([pipe.track]);
+    this.video.play().catch(() => {});
+    exposePrejoin({ blurred: true });
+  }
+
+  // checkBlur loads the blur model when blur is chosen, and says under the box why blur cannot run here.
+  checkBlur() {
+    const note = byId('prejoin-blur-note');
+    note.hidden = true;
+    if (!this.blur.checked) return;
+    loadModel().catch((/** @type {any} */ err) => {
+      if (this.closed || !this.blur.checked) return;
+      const e = err instanceof BlurError ? err : new BlurError('blur.failed', String(err && err.message));
+      note.textContent = t(e.code, { detail: e.detail });
+      note.hidden = false;
+    });
+  }
+
   /** @param {string} text */
   showError(text) {
     const el = byId('prejoin-error');
@@ -257,6 +312,9 @@ class PrejoinScreen {
     clearInterval(this.levelTimer);
     if (this.source) this.source.disconnect();
     if (this.audioCtx) this.audioCtx.close().catch(() => {});
+    this.previewSeq++;
+    if (this.previewBlur) this.previewBlur.stop(false);
+    this.previewBlur = null;
     for (const tr of this.stream.getTracks()) tr.stop();
     this.video.srcObject = null;
     if (navigator.mediaDevices && navigator.mediaDevices.removeEventListener) {

@@ -79,6 +79,11 @@ export const app = {
   people: { hands: [], open: false, admins: new Set() }, // admins: ids of the others that are administrators
   // End-to-end encryption (encryption.js): the page's E2EE (e2ee.js) once it has a passphrase, else null.
   e2ee: /** @type {import('./e2ee.js').E2EE | null} */ (null),
+  // Background blur (blur.js): what the user asked for (address, last choice, the buttons), the segmentation model
+  // (a Promise of it once asked for: loaded once per page), the pipelines running (each owns its loop) and the
+  // queue that applies the choice one change at a time.
+  blur: { choice: false, model: null, pipelines: new Set(),
+    queue: /** @type {Promise<unknown>} */ (Promise.resolve()), error: '', loading: false },
   busyTries: 0, // joins refused as busy since the last joined (on any socket: the server closes one that has
   // not joined within 10 s, and the page then tries on a new one)
 };
@@ -138,8 +143,9 @@ export const hook = { // functions are set by main.js (expose)
   // Our camera and microphone: 'on', 'off' (muted) or 'none' (see renderLocal).
   local: { mic: 'none', cam: 'none' },
   // The pre-join screen (prejoin.js): shown while it is up; level is the microphone's level now (0..1), peak the
-  // highest since it showed. joined once Join was pressed (or the screen was skipped: skipped true).
-  prejoin: { shown: false, skipped: false, joined: false, level: 0, peak: 0 },
+  // highest since it showed. joined once Join was pressed (or the screen was skipped: skipped true). blurred: the
+  // preview shows the camera with its background blurred (blur.js).
+  prejoin: { shown: false, skipped: false, joined: false, level: 0, peak: 0, blurred: false },
   // Devices (devices.js): the chosen deviceIds ('' default) and the switches made in the meeting (replaceTrack).
   devices: { camera: '', microphone: '', speaker: '', switches: 0, sinkSupported: false },
   switchDevice: null, // (kind: 'videoinput'|'audioinput'|'audiooutput', deviceId) => Promise<boolean>
@@ -163,6 +169,13 @@ export const hook = { // functions are set by main.js (expose)
   // sender's and receiver's frames sealed or opened (ok) and not (failed): [{id, pid, kind, side, state, ok, failed}].
   e2ee: { on: false, epoch: 0, sending: 0, members: 0, strangers: 0, leader: '', tiles: {}, samples: [], prompt: false,
     transforms: [] },
+  // Background blur (blur.js): requested (the user's choice), on (our camera is sent blurred now), loading (the
+  // model is being loaded), error (why blur fell back to none, '' if it did not), frames processed, fps (frames
+  // per second out of the pipeline), msPerFrame (average processing time a frame, the latency it adds; both over
+  // the last 30 frames), totalMs (processing time of all its frames).
+  blur: { requested: false, on: false, loading: false, error: '', frames: 0, fps: 0, msPerFrame: 0, totalMs: 0 },
+  setBlur: null, // (on) => Promise<boolean>: turns background blur on or off; resolves to whether it is on
+  sentVideo: null, // () => MediaStreamTrack | null: the camera track on the publish connection now (what is sent)
 };
 /** @type {any} */ (window).sfu = hook;
 

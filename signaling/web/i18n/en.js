@@ -285,4 +285,16 @@ export default {
   'e2ee.notEncryptedRoom': 'This room is not end-to-end encrypted, and the page was opened with a passphrase. Open it without the passphrase to join unencrypted.',
   'e2ee.unsupported': 'This browser cannot encrypt sound and video end to end. Use a recent version of Chrome, Edge, Firefox or Safari.',
   'e2ee.mismatch': 'Nobody here uses your passphrase: you cannot see or hear them, nor they you.',
+
+  // --- blur ---
+  'blur.button': 'Blur background',
+  'blur.prejoin': 'Blur my background',
+  'blur.titleOff': 'Blur your background: the others see you sharp over a blurred room',
+  'blur.titleOn': 'Your background is blurred: click to show it',
+  'blur.titleLoading': 'Starting background blur…',
+  'blur.unsupported': 'Background blur is unavailable in this browser (it lacks {detail}): your camera is sent as it is.',
+  'blur.noModel': 'Background blur is unavailable: this server does not offer its segmentation model. Your camera is sent as it is.',
+  'blur.failed': 'Background blur stopped ({detail}): your camera is sent as it is.',
+  'blur.timeout': 'the model took too long to load',
+  'blur.slow': 'the first blurred frame took too long',
 };

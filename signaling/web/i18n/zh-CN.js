@@ -285,4 +285,16 @@ export default {
   'e2ee.notEncryptedRoom': '此会议室未启用端到端加密，但你打开页面时附带了密码。请不带密码重新打开，以不加密方式加入。',
   'e2ee.unsupported': '此浏览器无法对声音和视频进行端到端加密。请使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
   'e2ee.mismatch': '这里没有人使用与你相同的密码：你无法看到或听到他们，他们也无法看到或听到你。',
+
+  // --- blur ---
+  'blur.button': '背景虚化',
+  'blur.prejoin': '虚化我的背景',
+  'blur.titleOff': '虚化你的背景：其他人会看到清晰的你和虚化的背景',
+  'blur.titleOn': '你的背景已虚化：点击显示背景',
+  'blur.titleLoading': '正在启动背景虚化…',
+  'blur.unsupported': '此浏览器无法使用背景虚化（缺少 {detail}）：你的视频将按原样发送。',
+  'blur.noModel': '无法使用背景虚化：此服务器未提供人像分割模型。你的视频将按原样发送。',
+  'blur.failed': '背景虚化已停止（{detail}）：你的视频将按原样发送。',
+  'blur.timeout': '模型加载时间过长',
+  'blur.slow': '第一帧虚化画面处理时间过长',
 };

@@ -285,4 +285,16 @@ export default {
   'e2ee.notEncryptedRoom': '此會議室沒有端對端加密，但你開啟頁面時附上了密碼。請不附密碼重新開啟，以不加密方式加入。',
   'e2ee.unsupported': '此瀏覽器無法為聲音和視像進行端對端加密。請使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
   'e2ee.mismatch': '這裏沒有人使用與你相同的密碼：你無法看到或聽到他們，他們也無法看到或聽到你。',
+
+  // --- blur ---
+  'blur.button': '背景模糊',
+  'blur.prejoin': '模糊我的背景',
+  'blur.titleOff': '模糊你的背景：其他人會看到清晰的你和模糊的背景',
+  'blur.titleOn': '你的背景已模糊：按一下顯示背景',
+  'blur.titleLoading': '正在啟動背景模糊…',
+  'blur.unsupported': '此瀏覽器無法使用背景模糊（缺少 {detail}）：你的視像會原樣傳送。',
+  'blur.noModel': '無法使用背景模糊：此伺服器沒有提供人像分割模型。你的視像會原樣傳送。',
+  'blur.failed': '背景模糊已停止（{detail}）：你的視像會原樣傳送。',
+  'blur.timeout': '模型載入時間過長',
+  'blur.slow': '第一格模糊畫面處理時間過長',
 };
