@@ -4,7 +4,8 @@
 // join with the camera or the microphone off. Join remembers the choices (devices.js) and hands them to main.js,
 // which starts the meeting with them. ?prejoin=0 (and ?publish=0: nothing to preview) skips the screen.
 
-import { BlurError, blurPreview, loadModel, rememberBlur } from './blur.js';
+import { blurPreview, loadModel, rememberBlur } from './blur.js';
+import { BlurError } from './segmentation.js';
 import { config } from './config.js';
 import {
   fillSelect, listDevices, loadChoices, saveChoices, setSpeaker, sinkSupported, trackDevice,
