@@ -314,7 +314,9 @@ func (r *Receiver) Forward(l int, read PacketReader) error {
 			continue // not RTP: ignore, as a hostile or broken publisher must not stop the track
 		}
 		pi.arrival = r.now()
-		r.layers[l].lastAt.Store(pi.arrival.UnixNano())
+		if at := pi.arrival.UnixNano(); at-r.layers[l].lastAt.Load() > int64(staleLayer/16) { // a write a tenth of a second, not a packet
+			r.layers[l].lastAt.Store(at)
+		}
 		if r.kind == webrtc.RTPCodecTypeVideo && len(pkt.Payload) > 0 {
 			r.layers[l].rtx.put(pkt.SequenceNumber, buf[:n])
 		}
