@@ -341,6 +341,15 @@ func TestBrowserE2EE(t *testing.T) {
 		t.Errorf("after a member left: %d frames under the new key, %d of them open with the passphrase's key; want 30 and 0", newer, opened)
 	}
 
+	// A screen share is sealed like the camera: Ben decodes it, its tile with a lock.
+	if !evalJS[bool](t, a, "share the screen", `window.sfu.shareScreen()`) {
+		t.Fatal("Ann's screen share did not start")
+	}
+	screen := receivedTrack(t, b, 30*time.Second, "video", "screen")
+	waitDecoded(t, b, 30*time.Second, screen.Received, "Ben decodes Ann's encrypted screen share", func(w, h int) bool { return w > 0 })
+	waitJS(t, b, 10*time.Second, "a lock on the screen tile", `[...document.querySelectorAll('.tile.screen')].some((el) =>
+		el.dataset.e2ee === 'ok' && getComputedStyle(el.querySelector('.e2ee-lock')).display !== 'none')`)
+
 	// DESIGN.md's contract: #e2ee= joins with end-to-end encryption, in a room no setting made E2EE too (its first
 	// participant decides); a room already plain refuses it rather than join unencrypted.
 	navigate := func(room, pass string) {

@@ -65,6 +65,7 @@ export function bindEncryption(s) {
     if (x) x.message(msg).then(renderHook);
   });
   s.on('track', ({ participantId }) => decorateParticipant(participantId));
+  s.on('track_published', (msg) => decorateParticipant(msg.participant_id)); // a screen share's tile, once placed
 }
 
 // onEncryptionRefused: the server refused our join for encryption. With a passphrase, the room is not E2EE: the
