@@ -365,3 +365,35 @@ func TestBrowserE2EE(t *testing.T) {
 	waitJSShowing(t, c, 30*time.Second, "Cat refused from a plain room, with the reason", `window.sfu.joinError === 'e2ee' &&
 		[...document.querySelectorAll('.banner')].some((b) => b.textContent.includes('not end-to-end encrypted'))`, `window.sfu.state`)
 }
+
+// TestBrowserLandingE2EE: a passphrase typed on the landing page goes into the meeting's address as its fragment
+// (never to the server), and the meeting joins encrypting: the room is end-to-end encrypted on the node.
+func TestBrowserLandingE2EE(t *testing.T) {
+	exe := chromiumPath(t)
+	n := startDevNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tab := newBrowser(t, ctx, exe)
+	if err := chromedp.Do(tab, chromedp.Navigate(n.baseURL()+"/")); err != nil {
+		t.Fatal(err)
+	}
+	for id, text := range map[string]string{"room": "secret-standup", "name": "Eve", "e2ee": "pass word"} {
+		if err := chromedp.Do(tab, chromedp.SendKeys(chromedp.ID(id), text)); err != nil {
+			t.Fatalf("type into #%s: %v", id, err)
+		}
+	}
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.CSS(`#join-form button[type="submit"]`))); err != nil {
+		t.Fatalf("press join: %v", err)
+	}
+	waitJS(t, tab, 20*time.Second, "the pre-join screen", `window.sfu && window.sfu.prejoin.shown`)
+	if got := evalJS[string](t, tab, "", `location.hash`); got != "#e2ee=pass%20word" {
+		t.Errorf("the meeting's fragment is %q, want #e2ee=pass%%20word", got)
+	}
+	if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("prejoin-join"))); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	waitJSShowing(t, tab, 30*time.Second, "joined encrypting", `window.sfu.state === 'joined' && window.sfu.e2ee.on`, e2eeStateJS)
+	if rm, err := n.sfu.Room("secret-standup"); err != nil || !rm.E2EE {
+		t.Errorf("the room on the node: %+v, %v; want end-to-end encrypted", rm, err)
+	}
+}

@@ -1,6 +1,7 @@
 // @ts-check
 // The landing page: its words in the page's language (i18n.js, with the same picker as the meeting), the last
-// used name filled in, and off to /room/{room}?name={name}&prejoin=1.
+// used name filled in, and off to /room/{room}?name={name}&prejoin=1, with #e2ee={passphrase} when one is typed
+// (a fragment: the browser never sends it to the server).
 
 import { chooseLanguage, setLanguage, setupLanguagePicker, translatePage } from './i18n.js';
 
@@ -11,6 +12,7 @@ setupLanguagePicker(/** @type {HTMLSelectElement} */ (document.getElementById('u
 const form = /** @type {HTMLFormElement} */ (document.getElementById('join-form'));
 const roomInput = /** @type {HTMLInputElement} */ (document.getElementById('room'));
 const nameInput = /** @type {HTMLInputElement} */ (document.getElementById('name'));
+const passInput = /** @type {HTMLInputElement} */ (document.getElementById('e2ee'));
 try {
   nameInput.value = localStorage.getItem('sfu.name') || '';
 } catch (e) {
@@ -28,5 +30,7 @@ form.addEventListener('submit', (ev) => {
   }
   // prejoin=1: a person who typed the room checks the camera and microphone before joining (a link with ?name=
   // alone joins at once).
-  location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name) + '&prejoin=1';
+  const pass = passInput.value;
+  location.href = '/room/' + encodeURIComponent(room) + '?name=' + encodeURIComponent(name) + '&prejoin=1' +
+    (pass ? '#e2ee=' + encodeURIComponent(pass) : '');
 });

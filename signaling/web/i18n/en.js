@@ -285,6 +285,8 @@ export default {
   'e2ee.notEncryptedRoom': 'This room is not end-to-end encrypted, and the page was opened with a passphrase. Open it without the passphrase to join unencrypted.',
   'e2ee.unsupported': 'This browser cannot encrypt sound and video end to end. Use a recent version of Chrome, Edge, Firefox or Safari.',
   'e2ee.mismatch': 'Nobody here uses your passphrase: you cannot see or hear them, nor they you.',
+  'e2ee.landingPassphrase': 'End-to-end encryption passphrase (optional)',
+  'e2ee.landingHint': 'Those who join with the same passphrase see and hear each other; the server cannot.',
 
   // --- blur ---
   'blur.button': 'Blur background',

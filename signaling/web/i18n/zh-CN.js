@@ -285,6 +285,8 @@ export default {
   'e2ee.notEncryptedRoom': '此会议室未启用端到端加密，但你打开页面时附带了密码。请不带密码重新打开，以不加密方式加入。',
   'e2ee.unsupported': '此浏览器无法对声音和视频进行端到端加密。请使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
   'e2ee.mismatch': '这里没有人使用与你相同的密码：你无法看到或听到他们，他们也无法看到或听到你。',
+  'e2ee.landingPassphrase': '端到端加密密码（可选）',
+  'e2ee.landingHint': '使用相同密码加入的人可以互相看到和听到，服务器却不能。',
 
   // --- blur ---
   'blur.button': '背景虚化',

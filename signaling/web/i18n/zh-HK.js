@@ -285,6 +285,8 @@ export default {
   'e2ee.notEncryptedRoom': '此會議室沒有端對端加密，但你開啟頁面時附上了密碼。請不附密碼重新開啟，以不加密方式加入。',
   'e2ee.unsupported': '此瀏覽器無法為聲音和視像進行端對端加密。請使用最新版本的 Chrome、Edge、Firefox 或 Safari。',
   'e2ee.mismatch': '這裏沒有人使用與你相同的密碼：你無法看到或聽到他們，他們也無法看到或聽到你。',
+  'e2ee.landingPassphrase': '端對端加密密碼（可選）',
+  'e2ee.landingHint': '以相同密碼加入的人可以互相看到和聽到，伺服器卻不能。',
 
   // --- blur ---
   'blur.button': '背景模糊',
