@@ -73,7 +73,7 @@ function hkdfKey(bytes) {
 /**
  * E2EE is one page's end-to-end encryption. Its events: 'state' {pid, kind, state} when a remote participant's
  * frames start or stop opening ('ok' or 'failed'); 'epoch' {epoch, sending} when a key epoch arrives or starts
- * being used; 'sample' from the worker (a test compares it with what the server forwards).
+ * being used; 'counts' when a transform's counts change.
  */
 export class E2EE {
   /**
@@ -109,7 +109,6 @@ export class E2EE {
     this.worker.postMessage({ type: 'key', index: 0, key: k.media0, send: true });
     /** @type {Map<string, {pid: string, kind: string, side: string, state: string, ok: number, failed: number}>} */
     this.transforms = new Map();
-    this.samples = /** @type {Array<{id: string, plain: number[], plainLength: number}>} */ ([]);
     this.nextId = 0;
     this.retryTimer = setInterval(() => this.retryFailed(), RETRY_FAILED_MS);
   }
@@ -194,11 +193,6 @@ export class E2EE {
   /** @param {any} m */
   fromWorker(m) {
     if (!m) return;
-    if (m.type === 'sample') {
-      this.samples.push({ id: m.id, plain: Array.from(m.plain), plainLength: m.plainLength });
-      this.emit('sample', {});
-      return;
-    }
     if (m.type !== 'state') return;
     const before = this.transforms.get(m.id);
     this.transforms.set(m.id, { pid: m.pid, kind: m.kind, side: m.side, state: m.state, ok: m.ok, failed: m.failed });

@@ -31,7 +31,6 @@ export async function startEncryption(passphrase, room) {
     renderHook();
   });
   e.on('epoch', () => renderHook());
-  e.on('sample', () => renderHook());
   e.on('counts', () => renderHook());
   $('e2ee-badge').hidden = false;
   renderHook();
@@ -166,7 +165,7 @@ function renderHook() {
   expose({
     e2ee: {
       on: true, epoch: e.epoch, sending: e.sending, members: e.members.size, strangers: e.strangers.size,
-      leader: e.self ? e.leader() : '', tiles, samples: e.samples.slice(0, 8), prompt: false,
+      leader: e.self ? e.leader() : '', tiles, prompt: false,
       transforms: [...e.transforms.entries()].map(([id, x]) => ({ id, ...x })),
     },
   });

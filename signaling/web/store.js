@@ -165,10 +165,9 @@ export const hook = { // functions are set by main.js (expose)
   // End-to-end encryption (encryption.js): on once the page encrypts; epoch is the newest key epoch held, sending
   // the one our frames are sealed with; members and strangers count the others whose passphrase matches ours or
   // not; leader is who sends new keys; tiles maps a participant id to how its frames open ('ok', 'failed', '');
-  // samples the first bytes of one plain keyframe per video sender: [{id, plain, plainLength}]; transforms each
-  // sender's and receiver's frames sealed or opened (ok) and not (failed): [{id, pid, kind, side, state, ok, failed}].
-  e2ee: { on: false, epoch: 0, sending: 0, members: 0, strangers: 0, leader: '', tiles: {}, samples: [], prompt: false,
-    transforms: [] },
+  // prompt: the passphrase dialog is open; transforms counts each sender's and receiver's frames sealed or opened
+  // (ok) and not (failed): [{id, pid, kind, side, state, ok, failed}].
+  e2ee: { on: false, epoch: 0, sending: 0, members: 0, strangers: 0, leader: '', tiles: {}, prompt: false, transforms: [] },
   // Background blur (blur.js): requested (the user's choice), on (our camera is sent blurred now), loading (the
   // model is being loaded), error (why blur fell back to none, '' if it did not), frames processed, fps (frames
   // per second out of the pipeline), msPerFrame (average processing time a frame, the latency it adds; both over
