@@ -34,9 +34,6 @@ func (s *SFU) takeJoinSlot() (func(), error) {
 
 // admitLocked checks a room's rules for a newcomer; rm.mu is held.
 func (rm *Room) admitLocked(p *Participant) error {
-	if _, err := rm.encryptionFor(p); err != nil {
-		return err
-	}
 	if rm.locked && !p.info.Admin {
 		return ErrRoomLocked
 	}

@@ -77,11 +77,14 @@ func (rm *Room) join(p *Participant) ([]*Track, *Participant, error) {
 		rm.locked = true
 		rm.broadcastLocked(nil, Event{Kind: EventRoomState, Locked: true})
 	}
+	encryption, err := rm.encryptionFor(p)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := rm.admitLocked(p); err != nil {
 		return nil, nil, err
 	}
-	mode, _ := rm.encryptionFor(p) // admitted: it matches
-	rm.encryption.Store(mode)
+	rm.encryption.Store(encryption) // p is in: the room's kind is decided, if it was not
 	replaced := rm.replacedByLocked(p)
 	others := make([]ParticipantInfo, 0, len(rm.participants))
 	var tracks []*Track

@@ -156,7 +156,16 @@ function decorateTile(tile) {
   tile.e2eeLock = lock;
 }
 
+// renderHook shows the E2EE's state (the test hook, the mismatch banner) a moment after it changes: counts arrive
+// once a second per transform, and one rendering serves them all.
+const RENDER_DELAY_MS = 200;
+
 function renderHook() {
+  if (app.e2eeRenderTimer === null) app.e2eeRenderTimer = setTimeout(renderNow, RENDER_DELAY_MS);
+}
+
+function renderNow() {
+  app.e2eeRenderTimer = null;
   const e = app.e2ee;
   if (!e) return;
   /** @type {Record<string, string>} */

@@ -79,6 +79,7 @@ export const app = {
   people: { hands: [], open: false, admins: new Set() }, // admins: ids of the others that are administrators
   // End-to-end encryption (encryption.js): the page's E2EE (e2ee.js) once it has a passphrase, else null.
   e2ee: /** @type {import('./e2ee.js').E2EE | null} */ (null),
+  e2eeRenderTimer: /** @type {any} */ (null), // a rendering of its state is due (encryption.js)
   // Background blur (blur.js): what the user asked for (address, last choice, the buttons), the segmentation model
   // (a Promise of it once asked for: loaded once per page), the pipelines running (each owns its loop) and the
   // queue that applies the choice one change at a time.
